@@ -1,0 +1,1 @@
+# page build: filled in by the app

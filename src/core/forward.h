@@ -1,0 +1,47 @@
+// Forward pass of the attention-only transformer, exactly as TransformerLens
+// computes it (formats.md): residual stream of row vectors [T, d_model].
+//
+//   x0 = W_E[tokens] (+ W_pos[0..T) if Standard)
+//   block l:  y = norm(x_l)              (LN / LNPre / identity)
+//             q_in = k_in = y (+ W_pos if Shortformer), v_in = y
+//             q = q_in W_Q[h] + b_Q[h]   [T, d_head], likewise k, v
+//             A = softmax(causal(q k^T / attn_scale))   [T(query), T(key)]
+//             head_out[h] = (A v) W_O[h]  [T, d_model]
+//             x_{l+1} = x_l + sum_h head_out[h] + b_O
+//   logits = norm_final(x_L) W_U + b_U   [T, d_vocab_out]
+#pragma once
+#include <span>
+#include <vector>
+
+#include "core/model.h"
+
+namespace cs {
+
+struct ForwardCache {
+  std::vector<RowMat> resid;     // n_layers + 1 entries: resid[0] = embedding, resid[l+1] after block l; [T, d_model]
+  std::vector<RowMat> pattern;   // n_layers * n_heads, index l * n_heads + h: [T(query/destination), T(key/source)]
+  std::vector<RowMat> head_out;  // n_layers * n_heads: that head's output z W_O, before b_O; [T, d_model]
+  const RowMat& attn(int l, int h, int n_heads) const { return pattern[size_t(l) * n_heads + h]; }
+};
+
+struct ForwardOptions {
+  bool keep_cache = true;
+};
+
+struct ForwardResult {
+  RowMat logits;       // [T, d_vocab_out]
+  ForwardCache cache;  // empty unless keep_cache
+};
+
+// Throws cs::Error if tokens is empty, longer than n_ctx (positional models), or has an id outside [0, d_vocab).
+ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt = {});
+
+// Per-position next-token cross-entropy: out[t] = -log softmax(logits[t])[tokens[t+1]], t in [0, T-1).
+std::vector<float> token_losses(const RowMat& logits, std::span<const int> tokens);
+// Mean of token_losses (0 tokens -> NaN).
+float mean_loss(const RowMat& logits, std::span<const int> tokens);
+
+// Row-wise log-softmax (numerically stable), used by losses and views.
+RowMat log_softmax_rows(const RowMat& logits);
+
+}  // namespace cs

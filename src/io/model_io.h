@@ -1,0 +1,79 @@
+// Loading and saving whole models from byte buffers (no file system here:
+// the CLI reads files, the page gets them from the browser).
+//
+// A model is either
+//  - a folder in Hugging Face layout: model.safetensors + config.json
+//    (+ optional tokenizer.json), or
+//  - a single .safetensors whose __metadata__ carries the config (key
+//    "config" holding config.json text, or the config keys directly),
+//    optionally with a tokenizer.json beside it (or in __metadata__ "tokenizer").
+// Tensor names are TransformerLens' (formats.md). Every check happens before
+// anything is returned, so a failure leaves the caller's current model alone.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/processing.h"
+#include "io/tokenizer.h"
+
+namespace cs {
+
+// Files by base name ("model.safetensors", "config.json", "tokenizer.json", "x.safetensors").
+using FileSet = std::map<std::string, std::vector<uint8_t>>;
+
+struct LoadOptions {
+  bool process = true;  // apply TransformerLens weight processing
+  ProcessOptions steps;
+};
+
+struct LoadedModel {
+  Model model;                              // processed unless LoadOptions::process is false
+  std::optional<Tokenizer> tokenizer;
+  std::vector<std::string> warnings;        // e.g. "blocks.0.attn.W_Q has 3 NaN/Inf values"
+  std::string weights_file;                 // which file the tensors came from
+};
+
+// Parses config.json text (TransformerLens keys and the public toy models' keys:
+// n_layers, d_model, n_heads, d_head, n_ctx, d_vocab, d_vocab_out, attn_scale,
+// normalization_type | normalization, positional_embedding_type | shortformer_pos,
+// attn_only, eps, tokenizer_name, model_name). Fields not given stay 0 / default.
+// Throws cs::Error naming the field on wrong types or unsupported values.
+ModelConfig parse_config_json(std::string_view json_text, bool* has_positional = nullptr,
+                              bool* has_normalization = nullptr);
+// config.json text for a config (TransformerLens keys).
+std::string config_to_json(const ModelConfig& cfg);
+
+// Loads in slices so the page can show progress and stay responsive: the
+// constructor checks everything that is cheap (safetensors headers, config,
+// tensor names/shapes/dtypes, tokenizer); step() converts tensors and applies
+// processing a slice at a time. Every method may throw cs::Error.
+class ModelLoadJob {
+ public:
+  ModelLoadJob(FileSet files, const LoadOptions& opt = {});
+  ~ModelLoadJob();
+  ModelLoadJob(ModelLoadJob&&) noexcept;
+  ModelLoadJob& operator=(ModelLoadJob&&) noexcept;
+  // Works for about budget_ms; returns true once the model is complete.
+  bool step(double budget_ms);
+  float progress() const;     // 0..1
+  std::string stage() const;  // e.g. "converting blocks.1.attn.W_V", "fold_ln"
+  LoadedModel take();         // after step() returned true
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// All at once (CLI, tests).
+LoadedModel load_model(const FileSet& files, const LoadOptions& opt = {});
+
+// Hugging Face layout files for a model: model.safetensors (F32, or F16 when
+// f16), config.json, and tokenizer.json if given (its JSON text).
+FileSet save_model(const Model& m, const std::string& tokenizer_json = {}, bool f16 = false);
+
+}  // namespace cs

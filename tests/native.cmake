@@ -1,0 +1,1 @@
+# native-only tests and benchmarks
