@@ -44,4 +44,10 @@ float mean_loss(const RowMat& logits, std::span<const int> tokens);
 // Row-wise log-softmax (numerically stable), used by losses and views.
 RowMat log_softmax_rows(const RowMat& logits);
 
+// The normalization the forward pass applies, to each row of x [rows, d_model]
+// in place: layer >= 0 uses blocks.{layer}.ln1, layer == -1 uses ln_final.
+// LN: (x - mean) / sqrt(mean((x - mean)^2) + eps) * w + b; LNPre: without w, b;
+// None: identity.
+void normalize_rows(const Model& m, RowMat& x, int layer);
+
 }  // namespace cs
