@@ -36,6 +36,13 @@ StFile parse_safetensors(std::span<const uint8_t> bytes);
 // Converts a float tensor (F32, F16, BF16, F64) to float into out[0..numel).
 // Throws cs::Error naming the tensor for other dtypes.
 void tensor_to_float(const StFile& f, const StTensor& t, float* out);
+// The same for elements [first, first + count) of the tensor (row-major), into
+// out[0..count): lets a loader convert a big tensor in slices.
+void tensor_to_float(const StFile& f, const StTensor& t, int64_t first, int64_t count, float* out);
+
+// Bytes per element of a safetensors dtype ("F32" -> 4), 0 if unknown.
+size_t dtype_size(const std::string& dtype);
+bool is_float_dtype(const std::string& dtype);  // F32, F16, BF16, F64
 
 struct StWriteTensor {
   std::string name;
