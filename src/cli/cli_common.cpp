@@ -1,0 +1,176 @@
+// Shared helpers of the command line (cli_common.h).
+#include "cli/cli_common.h"
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <system_error>
+
+#include "core/error.h"
+
+namespace cs::cli {
+
+namespace fs = std::filesystem;
+
+Args::Args(const std::vector<std::string>& args, const OptionSpec& spec) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() > 2 && a.rfind("--", 0) == 0) {
+      std::string name = a, val;
+      bool inline_value = false;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        val = a.substr(eq + 1);
+        inline_value = true;
+      }
+      if (spec.switches.count(name)) {
+        if (inline_value) throw UsageError(name + " takes no value");
+        switches_.insert(name);
+      } else if (spec.valued.count(name)) {
+        if (!inline_value) {
+          if (i + 1 >= args.size()) throw UsageError(name + " needs a value");
+          val = args[++i];
+        }
+        if (values_.count(name)) throw UsageError(name + " given twice");
+        values_[name] = val;
+      } else {
+        throw UsageError("unknown option '" + name + "'");
+      }
+    } else if (a == "--") {
+      for (++i; i < args.size(); ++i) positional_.push_back(args[i]);
+    } else {
+      positional_.push_back(a);
+    }
+  }
+}
+
+bool Args::has(const std::string& name) const { return switches_.count(name) || values_.count(name); }
+
+std::optional<std::string> Args::value(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Args::expect_positional(size_t n, const std::string& what) const {
+  if (positional_.size() < n) throw UsageError("missing " + what);
+  if (positional_.size() > n) throw UsageError("unexpected argument '" + positional_[n] + "'");
+}
+
+std::optional<int64_t> Args::integer(const std::string& name, int64_t min, int64_t max) const {
+  auto v = value(name);
+  if (!v) return std::nullopt;
+  return parse_int(*v, name, min, max);
+}
+
+std::optional<double> Args::number(const std::string& name) const {
+  auto v = value(name);
+  if (!v) return std::nullopt;
+  try {
+    size_t used = 0;
+    double d = std::stod(*v, &used);
+    if (used == v->size()) return d;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(name + " '" + *v + "' is not a number");
+}
+
+int64_t parse_int(std::string_view text, const std::string& what, int64_t min, int64_t max) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw UsageError(what + " '" + std::string(text) + "' is not an integer");
+  if (v < min || v > max)
+    throw UsageError(what + " " + std::to_string(v) + " is out of range [" + std::to_string(min) + ", " +
+                     std::to_string(max) + "]");
+  return v;
+}
+
+std::vector<int> parse_id_list(std::string_view text, const std::string& what) {
+  std::vector<int> ids;
+  size_t pos = 0;
+  while (true) {
+    size_t comma = text.find(',', pos);
+    std::string_view item = text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty())
+      throw UsageError(what + " '" + std::string(text) + "': empty item " + std::to_string(ids.size() + 1));
+    ids.push_back(int(parse_int(item, what + " item " + std::to_string(ids.size() + 1), 0, INT32_MAX)));
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("'" + path + "': no such file or folder");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("'" + path + "': cannot open");
+  in.seekg(0, std::ios::end);
+  std::streamoff n = in.tellg();
+  if (n < 0) throw Error("'" + path + "': cannot read size");
+  in.seekg(0);
+  std::vector<uint8_t> bytes(static_cast<size_t>(n));
+  if (n > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), n)) throw Error("'" + path + "': read failed");
+  return bytes;
+}
+
+FileSet read_model_files(const std::string& path) {
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw Error("model '" + path + "': no such file or folder");
+  FileSet files;
+  if (fs::is_directory(st)) {
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      if (e.is_regular_file()) files[e.path().filename().string()] = read_file(e.path().string());
+    }
+    if (ec) throw Error("model '" + path + "': cannot list folder (" + ec.message() + ")");
+    if (files.empty()) throw Error("model '" + path + "': folder has no files");
+  } else {
+    files[fs::path(path).filename().string()] = read_file(path);
+  }
+  return files;
+}
+
+LoadedModel load_model_arg(const std::string& path, bool raw) {
+  LoadOptions opt;
+  opt.process = !raw;
+  return load_model(read_model_files(path), opt);
+}
+
+void write_files(const std::string& dir, const FileSet& files) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("'" + dir + "': cannot create folder (" + ec.message() + ")");
+  for (const auto& [name, bytes] : files) {
+    std::string p = (fs::path(dir) / name).string();
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("'" + p + "': cannot open for writing");
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    if (!out) throw Error("'" + p + "': write failed");
+  }
+}
+
+const char* weights_kind(const Model& m) { return m.processing.any() ? "processed" : "raw"; }
+
+std::string token_display(const LoadedModel& lm, int id) {
+  if (lm.tokenizer) return lm.tokenizer->display(id);
+  return "#" + std::to_string(id);
+}
+
+Json token_json(const LoadedModel& lm, int id) {
+  Json j;
+  j["id"] = id;
+  j["token"] = token_display(lm, id);
+  return j;
+}
+
+void print_json(std::ostream& out, const Json& j, int indent) {
+  // Invalid UTF-8 in strings (partial byte tokens) is replaced rather than thrown on.
+  out << j.dump(indent, ' ', false, nlohmann::detail::error_handler_t::replace) << '\n';
+}
+
+}  // namespace cs::cli

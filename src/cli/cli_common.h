@@ -1,0 +1,98 @@
+// Shared pieces of the `circuitscope` command line: argument parsing, reading a
+// MODEL argument into a cs::FileSet, JSON output, token display. Each
+// subcommand lives in its own cmd_*.cpp and is declared at the bottom.
+//
+// Error contract (main.cpp): a UsageError exits 2, a cs::Error (bad data,
+// missing file) exits 1; either prints ONE line "circuitscope: <reason>" on
+// stderr and nothing on stdout, so subcommands build their whole output
+// before printing it.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/model_io.h"
+
+namespace cs::cli {
+
+// JSON with insertion-ordered keys and float numbers: dump() writes the
+// shortest decimal that reads back to the same float (at most max_digits10 = 9
+// significant digits), so every printed value round-trips.
+using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
+                                  std::uint64_t, float>;
+
+// Bad command line (exit code 2).
+class UsageError : public std::runtime_error {
+ public:
+  explicit UsageError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Options of one subcommand: boolean switches and options taking one value
+// ("--top 5" or "--top=5"). Anything else starting with "--" is a UsageError.
+struct OptionSpec {
+  std::set<std::string> switches;  // e.g. {"--json", "--raw"}
+  std::set<std::string> valued;    // e.g. {"--top", "--ids"}
+};
+
+class Args {
+ public:
+  // args: the words after the subcommand name.
+  Args(const std::vector<std::string>& args, const OptionSpec& spec);
+  bool has(const std::string& name) const;  // switch given, or valued option given
+  std::optional<std::string> value(const std::string& name) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+  // Exactly n positional arguments, else UsageError naming what is expected.
+  void expect_positional(size_t n, const std::string& what) const;
+
+  // Typed values of valued options (UsageError naming the option on bad text).
+  std::optional<int64_t> integer(const std::string& name, int64_t min, int64_t max) const;
+  std::optional<double> number(const std::string& name) const;
+
+ private:
+  std::set<std::string> switches_;
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+};
+
+// Strict integer parsing: the whole text must be a base-10 integer in [min, max].
+// Throws UsageError("<what> ...") otherwise.
+int64_t parse_int(std::string_view text, const std::string& what, int64_t min, int64_t max);
+// "1,2,3" -> {1,2,3}; spaces around numbers allowed; empty items rejected (UsageError).
+std::vector<int> parse_id_list(std::string_view text, const std::string& what);
+
+// MODEL argument: a folder (every regular file in it, by base name) or one
+// file (just that file). Throws cs::Error when it cannot be read.
+FileSet read_model_files(const std::string& path);
+// read_model_files + load_model; raw = LoadOptions{process=false}.
+LoadedModel load_model_arg(const std::string& path, bool raw);
+
+// Whole file into memory; throws cs::Error naming the path.
+std::vector<uint8_t> read_file(const std::string& path);
+// Writes FileSet entries into dir (created if needed); throws cs::Error naming the path.
+void write_files(const std::string& dir, const FileSet& files);
+
+// "processed" when any TransformerLens processing step was applied, else "raw".
+const char* weights_kind(const Model& m);
+// Tokenizer::display(id) when there is a tokenizer, else "#id".
+std::string token_display(const LoadedModel& lm, int id);
+// {"id": id, "token": display}
+Json token_json(const LoadedModel& lm, int id);
+
+// Prints j (pretty when indent >= 0) followed by a newline.
+void print_json(std::ostream& out, const Json& j, int indent = -1);
+
+// ---- subcommands: each returns the process exit code ----------------------
+int cmd_info(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+int cmd_bigrams(const std::vector<std::string>& args);
+int cmd_make_demo(const std::vector<std::string>& args);
+int cmd_make_random(const std::vector<std::string>& args);
+
+}  // namespace cs::cli

@@ -1,0 +1,108 @@
+// `circuitscope info MODEL [--json] [--raw]`: the model card.
+// JSON: {"config": {TransformerLens keys}, "parameters": N, "weights": "processed"|"raw",
+//        "processing": ProcessingState::describe(), "tokenizer": {kind, vocab_size, bos_id} | null,
+//        "warnings": [...]}
+#include <iostream>
+#include <sstream>
+
+#include "cli/cli_common.h"
+
+namespace cs::cli {
+
+namespace {
+
+// The config as TransformerLens names it; effective values (d_vocab_out and
+// attn_scale resolved from their defaults). normalization_type is null without
+// normalization, as TransformerLens' None.
+Json config_json(const ModelConfig& c) {
+  Json j;
+  j["n_layers"] = c.n_layers;
+  j["d_model"] = c.d_model;
+  j["n_heads"] = c.n_heads;
+  j["d_head"] = c.d_head;
+  j["n_ctx"] = c.n_ctx;
+  j["d_vocab"] = c.d_vocab;
+  j["d_vocab_out"] = c.vocab_out();
+  j["attn_scale"] = c.scale();
+  j["positional_embedding_type"] = to_string(c.positional);
+  if (c.normalization == Norm::None)
+    j["normalization_type"] = nullptr;
+  else
+    j["normalization_type"] = to_string(c.normalization);
+  j["eps"] = c.eps;
+  j["attn_only"] = true;
+  j["model_name"] = c.name;
+  j["tokenizer_name"] = c.tokenizer_name;
+  return j;
+}
+
+std::string with_thousands(int64_t n) {
+  std::string s = std::to_string(n), out;
+  int k = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it, ++k) {
+    if (k && k % 3 == 0 && *it != '-') out.insert(out.begin(), ',');
+    out.insert(out.begin(), *it);
+  }
+  return out;
+}
+
+void print_card(std::ostream& out, const LoadedModel& lm) {
+  const ModelConfig& c = lm.model.config();
+  out << "model       " << (c.name.empty() ? "(unnamed)" : c.name) << "  [" << lm.weights_file << "]\n"
+      << "layers      " << c.n_layers << " (attention only), d_model " << c.d_model << ", " << c.n_heads
+      << " heads of " << c.d_head << ", n_ctx " << c.n_ctx << "\n"
+      << "vocab       " << c.d_vocab << " in, " << c.vocab_out() << " out\n"
+      << "positions   " << to_string(c.positional) << "; normalization " << to_string(c.normalization)
+      << "; attn_scale " << c.scale() << "; eps " << c.eps << "\n"
+      << "parameters  " << with_thousands(lm.model.parameter_count()) << "\n"
+      << "weights     " << lm.model.processing.describe() << "\n";
+  if (lm.tokenizer) {
+    out << "tokenizer   " << lm.tokenizer->kind() << "; " << lm.tokenizer->vocab_size() << " tokens; BOS ";
+    if (auto b = lm.tokenizer->bos_id())
+      out << *b << " (" << lm.tokenizer->display(*b) << ")";
+    else
+      out << "none";
+    out << "\n";
+  } else {
+    out << "tokenizer   none (ids only)\n";
+  }
+  for (const auto& w : lm.warnings) out << "warning     " << w << "\n";
+}
+
+}  // namespace
+
+int cmd_info(const std::vector<std::string>& words) {
+  Args args(words, {{"--json", "--raw"}, {}});
+  args.expect_positional(1, "MODEL");
+  LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
+
+  if (!args.has("--json")) {
+    std::ostringstream card;
+    print_card(card, lm);
+    std::cout << card.str();
+    return 0;
+  }
+  Json j;
+  j["config"] = config_json(lm.model.config());
+  j["parameters"] = lm.model.parameter_count();
+  j["weights"] = weights_kind(lm.model);
+  j["processing"] = lm.model.processing.describe();
+  if (lm.tokenizer) {
+    Json t;
+    t["kind"] = lm.tokenizer->kind();
+    t["vocab_size"] = lm.tokenizer->vocab_size();
+    if (auto b = lm.tokenizer->bos_id())
+      t["bos_id"] = *b;
+    else
+      t["bos_id"] = nullptr;
+    j["tokenizer"] = t;
+  } else {
+    j["tokenizer"] = nullptr;
+  }
+  j["warnings"] = lm.warnings;
+  j["weights_file"] = lm.weights_file;
+  print_json(std::cout, j, 2);
+  return 0;
+}
+
+}  // namespace cs::cli

@@ -1,0 +1,140 @@
+// `circuitscope run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]`
+// Runs the forward pass (core/forward.h) on one sequence.
+// JSON: {"ids": [..], "tokens": [display..], "weights": "processed"|"raw",
+//        "loss": mean next-token loss (null for one token), "losses": per position [T-1],
+//        "logits": [T][d_vocab_out] (--logits), "patterns": [layer][head][query][key] (--patterns)}
+// --text prepends the tokenizer's BOS (if it has one) unless --no-bos, as
+// TransformerLens does by default; --ids are used exactly as given.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "cli/cli_common.h"
+#include "core/error.h"
+#include "core/forward.h"
+
+namespace cs::cli {
+
+namespace {
+
+Json row_json(const RowMat& m, Eigen::Index r) {
+  Json row = Json::array();
+  row.get_ref<Json::array_t&>().reserve(size_t(m.cols()));
+  for (Eigen::Index c = 0; c < m.cols(); ++c) row.push_back(m(r, c));
+  return row;
+}
+
+// Writes a [rows][cols] matrix as nested JSON arrays one row at a time, so a
+// [1024][48262] logits table never exists as one JSON tree in memory.
+void write_matrix(std::ostream& out, const RowMat& m) {
+  out << '[';
+  for (Eigen::Index r = 0; r < m.rows(); ++r) {
+    if (r) out << ',';
+    out << row_json(m, r).dump();
+  }
+  out << ']';
+}
+
+std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
+  auto text = args.value("--text");
+  if (auto ids_text = args.value("--ids")) return parse_id_list(*ids_text, "--ids");
+  if (!lm.tokenizer) throw Error("--text needs a tokenizer.json with the model; use --ids");
+  std::vector<int> ids;
+  if (!args.has("--no-bos"))
+    if (auto bos = lm.tokenizer->bos_id()) ids.push_back(*bos);
+  std::vector<int> enc = lm.tokenizer->encode(*text);
+  ids.insert(ids.end(), enc.begin(), enc.end());
+  if (ids.empty()) throw Error("--text '' encodes to no tokens (and the tokenizer has no BOS)");
+  return ids;
+}
+
+void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>& ids, const RowMat& logits,
+                const std::vector<float>& losses, float loss) {
+  RowMat lp = log_softmax_rows(logits);
+  out << "weights: " << lm.model.processing.describe() << "\n";
+  out << "pos  id      token            loss(next)  top prediction\n";
+  for (size_t t = 0; t < ids.size(); ++t) {
+    Eigen::Index best = 0;
+    lp.row(Eigen::Index(t)).maxCoeff(&best);
+    char buf[64];
+    if (t < losses.size())
+      std::snprintf(buf, sizeof buf, "%10.4f", double(losses[t]));
+    else
+      std::snprintf(buf, sizeof buf, "%10s", "-");
+    std::string tok = token_display(lm, ids[t]);
+    out << t << std::string(t < 10 ? 4 : t < 100 ? 3 : 2, ' ') << ids[t]
+        << std::string(std::max<int>(1, 8 - int(std::to_string(ids[t]).size())), ' ') << tok
+        << std::string(std::max<int>(1, 17 - int(tok.size())), ' ') << buf << "  "
+        << token_display(lm, int(best)) << " (p=" << std::exp(lp(Eigen::Index(t), best)) << ")\n";
+  }
+  out << "mean loss: " << loss << " nats over " << losses.size() << " predictions\n";
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& words) {
+  Args args(words, {{"--json", "--logits", "--patterns", "--raw", "--no-bos"}, {"--text", "--ids"}});
+  args.expect_positional(1, "MODEL");
+  if (args.has("--text") && args.has("--ids")) throw UsageError("give --text or --ids, not both");
+  if (!args.has("--text") && !args.has("--ids")) throw UsageError("missing --text TEXT or --ids 1,2,3");
+  if (args.has("--ids")) {
+    if (args.has("--no-bos")) throw UsageError("--no-bos applies to --text only (--ids are used as given)");
+    parse_id_list(*args.value("--ids"), "--ids");  // usage errors before the model is read
+  }
+  if ((args.has("--logits") || args.has("--patterns")) && !args.has("--json"))
+    throw UsageError("--logits and --patterns need --json");
+  LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
+  std::vector<int> ids = input_ids(args, lm);
+
+  ForwardOptions fo;
+  fo.keep_cache = args.has("--patterns");
+  ForwardResult r = forward(lm.model, ids, fo);
+  std::vector<float> losses = token_losses(r.logits, ids);
+  float loss = mean_loss(r.logits, ids);
+
+  if (!args.has("--json")) {
+    std::ostringstream s;
+    print_text(s, lm, ids, r.logits, losses, loss);
+    std::cout << s.str();
+    return 0;
+  }
+
+  Json head;
+  head["ids"] = ids;
+  Json tokens = Json::array();
+  for (int id : ids) tokens.push_back(token_display(lm, id));
+  head["tokens"] = tokens;
+  head["weights"] = weights_kind(lm.model);
+  head["loss"] = std::isfinite(loss) ? Json(loss) : Json(nullptr);
+  head["losses"] = losses;
+
+  // Everything is computed; from here on only printing happens.
+  std::ostream& out = std::cout;
+  std::string small = head.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+  small.pop_back();  // the closing '}'; big arrays follow
+  out << small;
+  if (args.has("--logits")) {
+    out << ",\"logits\":";
+    write_matrix(out, r.logits);
+  }
+  if (args.has("--patterns")) {
+    const ModelConfig& c = lm.model.config();
+    out << ",\"patterns\":[";
+    for (int l = 0; l < c.n_layers; ++l) {
+      out << (l ? ",[" : "[");
+      for (int h = 0; h < c.n_heads; ++h) {
+        if (h) out << ',';
+        write_matrix(out, r.cache.attn(l, h, c.n_heads));
+      }
+      out << ']';
+    }
+    out << ']';
+  }
+  out << "}\n";
+  out.flush();
+  return 0;
+}
+
+}  // namespace cs::cli

@@ -1,0 +1,77 @@
+// circuitscope: command line over the same core as the page.
+// Dispatches to one subcommand; maps errors to exit codes (2 usage, 1 data)
+// and ONE stderr line "circuitscope: <reason>".
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli_common.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* synopsis;
+};
+
+const Command kCommands[] = {
+    {"info", cs::cli::cmd_info, "info MODEL [--json] [--raw]"},
+    {"run", cs::cli::cmd_run,
+     "run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]"},
+    {"bigrams", cs::cli::cmd_bigrams, "bigrams MODEL (--token TEXT | --id N) [--top K] [--reverse] [--json] [--raw]"},
+    {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
+    {"make-random", cs::cli::cmd_make_random,
+     "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "
+     "[--pos standard|shortformer|none] [--norm none|LN] [--seed S] [--std X] [--f16]"},
+};
+
+void usage(std::ostream& out) {
+  out << "usage: circuitscope <command> ...\n"
+         "MODEL is a folder (model.safetensors, config.json, tokenizer.json) or one .safetensors file.\n"
+         "--raw: weights exactly as stored (default: TransformerLens weight processing).\n";
+  for (const auto& c : kCommands) out << "  circuitscope " << c.synopsis << "\n";
+}
+
+// One line: newlines in a reason would break the "one stderr line" contract.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+int fail(int code, const std::string& reason) {
+  std::cerr << "circuitscope: " << one_line(reason) << std::endl;
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> words(argv + 1, argv + argc);
+  if (words.empty()) return fail(2, "missing command (info, run, bigrams, make-demo, make-random; --help)");
+  if (words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  const Command* cmd = nullptr;
+  for (const auto& c : kCommands)
+    if (words[0] == c.name) cmd = &c;
+  if (!cmd) return fail(2, "unknown command '" + words[0] + "' (info, run, bigrams, make-demo, make-random)");
+  std::vector<std::string> rest(words.begin() + 1, words.end());
+  try {
+    return cmd->run(rest);
+  } catch (const cs::cli::UsageError& e) {
+    return fail(2, std::string(cmd->name) + ": " + e.what() + " (usage: circuitscope " + cmd->synopsis + ")");
+  } catch (const cs::Error& e) {
+    return fail(1, e.what());
+  } catch (const nlohmann::json::exception& e) {
+    return fail(1, std::string("JSON: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(1, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
+}
