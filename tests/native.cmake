@@ -1,1 +1,43 @@
-# native-only tests and benchmarks
+# Native-only tests and benchmarks (included by the root CMakeLists.txt for
+# native builds):
+#   cli.*             the `circuitscope` command line (tests/cli/cli.test.mjs, node --test)
+#   cross.*           native vs wasm (circuitscope-node.js from CIRCUITSCOPE_WASM_DIR), when that is set
+#   bench_native      Google Benchmark (tests/bench/bench_native.cpp); run by scripts/bench, not by CTest
+#   browser tests     tests/browser/browser.cmake (the page's), when present
+set(CIRCUITSCOPE_WASM_DIR "" CACHE PATH "wasm build dir for native-vs-wasm and browser tests")
+
+find_program(CS_NODE node)
+
+if(TARGET circuitscope AND CS_NODE)
+  add_test(NAME cli.commands
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/cli.test.mjs)
+  set_tests_properties(cli.commands PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 300)
+
+  if(CIRCUITSCOPE_WASM_DIR)
+    # The Node build of the CLI comes from the wasm build tree (root CMakeLists:
+    # target circuitscope, OUTPUT_NAME circuitscope-node); the test reports a
+    # missing file as a failure rather than skipping.
+    add_test(NAME cross.native_vs_wasm
+      COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/native_vs_wasm.test.mjs)
+    set_tests_properties(cross.native_vs_wasm PROPERTIES
+      ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR};CIRCUITSCOPE_WASM_JS=${CIRCUITSCOPE_WASM_DIR}/circuitscope-node.js"
+      TIMEOUT 300)
+  endif()
+elseif(TARGET circuitscope)
+  message(WARNING "node not found: CLI tests are not registered")
+endif()
+
+# ---- benchmarks (Google Benchmark, Debian libbenchmark-dev) ----------------
+find_package(benchmark CONFIG QUIET)
+if(benchmark_FOUND)
+  add_executable(bench_native ${CMAKE_SOURCE_DIR}/tests/bench/bench_native.cpp
+                              ${CMAKE_SOURCE_DIR}/tests/bench/bench_common.cpp)
+  target_link_libraries(bench_native PRIVATE cs_io benchmark::benchmark Threads::Threads)
+  target_compile_options(bench_native PRIVATE ${CS_OPT} -Wall -Wextra)
+else()
+  message(STATUS "Google Benchmark not found: bench_native is not built")
+endif()
+
+include(${CMAKE_SOURCE_DIR}/tests/browser/browser.cmake OPTIONAL)

@@ -1,0 +1,27 @@
+// Shared setup of the native (Google Benchmark) and wasm (Node) benchmarks:
+// a random model of the public toy models' shape (formats.md: attn-only-2l,
+// 2 layers, d_model 512, 8 heads of 64, n_ctx 1024, d_vocab 48262, LayerNorm,
+// standard positions) and a fixed token sequence.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/model.h"
+#include "io/model_io.h"
+
+namespace cs::bench {
+
+// The toy-model shape above. Benchmarks that need a smaller model for a quick
+// run can pass another config to random_model().
+ModelConfig toy_config();
+
+// cs::randomize weights (seed fixed), unprocessed.
+Model random_model(const ModelConfig& cfg);
+
+// model.safetensors + config.json bytes of the model (F32, or F16 when f16).
+FileSet model_files(const Model& m, bool f16);
+
+// n token ids in [0, d_vocab), a fixed pseudo-random sequence.
+std::vector<int> token_sequence(const ModelConfig& cfg, int n);
+
+}  // namespace cs::bench
