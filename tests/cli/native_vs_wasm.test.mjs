@@ -1,0 +1,87 @@
+// Native vs wasm (node --test): the same `circuitscope run ... --json --logits
+// --patterns` from the native binary and from the wasm build under Node
+// (circuitscope-node.js) must agree on every number to 1e-4 relative
+// (|a - b| <= 1e-4 * max(|a|, |b|, 1e-3); the floor keeps near-zero
+// attention weights from turning float noise into a large ratio).
+// Environment: CIRCUITSCOPE_BIN, CIRCUITSCOPE_WASM_JS, CIRCUITSCOPE_SOURCE_DIR.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+
+import { cli, cliJson, DEMO, maxRelDiff, tempDir, WASM_JS } from './helpers.mjs';
+
+const TOL = 1e-4;
+const work = tempDir();
+const shortLN = path.join(work, 'shortformer-ln');
+const stdLN = path.join(work, 'standard-ln');
+
+before(() => {
+  assert.ok(WASM_JS && existsSync(WASM_JS), `wasm CLI not found: '${WASM_JS}' (build the wasm tree first)`);
+  let r = cli(['make-random', shortLN, '--layers', '2', '--d-model', '64', '--heads', '4', '--d-head', '16',
+    '--ctx', '48', '--vocab', '300', '--pos', 'shortformer', '--norm', 'LN', '--seed', '42']);
+  assert.equal(r.code, 0, r.stderr);
+  r = cli(['make-random', stdLN, '--layers', '3', '--d-model', '32', '--heads', '4', '--d-head', '8',
+    '--ctx', '40', '--vocab', '123', '--pos', 'standard', '--norm', 'LN', '--seed', '9', '--f16']);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+function compare(args) {
+  const native = cliJson(args);
+  const wasm = cliJson(args, { wasm: true });
+  assert.deepEqual(wasm.ids, native.ids);
+  assert.deepEqual(wasm.tokens, native.tokens);
+  assert.equal(wasm.weights, native.weights);
+  const keys = ['loss', 'losses', 'logits', 'patterns'];
+  for (const k of keys) {
+    assert.ok(k in native, `native output lacks ${k}`);
+    const d = maxRelDiff(native[k], wasm[k], 1e-3, k);
+    assert.ok(d <= TOL, `${k}: native and wasm differ by ${d.toExponential(2)} relative`);
+  }
+  return native;
+}
+
+const ids = (n, V, mul = 37, add = 5) => Array.from({ length: n }, (_, i) => (i * mul + add) % V).join(',');
+
+test('demo model, --ids (processed)', () => {
+  const j = compare(['run', DEMO, '--ids', '256,' + ids(60, 256), '--json', '--logits', '--patterns']);
+  assert.equal(j.patterns.length, 2);
+});
+
+test('demo model, --text through the tokenizer', () => {
+  compare(['run', DEMO, '--text', 'Permission is hereby granted, free of charge, to any person\n', '--json',
+    '--logits', '--patterns']);
+});
+
+test('random shortformer + LN model, processed and raw', () => {
+  compare(['run', shortLN, '--ids', ids(48, 300), '--json', '--logits', '--patterns']);
+  compare(['run', shortLN, '--ids', ids(48, 300, 11, 2), '--json', '--logits', '--patterns', '--raw']);
+});
+
+test('random standard + LN model from F16 safetensors', () => {
+  compare(['run', stdLN, '--ids', ids(40, 123), '--json', '--logits', '--patterns']);
+});
+
+test('bigrams and info agree', () => {
+  for (const args of [
+    ['bigrams', shortLN, '--id', '17', '--top', '20', '--json'],
+    ['bigrams', DEMO, '--token', 'e', '--top', '10', '--reverse', '--json'],
+  ]) {
+    const n = cliJson(args), w = cliJson(args, { wasm: true });
+    const list = n.next ? 'next' : 'sources';
+    assert.deepEqual(w[list].map((e) => e.id), n[list].map((e) => e.id));
+    assert.ok(maxRelDiff(n[list].map((e) => [e.logit, e.prob]), w[list].map((e) => [e.logit, e.prob])) <= TOL);
+  }
+  const ni = cliJson(['info', DEMO, '--json']), wi = cliJson(['info', DEMO, '--json'], { wasm: true });
+  assert.deepEqual(wi, ni);
+});
+
+test('errors: same exit code and message', () => {
+  for (const args of [['run', shortLN, '--ids', '1,x'], ['info', path.join(work, 'missing')], ['nope']]) {
+    const n = cli(args), w = cli(args, { wasm: true });
+    assert.notEqual(n.code, 0);
+    assert.equal(w.code, n.code, `exit code for ${args.join(' ')}: wasm stderr ${w.stderr}`);
+    assert.equal(w.stderr.trim(), n.stderr.trim());
+    assert.equal(w.stdout, '');
+  }
+});
