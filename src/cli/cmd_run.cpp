@@ -19,6 +19,13 @@ namespace cs::cli {
 
 namespace {
 
+// Columns a string takes in a terminal: one per UTF-8 code point.
+int text_width(const std::string& s) {
+  int n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
 Json row_json(const RowMat& m, Eigen::Index r) {
   Json row = Json::array();
   row.get_ref<Json::array_t&>().reserve(size_t(m.cols()));
@@ -66,7 +73,7 @@ void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>
     std::string tok = token_display(lm, ids[t]);
     out << t << std::string(t < 10 ? 4 : t < 100 ? 3 : 2, ' ') << ids[t]
         << std::string(std::max<int>(1, 8 - int(std::to_string(ids[t]).size())), ' ') << tok
-        << std::string(std::max<int>(1, 17 - int(tok.size())), ' ') << buf << "  "
+        << std::string(std::max<int>(1, 17 - text_width(tok)), ' ') << buf << "  "
         << token_display(lm, int(best)) << " (p=" << std::exp(lp(Eigen::Index(t), best)) << ")\n";
   }
   out << "mean loss: " << loss << " nats over " << losses.size() << " predictions\n";
