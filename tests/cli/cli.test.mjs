@@ -53,7 +53,8 @@ describe('info', () => {
     // Parameters counted from the TransformerLens shapes (formats.md).
     const [L, D, H, Dh, C, V] = [2, 24, 3, 8, 16, 40];
     const perLayer = 4 * H * D * Dh + 3 * H * Dh + D + 2 * D;  // W_QKVO, b_QKV, b_O, ln1.w/b
-    assert.equal(j.parameters, V * D + C * D + L * perLayer + 2 * D + D * V + V);
+    // fold_ln leaves LNPre, which has no ln1/ln_final weights to count.
+    assert.equal(j.parameters, V * D + C * D + L * (perLayer - 2 * D) + D * V + V);
     assert.equal(j.weights, 'processed');
     assert.match(j.processing, /fold_ln/);
     assert.match(j.processing, /center_unembed/);
@@ -64,6 +65,9 @@ describe('info', () => {
   test('--raw keeps the weights as stored', () => {
     const j = cliJson(['info', MODELS.ln.dir, '--json', '--raw']);
     assert.equal(j.weights, 'raw');
+    const [L, D, H, Dh, C, V] = [2, 24, 3, 8, 16, 40];
+    const perLayer = 4 * H * D * Dh + 3 * H * Dh + D + 2 * D;  // W_QKVO, b_QKV, b_O, ln1.w/b
+    assert.equal(j.parameters, V * D + C * D + L * perLayer + 2 * D + D * V + V);
     assert.equal(j.config.normalization_type, 'LN');
     assert.doesNotMatch(j.processing, /fold_ln/);
   });
@@ -251,7 +255,12 @@ describe('bigrams', () => {
     assert.equal(sp.source.id, 32);
     const rev = cliJson(['bigrams', DEMO, '--token', 'u', '--top', '3', '--reverse', '--json']);
     assert.equal(rev.next_token.id, 117);
-    assert.ok(rev.sources.some((e) => e.id === 113), 'q should be among the top sources of u');
+    // Each listed source's prob is p(u | source) of the forward query.
+    for (const s of rev.sources) {
+      const fwd = cliJson(['bigrams', DEMO, '--id', String(s.id), '--top', '257', '--json']);
+      const u = fwd.next.find((e) => e.id === 117);
+      assert.ok(Math.abs(u.prob - s.prob) < 1e-6 && Math.abs(u.logit - s.logit) < 1e-4);
+    }
   });
 
   test('--token of several tokens is an error naming the count', () => {
