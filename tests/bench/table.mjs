@@ -23,7 +23,8 @@ const row = (name) => { if (!rows.has(name)) rows.set(name, {}); return rows.get
 
 for (const b of read(nativeFile)?.benchmarks ?? []) {
   if (b.run_type === 'aggregate' && b.aggregate_name !== 'mean') continue;
-  const name = b.run_type === 'aggregate' ? b.run_name : b.name;
+  // Names as registered: drop Google Benchmark's "/min_time:2.000" suffix.
+  const name = (b.run_type === 'aggregate' ? b.run_name : b.name).replace(/\/min_time:[^/]*/, '');
   row(name).native = b.real_time * toMs[b.time_unit ?? 'ns'];
 }
 for (const b of read(wasmFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;
