@@ -27,9 +27,20 @@ namespace cs {
 // Files by base name ("model.safetensors", "config.json", "tokenizer.json", "x.safetensors").
 using FileSet = std::map<std::string, std::vector<uint8_t>>;
 
+// Default limit on the model's float parameters, in bytes: wasm has a 4 GB
+// address space (which also holds the file bytes); natively no limit.
+#ifdef __EMSCRIPTEN__
+inline constexpr uint64_t kDefaultMaxModelBytes = 3'500'000'000ull;
+#else
+inline constexpr uint64_t kDefaultMaxModelBytes = UINT64_MAX;
+#endif
+
 struct LoadOptions {
   bool process = true;  // apply TransformerLens weight processing
   ProcessOptions steps;
+  // Refuse (cs::Error "model needs N MB of memory, more than is available")
+  // before allocating when the model's floats would exceed this many bytes.
+  uint64_t max_bytes = kDefaultMaxModelBytes;
 };
 
 struct LoadedModel {

@@ -1,0 +1,541 @@
+// Loading and saving whole models (model_io.h).
+//
+// Loading, in order; everything up to the allocation is cheap and happens in
+// the ModelLoadJob constructor, so a bad file fails before any big work:
+//  1. pick the weights: model.safetensors, else the only *.safetensors;
+//  2. parse its header (safetensors.cpp validates offsets, dtypes, shapes);
+//  3. config from config.json, else __metadata__ ("config" = config.json text,
+//     or the config keys directly); fields it leaves out are inferred from the
+//     tensor shapes where that is unambiguous;
+//  4. every tensor the config needs must be present, float, and of the shape
+//     the config implies (TransformerLens names and shapes, formats.md);
+//  5. tokenizer.json (or __metadata__ "tokenizer"), its vocabulary <= d_vocab;
+//  6. the memory the floats need, against LoadOptions::max_bytes.
+// step() then allocates, converts tensors in slices, and applies the
+// TransformerLens weight processing one step at a time.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "core/error.h"
+#include "io/model_io.h"
+#include "io/safetensors.h"
+
+namespace cs {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kProcessingKey = "circuitscope.processing";  // __metadata__ key written by save_model
+constexpr int64_t kChunk = int64_t(1) << 20;                        // floats converted per slice
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::string base_name(const std::string& path) {
+  const size_t slash = path.find_last_of("/\\");
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+const std::vector<uint8_t>* find_file(const FileSet& files, const std::string& name, std::string* key = nullptr) {
+  for (const auto& [k, v] : files)
+    if (base_name(k) == name) {
+      if (key) *key = k;
+      return &v;
+    }
+  return nullptr;
+}
+
+std::string as_text(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
+
+std::string mb(uint64_t bytes) {
+  char buf[32];
+  const double m = double(bytes) / 1e6;
+  std::snprintf(buf, sizeof buf, m < 10 ? "%.2f" : "%.0f", m);
+  return buf;
+}
+
+// "blocks.12.attn.W_Q" -> 12; -1 if not a block tensor.
+int block_index(const std::string& name) {
+  if (name.rfind("blocks.", 0) != 0) return -1;
+  size_t i = 7, n = 0;
+  int v = 0;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9' && n < 9) {
+    v = v * 10 + (name[i] - '0');
+    ++i;
+    ++n;
+  }
+  if (n == 0 || i >= name.size() || name[i] != '.') return -1;
+  return v;
+}
+
+// TransformerLens' buffers of the attention module: not weights, ignored.
+bool is_tl_buffer(const std::string& name) {
+  return block_index(name) >= 0 && (name.ends_with(".attn.IGNORE") || name.ends_with(".attn.mask"));
+}
+
+// One tensor the config requires: TransformerLens name, shape, and the config
+// field each dimension comes from (to name it when the file disagrees).
+struct Need {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<const char*> fields;
+};
+
+// The tensors of an attention-only model (formats.md), x @ W convention:
+//   embed.W_E [d_vocab, d_model], pos_embed.W_pos [n_ctx, d_model],
+//   blocks.l.attn.W_Q/W_K/W_V [n_heads, d_model, d_head], W_O [n_heads, d_head, d_model],
+//   b_Q/b_K/b_V [n_heads, d_head], b_O [d_model], blocks.l.ln1.w/b [d_model] (LN),
+//   ln_final.w/b [d_model] (LN), unembed.W_U [d_model, d_vocab_out], unembed.b_U [d_vocab_out].
+std::vector<Need> needed_tensors(const ModelConfig& c) {
+  const int64_t V = c.d_vocab, D = c.d_model, H = c.n_heads, Dh = c.d_head, C = c.n_ctx, Vo = c.vocab_out();
+  const char* vo = c.d_vocab_out > 0 ? "d_vocab_out" : "d_vocab";
+  std::vector<Need> n;
+  n.push_back({"embed.W_E", {V, D}, {"d_vocab", "d_model"}});
+  if (c.has_pos()) n.push_back({"pos_embed.W_pos", {C, D}, {"n_ctx", "d_model"}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    if (c.has_ln_weights()) {
+      n.push_back({b + "ln1.w", {D}, {"d_model"}});
+      n.push_back({b + "ln1.b", {D}, {"d_model"}});
+    }
+    for (const char* w : {"W_Q", "W_K", "W_V"})
+      n.push_back({b + "attn." + w, {H, D, Dh}, {"n_heads", "d_model", "d_head"}});
+    n.push_back({b + "attn.W_O", {H, Dh, D}, {"n_heads", "d_head", "d_model"}});
+    for (const char* w : {"b_Q", "b_K", "b_V"}) n.push_back({b + "attn." + w, {H, Dh}, {"n_heads", "d_head"}});
+    n.push_back({b + "attn.b_O", {D}, {"d_model"}});
+  }
+  if (c.has_ln_weights()) {
+    n.push_back({"ln_final.w", {D}, {"d_model"}});
+    n.push_back({"ln_final.b", {D}, {"d_model"}});
+  }
+  n.push_back({"unembed.W_U", {D, Vo}, {"d_model", vo}});
+  n.push_back({"unembed.b_U", {Vo}, {vo}});
+  return n;
+}
+
+// Config from __metadata__ without a "config" entry: the config keys directly,
+// each value JSON text ("512", "true", "null") or a plain string ("LN").
+std::string flat_metadata_config(const std::map<std::string, std::string>& meta) {
+  json j = json::object();
+  for (const auto& [k, v] : meta) {
+    if (k == "format" || k == "tokenizer" || k == "config" || k == kProcessingKey) continue;
+    json parsed = json::parse(v, nullptr, /*allow_exceptions=*/false);
+    j[k] = (parsed.is_discarded() || parsed.is_structured()) ? json(v) : parsed;
+  }
+  return j.dump();
+}
+
+ProcessingState parse_processing(const std::string& s) {
+  ProcessingState p;
+  p.fold_ln = s.find("fold_ln") != std::string::npos;
+  p.center_writing_weights = s.find("center_writing_weights") != std::string::npos;
+  p.center_unembed = s.find("center_unembed") != std::string::npos;
+  p.fold_value_biases = s.find("fold_value_biases") != std::string::npos;
+  return p;
+}
+
+// The loader proper. Borrows the files (load_model) or is given owned ones
+// (ModelLoadJob keeps them alive beside it).
+class Loader {
+ public:
+  Loader(const FileSet& files, const LoadOptions& opt) : files_(files), opt_(opt) { check(); }
+
+  bool step(double budget_ms);
+  float progress() const;
+  const std::string& stage() const { return stage_; }
+  LoadedModel take();
+
+ private:
+  void check();
+  void choose_weights();
+  void read_config();
+  void check_tensors();
+  void read_tokenizer();
+  void allocate();
+  void convert_slice();
+
+  const StTensor* tensor(const std::string& name) const { return st_.find(name); }
+
+  const FileSet& files_;
+  LoadOptions opt_;
+  std::string weights_file_;
+  StFile st_;
+  ModelConfig cfg_;
+  std::vector<Need> needs_;
+  std::vector<const StTensor*> sources_;  // parallel to needs_
+  std::optional<Tokenizer> tokenizer_;
+  std::vector<std::string> warnings_;
+  ProcessingState stored_processing_;
+  uint64_t total_floats_ = 0;
+
+  // progress of step()
+  Model model_;
+  bool allocated_ = false, finished_ = false, taken_ = false;
+  size_t job_ = 0;              // index into needs_
+  int64_t job_done_ = 0;        // floats of needs_[job_] converted
+  int64_t job_nonfinite_ = 0;   // NaN/Inf values seen in needs_[job_]
+  uint64_t floats_done_ = 0;
+  std::vector<ProcessOptions> proc_steps_;
+  std::vector<const char*> proc_names_;
+  size_t proc_done_ = 0;
+  std::string stage_ = "checked";
+};
+
+void Loader::check() {
+  choose_weights();
+  const std::vector<uint8_t>& bytes = files_.at(weights_file_);
+  try {
+    st_ = parse_safetensors(bytes);
+  } catch (const Error& e) {
+    std::string m = e.what();
+    const std::string prefix = "safetensors: ";
+    if (m.rfind(prefix, 0) == 0) m = m.substr(prefix.size());
+    throw Error(base_name(weights_file_) + ": " + m);
+  }
+  read_config();
+  check_tensors();
+  read_tokenizer();
+
+  total_floats_ = 0;
+  for (const Need& n : needs_) {
+    uint64_t k = 1;
+    for (int64_t d : n.shape) k *= uint64_t(d);
+    total_floats_ += k;
+  }
+  const uint64_t bytes_needed = total_floats_ * sizeof(float);
+  if (bytes_needed > opt_.max_bytes)
+    throw Error("model needs " + mb(bytes_needed) + " MB of memory, more than is available (limit " +
+                mb(opt_.max_bytes) + " MB)");
+
+  if (opt_.process) {
+    auto add = [&](bool on, const char* name, ProcessOptions o) {
+      if (!on) return;
+      proc_steps_.push_back(o);
+      proc_names_.push_back(name);
+    };
+    const ProcessOptions none{false, false, false, false};
+    ProcessOptions o = none;
+    o.fold_ln = true;
+    add(opt_.steps.fold_ln, "fold_ln", o);
+    o = none;
+    o.center_writing_weights = true;
+    add(opt_.steps.center_writing_weights, "center_writing_weights", o);
+    o = none;
+    o.center_unembed = true;
+    add(opt_.steps.center_unembed, "center_unembed", o);
+    o = none;
+    o.fold_value_biases = true;
+    add(opt_.steps.fold_value_biases, "fold_value_biases", o);
+  }
+}
+
+void Loader::choose_weights() {
+  std::vector<std::string> candidates;
+  std::string names;
+  for (const auto& [k, v] : files_) {
+    names += (names.empty() ? "" : ", ") + base_name(k);
+    if (base_name(k).ends_with(".safetensors")) candidates.push_back(k);
+  }
+  for (const std::string& k : candidates)
+    if (base_name(k) == "model.safetensors") {
+      weights_file_ = k;
+      return;
+    }
+  if (candidates.size() == 1) {
+    weights_file_ = candidates[0];
+    return;
+  }
+  if (candidates.empty())
+    throw Error("no .safetensors weights file among the files given (" + (names.empty() ? "none" : names) + ")");
+  std::string list;
+  for (const std::string& k : candidates) list += (list.empty() ? "" : ", ") + base_name(k);
+  throw Error("several .safetensors files (" + list + ") and none is named model.safetensors: give one");
+}
+
+void Loader::read_config() {
+  bool pos_given = false, norm_given = false;
+  std::string key;
+  if (const auto* cj = find_file(files_, "config.json", &key)) {
+    cfg_ = parse_config_json(as_text(*cj), &pos_given, &norm_given);
+  } else if (auto it = st_.metadata.find("config"); it != st_.metadata.end()) {
+    cfg_ = parse_config_json(it->second, &pos_given, &norm_given);
+  } else {
+    cfg_ = parse_config_json(flat_metadata_config(st_.metadata), &pos_given, &norm_given);
+  }
+  if (auto it = st_.metadata.find(kProcessingKey); it != st_.metadata.end())
+    stored_processing_ = parse_processing(it->second);
+
+  // Infer what the config leaves out from the shapes (formats.md table).
+  auto dims = [&](const char* name, size_t rank, const char* layout) -> const StTensor* {
+    const StTensor* t = tensor(name);
+    if (t && t->shape.size() != rank)
+      throw Error(std::string("tensor '") + name + "' has shape " + shape_str(t->shape) + " but should be " + layout);
+    return t;
+  };
+  const StTensor* W_E = dims("embed.W_E", 2, "[d_vocab, d_model]");
+  if (!W_E) throw Error("missing tensor 'embed.W_E'");
+  if (cfg_.d_vocab == 0) cfg_.d_vocab = int(W_E->shape[0]);
+  if (cfg_.d_model == 0) cfg_.d_model = int(W_E->shape[1]);
+
+  const StTensor* W_pos = dims("pos_embed.W_pos", 2, "[n_ctx, d_model]");
+  if (!pos_given) cfg_.positional = W_pos ? PosEmbed::Standard : PosEmbed::None;
+  if (cfg_.has_pos() && !W_pos) throw Error(std::string("missing tensor 'pos_embed.W_pos' (config positional_embedding_type is ") + to_string(cfg_.positional) + ")");
+  if (cfg_.n_ctx == 0) {
+    if (cfg_.has_pos()) {
+      cfg_.n_ctx = int(W_pos->shape[0]);
+    } else {
+      cfg_.n_ctx = 1024;
+      warnings_.push_back("config gives no n_ctx and the model has no positional embedding: using n_ctx = 1024");
+    }
+  }
+
+  int blocks = 0;
+  std::string last_block_tensor;
+  for (const StTensor& t : st_.tensors) {
+    const int b = block_index(t.name);
+    if (b >= 0 && !is_tl_buffer(t.name) && b + 1 > blocks) {
+      blocks = b + 1;
+      last_block_tensor = t.name;
+    }
+  }
+  if (cfg_.n_layers == 0) cfg_.n_layers = blocks;
+  if (blocks > cfg_.n_layers)
+    throw Error("tensor '" + last_block_tensor + "' is in the file but config n_layers = " +
+                std::to_string(cfg_.n_layers));
+
+  if (cfg_.n_layers > 0) {
+    const StTensor* W_Q = dims("blocks.0.attn.W_Q", 3, "[n_heads, d_model, d_head]");
+    if (!W_Q) throw Error("missing tensor 'blocks.0.attn.W_Q'");
+    if (cfg_.n_heads == 0) cfg_.n_heads = int(W_Q->shape[0]);
+    if (cfg_.d_head == 0) cfg_.d_head = int(W_Q->shape[2]);
+  } else {
+    // No attention at all (a zero-layer model): head sizes mean nothing.
+    if (cfg_.n_heads == 0) cfg_.n_heads = 1;
+    if (cfg_.d_head == 0) cfg_.d_head = std::max(1, cfg_.d_model);
+  }
+
+  if (cfg_.d_vocab_out == 0)
+    if (const StTensor* W_U = dims("unembed.W_U", 2, "[d_model, d_vocab_out]"); W_U && W_U->shape[1] != cfg_.d_vocab)
+      cfg_.d_vocab_out = int(W_U->shape[1]);
+
+  if (!norm_given)
+    cfg_.normalization = (tensor("blocks.0.ln1.w") || tensor("ln_final.w")) ? Norm::LN : Norm::None;
+
+  if (cfg_.name.empty() && base_name(weights_file_) != "model.safetensors") {
+    std::string n = base_name(weights_file_);
+    cfg_.name = n.substr(0, n.size() - std::string(".safetensors").size());
+  }
+  cfg_.validate();
+}
+
+void Loader::check_tensors() {
+  needs_ = needed_tensors(cfg_);
+  sources_.clear();
+  for (const Need& n : needs_) {
+    const StTensor* t = tensor(n.name);
+    if (!t) throw Error("missing tensor '" + n.name + "'");
+    if (t->shape.size() != n.shape.size())
+      throw Error("tensor '" + n.name + "' has shape " + shape_str(t->shape) + " but config gives " +
+                  shape_str(n.shape));
+    for (size_t i = 0; i < n.shape.size(); ++i)
+      if (t->shape[i] != n.shape[i])
+        throw Error("tensor '" + n.name + "' has shape " + shape_str(t->shape) + " but config " + n.fields[i] +
+                    " = " + std::to_string(n.shape[i]));
+    if (!is_float_dtype(t->dtype))
+      throw Error("tensor '" + n.name + "' has dtype " + t->dtype + ", not a float type (F32, F16, BF16, F64)");
+    sources_.push_back(t);
+  }
+
+  // Tensors the model does not use.
+  std::vector<std::string> extra;
+  for (const StTensor& t : st_.tensors) {
+    if (is_tl_buffer(t.name)) continue;
+    if (std::any_of(needs_.begin(), needs_.end(), [&](const Need& n) { return n.name == t.name; })) continue;
+    if (t.name.find(".mlp.") != std::string::npos)
+      throw Error("tensor '" + t.name + "' is an MLP weight: only attention-only models are supported");
+    if (t.name.find("rotary") != std::string::npos)
+      throw Error("tensor '" + t.name + "' belongs to rotary positions, which are not supported");
+    extra.push_back(t.name);
+  }
+  if (!extra.empty()) {
+    std::string w = "ignored " + std::to_string(extra.size()) + " tensor" + (extra.size() > 1 ? "s" : "") +
+                    " this model does not use: ";
+    for (size_t i = 0; i < extra.size() && i < 8; ++i) w += (i ? ", " : "") + extra[i];
+    if (extra.size() > 8) w += ", ...";
+    warnings_.push_back(w);
+  }
+}
+
+void Loader::read_tokenizer() {
+  std::string text;
+  if (const auto* tj = find_file(files_, "tokenizer.json"))
+    text = as_text(*tj);
+  else if (auto it = st_.metadata.find("tokenizer"); it != st_.metadata.end())
+    text = it->second;
+  else
+    return;
+  try {
+    tokenizer_ = Tokenizer::from_json(text);
+  } catch (const std::exception& e) {  // cs::Error, or anything else the parser lets through
+    throw Error(std::string("tokenizer.json: ") + e.what());
+  }
+  const int n = tokenizer_->vocab_size();
+  if (n > cfg_.d_vocab)
+    throw Error("tokenizer.json has " + std::to_string(n) + " tokens but the model's d_vocab is " +
+                std::to_string(cfg_.d_vocab));
+}
+
+void Loader::allocate() {
+  stage_ = "allocating";
+  try {
+    model_ = Model(cfg_);
+  } catch (const std::bad_alloc&) {
+    throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
+  } catch (const std::length_error&) {
+    throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
+  }
+  // The model's layout must be the one checked above (same names and shapes).
+  for (const Need& n : needs_) {
+    const TensorSpec* s = model_.find(n.name);
+    if (!s || s->shape != n.shape)
+      throw Error("internal: model layout has no tensor '" + n.name + "' of shape " + shape_str(n.shape));
+  }
+  model_.processing = stored_processing_;
+  allocated_ = true;
+}
+
+void Loader::convert_slice() {
+  const Need& n = needs_[job_];
+  const StTensor& t = *sources_[job_];
+  const TensorSpec* s = model_.find(n.name);
+  const int64_t count = std::min<int64_t>(kChunk, t.numel() - job_done_);
+  stage_ = "converting " + n.name;
+  float* out = model_.data() + s->offset + size_t(job_done_);
+  tensor_to_float(st_, t, job_done_, count, out);
+  for (int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(out[i])) ++job_nonfinite_;
+  job_done_ += count;
+  floats_done_ += uint64_t(count);
+  if (job_done_ == t.numel()) {
+    if (job_nonfinite_)
+      warnings_.push_back(n.name + " has " + std::to_string(job_nonfinite_) + " NaN/Inf values");
+    ++job_;
+    job_done_ = 0;
+    job_nonfinite_ = 0;
+  }
+}
+
+bool Loader::step(double budget_ms) {
+  if (taken_) throw Error("model load: the model was already taken");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed_ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  while (!finished_) {
+    if (!allocated_) {
+      allocate();
+    } else if (job_ < needs_.size()) {
+      convert_slice();
+    } else if (proc_done_ < proc_steps_.size()) {
+      stage_ = proc_names_[proc_done_];
+      const ProcessingState before = model_.processing;
+      process_weights(model_, proc_steps_[proc_done_]);
+      // Keep what earlier steps (or the file) recorded.
+      model_.processing.fold_ln |= before.fold_ln;
+      model_.processing.center_writing_weights |= before.center_writing_weights;
+      model_.processing.center_unembed |= before.center_unembed;
+      model_.processing.fold_value_biases |= before.fold_value_biases;
+      ++proc_done_;
+    }
+    if (allocated_ && job_ == needs_.size() && proc_done_ == proc_steps_.size()) {
+      finished_ = true;
+      stage_ = "done";
+    }
+    if (elapsed_ms() >= budget_ms) break;
+  }
+  return finished_;
+}
+
+float Loader::progress() const {
+  if (finished_) return 1.f;
+  const double conv = total_floats_ ? double(floats_done_) / double(total_floats_) : 1.0;
+  if (proc_steps_.empty()) return float(0.99 * conv);
+  return float(0.85 * conv + 0.14 * double(proc_done_) / double(proc_steps_.size()));
+}
+
+LoadedModel Loader::take() {
+  if (!finished_) throw Error("model load: take() called before step() returned true");
+  if (taken_) throw Error("model load: the model was already taken");
+  taken_ = true;
+  LoadedModel r;
+  r.model = std::move(model_);
+  r.tokenizer = std::move(tokenizer_);
+  r.warnings = std::move(warnings_);
+  r.weights_file = base_name(weights_file_);
+  return r;
+}
+
+}  // namespace
+
+// ---- ModelLoadJob ----------------------------------------------------------------
+
+struct ModelLoadJob::State {
+  FileSet files;  // owned: the loader's safetensors view borrows these bytes
+  std::unique_ptr<Loader> loader;
+};
+
+ModelLoadJob::ModelLoadJob(FileSet files, const LoadOptions& opt) : s_(std::make_unique<State>()) {
+  s_->files = std::move(files);
+  s_->loader = std::make_unique<Loader>(s_->files, opt);
+}
+ModelLoadJob::~ModelLoadJob() = default;
+ModelLoadJob::ModelLoadJob(ModelLoadJob&&) noexcept = default;
+ModelLoadJob& ModelLoadJob::operator=(ModelLoadJob&&) noexcept = default;
+
+bool ModelLoadJob::step(double budget_ms) { return s_->loader->step(budget_ms); }
+float ModelLoadJob::progress() const { return s_->loader->progress(); }
+std::string ModelLoadJob::stage() const { return s_->loader->stage(); }
+LoadedModel ModelLoadJob::take() { return s_->loader->take(); }
+
+LoadedModel load_model(const FileSet& files, const LoadOptions& opt) {
+  Loader loader(files, opt);  // borrows: no copy of the file bytes
+  while (!loader.step(1e30)) {
+  }
+  return loader.take();
+}
+
+// ---- saving ----------------------------------------------------------------------
+
+FileSet save_model(const Model& m, const std::string& tokenizer_json, bool f16) {
+  const ModelConfig& c = m.config();
+  std::vector<StWriteTensor> tensors;
+  for (const TensorSpec& s : m.tensors()) {
+    // After fold_ln (LN -> LNPre) the layout keeps the ln weights, which no longer mean anything.
+    const bool ln = s.name.ends_with("ln1.w") || s.name.ends_with("ln1.b") || s.name.rfind("ln_final.", 0) == 0;
+    if (ln && !c.has_ln_weights()) continue;
+    tensors.push_back({s.name, s.shape, std::span<const float>(m.data() + s.offset, s.numel)});
+  }
+  std::map<std::string, std::string> meta{{"format", "pt"}, {"config", config_to_json(c)}};
+  if (m.processing.any()) meta[kProcessingKey] = m.processing.describe();
+  FileSet out;
+  out["model.safetensors"] = write_safetensors(tensors, meta, f16);
+  const std::string cfg = config_to_json(c);
+  out["config.json"] = std::vector<uint8_t>(cfg.begin(), cfg.end());
+  if (!tokenizer_json.empty()) out["tokenizer.json"] = std::vector<uint8_t>(tokenizer_json.begin(), tokenizer_json.end());
+  return out;
+}
+
+}  // namespace cs
