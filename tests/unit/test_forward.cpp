@@ -1,0 +1,377 @@
+// Forward pass against the independent naive reference (naive_reference.h) for
+// every configuration combination, the one-layer path expansion of [F], losses,
+// and input validation. Also covers ModelConfig validation and the Model layout.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/forward.h"
+#include "core/model.h"
+#include "naive_reference.h"
+
+namespace cs {
+namespace {
+
+ModelConfig small_config(int layers, PosEmbed pos, Norm norm) {
+  ModelConfig c;
+  c.n_layers = layers;
+  c.d_model = 10;
+  c.n_heads = 3;
+  c.d_head = 4;  // n_heads * d_head != d_model on purpose
+  c.n_ctx = 9;
+  c.d_vocab = 13;
+  c.positional = pos;
+  c.normalization = norm;
+  return c;
+}
+
+std::vector<int> some_tokens(int n, int vocab, uint64_t seed) {
+  std::vector<int> t;
+  uint64_t s = seed * 2654435761u + 12345;
+  for (int i = 0; i < n; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    t.push_back(int((s >> 33) % uint64_t(vocab)));
+  }
+  return t;
+}
+
+// Relative comparison at the tensor's scale: |a - b| <= tol * max(1, max|want|)
+// for every element (float32 rounding grows with the magnitude of the stream,
+// so a per-element relative test would be unfair to small entries). Reports
+// the first mismatch.
+void expect_close(const RowMat& got, const naive::Mat& want, double tol, const std::string& what) {
+  ASSERT_EQ(size_t(got.rows()), want.size()) << what;
+  double scale = 1;
+  for (const auto& row : want)
+    for (double v : row) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(size_t(got.cols()), want[i].size()) << what;
+    for (size_t j = 0; j < want[i].size(); ++j)
+      ASSERT_NEAR(got(Eigen::Index(i), Eigen::Index(j)), want[i][j], tol * scale)
+          << what << " [" << i << "," << j << "] (scale " << scale << ")";
+  }
+}
+
+const PosEmbed kPos[] = {PosEmbed::Standard, PosEmbed::Shortformer, PosEmbed::None};
+const Norm kNorm[] = {Norm::None, Norm::LN, Norm::LNPre};
+
+TEST(Forward, MatchesNaiveReferenceForEveryConfig) {
+  int combo = 0;
+  for (int layers : {0, 1, 2, 3})
+    for (PosEmbed pos : kPos)
+      for (Norm norm : kNorm)
+        for (int variant = 0; variant < 2; ++variant, ++combo) {
+          ModelConfig c = small_config(layers, pos, norm);
+          if (variant == 1) {
+            c.attn_scale = 1.7f;  // custom scale instead of sqrt(d_head)
+            c.d_vocab_out = 7;    // d_vocab_out != d_vocab
+          }
+          Model m(c);
+          // Large enough that patterns are far from uniform; smaller without normalization,
+          // where the stream grows layer by layer and float32 softmax becomes ill-conditioned.
+          randomize(m, 1000 + combo, norm == Norm::None ? 0.5f : 0.8f);
+          const std::vector<int> tokens = some_tokens(c.n_ctx, c.d_vocab, combo);
+          const std::string what = std::string("layers ") + std::to_string(layers) + " pos " + to_string(pos) +
+                                   " norm " + to_string(norm) + " variant " + std::to_string(variant);
+          const ForwardResult got = forward(m, tokens);
+          const naive::Result want = naive::forward(m, tokens);
+          expect_close(got.logits, want.logits, 1e-4, what + " logits");
+          ASSERT_EQ(got.cache.resid.size(), size_t(layers + 1)) << what;
+          ASSERT_EQ(got.cache.pattern.size(), size_t(layers * c.n_heads)) << what;
+          ASSERT_EQ(got.cache.head_out.size(), size_t(layers * c.n_heads)) << what;
+          for (int l = 0; l <= layers; ++l)
+            expect_close(got.cache.resid[l], want.resid[l], 1e-4, what + " resid " + std::to_string(l));
+          for (size_t i = 0; i < want.pattern.size(); ++i) {
+            expect_close(got.cache.pattern[i], want.pattern[i], 1e-4, what + " pattern " + std::to_string(i));
+            expect_close(got.cache.head_out[i], want.head_out[i], 1e-4, what + " head_out " + std::to_string(i));
+          }
+          if (layers > 0) {  // attn() indexes l * n_heads + h
+            EXPECT_EQ(&got.cache.attn(layers - 1, 1, c.n_heads), &got.cache.pattern[size_t(layers - 1) * 3 + 1]);
+          }
+          // Without the cache the heads go through one concatenated W_O GEMM: same logits.
+          const ForwardResult lean = forward(m, tokens, ForwardOptions{.keep_cache = false});
+          EXPECT_TRUE(lean.cache.resid.empty() && lean.cache.pattern.empty());
+          expect_close(lean.logits, want.logits, 1e-4, what + " logits without cache");
+        }
+}
+
+TEST(Forward, PatternIsCausalAndSharpForLargeWeights) {
+  Model m(small_config(2, PosEmbed::Standard, Norm::None));
+  randomize(m, 7, 0.8f);
+  const ForwardResult r = forward(m, some_tokens(9, 13, 3));
+  double max_entry = 0;
+  for (const RowMat& A : r.cache.pattern)
+    for (int i = 0; i < A.rows(); ++i) {
+      EXPECT_NEAR(A.row(i).sum(), 1.0, 1e-5);
+      for (int j = i + 1; j < A.cols(); ++j) EXPECT_EQ(A(i, j), 0.f);
+      for (int j = 1; j <= i; ++j) max_entry = std::max(max_entry, double(A(i, j)));
+    }
+  EXPECT_GT(max_entry, 0.5);  // the comparisons above are not against near-uniform patterns
+}
+
+// [F] path expansion of a one-layer model without LayerNorm:
+// logits[i] = (W_E[t_i] (+ W_pos[i])) W_U + b_U                 direct path
+//           + sum_h sum_j A^h[i,j] (x_j W_V^h + b_V^h) W_O^h W_U  one term per head
+//           + b_O W_U
+// Each term is computed here with loops, from the raw tensors.
+TEST(Forward, OneLayerLogitsEqualPathExpansion) {
+  for (PosEmbed pos : kPos) {
+    ModelConfig c = small_config(1, pos, Norm::None);
+    c.d_vocab_out = 11;
+    Model m(c);
+    randomize(m, 99, 0.8f);
+    const std::vector<int> tokens = some_tokens(8, c.d_vocab, 5);
+    const size_t T = tokens.size(), D = 10, H = 3, Dh = 4, V = 11;
+    auto W = [&](const char* name, size_t i) { return naive::w(m, name, i); };
+    // Attention patterns from the naive reference (which does not use the code under test).
+    const naive::Result ref = naive::forward(m, tokens);
+    const ForwardResult got = forward(m, tokens);
+    for (size_t i = 0; i < T; ++i) {
+      std::vector<double> stream_in(D);  // what is written to the stream at position i (x_i)
+      for (size_t d = 0; d < D; ++d)
+        stream_in[d] = W("embed.W_E", size_t(tokens[i]) * D + d) +
+                       (pos == PosEmbed::Standard ? W("pos_embed.W_pos", i * D + d) : 0.0);
+      for (size_t o = 0; o < V; ++o) {
+        double direct = W("unembed.b_U", o);
+        for (size_t d = 0; d < D; ++d) direct += stream_in[d] * W("unembed.W_U", d * V + o);
+        double heads = 0;
+        for (size_t h = 0; h < H; ++h)
+          for (size_t j = 0; j <= i; ++j) {
+            std::vector<double> xj(D);  // values see no positions with Shortformer
+            for (size_t d = 0; d < D; ++d)
+              xj[d] = W("embed.W_E", size_t(tokens[j]) * D + d) +
+                      (pos == PosEmbed::Standard ? W("pos_embed.W_pos", j * D + d) : 0.0);
+            for (size_t e = 0; e < Dh; ++e) {
+              double val = W("blocks.0.attn.b_V", h * Dh + e);
+              for (size_t d = 0; d < D; ++d) val += xj[d] * W("blocks.0.attn.W_V", (h * D + d) * Dh + e);
+              double ou = 0;  // (W_O^h W_U)[e, o]
+              for (size_t d = 0; d < D; ++d)
+                ou += W("blocks.0.attn.W_O", (h * Dh + e) * D + d) * W("unembed.W_U", d * V + o);
+              heads += ref.pattern[h][i][j] * val * ou;
+            }
+          }
+        double bias = 0;
+        for (size_t d = 0; d < D; ++d) bias += W("blocks.0.attn.b_O", d) * W("unembed.W_U", d * V + o);
+        const double want = direct + heads + bias;
+        EXPECT_NEAR(got.logits(Eigen::Index(i), Eigen::Index(o)), want, 1e-5 * (1 + std::abs(want)))
+            << to_string(pos) << " position " << i << " out " << o;
+      }
+    }
+  }
+}
+
+TEST(Forward, RejectsBadTokens) {
+  Model m(small_config(1, PosEmbed::Standard, Norm::LN));
+  randomize(m, 1);
+  EXPECT_THROW(forward(m, std::vector<int>{}), Error);
+  EXPECT_THROW(forward(m, std::vector<int>{1, -1}), Error);
+  EXPECT_THROW(forward(m, std::vector<int>{1, 13}), Error);
+  EXPECT_THROW(forward(m, std::vector<int>(10, 0)), Error);  // n_ctx is 9
+  EXPECT_NO_THROW(forward(m, std::vector<int>(9, 12)));
+  try {
+    forward(m, std::vector<int>{0, 1, 99});
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("tokens[2]"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  // Without positions there is no context limit.
+  Model nopos(small_config(1, PosEmbed::None, Norm::None));
+  randomize(nopos, 2);
+  EXPECT_EQ(forward(nopos, std::vector<int>(20, 3)).logits.rows(), 20);
+}
+
+TEST(Forward, LossesMatchNaiveLogSoftmax) {
+  Model m(small_config(2, PosEmbed::Standard, Norm::LN));
+  randomize(m, 3, 0.5f);
+  const std::vector<int> tokens = some_tokens(9, 13, 8);
+  const RowMat logits = forward(m, tokens).logits;
+  naive::Mat z(size_t(logits.rows()), std::vector<double>(size_t(logits.cols())));
+  for (int i = 0; i < logits.rows(); ++i)
+    for (int j = 0; j < logits.cols(); ++j) z[size_t(i)][size_t(j)] = logits(i, j);
+  const naive::Mat lsm = naive::log_softmax(z);
+  const std::vector<float> losses = token_losses(logits, tokens);
+  ASSERT_EQ(losses.size(), tokens.size() - 1);
+  double mean = 0;
+  for (size_t t = 0; t + 1 < tokens.size(); ++t) {
+    EXPECT_NEAR(losses[t], -lsm[t][size_t(tokens[t + 1])], 1e-5);
+    mean += -lsm[t][size_t(tokens[t + 1])];
+  }
+  mean /= double(losses.size());
+  EXPECT_NEAR(mean_loss(logits, tokens), mean, 1e-5);
+  expect_close(log_softmax_rows(logits), lsm, 1e-5, "log_softmax_rows");
+  // One token: no next-token loss.
+  EXPECT_TRUE(token_losses(logits.topRows(1), std::vector<int>{tokens[0]}).empty());
+  EXPECT_TRUE(std::isnan(mean_loss(logits.topRows(1), std::vector<int>{tokens[0]})));
+  EXPECT_THROW(token_losses(logits, std::vector<int>{1, 2}), Error);  // row count mismatch
+}
+
+TEST(Forward, LogSoftmaxIsStableForHugeLogits) {
+  RowMat z(1, 3);
+  z << 1000.f, 999.f, -1000.f;
+  const RowMat l = log_softmax_rows(z);
+  const double lse = 1000.0 + std::log(1.0 + std::exp(-1.0) + std::exp(-2000.0));
+  EXPECT_NEAR(l(0, 0), 1000.0 - lse, 1e-4);
+  EXPECT_NEAR(l(0, 1), 999.0 - lse, 1e-4);
+  EXPECT_TRUE(std::isfinite(l(0, 2)));
+}
+
+// ---- config and model layout ----------------------------------------------------
+
+TEST(Config, ValidateNamesTheField) {
+  const ModelConfig good = small_config(1, PosEmbed::Standard, Norm::LN);
+  EXPECT_NO_THROW(good.validate());
+  auto message = [](ModelConfig c) {
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no throw");
+  };
+  ModelConfig c = good;
+  c.d_head = 0;
+  EXPECT_NE(message(c).find("d_head"), std::string::npos);
+  c = good;
+  c.n_layers = -1;
+  EXPECT_NE(message(c).find("n_layers"), std::string::npos);
+  c = good;
+  c.d_vocab_out = -2;
+  EXPECT_NE(message(c).find("d_vocab_out"), std::string::npos);
+  c = good;
+  c.attn_scale = -1.f;
+  EXPECT_NE(message(c).find("attn_scale"), std::string::npos);
+  c = good;
+  c.eps = 0.f;
+  EXPECT_NE(message(c).find("eps"), std::string::npos);
+  for (auto f : {&ModelConfig::d_model, &ModelConfig::n_heads, &ModelConfig::n_ctx, &ModelConfig::d_vocab}) {
+    c = good;
+    c.*f = 0;
+    EXPECT_THROW(c.validate(), Error);
+  }
+  c = good;
+  c.n_layers = 0;
+  EXPECT_NO_THROW(c.validate());
+  c.d_model = -1;
+  EXPECT_THROW((void)Model(c), Error);
+  EXPECT_STREQ(to_string(PosEmbed::Shortformer), "shortformer");
+  EXPECT_STREQ(to_string(Norm::LNPre), "LNPre");
+}
+
+TEST(Model, TensorNamesShapesAndViews) {
+  ModelConfig c = small_config(2, PosEmbed::Standard, Norm::LN);
+  c.d_vocab_out = 6;
+  Model m(c);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> want = {{"embed.W_E", {13, 10}},
+                                                                    {"pos_embed.W_pos", {9, 10}}};
+  for (int l = 0; l < 2; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    want.push_back({b + "ln1.w", {10}});
+    want.push_back({b + "ln1.b", {10}});
+    for (const char* n : {"W_Q", "W_K", "W_V"}) want.push_back({b + "attn." + n, {3, 10, 4}});
+    want.push_back({b + "attn.W_O", {3, 4, 10}});
+    for (const char* n : {"b_Q", "b_K", "b_V"}) want.push_back({b + "attn." + n, {3, 4}});
+    want.push_back({b + "attn.b_O", {10}});
+  }
+  want.push_back({"ln_final.w", {10}});
+  want.push_back({"ln_final.b", {10}});
+  want.push_back({"unembed.W_U", {10, 6}});
+  want.push_back({"unembed.b_U", {6}});
+  ASSERT_EQ(m.tensors().size(), want.size());
+  size_t total = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(m.tensors()[i].name, want[i].first);
+    EXPECT_EQ(m.tensors()[i].shape, want[i].second) << want[i].first;
+    EXPECT_EQ(m.tensors()[i].offset, total) << want[i].first;
+    total += m.tensors()[i].numel;
+  }
+  EXPECT_EQ(m.size(), total);
+  EXPECT_EQ(m.parameter_count(), int64_t(total));
+  for (size_t i = 0; i < m.size(); ++i) EXPECT_EQ(m.data()[i], 0.f);  // zero-filled
+  randomize(m, 5);
+  // Views address the row-major TransformerLens layout.
+  const float* d = m.data();
+  auto off = [&](const char* n) { return m.find(n)->offset; };
+  EXPECT_EQ(m.W_E()(7, 3), d[off("embed.W_E") + 7 * 10 + 3]);
+  EXPECT_EQ(m.W_pos()(8, 9), d[off("pos_embed.W_pos") + 8 * 10 + 9]);
+  EXPECT_EQ(m.W_Q(1, 2)(6, 3), d[off("blocks.1.attn.W_Q") + (2 * 10 + 6) * 4 + 3]);
+  EXPECT_EQ(m.W_K(0, 1)(9, 0), d[off("blocks.0.attn.W_K") + (1 * 10 + 9) * 4 + 0]);
+  EXPECT_EQ(m.W_V(1, 0)(2, 2), d[off("blocks.1.attn.W_V") + (0 * 10 + 2) * 4 + 2]);
+  EXPECT_EQ(m.W_O(1, 2)(3, 7), d[off("blocks.1.attn.W_O") + (2 * 4 + 3) * 10 + 7]);
+  EXPECT_EQ(m.b_Q(1, 2)[1], d[off("blocks.1.attn.b_Q") + 2 * 4 + 1]);
+  EXPECT_EQ(m.b_K(0, 1)[3], d[off("blocks.0.attn.b_K") + 1 * 4 + 3]);
+  EXPECT_EQ(m.b_V(1, 1)[0], d[off("blocks.1.attn.b_V") + 1 * 4 + 0]);
+  EXPECT_EQ(m.b_O(1)[9], d[off("blocks.1.attn.b_O") + 9]);
+  EXPECT_EQ(m.ln1_w(1)[4], d[off("blocks.1.ln1.w") + 4]);
+  EXPECT_EQ(m.ln1_b(0)[4], d[off("blocks.0.ln1.b") + 4]);
+  EXPECT_EQ(m.ln_final_w()[2], d[off("ln_final.w") + 2]);
+  EXPECT_EQ(m.ln_final_b()[2], d[off("ln_final.b") + 2]);
+  EXPECT_EQ(m.W_U()(9, 5), d[off("unembed.W_U") + 9 * 6 + 5]);
+  EXPECT_EQ(m.b_U()[5], d[off("unembed.b_U") + 5]);
+  EXPECT_EQ(m.W_U().cols(), 6);
+  EXPECT_THROW(m.W_Q(2, 0), Error);
+  EXPECT_THROW(m.W_Q(0, 3), Error);
+  EXPECT_EQ(m.find("blocks.2.attn.W_Q"), nullptr);
+  // Writing through a view changes the flat block.
+  m.W_O(0, 1)(2, 3) = 42.f;
+  EXPECT_EQ(d[off("blocks.0.attn.W_O") + (1 * 4 + 2) * 10 + 3], 42.f);
+}
+
+TEST(Model, OptionalTensorsFollowTheConfig) {
+  Model m(small_config(1, PosEmbed::None, Norm::LNPre));
+  EXPECT_EQ(m.find("pos_embed.W_pos"), nullptr);
+  EXPECT_EQ(m.find("blocks.0.ln1.w"), nullptr);
+  EXPECT_EQ(m.find("ln_final.b"), nullptr);
+  EXPECT_EQ(m.W_pos().rows(), 0);
+  EXPECT_EQ(m.W_pos().cols(), 10);
+  EXPECT_THROW(m.ln1_w(0), Error);
+  EXPECT_THROW(m.ln_final_b(), Error);
+  EXPECT_EQ(m.tensors().size(), 1u + 8u + 2u);
+  Model sf(small_config(0, PosEmbed::Shortformer, Norm::None));
+  EXPECT_NE(sf.find("pos_embed.W_pos"), nullptr);
+  EXPECT_EQ(sf.tensors().size(), 4u);
+}
+
+TEST(Model, ProcessingStateDescribe) {
+  ProcessingState p;
+  EXPECT_FALSE(p.any());
+  EXPECT_EQ(p.describe(), "raw (as stored)");
+  p.fold_ln = p.center_writing_weights = p.center_unembed = p.fold_value_biases = true;
+  EXPECT_EQ(p.describe(), "processed: fold_ln, center_writing_weights, center_unembed, fold_value_biases");
+  p = {};
+  p.center_unembed = true;
+  EXPECT_EQ(p.describe(), "processed: center_unembed");
+}
+
+TEST(Model, RandomizeIsDeterministicAndHasTheRequestedScale) {
+  ModelConfig c = small_config(1, PosEmbed::Standard, Norm::LN);
+  c.d_vocab = 2000;
+  Model a(c), b(c), other(c);
+  randomize(a, 42, 0.1f);
+  randomize(b, 42, 0.1f);
+  randomize(other, 43, 0.1f);
+  EXPECT_TRUE(std::equal(a.data(), a.data() + a.size(), b.data()));
+  EXPECT_FALSE(std::equal(a.data(), a.data() + a.size(), other.data()));
+  // W_E: mean ~0, std ~0.1 over 20000 samples.
+  const ConstMatMap E = std::as_const(a).W_E();
+  const double mean = E.mean();
+  const double sd = std::sqrt((E.array() - float(mean)).square().mean());
+  EXPECT_NEAR(mean, 0.0, 0.005);
+  EXPECT_NEAR(sd, 0.1, 0.005);
+  EXPECT_NEAR(a.ln1_w(0).mean(), 1.0, 0.2);  // LN weights near 1 but not 1
+  EXPECT_GT((a.ln1_w(0).array() - 1.f).abs().maxCoeff(), 0.01f);
+  EXPECT_GT(a.b_V(0, 0).cwiseAbs().maxCoeff(), 0.f);  // biases nonzero
+  EXPECT_LT(a.b_V(0, 0).cwiseAbs().maxCoeff(), 0.5f);
+  const double pos_sd = std::sqrt(std::as_const(a).W_pos().array().square().mean());
+  EXPECT_NEAR(pos_sd, 0.1, 0.03);  // W_pos at W_E's scale
+}
+
+}  // namespace
+}  // namespace cs
