@@ -121,6 +121,15 @@ void check_float(const StTensor& t) {
     throw Error("tensor '" + t.name + "': dtype " + t.dtype + " is not a float type (F32, F16, BF16, F64)");
 }
 
+// std::bit_cast is missing from the libc++ of Emscripten 3.1.6.
+template <typename To, typename From>
+To bits_as(const From& f) {
+  static_assert(sizeof(To) == sizeof(From));
+  To t;
+  std::memcpy(&t, &f, sizeof(To));
+  return t;
+}
+
 template <typename T>
 T load_le(const uint8_t* p) {
   T v;
@@ -228,11 +237,11 @@ float f16_to_float(uint16_t h) {
     bits = sign | 0x7F800000u | (mant << 13);  // inf, or NaN keeping the payload
   else
     bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  return std::bit_cast<float>(bits);
+  return bits_as<float>(bits);
 }
 
 uint16_t float_to_f16(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint32_t x = bits_as<uint32_t>(f);
   const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
   const uint32_t a = x & 0x7FFFFFFFu;
   if (a >= 0x7F800000u) {  // inf or NaN (NaN stays NaN: keep the top payload bits, force quiet)
@@ -243,7 +252,7 @@ uint16_t float_to_f16(float f) {
   if (a < 0x38800000u) {                        // below 2^-14: half subnormal or zero
     // The half value is round(|f| * 2^24) units of 2^-24; scaling by 2^24 is exact,
     // nearbyint rounds half to even. 1024 units carry into the smallest normal, 0x0400.
-    const float units = std::nearbyint(std::ldexp(std::bit_cast<float>(a), 24));
+    const float units = std::nearbyint(std::ldexp(bits_as<float>(a), 24));
     return uint16_t(sign | uint16_t(units));
   }
   const uint32_t exp = (a >> 23) - 127 + 15;
@@ -254,7 +263,7 @@ uint16_t float_to_f16(float f) {
   return uint16_t(sign | h);
 }
 
-float bf16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+float bf16_to_float(uint16_t b) { return bits_as<float>(uint32_t(b) << 16); }
 
 void tensor_to_float(const StFile& f, const StTensor& t, int64_t first, int64_t count, float* out) {
   check_float(t);
