@@ -114,7 +114,7 @@ TEST_P(DirectPath, MatchesDenseNaiveTable) {
 INSTANTIATE_TEST_SUITE_P(AllNorms, DirectPath, ::testing::Values(Norm::None, Norm::LN, Norm::LNPre),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
-// A vocabulary larger than the column's internal chunk (2048 rows).
+// A vocabulary larger than the column's internal chunk (256 rows), not a multiple of it.
 TEST(DirectPathLarge, ColumnAcrossChunks) {
   const ModelConfig c = config(Norm::LN, 4500, 5);
   Model m(c);
