@@ -1,0 +1,353 @@
+// circuitscope page shell: boots the wasm (with download progress), moves
+// model files from the browser (file chooser, drag and drop, bundled models)
+// straight into wasm memory, and bridges the clipboard. The C++ side is
+// src/app/bridge.cpp (calls into C++) and src/app/platform.cpp (calls out).
+'use strict';
+(function () {
+  const el = (id) => document.getElementById(id);
+  const bootEl = el('boot');
+  const statusEl = el('boot-status');
+  const progressEl = el('boot-progress');
+  const detailEl = el('boot-detail');
+  const canvas = el('canvas');
+  const dropOverlay = el('drop-overlay');
+  const fileInput = el('file-input');
+  const MB = (n) => (n / 1e6).toFixed(1) + ' MB';
+
+  // ---- boot screen ----------------------------------------------------------
+  let fatalShown = false;
+  let pageStarted = false;
+  let bootModelDone = false;
+
+  function fatal(message) {
+    fatalShown = true;
+    bootEl.hidden = false;
+    bootEl.classList.add('fatal');
+    statusEl.textContent = message;
+    detailEl.textContent = '';
+  }
+
+  function bootProgress(status, loaded, total) {
+    if (fatalShown) return;
+    statusEl.textContent = status;
+    if (total > 0) {
+      progressEl.max = total;
+      progressEl.value = Math.min(loaded, total);
+      detailEl.textContent = `${MB(loaded)} / ${MB(total)}`;
+    } else {
+      progressEl.removeAttribute('value');
+      detailEl.textContent = loaded > 0 ? MB(loaded) : '';
+    }
+  }
+
+  function maybeHideBoot() {
+    if (pageStarted && bootModelDone && !fatalShown) bootEl.hidden = true;
+  }
+
+  if (!document.createElement('canvas').getContext('webgl2')) {
+    fatal('circuitscope needs WebGL2, which this browser does not provide (or has turned off). ' +
+          'Try a current Chrome, Edge, Firefox or Safari, with hardware acceleration enabled.');
+    return;
+  }
+  canvas.addEventListener('webglcontextlost', (e) => {
+    e.preventDefault();
+    fatal('The WebGL2 context was lost (the graphics driver was reset or ran out of memory). Reload the page.');
+  });
+  canvas.addEventListener('contextmenu', (e) => e.preventDefault());
+
+  // ---- C++ functions (src/app/bridge.cpp) -------------------------------------
+  let api = null;
+  function wrapApi() {
+    const w = (name, ret, args) => Module.cwrap(name, ret, args);
+    return {
+      stageFile: w('cs_stage_file', 'number', ['string', 'number']),
+      stageSkipped: w('cs_stage_skipped', null, ['string']),
+      discardStaged: w('cs_discard_staged', null, []),
+      loadStaged: w('cs_load_staged', null, ['string', 'string', 'string', 'string']),
+      setBundledIndex: w('cs_set_bundled_index', null, ['string']),
+      downloadProgress: w('cs_download_progress', null, ['string', 'number', 'number', 'number']),
+      reportError: w('cs_report_error', null, ['string']),
+      pasteText: w('cs_paste_text', null, ['string']),
+      stateJson: w('cs_state_json', 'string', []),
+      bigramTopJson: w('cs_bigram_top_json', 'string', ['number', 'number']),
+    };
+  }
+
+  // An error the C++ side already put in the banner (e.g. a file too large).
+  class Reported extends Error {}
+
+  function reportError(err) {
+    if (err instanceof Reported) return;
+    const message = String((err && err.message) || err);
+    if (api) api.reportError(message);
+    else fatal(message);
+  }
+
+  // Everything that stages files runs one at a time, in order.
+  let chain = Promise.resolve();
+  let busy = 0;
+  function enqueue(task) {
+    busy++;
+    chain = chain.then(task).catch(reportError).finally(() => { busy--; });
+    return chain;
+  }
+
+  // Streams `size` bytes from a ReadableStream into a staging buffer owned by
+  // C++ (no copy of the whole file in JavaScript). size < 0: unknown length.
+  async function streamIntoWasm(name, stream, size, onChunk) {
+    const reader = stream.getReader();
+    if (size >= 0) {
+      const ptr = api.stageFile(name, size) >>> 0;
+      if (!ptr) { reader.cancel().catch(() => {}); throw new Reported(); }
+      let offset = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (offset + value.length > size) throw new Error(`${name}: more bytes than its announced ${size}`);
+        Module.HEAPU8.set(value, ptr + offset);  // HEAPU8 is re-read: memory may have grown
+        offset += value.length;
+        onChunk(value.length);
+      }
+      if (offset !== size) throw new Error(`${name}: got ${offset} of ${size} bytes`);
+      return;
+    }
+    const chunks = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.length;
+      onChunk(value.length);
+    }
+    const ptr = api.stageFile(name, total) >>> 0;
+    if (!ptr) throw new Reported();
+    let offset = 0;
+    for (const c of chunks) { Module.HEAPU8.set(c, ptr + offset); offset += c.length; }
+  }
+
+  // ---- bundled models (assets/models/index.json) -------------------------------
+  let bundled = [];
+
+  async function loadBundled(id, boot) {
+    const entry = bundled.find((m) => m.id === id);
+    if (!entry) throw new Error(`bundled model '${id}' is not listed in assets/models/index.json`);
+    const title = entry.title || id;
+    const urls = entry.files.map((f) => `assets/models/${encodeURIComponent(id)}/${f}`);
+    const responses = await Promise.all(urls.map((u) => fetch(u)));
+    responses.forEach((r, i) => { if (!r.ok) throw new Error(`${urls[i]}: HTTP ${r.status} ${r.statusText}`); });
+    const sizes = responses.map((r) => {
+      const n = Number(r.headers.get('Content-Length'));
+      return r.headers.get('Content-Encoding') || !(n >= 0) || r.headers.get('Content-Length') === null ? -1 : n;
+    });
+    const total = sizes.every((n) => n >= 0) ? sizes.reduce((a, b) => a + b, 0) : 0;
+    let loaded = 0;
+    const onChunk = (n) => {
+      loaded += n;
+      api.downloadProgress(title, loaded, total, 1);
+      if (boot) bootProgress(`Downloading the model "${title}"`, loaded, total);
+    };
+    api.discardStaged();
+    try {
+      for (let i = 0; i < responses.length; i++) {
+        await streamIntoWasm(entry.files[i].split('/').pop(), responses[i].body, sizes[i], onChunk);
+      }
+    } catch (e) {
+      api.discardStaged();
+      throw e;
+    } finally {
+      api.downloadProgress(title, loaded, total, 0);
+    }
+    api.loadStaged(id, title, entry.description || '', 'bundled');
+  }
+
+  async function boot() {
+    let list = [];
+    try {
+      const r = await fetch('assets/models/index.json');
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      list = await r.json();
+      if (!Array.isArray(list)) throw new Error('expected a list of models');
+    } catch (e) {
+      reportError(new Error(`assets/models/index.json: ${e.message}`));
+      list = [];
+    }
+    bundled = list.filter((m) => m && typeof m.id === 'string' && Array.isArray(m.files));
+    api.setBundledIndex(JSON.stringify(bundled));
+    const wanted = new URLSearchParams(location.search).get('model');
+    if (wanted === 'none') return;
+    const first = wanted ? bundled.find((m) => m.id === wanted) : bundled[0];
+    if (wanted && !first) throw new Error(`?model=${wanted}: no such bundled model`);
+    if (first) await loadBundled(first.id, true);
+  }
+
+  // ---- the user's files: chooser and drag and drop --------------------------------
+  const isModelFile = (name) => /\.(safetensors|json)$/i.test(name);
+
+  function loadFiles(files) {
+    files = files.filter(Boolean);
+    if (!files.length) return;
+    enqueue(async () => {
+      const total = files.reduce((a, f) => a + (isModelFile(f.name) ? f.size : 0), 0);
+      let loaded = 0;
+      const label = files.length === 1 ? files[0].name : `${files.length} files`;
+      const onChunk = (n) => { loaded += n; api.downloadProgress(`reading ${label}`, loaded, total, 1); };
+      api.discardStaged();
+      try {
+        for (const f of files) {
+          if (!isModelFile(f.name)) { api.stageSkipped(f.name); continue; }
+          await streamIntoWasm(f.name, f.stream(), f.size, onChunk);
+        }
+      } catch (e) {
+        api.discardStaged();
+        throw e;
+      } finally {
+        api.downloadProgress(`reading ${label}`, loaded, total, 0);
+      }
+      const weights = files.find((f) => /\.safetensors$/i.test(f.name));
+      const rel = files[0].webkitRelativePath || '';
+      const folder = rel.includes('/') ? rel.split('/')[0] : '';
+      const name = weights ? weights.name : files[0].name;
+      api.loadStaged(`file:${name}`, folder || name, '', 'files');
+    });
+  }
+
+  fileInput.addEventListener('change', () => {
+    const files = Array.from(fileInput.files || []);
+    fileInput.value = '';  // picking the same files again still fires "change"
+    loadFiles(files);
+  });
+
+  // A dropped folder: its files (one level).
+  function readFolder(dirEntry) {
+    return new Promise((resolve, reject) => {
+      const reader = dirEntry.createReader();
+      const entries = [];
+      const next = () => reader.readEntries((batch) => {
+        if (!batch.length) {
+          Promise.all(entries.filter((e) => e.isFile).map((e) => new Promise((res, rej) => e.file(res, rej))))
+            .then(resolve, reject);
+          return;
+        }
+        entries.push(...batch);
+        next();
+      }, reject);
+      next();
+    });
+  }
+
+  const hasFiles = (e) => !!e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+  let dragDepth = 0;
+  document.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    dragDepth++;
+    dropOverlay.hidden = false;
+  });
+  document.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  document.addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) dropOverlay.hidden = true;
+  });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dragDepth = 0;
+    dropOverlay.hidden = true;
+    const dt = e.dataTransfer;
+    if (!dt || !api) return;
+    // Entries must be taken now: the DataTransfer empties after the event.
+    const items = [];
+    for (const item of Array.from(dt.items || [])) {
+      if (item.kind !== 'file') continue;
+      items.push({ entry: item.webkitGetAsEntry ? item.webkitGetAsEntry() : null, file: item.getAsFile() });
+    }
+    const plain = Array.from(dt.files || []);
+    (async () => {
+      const files = [];
+      for (const { entry, file } of items) {
+        if (entry && entry.isDirectory) files.push(...await readFolder(entry));
+        else if (file) files.push(file);
+      }
+      loadFiles(files.length ? files : plain);
+    })().catch(reportError);
+  });
+
+  // ---- clipboard ------------------------------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).catch(() => {});
+  }
+  document.addEventListener('paste', (e) => {
+    const text = e.clipboardData ? e.clipboardData.getData('text/plain') : '';
+    if (text && api) {
+      api.pasteText(text);
+      e.preventDefault();
+    }
+  });
+
+  // ---- the shell's one global object (used by src/app/platform.cpp and tests) ---------
+  window.circuitscopeShell = {
+    openFilePicker: () => fileInput.click(),
+    loadBundled: (id) => enqueue(() => loadBundled(id, false)),
+    copyText,
+    fatal,
+    pageStarted: () => { pageStarted = true; maybeHideBoot(); },
+    busy: () => busy > 0,
+    state: () => (api ? JSON.parse(api.stateJson()) : null),
+    bigramTop: (id, k) => (api ? JSON.parse(api.bigramTopJson(id, k)) : null),
+  };
+
+  // ---- the wasm module ----------------------------------------------------------
+  async function readWithProgress(response, onProgress) {
+    const total = Number(response.headers.get('Content-Length')) || 0;
+    const reader = response.body.getReader();
+    const chunks = [];
+    let loaded = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.length;
+      onProgress(loaded, total);
+    }
+    const out = new Uint8Array(loaded);
+    let offset = 0;
+    for (const c of chunks) { out.set(c, offset); offset += c.length; }
+    return out;
+  }
+
+  window.Module = {
+    canvas,
+    print: (text) => console.log(text),
+    printErr: (text) => console.warn(text),
+    instantiateWasm(imports, done) {
+      fetch('circuitscope.wasm')
+        .then((r) => {
+          if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
+          return readWithProgress(r, (loaded, total) => bootProgress('Downloading circuitscope.wasm', loaded, total));
+        })
+        .then((bytes) => {
+          bootProgress('Starting…', 0, 0);
+          return WebAssembly.instantiate(bytes, imports);
+        })
+        .then((out) => done(out.instance, out.module))
+        .catch((e) => fatal(`Could not load circuitscope.wasm: ${e.message}`));
+      return {};
+    },
+    onRuntimeInitialized() {
+      api = wrapApi();
+      enqueue(boot).finally(() => { bootModelDone = true; maybeHideBoot(); });
+    },
+    onAbort(what) { fatal(`circuitscope stopped: ${what}`); },
+  };
+
+  bootProgress('Downloading circuitscope.wasm', 0, 0);
+  const script = document.createElement('script');
+  script.src = 'circuitscope.js';
+  script.onerror = () => fatal('Could not load circuitscope.js');
+  document.body.appendChild(script);
+})();

@@ -1,0 +1,72 @@
+// The page's one full-window ImGui window: error banner, loading bar, the
+// model panel on the left and the circuit views in tabs on the right.
+#include <algorithm>
+
+#include "app/ui.h"
+#include "app/views.h"
+#include "imgui.h"
+
+namespace cs::app {
+
+namespace {
+
+void draw_error_banner(AppState& s) {
+  if (s.error().empty()) return;
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.55f, 0.08f, 0.10f, 1.f));
+  ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 1.f, 1.f, 1.f));
+  const float wrap = ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 7.f;
+  const ImVec2 text = ImGui::CalcTextSize(s.error().c_str(), nullptr, false, wrap);
+  const float h = std::max(text.y, ImGui::GetFrameHeight()) + ImGui::GetStyle().WindowPadding.y * 2.f;
+  ImGui::BeginChild("##error", ImVec2(0, h), false, ImGuiWindowFlags_NoScrollbar);
+  ImGui::PushTextWrapPos(wrap);
+  ImGui::TextUnformatted(s.error().c_str());
+  ImGui::PopTextWrapPos();
+  ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - ImGui::GetFontSize() * 5.f);
+  if (ImGui::Button("Dismiss")) s.clear_error();
+  ImGui::EndChild();
+  ImGui::PopStyleColor(2);
+  if (s.active()) {
+    ImGui::PushStyleColor(ImGuiCol_Text, ui::kMutedText);
+    ImGui::Text("Still showing the previous model: %s", s.active()->title.c_str());
+    ImGui::PopStyleColor();
+  }
+}
+
+}  // namespace
+
+void draw_app(AppState& s) {
+  const ImGuiViewport* vp = ImGui::GetMainViewport();
+  ImGui::SetNextWindowPos(vp->WorkPos);
+  ImGui::SetNextWindowSize(vp->WorkSize);
+  ImGui::PushStyleVar(ImGuiStyleVar_WindowRounding, 0.f);
+  ImGui::PushStyleVar(ImGuiStyleVar_WindowBorderSize, 0.f);
+  ImGui::Begin("circuitscope", nullptr,
+               ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                   ImGuiWindowFlags_NoBringToFrontOnFocus);
+  ImGui::PopStyleVar(2);
+
+  draw_error_banner(s);
+
+  const float avail = ImGui::GetContentRegionAvail().x;
+  const bool narrow = avail < ImGui::GetFontSize() * 50.f;  // phones: stack the panels
+  const float left_w = narrow ? avail : std::clamp(avail * 0.28f, ImGui::GetFontSize() * 20.f,
+                                                   ImGui::GetFontSize() * 30.f);
+  ImGui::BeginChild("##model", ImVec2(left_w, narrow ? ImGui::GetContentRegionAvail().y * 0.45f : 0.f), true);
+  draw_model_panel(s);
+  ImGui::EndChild();
+  if (!narrow) ImGui::SameLine();
+  ImGui::BeginChild("##views", ImVec2(0, 0), true);
+  if (ImGui::BeginTabBar("##view-tabs")) {
+    if (ImGui::BeginTabItem("Direct path (bigrams)")) {
+      ImGui::BeginChild("##bigram-scroll");
+      draw_bigram_panel(s);
+      ImGui::EndChild();
+      ImGui::EndTabItem();
+    }
+    ImGui::EndTabBar();
+  }
+  ImGui::EndChild();
+  ImGui::End();
+}
+
+}  // namespace cs::app

@@ -1,0 +1,173 @@
+// The page's C functions for the shell (shell/circuitscope-shell.js) and for
+// tests/automation. Strings returned stay valid until the next call of the
+// same function.
+#include <emscripten.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "app/app_state.h"
+#include "app/clipboard.h"
+#include "core/direct_path.h"
+#include "core/error.h"
+
+namespace {
+
+// As the CLI's JSON: insertion-ordered keys, floats printed as the shortest
+// decimal that reads back to the same float.
+using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
+                                  std::uint64_t, float>;
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace); }
+
+std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+
+Json config_json(const cs::Model& m) {
+  const cs::ModelConfig& c = m.config();
+  Json j;
+  j["n_layers"] = c.n_layers;
+  j["d_model"] = c.d_model;
+  j["n_heads"] = c.n_heads;
+  j["d_head"] = c.d_head;
+  j["n_ctx"] = c.n_ctx;
+  j["d_vocab"] = c.d_vocab;
+  j["d_vocab_out"] = c.vocab_out();
+  j["attn_scale"] = c.scale();
+  j["positional"] = cs::to_string(c.positional);
+  j["normalization"] = cs::to_string(c.normalization);
+  j["eps"] = c.eps;
+  j["name"] = c.name;
+  j["tokenizer_name"] = c.tokenizer_name;
+  j["n_params"] = m.parameter_count();
+  return j;
+}
+
+}  // namespace
+
+extern "C" {
+
+// Reserves len bytes for file `name` in the staging set; returns where to write
+// them, or 0 when the browser's memory cannot hold it (the banner says so).
+EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
+  if (!(len >= 0) || len >= 4294967296.0) {
+    cs::app::state().set_error("file " + str(name) + " is too large for the browser's memory");
+    return nullptr;
+  }
+  return cs::app::state().stage_file(str(name), size_t(len));
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { cs::app::state().stage_skipped(str(name)); }
+
+EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { cs::app::state().discard_staged(); }
+
+// Loads the staged files as a new model (the current one stays until this succeeds).
+// origin: "bundled" or "files".
+EMSCRIPTEN_KEEPALIVE void cs_load_staged(const char* id, const char* title, const char* description,
+                                         const char* origin) {
+  cs::app::state().load_staged(str(id), str(title), str(description), str(origin));
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { cs::app::state().set_bundled_index(str(json)); }
+
+// Download progress of a bundled model (bytes; total 0 when unknown).
+EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded, double total, int active) {
+  auto& d = cs::app::state().download();
+  d.label = str(label);
+  d.loaded = loaded;
+  d.total = total;
+  d.active = active != 0;
+}
+
+// An error found by the shell (a failed download, an unreadable file): shown in the banner.
+EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) { cs::app::state().set_error(str(message)); }
+
+EMSCRIPTEN_KEEPALIVE void cs_paste_text(const char* text) { cs::app::paste_text(text); }
+
+EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) { cs::app::state().select_source(id); }
+
+EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { cs::app::state().set_raw(raw != 0); }
+
+// The page's state for tests and automation.
+EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
+  static std::string out;
+  const cs::app::AppState& s = cs::app::state();
+  Json j;
+  j["frames"] = cs::app::frame_count();
+  j["error"] = s.error();
+  Json loading;
+  loading["active"] = s.loading();
+  loading["label"] = s.load_label();
+  loading["stage"] = s.load_stage();
+  loading["progress"] = s.load_progress();
+  j["loading"] = loading;
+  const auto& d = s.download();
+  j["download"] = Json{{"active", d.active}, {"label", d.label}, {"loaded", d.loaded}, {"total", d.total}};
+  Json bundled = Json::array();
+  for (const auto& b : s.bundled()) bundled.push_back(Json{{"id", b.id}, {"title", b.title}});
+  j["bundled"] = bundled;
+  j["show_raw"] = s.show_raw();
+  j["raw_pending"] = s.raw_pending();
+  const cs::app::ActiveModel* a = s.active();
+  const cs::LoadedModel* lm = s.shown();
+  if (a && lm) {
+    Json m;
+    m["id"] = a->id;
+    m["title"] = a->title;
+    m["description"] = a->description;
+    m["origin"] = a->origin;
+    m["weights_file"] = lm->weights_file;
+    m["config"] = config_json(lm->model);
+    m["weights"] = lm->model.processing.any() ? "processed" : "raw";
+    m["processing"] = lm->model.processing.describe();
+    if (lm->tokenizer)
+      m["tokenizer"] = Json{{"kind", lm->tokenizer->kind()}, {"size", lm->tokenizer->vocab_size()}};
+    else
+      m["tokenizer"] = nullptr;
+    m["warnings"] = lm->warnings;
+    j["model"] = m;
+    j["warnings"] = lm->warnings;
+  } else {
+    j["model"] = nullptr;
+    j["warnings"] = Json::array();
+  }
+  const auto& b = s.bigram();
+  j["bigram"] = Json{{"source", b.source}, {"k", b.k}, {"next", b.next}, {"block_tokens", b.block_tokens}};
+  out = dump(j);
+  return out.c_str();
+}
+
+// Top-k next tokens after source_id from the shown weights, in the CLI's
+// `bigrams --json` shape: {"source":{"id","token"},"weights","next":[{"id","token","logit","prob"}]}.
+// {"error": "..."} when there is no model or the id is out of range.
+EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
+  static std::string out;
+  const cs::app::AppState& s = cs::app::state();
+  const cs::LoadedModel* lm = s.shown();
+  Json j;
+  try {
+    if (!lm) throw cs::Error("no model loaded");
+    if (s.raw_pending()) throw cs::Error("raw weights still loading");
+    const int n = lm->model.config().d_vocab;
+    if (source_id < 0 || source_id >= n)
+      throw cs::Error("token id " + std::to_string(source_id) + " out of range [0, " + std::to_string(n) + ")");
+    j["source"] = Json{{"id", source_id}, {"token", s.token_display(source_id)}};
+    j["weights"] = lm->model.processing.any() ? "processed" : "raw";
+    Json next = Json::array();
+    for (const auto& r : cs::bigram_top_next(lm->model, source_id, k)) {
+      Json e;
+      e["id"] = r.id;
+      e["token"] = s.token_display(r.id);
+      e["logit"] = r.logit;
+      e["prob"] = r.prob;
+      next.push_back(e);
+    }
+    j["next"] = next;
+  } catch (const std::exception& e) {
+    j = Json{{"error", e.what()}};
+  }
+  out = dump(j);
+  return out.c_str();
+}
+
+}  // extern "C"

@@ -1,0 +1,161 @@
+// The page's entry point: SDL2 window with a WebGL2 context, Dear ImGui with
+// its SDL2 and OpenGL ES 3 backends, and one main loop (as Dear ImGui's
+// examples), driven by the browser's requestAnimationFrame.
+#include <SDL.h>
+#include <emscripten.h>
+#include <emscripten/html5.h>
+#include <GLES3/gl3.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/app_state.h"
+#include "app/clipboard.h"
+#include "app/platform.h"
+#include "app/ui.h"
+#include "app/views.h"
+#include "imgui.h"
+#include "imgui_impl_opengl3.h"
+#include "imgui_impl_sdl.h"
+
+namespace {
+
+SDL_Window* g_window = nullptr;
+SDL_GLContext g_gl = nullptr;
+float g_font_scale = 0.f;          // pixel ratio the font atlas was built for
+std::vector<unsigned char> g_ttf;  // the embedded TTF (the atlas reads it while building)
+uint64_t g_frames = 0;
+
+constexpr float kBodyPx = 15.f;     // CSS pixels
+constexpr float kHeadingPx = 19.f;
+constexpr double kLoadBudgetMs = 10.0;  // per frame for ModelLoadJob::step
+
+// Latin, Greek, Cyrillic, punctuation, arrows, maths, control pictures (␣), box and shapes.
+const ImWchar kGlyphs[] = {0x0020, 0x024F, 0x0370, 0x03FF, 0x0400, 0x04FF, 0x2000, 0x206F, 0x20A0, 0x20CF,
+                           0x2190, 0x21FF, 0x2200, 0x22FF, 0x2400, 0x243F, 0x2500, 0x25FF, 0xFFFD, 0xFFFD, 0};
+const ImWchar kHeadingGlyphs[] = {0x0020, 0x00FF, 0x2190, 0x21FF, 0};
+
+bool read_font() {
+  std::FILE* f = std::fopen("/fonts/ui.ttf", "rb");
+  if (!f) return false;
+  std::fseek(f, 0, SEEK_END);
+  long n = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  g_ttf.resize(size_t(n > 0 ? n : 0));
+  size_t got = std::fread(g_ttf.data(), 1, g_ttf.size(), f);
+  std::fclose(f);
+  return n > 0 && got == size_t(n);
+}
+
+// Rasterizes the fonts at `scale` device pixels per CSS pixel and draws them
+// at 1/scale, so text is crisp on HiDPI screens.
+void build_fonts(float scale) {
+  ImGuiIO& io = ImGui::GetIO();
+  io.Fonts->Clear();
+  ImFont* body = nullptr;
+  ImFont* heading = nullptr;
+  if (!g_ttf.empty()) {
+    ImFontConfig cfg;
+    cfg.FontDataOwnedByAtlas = false;
+    cfg.OversampleH = scale >= 2.f ? 1 : 2;
+    cfg.OversampleV = 1;
+    body = io.Fonts->AddFontFromMemoryTTF(g_ttf.data(), int(g_ttf.size()), kBodyPx * scale, &cfg, kGlyphs);
+    heading = io.Fonts->AddFontFromMemoryTTF(g_ttf.data(), int(g_ttf.size()), kHeadingPx * scale, &cfg,
+                                             kHeadingGlyphs);
+  }
+  if (!body) {  // the built-in font as a fallback
+    ImFontConfig cfg;
+    cfg.SizePixels = 13.f * scale;
+    body = heading = io.Fonts->AddFontDefault(&cfg);
+  }
+  io.FontGlobalScale = 1.f / scale;
+  cs::app::ui::set_fonts(body, heading);
+  ImGui_ImplOpenGL3_DestroyFontsTexture();
+  ImGui_ImplOpenGL3_CreateFontsTexture();
+  g_font_scale = scale;
+}
+
+void style() {
+  ImGui::StyleColorsDark();
+  ImGuiStyle& st = ImGui::GetStyle();
+  st.WindowPadding = ImVec2(10, 10);
+  st.FramePadding = ImVec2(6, 4);
+  st.ItemSpacing = ImVec2(8, 6);
+  st.FrameRounding = 3.f;
+  st.ChildRounding = 4.f;
+  st.GrabRounding = 3.f;
+  st.TabRounding = 3.f;
+  st.ScrollbarSize = 14.f;
+}
+
+void frame() {
+  SDL_Event e;
+  while (SDL_PollEvent(&e)) ImGui_ImplSDL2_ProcessEvent(&e);
+
+  cs::app::state().tick(kLoadBudgetMs);
+
+  ImGui_ImplOpenGL3_NewFrame();
+  ImGui_ImplSDL2_NewFrame();
+  ImGuiIO& io = ImGui::GetIO();
+  float scale = io.DisplayFramebufferScale.x > 0.f ? io.DisplayFramebufferScale.x : 1.f;
+  if (scale != g_font_scale) build_fonts(scale);
+  ImGui::NewFrame();
+  cs::app::draw_app(cs::app::state());
+  ImGui::Render();
+
+  int w = 0, h = 0;
+  SDL_GL_GetDrawableSize(g_window, &w, &h);
+  glViewport(0, 0, w, h);
+  glClearColor(0.09f, 0.09f, 0.11f, 1.f);
+  glClear(GL_COLOR_BUFFER_BIT);
+  ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+  SDL_GL_SwapWindow(g_window);
+  if (++g_frames == 2) cs::app::platform::page_started();
+}
+
+}  // namespace
+
+namespace cs::app {
+uint64_t frame_count() { return g_frames; }
+}  // namespace cs::app
+
+int main() {
+  if (SDL_Init(SDL_INIT_VIDEO | SDL_INIT_TIMER) != 0) {
+    cs::app::platform::fatal(std::string("SDL could not start: ") + SDL_GetError());
+    return 1;
+  }
+  // WebGL2 = OpenGL ES 3.0.
+  SDL_GL_SetAttribute(SDL_GL_CONTEXT_FLAGS, 0);
+  SDL_GL_SetAttribute(SDL_GL_CONTEXT_PROFILE_MASK, SDL_GL_CONTEXT_PROFILE_ES);
+  SDL_GL_SetAttribute(SDL_GL_CONTEXT_MAJOR_VERSION, 3);
+  SDL_GL_SetAttribute(SDL_GL_CONTEXT_MINOR_VERSION, 0);
+  SDL_GL_SetAttribute(SDL_GL_DOUBLEBUFFER, 1);
+  SDL_GL_SetAttribute(SDL_GL_DEPTH_SIZE, 0);
+  SDL_GL_SetAttribute(SDL_GL_STENCIL_SIZE, 0);
+  // The canvas is sized by CSS (the whole window); SDL sizes its backing store
+  // at devicePixelRatio and follows window resizes.
+  g_window = SDL_CreateWindow("circuitscope", SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, 1280, 800,
+                              SDL_WINDOW_OPENGL | SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI);
+  if (g_window) g_gl = SDL_GL_CreateContext(g_window);
+  if (!g_gl) {
+    cs::app::platform::fatal("This page needs WebGL2, and the browser could not create a WebGL2 context (" +
+                             std::string(SDL_GetError()) + "). Try another browser or enable hardware acceleration.");
+    return 1;
+  }
+  SDL_GL_MakeCurrent(g_window, g_gl);
+
+  IMGUI_CHECKVERSION();
+  ImGui::CreateContext();
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;
+  style();
+  ImGui_ImplSDL2_InitForOpenGL(g_window, g_gl);
+  ImGui_ImplOpenGL3_Init("#version 300 es");
+  cs::app::install_clipboard();
+  read_font();
+
+  emscripten_set_main_loop(frame, 0, true);
+  return 0;
+}

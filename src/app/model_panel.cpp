@@ -1,0 +1,153 @@
+// Model panel: open a model (files, drop, or a bundled one), loading progress,
+// and the model card of the model on screen.
+#include <algorithm>
+
+#include "app/platform.h"
+#include "app/ui.h"
+#include "app/views.h"
+#include "imgui.h"
+
+namespace cs::app {
+
+namespace {
+
+int g_bundled_pick = 0;  // index into AppState::bundled()
+
+void card_row(const char* key, const std::string& value, const char* help = nullptr) {
+  ImGui::TableNextRow();
+  ImGui::TableSetColumnIndex(0);
+  ImGui::TextDisabled("%s", key);
+  if (help) ui::help_marker(help);
+  ImGui::TableSetColumnIndex(1);
+  ImGui::TextWrapped("%s", value.c_str());
+}
+
+const char* positional_text(PosEmbed p) {
+  switch (p) {
+    case PosEmbed::Standard: return "standard (W_pos added to the residual stream)";
+    case PosEmbed::Shortformer: return "shortformer (W_pos added to query and key inputs only)";
+    case PosEmbed::None: return "none";
+  }
+  return "?";
+}
+
+const char* norm_text(Norm n) {
+  switch (n) {
+    case Norm::None: return "none";
+    case Norm::LN: return "LayerNorm (learned w, b)";
+    case Norm::LNPre: return "LayerNorm without w, b (LNPre; w, b folded into the next weights)";
+  }
+  return "?";
+}
+
+void draw_open(AppState& s) {
+  if (ImGui::Button("Open model files...")) platform::open_file_picker();
+  ui::help_marker(
+      "Pick the files of one model: model.safetensors, config.json and tokenizer.json (select all three), "
+      "or a single .safetensors that carries its config in its metadata. "
+      "Weights use TransformerLens names (embed.W_E, blocks.0.attn.W_Q, ...). "
+      "You can also drop the files anywhere on this page.");
+  ui::explain("or drop model.safetensors + config.json + tokenizer.json anywhere on the page");
+
+  const auto& bundled = s.bundled();
+  if (!bundled.empty()) {
+    g_bundled_pick = std::clamp(g_bundled_pick, 0, int(bundled.size()) - 1);
+    ImGui::SetNextItemWidth(std::max(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.f, 80.f));
+    if (ImGui::BeginCombo("##bundled", bundled[size_t(g_bundled_pick)].title.c_str())) {
+      for (int i = 0; i < int(bundled.size()); ++i) {
+        const auto& b = bundled[size_t(i)];
+        if (ImGui::Selectable(b.title.c_str(), i == g_bundled_pick)) g_bundled_pick = i;
+        if (ImGui::IsItemHovered() && !b.description.empty()) ImGui::SetTooltip("%s", b.description.c_str());
+      }
+      ImGui::EndCombo();
+    }
+    ImGui::SameLine();
+    ImGui::BeginDisabled(s.download().active);
+    if (ImGui::Button("Load")) platform::load_bundled(bundled[size_t(g_bundled_pick)].id);
+    ImGui::EndDisabled();
+  }
+
+  const DownloadProgress& d = s.download();
+  if (d.active) {
+    const float frac = d.total > 0 ? float(d.loaded / d.total) : 0.f;
+    std::string label = d.total > 0 ? ui::fmt("%.1f / %.1f MB", d.loaded / 1e6, d.total / 1e6)
+                                    : ui::fmt("%.1f MB", d.loaded / 1e6);
+    ImGui::TextUnformatted(("Downloading " + d.label).c_str());
+    ImGui::ProgressBar(frac, ImVec2(-1.f, 0.f), label.c_str());
+  }
+  if (s.loading()) {
+    ImGui::TextUnformatted(("Loading " + s.load_label()).c_str());
+    ImGui::ProgressBar(s.load_progress(), ImVec2(-1.f, 0.f), s.load_stage().c_str());
+  }
+}
+
+void draw_card(AppState& s) {
+  const ActiveModel* a = s.active();
+  if (!a) {
+    ui::explain("No model loaded yet.");
+    return;
+  }
+  const LoadedModel* lm = s.shown();
+  const ModelConfig& c = lm->model.config();
+  ImGui::PushTextWrapPos(0.f);
+  ImGui::PushFont(ui::heading_font());
+  ImGui::TextUnformatted(a->title.c_str());
+  ImGui::PopFont();
+  if (!a->description.empty()) ui::explain(a->description.c_str());
+  ImGui::PopTextWrapPos();
+
+  bool raw = s.show_raw();
+  if (ImGui::Checkbox("Show raw weights (as stored)", &raw)) s.set_raw(raw);
+  ui::help_marker(
+      "TransformerLens processes weights by default when it loads a model: fold_ln (LayerNorm's w and b "
+      "move into the next weights), center_writing_weights, center_unembed, fold_value_biases. Each step "
+      "leaves the model's predictions unchanged but changes the numbers you read. Tick this to see the "
+      "weights exactly as stored in the file.");
+  if (s.raw_pending()) ImGui::TextDisabled("loading the raw weights...");
+
+  if (ImGui::BeginTable("##card", 2, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_RowBg)) {
+    ImGui::TableSetupColumn("key", ImGuiTableColumnFlags_WidthFixed, ImGui::GetFontSize() * 8.f);
+    ImGui::TableSetupColumn("value", ImGuiTableColumnFlags_WidthStretch);
+    if (!c.name.empty() && c.name != a->title) card_row("name", c.name);
+    card_row("weights", lm->model.processing.any()
+                            ? lm->model.processing.describe() + " (TransformerLens defaults)"
+                            : lm->model.processing.describe(),
+             "Which TransformerLens weight-processing steps the numbers on screen went through.");
+    card_row("layers", std::to_string(c.n_layers), "Attention-only blocks (no MLPs).");
+    card_row("d_model", std::to_string(c.d_model), "Width of the residual stream.");
+    card_row("heads", ui::fmt("%d heads x d_head %d", c.n_heads, c.d_head), "Attention heads per layer.");
+    card_row("n_ctx", std::to_string(c.n_ctx), "Longest context (number of positions).");
+    card_row("d_vocab", c.vocab_out() == c.d_vocab ? std::to_string(c.d_vocab)
+                                                   : ui::fmt("%d in, %d out", c.d_vocab, c.vocab_out()));
+    card_row("parameters", ui::thousands(lm->model.parameter_count()) + " (" +
+                               ui::si(double(lm->model.parameter_count())) + ")");
+    card_row("positions", positional_text(c.positional));
+    card_row("normalization", norm_text(c.normalization));
+    card_row("attn_scale", ui::fmt("%g", double(c.scale())), "Attention scores are q.k / attn_scale.");
+    if (lm->tokenizer)
+      card_row("tokenizer", lm->tokenizer->kind() + ", " + ui::thousands(lm->tokenizer->vocab_size()) + " tokens");
+    else
+      card_row("tokenizer", "none (tokens are shown as #id)");
+    if (!c.tokenizer_name.empty()) card_row("tokenizer_name", c.tokenizer_name);
+    card_row("file", lm->weights_file + (a->origin == "bundled" ? " (bundled)" : " (your files)"));
+    ImGui::EndTable();
+  }
+  if (!lm->warnings.empty()) {
+    ImGui::Spacing();
+    ImGui::PushStyleColor(ImGuiCol_Text, ui::kWarningText);
+    ImGui::TextUnformatted("Warnings");
+    for (const auto& w : lm->warnings) ImGui::BulletText("%s", w.c_str());
+    ImGui::PopStyleColor();
+  }
+}
+
+}  // namespace
+
+void draw_model_panel(AppState& s) {
+  ui::heading("Model");
+  draw_open(s);
+  ImGui::Separator();
+  draw_card(s);
+}
+
+}  // namespace cs::app

@@ -1,0 +1,21 @@
+// The edge between the page's C++ and the browser shell (shell/circuitscope-shell.js).
+// Calls from C++ into JavaScript; the calls the other way are in bridge.cpp.
+#pragma once
+#include <string>
+
+namespace cs::app::platform {
+
+// Opens the browser's file chooser (the shell's hidden <input type=file multiple>).
+void open_file_picker();
+// Asks the shell to download a bundled model (assets/models/<id>/...) and load it.
+void load_bundled(const std::string& id);
+// Writes text to the system clipboard (navigator.clipboard.writeText).
+void clipboard_write(const std::string& text);
+// Tells the shell the page draws (hides the boot screen once no download is pending).
+void page_started();
+// Shows a fatal message in the shell (e.g. no WebGL2 context).
+void fatal(const std::string& message);
+// window.devicePixelRatio
+float device_pixel_ratio();
+
+}  // namespace cs::app::platform
