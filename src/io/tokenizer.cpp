@@ -38,7 +38,12 @@ namespace uc = unicode;
 [[noreturn]] void fail(const std::string& msg) { throw Error("tokenizer.json: " + msg); }
 
 // Quoted display form of a token for messages: keeps an error to one line.
-std::string tok_name(std::string_view s) { return "'" + visible_bytes(s) + "'"; }
+std::string tok_name(std::string_view s) {
+  std::string out(1, '\'');
+  out += visible_bytes(s);
+  out += '\'';
+  return out;
+}
 
 // GPT-2 / GPT-NeoX pre-tokenizer pattern as it appears in tokenizer.json files.
 constexpr std::string_view kGpt2Pattern =
@@ -1138,7 +1143,11 @@ std::string Tokenizer::token_string(int id) const {
 
 std::string Tokenizer::display(int id) const {
   const Impl* im = checked(impl_);
-  if (!im->valid(id)) return "#" + std::to_string(id);
+  if (!im->valid(id)) {
+    std::string out(1, '#');
+    out += std::to_string(id);
+    return out;
+  }
   if (im->id_state[id] == 3) return im->id_string[id];
   return visible_bytes(im->token_bytes(id));
 }
