@@ -1,8 +1,11 @@
 // Native vs wasm (node --test): the same `circuitscope run ... --json --logits
 // --patterns` from the native binary and from the wasm build under Node
 // (circuitscope-node.js) must agree on every number to 1e-4 relative
-// (|a - b| <= 1e-4 * max(|a|, |b|, 1e-3); the floor keeps near-zero
-// attention weights from turning float noise into a large ratio).
+// (|a - b| <= 1e-4 * max(|a|, |b|, s), s = 10% of the largest magnitude in
+// that output: a logit that sums to nearly zero carries the rounding error of
+// its large terms, so its own size is no scale for it). Float sums differ in
+// order and FMA use between AVX2 and wasm SIMD128; differences seen are about
+// 1e-6 of the largest logit.
 // Environment: CIRCUITSCOPE_BIN, CIRCUITSCOPE_WASM_JS, CIRCUITSCOPE_SOURCE_DIR.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -35,11 +38,13 @@ function compare(args) {
   const keys = ['loss', 'losses', 'logits', 'patterns'];
   for (const k of keys) {
     assert.ok(k in native, `native output lacks ${k}`);
-    const d = maxRelDiff(native[k], wasm[k], 1e-3, k);
+    const d = maxRelDiff(native[k], wasm[k], 0.1 * maxAbs(native[k]), k);
     assert.ok(d <= TOL, `${k}: native and wasm differ by ${d.toExponential(2)} relative`);
   }
   return native;
 }
+
+const maxAbs = (x) => (Array.isArray(x) ? x.reduce((m, v) => Math.max(m, maxAbs(v)), 0) : Math.abs(x ?? 0));
 
 const ids = (n, V, mul = 37, add = 5) => Array.from({ length: n }, (_, i) => (i * mul + add) % V).join(',');
 
@@ -70,7 +75,8 @@ test('bigrams and info agree', () => {
     const n = cliJson(args), w = cliJson(args, { wasm: true });
     const list = n.next ? 'next' : 'sources';
     assert.deepEqual(w[list].map((e) => e.id), n[list].map((e) => e.id));
-    assert.ok(maxRelDiff(n[list].map((e) => [e.logit, e.prob]), w[list].map((e) => [e.logit, e.prob])) <= TOL);
+    const pairs = (j) => j[list].map((e) => [e.logit, e.prob]);
+    assert.ok(maxRelDiff(pairs(n), pairs(w), 0.1 * maxAbs(pairs(n))) <= TOL);
   }
   const ni = cliJson(['info', DEMO, '--json']), wi = cliJson(['info', DEMO, '--json'], { wasm: true });
   assert.deepEqual(wi, ni);
