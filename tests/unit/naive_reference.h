@@ -27,6 +27,22 @@ inline double w(const Model& m, const std::string& name, size_t i) {
   return double(m.data()[s->offset + i]);
 }
 
+// A tensor looked up once: t[i] is element i (flat row-major index), checked.
+struct Tensor {
+  const float* p = nullptr;
+  size_t n = 0;
+  std::string name;
+  double operator[](size_t i) const {
+    if (i >= n) throw std::runtime_error("naive: index out of range in " + name);
+    return double(p[i]);
+  }
+};
+inline Tensor tensor(const Model& m, const std::string& name) {
+  const TensorSpec* s = m.find(name);
+  if (!s) throw std::runtime_error("naive: missing tensor " + name);
+  return Tensor{m.data() + s->offset, s->numel, name};
+}
+
 inline std::string blk(int l, const char* rest) { return "blocks." + std::to_string(l) + "." + rest; }
 
 // LayerNorm of one row as formats.md writes it: x - mean; / sqrt(mean(x^2) + eps); * w + b.
@@ -42,9 +58,10 @@ inline std::vector<double> norm_row(const Model& m, const std::vector<double>& x
   for (double v : x) var += (v - mean) * (v - mean);
   var /= double(D);
   std::vector<double> y(D);
-  for (size_t d = 0; d < D; ++d) {
-    y[d] = (x[d] - mean) / std::sqrt(var + double(c.eps));
-    if (c.normalization == Norm::LN) y[d] = y[d] * w(m, ln_prefix + ".w", d) + w(m, ln_prefix + ".b", d);
+  for (size_t d = 0; d < D; ++d) y[d] = (x[d] - mean) / std::sqrt(var + double(c.eps));
+  if (c.normalization == Norm::LN) {
+    const Tensor lw = tensor(m, ln_prefix + ".w"), lb = tensor(m, ln_prefix + ".b");
+    for (size_t d = 0; d < D; ++d) y[d] = y[d] * lw[d] + lb[d];
   }
   return y;
 }
@@ -67,11 +84,14 @@ inline Result forward(const Model& m, const std::vector<int>& tokens) {
   const size_t V = size_t(c.d_vocab_out > 0 ? c.d_vocab_out : c.d_vocab);
   const bool standard = c.positional == PosEmbed::Standard, shortformer = c.positional == PosEmbed::Shortformer;
   Result r;
+  const Tensor W_E = tensor(m, "embed.W_E");
+  Tensor W_pos;
+  if (standard || shortformer) W_pos = tensor(m, "pos_embed.W_pos");
   Mat x = zeros(T, D);
   for (size_t t = 0; t < T; ++t)
     for (size_t d = 0; d < D; ++d) {
-      x[t][d] = w(m, "embed.W_E", size_t(tokens[t]) * D + d);
-      if (standard) x[t][d] += w(m, "pos_embed.W_pos", t * D + d);
+      x[t][d] = W_E[size_t(tokens[t]) * D + d];
+      if (standard) x[t][d] += W_pos[t * D + d];
     }
   r.resid.push_back(x);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -80,21 +100,25 @@ inline Result forward(const Model& m, const std::vector<int>& tokens) {
       y[t] = norm_row(m, x[t], blk(l, "ln1"));
       qk_in[t] = y[t];
       if (shortformer)
-        for (size_t d = 0; d < D; ++d) qk_in[t][d] += w(m, "pos_embed.W_pos", t * D + d);
+        for (size_t d = 0; d < D; ++d) qk_in[t][d] += W_pos[t * D + d];
     }
+    const Tensor W_Q = tensor(m, blk(l, "attn.W_Q")), W_K = tensor(m, blk(l, "attn.W_K")),
+                 W_V = tensor(m, blk(l, "attn.W_V")), W_O = tensor(m, blk(l, "attn.W_O"));
+    const Tensor b_Q = tensor(m, blk(l, "attn.b_Q")), b_K = tensor(m, blk(l, "attn.b_K")),
+                 b_V = tensor(m, blk(l, "attn.b_V")), b_O = tensor(m, blk(l, "attn.b_O"));
     Mat next = x;
     for (size_t h = 0; h < H; ++h) {
       Mat q = zeros(T, Dh), k = zeros(T, Dh), v = zeros(T, Dh);
       for (size_t t = 0; t < T; ++t)
         for (size_t e = 0; e < Dh; ++e) {
-          q[t][e] = w(m, blk(l, "attn.b_Q"), h * Dh + e);
-          k[t][e] = w(m, blk(l, "attn.b_K"), h * Dh + e);
-          v[t][e] = w(m, blk(l, "attn.b_V"), h * Dh + e);
+          q[t][e] = b_Q[h * Dh + e];
+          k[t][e] = b_K[h * Dh + e];
+          v[t][e] = b_V[h * Dh + e];
           for (size_t d = 0; d < D; ++d) {
             const size_t i = (h * D + d) * Dh + e;
-            q[t][e] += qk_in[t][d] * w(m, blk(l, "attn.W_Q"), i);
-            k[t][e] += qk_in[t][d] * w(m, blk(l, "attn.W_K"), i);
-            v[t][e] += y[t][d] * w(m, blk(l, "attn.W_V"), i);
+            q[t][e] += qk_in[t][d] * W_Q[i];
+            k[t][e] += qk_in[t][d] * W_K[i];
+            v[t][e] += y[t][d] * W_V[i];
           }
         }
       Mat A = zeros(T, T);
@@ -117,7 +141,7 @@ inline Result forward(const Model& m, const std::vector<int>& tokens) {
         for (size_t j = 0; j <= i; ++j)
           for (size_t e = 0; e < Dh; ++e) z[e] += A[i][j] * v[j][e];
         for (size_t d = 0; d < D; ++d)
-          for (size_t e = 0; e < Dh; ++e) out[i][d] += z[e] * w(m, blk(l, "attn.W_O"), (h * Dh + e) * D + d);
+          for (size_t e = 0; e < Dh; ++e) out[i][d] += z[e] * W_O[(h * Dh + e) * D + d];
       }
       for (size_t i = 0; i < T; ++i)
         for (size_t d = 0; d < D; ++d) next[i][d] += out[i][d];
@@ -125,16 +149,17 @@ inline Result forward(const Model& m, const std::vector<int>& tokens) {
       r.head_out.push_back(out);
     }
     for (size_t i = 0; i < T; ++i)
-      for (size_t d = 0; d < D; ++d) next[i][d] += w(m, blk(l, "attn.b_O"), d);
+      for (size_t d = 0; d < D; ++d) next[i][d] += b_O[d];
     x = next;
     r.resid.push_back(x);
   }
+  const Tensor W_U = tensor(m, "unembed.W_U"), b_U = tensor(m, "unembed.b_U");
   r.logits = zeros(T, V);
   for (size_t t = 0; t < T; ++t) {
     const std::vector<double> xf = norm_row(m, x[t], "ln_final");
     for (size_t o = 0; o < V; ++o) {
-      double s = w(m, "unembed.b_U", o);
-      for (size_t d = 0; d < D; ++d) s += xf[d] * w(m, "unembed.W_U", d * V + o);
+      double s = b_U[o];
+      for (size_t d = 0; d < D; ++d) s += xf[d] * W_U[d * V + o];
       r.logits[t][o] = s;
     }
   }
@@ -146,14 +171,15 @@ inline Mat bigram_table(const Model& m) {
   const ModelConfig& c = m.config();
   const size_t D = size_t(c.d_model), Vin = size_t(c.d_vocab);
   const size_t V = size_t(c.d_vocab_out > 0 ? c.d_vocab_out : c.d_vocab);
+  const Tensor W_E = tensor(m, "embed.W_E"), W_U = tensor(m, "unembed.W_U"), b_U = tensor(m, "unembed.b_U");
   Mat out = zeros(Vin, V);
   for (size_t s = 0; s < Vin; ++s) {
     std::vector<double> x(D);
-    for (size_t d = 0; d < D; ++d) x[d] = w(m, "embed.W_E", s * D + d);
+    for (size_t d = 0; d < D; ++d) x[d] = W_E[s * D + d];
     const std::vector<double> xf = norm_row(m, x, "ln_final");
     for (size_t o = 0; o < V; ++o) {
-      double v = w(m, "unembed.b_U", o);
-      for (size_t d = 0; d < D; ++d) v += xf[d] * w(m, "unembed.W_U", d * V + o);
+      double v = b_U[o];
+      for (size_t d = 0; d < D; ++d) v += xf[d] * W_U[d * V + o];
       out[s][o] = v;
     }
   }
