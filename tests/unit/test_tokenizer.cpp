@@ -305,6 +305,7 @@ TEST(TokenizerBpe, RoundTripUtf8) {
       "line one\nline two\n\n\tindented\r\n  the end  \n",
       "",
       " ",
+      "bad \xFF\xFE bytes \xE2\x82 kept",  // invalid UTF-8 survives byte for byte
   };
   for (const auto& x : texts) {
     const std::vector<int> ids = t.encode(x);
