@@ -146,16 +146,18 @@ describe('run', () => {
     }
   });
 
-  test('processing changes the logits but not log-softmax or loss (--raw differs from processed)', () => {
-    const ids = [1, 2, 3, 4, 5, 6, 7];
-    const p = cliJson(['run', MODELS.ln.dir, '--ids', ids.join(','), '--json', '--logits']);
-    const r = cliJson(['run', MODELS.ln.dir, '--ids', ids.join(','), '--json', '--logits', '--raw']);
-    assert.equal(p.weights, 'processed');
-    assert.equal(r.weights, 'raw');
-    assert.ok(maxRelDiff(p.logits, r.logits) > 1e-3, 'processed and raw logits should differ');
-    assert.ok(maxRelDiff(p.logits.map(logSoftmax), r.logits.map(logSoftmax), 1) < 1e-4);
-    assert.ok(Math.abs(p.loss - r.loss) < 1e-4);
-  });
+  for (const key of ['ln', 'short', 'plain']) {
+    test(`processing changes the logits but not log-softmax or loss (--raw differs from processed, ${key})`, () => {
+      const ids = [1, 2, 3, 4, 5, 6, 7];
+      const p = cliJson(['run', MODELS[key].dir, '--ids', ids.join(','), '--json', '--logits']);
+      const r = cliJson(['run', MODELS[key].dir, '--ids', ids.join(','), '--json', '--logits', '--raw']);
+      assert.equal(p.weights, 'processed');
+      assert.equal(r.weights, 'raw');
+      assert.ok(maxRelDiff(p.logits, r.logits) > 1e-3, 'processed and raw logits should differ');
+      assert.ok(maxRelDiff(p.logits.map(logSoftmax), r.logits.map(logSoftmax), 1) < 1e-4);
+      assert.ok(Math.abs(p.loss - r.loss) < 1e-4);
+    });
+  }
 
   test('one token: loss is null', () => {
     const j = cliJson(['run', MODELS.ln.dir, '--ids', '4', '--json']);
