@@ -270,9 +270,9 @@ struct SplitMix64 {
 };
 
 // Approximately N(0, 1): the Irwin-Hall sum of 12 uniforms on (0, 1), minus 6
-// (variance exactly 1, bounded to +-6). Computed in integers and converted
-// once, so the result is bit-identical on every platform (no libm calls).
-float gaussian(SplitMix64& rng) {
+// (variance exactly 1, bounded to +-6). Computed in integers; the result is a
+// multiple of 2^-16 below 6 in magnitude, i.e. at most 19 significant bits.
+double gaussian(SplitMix64& rng) {
   int64_t sum = 0;
   for (int i = 0; i < 3; ++i) {
     uint64_t r = rng.next();
@@ -282,9 +282,14 @@ float gaussian(SplitMix64& rng) {
     }
   }
   // sum_i u_i - 6 = (sum + 6 - 6 * 65536) / 65536, exact in double.
-  return float(double(sum + 6 - 6 * 65536) / 65536.0);
+  return double(sum + 6 - 6 * 65536) / 65536.0;
 }
 
+// offset + scale * z rounded once to float. scale is a float (24 bits) and z has
+// at most 19 bits, so the product is exact in double: with or without a fused
+// multiply-add (native compilers contract a*b+c, wasm has no FMA) the double
+// sum, and hence the float, is the same on every platform.
+float affine(double offset, float scale, double z) { return float(offset + double(scale) * z); }
 }  // namespace
 
 void randomize(Model& m, uint64_t seed, float std) {
@@ -294,15 +299,13 @@ void randomize(Model& m, uint64_t seed, float std) {
     const std::string& n = s.name;
     const bool ln_weight = n.ends_with("ln1.w") || n == "ln_final.w";
     const bool bias = n.ends_with(".b") || n.find(".b_") != std::string::npos;
+    // LN scale near 1 but clearly not 1 (so fold_ln has work to do); biases small
+    // but nonzero (so every processing step moves something); weights, W_pos
+    // included (same scale as W_E), N(0, std).
+    const double offset = ln_weight ? 1.0 : 0.0;
+    const float scale = ln_weight ? 0.2f : bias ? 0.5f * std : std;
     for (size_t i = 0; i < s.numel; ++i) {
-      const float z = gaussian(rng);
-      float v;
-      if (ln_weight)
-        v = 1.f + 0.2f * z;  // LN scale near 1, clearly not 1 so fold_ln has work to do
-      else if (bias)
-        v = 0.5f * std * z;  // small but nonzero, so every processing step moves something
-      else
-        v = std * z;         // weights (W_pos at the same scale as W_E)
+      const float v = affine(offset, scale, gaussian(rng));
       d[s.offset + i] = v;
     }
   }
