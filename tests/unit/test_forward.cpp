@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <utility>
 #include <string>
 #include <vector>
@@ -128,7 +129,12 @@ TEST(Forward, OneLayerLogitsEqualPathExpansion) {
     randomize(m, 99, 0.8f);
     const std::vector<int> tokens = some_tokens(8, c.d_vocab, 5);
     const size_t T = tokens.size(), D = 10, H = 3, Dh = 4, V = 11;
-    auto W = [&](const char* name, size_t i) { return naive::w(m, name, i); };
+    std::map<std::string, naive::Tensor> tensors;  // looked up once each
+    auto W = [&](const char* name, size_t i) {
+      auto it = tensors.find(name);
+      if (it == tensors.end()) it = tensors.emplace(name, naive::tensor(m, name)).first;
+      return it->second[i];
+    };
     // Attention patterns from the naive reference (which does not use the code under test).
     const naive::Result ref = naive::forward(m, tokens);
     const ForwardResult got = forward(m, tokens);
