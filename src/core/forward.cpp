@@ -36,7 +36,9 @@ void normalize_rows(const Model& m, RowMat& x, int layer) {
 
 namespace {
 
-void check_tokens(const ModelConfig& c, std::span<const int> tokens) {
+void check_tokens(const Model& m, std::span<const int> tokens) {
+  const ModelConfig& c = m.config();
+  if (m.tensors().empty()) throw Error("forward: the model has no tensors (none loaded)");
   if (tokens.empty()) throw Error("forward: tokens is empty");
   if (c.has_pos() && tokens.size() > size_t(c.n_ctx))
     throw Error("forward: tokens has " + std::to_string(tokens.size()) + " positions, more than n_ctx " +
@@ -66,7 +68,7 @@ void causal_softmax(RowMat& A) {
 
 ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt) {
   const ModelConfig& c = m.config();
-  check_tokens(c, tokens);
+  check_tokens(m, tokens);
   const Eigen::Index T = Eigen::Index(tokens.size());
   const int D = c.d_model, H = c.n_heads, Dh = c.d_head, L = c.n_layers;
   const float inv_scale = 1.f / c.scale();

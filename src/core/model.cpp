@@ -45,6 +45,12 @@ Layout layout_of(const ModelConfig& c, const std::vector<TensorSpec>& specs) {
   return L;
 }
 
+// specs[i], or a cs::Error for a default-constructed (empty) model.
+const TensorSpec& spec_at(const std::vector<TensorSpec>& specs, size_t i) {
+  if (i >= specs.size()) throw Error("model: the model has no tensors (default-constructed)");
+  return specs[i];
+}
+
 enum AttnSlot { kWQ = 0, kWK, kWV, kWO, kbQ, kbK, kbV, kbO };
 
 }  // namespace
@@ -153,12 +159,12 @@ void require_ln(const ModelConfig& c, const char* what) {
 }  // namespace
 
 ConstMatMap Model::W_E() const {
-  return ConstMatMap(data_.data() + specs_[0].offset, cfg_.d_vocab, cfg_.d_model);
+  return ConstMatMap(data_.data() + spec_at(specs_, 0).offset, cfg_.d_vocab, cfg_.d_model);
 }
 
 ConstMatMap Model::W_pos() const {
   if (!cfg_.has_pos()) return ConstMatMap(data_.data(), 0, cfg_.d_model);  // empty view
-  return ConstMatMap(data_.data() + specs_[layout_of(cfg_, specs_).pos].offset, cfg_.n_ctx, cfg_.d_model);
+  return ConstMatMap(data_.data() + spec_at(specs_, layout_of(cfg_, specs_).pos).offset, cfg_.n_ctx, cfg_.d_model);
 }
 
 namespace {
@@ -166,7 +172,7 @@ namespace {
 const float* attn_ptr(const std::vector<float>& data, const std::vector<TensorSpec>& specs, const ModelConfig& c,
                       int l, int slot) {
   const Layout L = layout_of(c, specs);
-  return data.data() + specs[L.block0 + size_t(l) * L.per_block + L.attn0 + size_t(slot)].offset;
+  return data.data() + spec_at(specs, L.block0 + size_t(l) * L.per_block + L.attn0 + size_t(slot)).offset;
 }
 }  // namespace
 #define CS_ATTN_PTR(slot) attn_ptr(data_, specs_, cfg_, l, slot)
@@ -209,27 +215,27 @@ ConstVecMap Model::ln1_w(int l) const {
   require_ln(cfg_, "ln1.w");
   check_layer(cfg_, l, "ln1.w");
   const Layout L = layout_of(cfg_, specs_);
-  return ConstVecMap(data_.data() + specs_[L.block0 + size_t(l) * L.per_block].offset, cfg_.d_model);
+  return ConstVecMap(data_.data() + spec_at(specs_, L.block0 + size_t(l) * L.per_block).offset, cfg_.d_model);
 }
 ConstVecMap Model::ln1_b(int l) const {
   require_ln(cfg_, "ln1.b");
   check_layer(cfg_, l, "ln1.b");
   const Layout L = layout_of(cfg_, specs_);
-  return ConstVecMap(data_.data() + specs_[L.block0 + size_t(l) * L.per_block + 1].offset, cfg_.d_model);
+  return ConstVecMap(data_.data() + spec_at(specs_, L.block0 + size_t(l) * L.per_block + 1).offset, cfg_.d_model);
 }
 ConstVecMap Model::ln_final_w() const {
   require_ln(cfg_, "ln_final.w");
-  return ConstVecMap(data_.data() + specs_[layout_of(cfg_, specs_).final0].offset, cfg_.d_model);
+  return ConstVecMap(data_.data() + spec_at(specs_, layout_of(cfg_, specs_).final0).offset, cfg_.d_model);
 }
 ConstVecMap Model::ln_final_b() const {
   require_ln(cfg_, "ln_final.b");
-  return ConstVecMap(data_.data() + specs_[layout_of(cfg_, specs_).final0 + 1].offset, cfg_.d_model);
+  return ConstVecMap(data_.data() + spec_at(specs_, layout_of(cfg_, specs_).final0 + 1).offset, cfg_.d_model);
 }
 ConstMatMap Model::W_U() const {
-  return ConstMatMap(data_.data() + specs_[layout_of(cfg_, specs_).unembed].offset, cfg_.d_model, cfg_.vocab_out());
+  return ConstMatMap(data_.data() + spec_at(specs_, layout_of(cfg_, specs_).unembed).offset, cfg_.d_model, cfg_.vocab_out());
 }
 ConstVecMap Model::b_U() const {
-  return ConstVecMap(data_.data() + specs_[layout_of(cfg_, specs_).unembed + 1].offset, cfg_.vocab_out());
+  return ConstVecMap(data_.data() + spec_at(specs_, layout_of(cfg_, specs_).unembed + 1).offset, cfg_.vocab_out());
 }
 
 namespace {

@@ -188,6 +188,7 @@ TEST(Forward, RejectsBadTokens) {
     EXPECT_NE(msg.find("tokens[2]"), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
+  EXPECT_THROW(forward(Model{}, std::vector<int>{0}), Error);  // nothing loaded
   // Without positions there is no context limit.
   Model nopos(small_config(1, PosEmbed::None, Norm::None));
   randomize(nopos, 2);
@@ -343,6 +344,16 @@ TEST(Model, OptionalTensorsFollowTheConfig) {
   Model sf(small_config(0, PosEmbed::Shortformer, Norm::None));
   EXPECT_NE(sf.find("pos_embed.W_pos"), nullptr);
   EXPECT_EQ(sf.tensors().size(), 4u);
+}
+
+TEST(Model, DefaultConstructedModelThrowsInsteadOfCrashing) {
+  Model empty;
+  EXPECT_TRUE(empty.tensors().empty());
+  EXPECT_EQ(empty.size(), 0u);
+  EXPECT_THROW(empty.W_E(), Error);
+  EXPECT_THROW(empty.W_U(), Error);
+  EXPECT_THROW(empty.b_U(), Error);
+  EXPECT_THROW(empty.W_Q(0, 0), Error);
 }
 
 TEST(Model, ProcessingStateDescribe) {
