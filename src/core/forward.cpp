@@ -89,9 +89,9 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
   if (opt.keep_cache) cache.resid.push_back(x);
 
   RowMat y(T, D), qk_in;      // normalized stream; Shortformer's q/k input
-  RowMat q(T, Dh), k(T, Dh), v(T, Dh);
-  RowMat A(T, T);             // attention pattern [query, key]
-  RowMat z(T, size_t(H) * Dh);  // every head's A v side by side: [T, n_heads * d_head]
+  RowMat q(T, Dh), k(T, Dh), v(T, Dh);  // one head's queries, keys, values: [T, d_head]
+  RowMat A(T, T);                        // attention pattern [T(query), T(key)]
+  RowMat z(T, Eigen::Index(H) * Dh);     // every head's A v side by side: [T, n_heads * d_head]
 
   for (int l = 0; l < L; ++l) {
     y = x;
@@ -102,6 +102,7 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
       qk_src = &qk_in;
     }
     for (int h = 0; h < H; ++h) {
+      // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per position)
       q.noalias() = *qk_src * m.W_Q(l, h);
       q.rowwise() += m.b_Q(l, h).transpose();
       q *= inv_scale;  // scores = q k^T / attn_scale
