@@ -14,14 +14,20 @@ void draw_error_banner(AppState& s) {
   if (s.error().empty()) return;
   ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.55f, 0.08f, 0.10f, 1.f));
   ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 1.f, 1.f, 1.f));
+  const ImGuiStyle& st = ImGui::GetStyle();
   const float wrap = ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 7.f;
-  const ImVec2 text = ImGui::CalcTextSize(s.error().c_str(), nullptr, false, wrap);
-  const float h = std::max(text.y, ImGui::GetFrameHeight()) + ImGui::GetStyle().WindowPadding.y * 2.f;
-  ImGui::BeginChild("##error", ImVec2(0, h), false, ImGuiWindowFlags_NoScrollbar);
+  const char* what = "Could not load:";
+  const ImVec2 text = ImGui::CalcTextSize(s.error().c_str(), nullptr, false, wrap - st.WindowPadding.x);
+  const float h = std::max(text.y + ImGui::GetTextLineHeightWithSpacing(), ImGui::GetFrameHeight()) +
+                  st.WindowPadding.y * 2.f;
+  ImGui::BeginChild("##error", ImVec2(0, h), false,
+                    ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_AlwaysUseWindowPadding);
+  ImGui::TextUnformatted(what);
   ImGui::PushTextWrapPos(wrap);
   ImGui::TextUnformatted(s.error().c_str());
   ImGui::PopTextWrapPos();
-  ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - ImGui::GetFontSize() * 5.f);
+  ImGui::SetCursorPos(ImVec2(ImGui::GetWindowContentRegionMax().x - ImGui::CalcTextSize("Dismiss").x -
+                                 st.FramePadding.x * 2.f, st.WindowPadding.y));
   if (ImGui::Button("Dismiss")) s.clear_error();
   ImGui::EndChild();
   ImGui::PopStyleColor(2);

@@ -160,6 +160,9 @@ void AppState::finish_job() {
   auto loaded = std::make_shared<const LoadedModel>(job_->take());
   job_.reset();
   if (pending_) {
+    // The user's files: the config's model name says more than "model.safetensors".
+    if (pending_->origin == "files" && !loaded->model.config().name.empty())
+      pending_->title = loaded->model.config().name;
     pending_->processed = std::move(loaded);
     active_ = std::move(pending_);
     error_.clear();

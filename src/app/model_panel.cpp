@@ -119,8 +119,14 @@ void draw_card(AppState& s) {
     card_row("n_ctx", std::to_string(c.n_ctx), "Longest context (number of positions).");
     card_row("d_vocab", c.vocab_out() == c.d_vocab ? std::to_string(c.d_vocab)
                                                    : ui::fmt("%d in, %d out", c.d_vocab, c.vocab_out()));
-    card_row("parameters", ui::thousands(lm->model.parameter_count()) + " (" +
-                               ui::si(double(lm->model.parameter_count())) + ")");
+    std::string params =
+        ui::thousands(lm->model.parameter_count()) + " (" + ui::si(double(lm->model.parameter_count())) + ")";
+    if (lm->model.processing.fold_ln) {
+      // fold_ln moved LayerNorm's w and b (per block and final) into the next weights.
+      const int64_t folded = 2ll * c.d_model * (c.n_layers + 1);
+      params += ", " + ui::thousands(lm->model.parameter_count() + folded) + " as stored (LayerNorm w, b folded in)";
+    }
+    card_row("parameters", params);
     card_row("positions", positional_text(c.positional));
     card_row("normalization", norm_text(c.normalization));
     card_row("attn_scale", ui::fmt("%g", double(c.scale())), "Attention scores are q.k / attn_scale.");
@@ -136,7 +142,10 @@ void draw_card(AppState& s) {
     ImGui::Spacing();
     ImGui::PushStyleColor(ImGuiCol_Text, ui::kWarningText);
     ImGui::TextUnformatted("Warnings");
-    for (const auto& w : lm->warnings) ImGui::BulletText("%s", w.c_str());
+    for (const auto& w : lm->warnings) {
+      ImGui::Bullet();
+      ImGui::TextWrapped("%s", w.c_str());
+    }
     ImGui::PopStyleColor();
   }
 }
