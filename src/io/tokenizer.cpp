@@ -1189,10 +1189,11 @@ std::optional<int> Tokenizer::bos_id() const { return checked(impl_)->bos; }
 
 std::string Tokenizer::kind() const {
   const Impl* im = checked(impl_);
-  if (im->is_char) return "char";
+  // Byte-level BPE without merges has one-"character" tokens too, but they are bytes.
+  if (im->is_char && !im->byte_level) return "char";
   if (im->model == Impl::ModelType::WordLevel) return "WordLevel";
   std::string k = "BPE";
-  if (im->byte_level) k += ", byte-level";
+  if (im->byte_level) k += im->is_char ? ", byte-level (single bytes, no merges)" : ", byte-level";
   if (im->split_digits) k += ", split digits";
   return k;
 }

@@ -181,7 +181,7 @@ TEST(TokenizerBpe, VocabStringsUseTheByteAlphabet) {
   EXPECT_EQ(t.token_string('\n'), "\xC4\x8A");  // "Ċ"
   EXPECT_EQ(t.token_string('a'), "a");
   for (int b = 0; b < 256; ++b) EXPECT_EQ(t.token_bytes(b), std::string(1, static_cast<char>(b))) << b;
-  EXPECT_EQ(t.kind(), "char");  // every token one character
+  EXPECT_EQ(t.kind(), "BPE, byte-level (single bytes, no merges)");  // one-character tokens, but bytes
 }
 
 TEST(TokenizerBpe, MergesAppliedByRank) {
