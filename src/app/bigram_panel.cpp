@@ -203,6 +203,7 @@ void draw_heatmap(AppState& s) {
       dl->AddRectFilled(p0, ImVec2(p0.x + cell, p0.y + cell), diverging_u32(v / vmax));
     }
   dl->AddRect(grid, ImVec2(grid.x + grid_w, grid.y + grid_h), ImGui::GetColorU32(ImGuiCol_Border));
+  ui::mark_rect("heatmap_grid", grid, ImVec2(grid.x + grid_w, grid.y + grid_h));
 
   // Legend.
   const ImVec2 legend_pos(grid.x + grid_w + fs, grid.y + line + 4.f);

@@ -9,6 +9,7 @@
 
 #include "app/app_state.h"
 #include "app/clipboard.h"
+#include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
 
@@ -133,6 +134,10 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   }
   const auto& b = s.bigram();
   j["bigram"] = Json{{"source", b.source}, {"k", b.k}, {"next", b.next}, {"block_tokens", b.block_tokens}};
+  Json rects = Json::object();
+  for (const auto& [name, r] : cs::app::ui::marked_items()) rects[name] = {r.x, r.y, r.z, r.w};
+  j["rects"] = rects;  // widgets' screen rectangles in CSS pixels (x0, y0, x1, y1), for tests
+  j["text_input"] = ImGui::GetCurrentContext() && ImGui::GetIO().WantTextInput;  // a text field has focus
   out = dump(j);
   return out.c_str();
 }

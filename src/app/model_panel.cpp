@@ -42,6 +42,7 @@ const char* norm_text(Norm n) {
 
 void draw_open(AppState& s) {
   if (ImGui::Button("Open model files...")) platform::open_file_picker();
+  ui::mark_item("open_files");
   ui::help_marker(
       "Pick the files of one model: model.safetensors, config.json and tokenizer.json (select all three), "
       "or a single .safetensors that carries its config in its metadata. "
@@ -98,6 +99,7 @@ void draw_card(AppState& s) {
 
   bool raw = s.show_raw();
   if (ImGui::Checkbox("Show raw weights (as stored)", &raw)) s.set_raw(raw);
+  ui::mark_item("raw_checkbox");
   ui::help_marker(
       "TransformerLens processes weights by default when it loads a model: fold_ln (LayerNorm's w and b "
       "move into the next weights), center_writing_weights, center_unembed, fold_value_biases. Each step "

@@ -125,6 +125,7 @@ bool token_picker(const char* id, const char* hint, TokenPicker& p, const AppSta
   ImGui::SetNextItemWidth(std::min(ImGui::GetContentRegionAvail().x, ImGui::GetFontSize() * 22.f));
   const bool enter = ImGui::InputTextWithHint("##query", hint, p.query, sizeof p.query,
                                               ImGuiInputTextFlags_EnterReturnsTrue);
+  mark_item((std::string(id) + "_query").c_str());
   if (ImGui::IsItemEdited() || p.generation != s.generation()) {
     p.matches = s.find_tokens(p.query);
     p.generation = s.generation();
@@ -174,6 +175,16 @@ bool token_id_input(const char* label, int* id, int n) {
   }
   return false;
 }
+
+namespace {
+std::map<std::string, ImVec4> g_marked;
+}  // namespace
+
+void mark_item(const char* name) { mark_rect(name, ImGui::GetItemRectMin(), ImGui::GetItemRectMax()); }
+
+void mark_rect(const char* name, ImVec2 min, ImVec2 max) { g_marked[name] = ImVec4(min.x, min.y, max.x, max.y); }
+
+const std::map<std::string, ImVec4>& marked_items() { return g_marked; }
 
 void add_text_vertical(ImDrawList* dl, ImVec2 pos, uint32_t col, const char* text) {
   ImFont* font = ImGui::GetFont();

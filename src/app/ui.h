@@ -1,6 +1,7 @@
 // Small widgets shared by the views (each used by more than one view).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "app/app_state.h"
@@ -51,6 +52,12 @@ bool token_picker(const char* id, const char* hint, TokenPicker& p, const AppSta
 
 // Integer input for a token id in [0, n); returns true when changed.
 bool token_id_input(const char* label, int* id, int n);
+
+// Records the last item's screen rectangle (CSS pixels) under `name`, so tests
+// and automation can find widgets (reported by cs_state_json as "rects").
+void mark_item(const char* name);
+void mark_rect(const char* name, ImVec2 min, ImVec2 max);
+const std::map<std::string, ImVec4>& marked_items();  // name -> (x0, y0, x1, y1)
 
 // Adds text rotated 90 degrees counter-clockwise (reading upwards); `pos` is
 // where the text's baseline starts (bottom-left corner of the rotated box).

@@ -118,6 +118,23 @@ export async function waitIdle(page, opts = {}) {
   return waitForState(page, (s) => !s.loading.active && s.frames >= f + 3, { what: 'frames after idle', ...opts });
 }
 
+// Waits until the page has drawn n more frames.
+export async function waitFrames(page, n = 3) {
+  const f = (await getState(page)).frames;
+  return waitForState(page, (s) => s.frames >= f + n, { what: `${n} frames` });
+}
+
+// Presses a key or combination ("Enter", "Control+c") holding it for a couple
+// of frames: Dear ImGui 1.86 reads key state once per frame, so a press and
+// release inside one frame would go unseen (a person's key press lasts longer).
+export async function pressKey(page, combo) {
+  const keys = combo.split('+');
+  for (const k of keys) await page.keyboard.down(k);
+  await waitFrames(page, 2);
+  for (const k of keys.reverse()) await page.keyboard.up(k);
+  await waitFrames(page, 1);
+}
+
 export async function screenshot(page, name) {
   mkdirSync(artifactsDir, { recursive: true });
   const path = join(artifactsDir, name);
