@@ -133,6 +133,7 @@
     const entry = bundled.find((m) => m.id === id);
     if (!entry) throw new Error(`bundled model '${id}' is not listed in assets/models/index.json`);
     const title = entry.title || id;
+    if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
     const urls = entry.files.map((f) => `assets/models/${encodeURIComponent(id)}/${f}`);
     const responses = await Promise.all(urls.map((u) => fetch(u)));
     responses.forEach((r, i) => { if (!r.ok) throw new Error(`${urls[i]}: HTTP ${r.status} ${r.statusText}`); });

@@ -313,8 +313,13 @@ void draw_bigram_panel(AppState& s) {
 
   ImGui::Separator();
   ImGui::TextUnformatted("Heatmap of bigram logits for a set of tokens");
-  ui::explain("Blue: the direct path makes this next token less likely; red: more likely (logits, symmetric "
-              "colour scale around 0). Hover a cell for its value.");
+  ui::explain(lm->model.processing.center_unembed
+                  ? "Red: the direct path favours this next token, blue: it disfavours it (logits on a colour scale "
+                    "symmetric around 0; after center_unembed, 0 is the row's average over the whole vocabulary). "
+                    "Hover a cell for its value; click it to show the pair in the tables."
+                  : "Red: larger logit, blue: smaller (colour scale symmetric around 0; raw weights are not "
+                    "centred, so compare cells within a row). Hover a cell for its value; click it to show the "
+                    "pair in the tables.");
   draw_block_controls(s);
   ImGui::Spacing();
   draw_heatmap(s);

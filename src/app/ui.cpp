@@ -23,7 +23,9 @@ ImFont* heading_font() { return g_heading ? g_heading : ImGui::GetFont(); }
 
 void heading(const char* text) {
   ImGui::PushFont(heading_font());
+  ImGui::PushTextWrapPos(0.f);
   ImGui::TextUnformatted(text);
+  ImGui::PopTextWrapPos();
   ImGui::PopFont();
 }
 

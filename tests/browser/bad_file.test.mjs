@@ -49,6 +49,18 @@ test('a bad file shows the error banner and keeps the previous model', { timeout
       });
     }
 
+    await t.test('too large for memory', async () => {
+      // 4.25e9 bytes cannot fit in wasm's 4 GB next to what is already there:
+      // the allocation fails cleanly (the shell calls this with a File's size).
+      const ptr = await page.evaluate(() =>
+        Module.ccall('cs_stage_file', 'number', ['string', 'number'], ['huge.safetensors', 4.25e9]));
+      assert.equal(ptr, 0);
+      const s = await waitForState(page, (x) => x.error !== '', { what: 'too-large error' });
+      assert.equal(s.error, "file huge.safetensors (4250.0 MB) is too large for the browser's memory");
+      assert.equal(s.model.id, before.model.id);
+      await page.evaluate(() => Module.ccall('cs_discard_staged', null, [], []));
+    });
+
     // The page still works: a good model loads and clears the banner.
     const dir = writeTempFolder(good.files);
     dirs.push(dir);
