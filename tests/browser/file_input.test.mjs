@@ -53,6 +53,15 @@ test('file input loads a model that replaces the default', { timeout: 120000 }, 
     assert.equal(s2.model.config.normalization, 'none');
     assert.equal(s2.model.tokenizer, null);
     rmSync(dir2, { recursive: true, force: true });
+
+    // Back to the bundled model (what the panel's "Load" button does).
+    const bundled = defaultBundled();
+    await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), bundled.id);
+    const s3 = await waitForState(page, (x) => x.model && x.model.id === bundled.id && !x.loading.active,
+      { what: 'bundled model again' });
+    assert.equal(s3.model.title, bundled.title);
+    assert.equal(s3.download.active, false);
+    assert.ok(s3.download.total > 0 && s3.download.loaded === s3.download.total, 'download progress reported');
     assertNoErrors(assert, errors);
   } finally {
     await app.close();

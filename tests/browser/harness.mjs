@@ -51,14 +51,15 @@ export const chromiumArgs = [
 
 // Starts the server and Chromium, opens the page, records console errors and
 // page errors. Returns { page, context, errors, url, close() }.
-export async function openPage({ query = '', viewport = { width: 1400, height: 900 }, deviceScaleFactor = 1 } = {}) {
+export async function openPage({ query = '', viewport = { width: 1400, height: 900 }, deviceScaleFactor = 1,
+  extraArgs = [] } = {}) {
   const server = await serveStatic(distDir);
   const profile = mkdtempSync(join(tmpdir(), 'circuitscope-chromium-'));
   let context;
   try {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: process.env.CIRCUITSCOPE_CHROMIUM || '/usr/bin/chromium',
-      headless: true, args: chromiumArgs, viewport, deviceScaleFactor,
+      headless: true, args: [...chromiumArgs, ...extraArgs], viewport, deviceScaleFactor,
     });
   } catch (e) {
     await server.close();

@@ -78,3 +78,19 @@ test('page loads and shows the default model card', { timeout: 120000 }, async (
     await app.close();
   }
 });
+
+test('without WebGL2 the page says so', { timeout: 60000 }, async () => {
+  const app = await openPage({ extraArgs: ['--disable-3d-apis'] });
+  try {
+    const { page, errors } = app;
+    await page.waitForFunction(() => document.getElementById('boot').classList.contains('fatal'), null,
+      { timeout: 20000 });
+    const text = await page.locator('#boot-status').textContent();
+    assert.match(text, /needs WebGL2/);
+    assert.equal(await page.locator('#boot').isVisible(), true);
+    await screenshot(page, 'no-webgl2.png');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});
