@@ -1,0 +1,242 @@
+// Head scores on token sequences ([I], induction.h). Every score is a plain
+// average of entries of forward()'s attention patterns A [T(destination),
+// T(source)] or of its per-position losses.
+#include "core/induction.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+#include "core/forward.h"
+
+namespace cs {
+
+uint64_t Rng::next() {
+  // SplitMix64 (Steele, Lea, Flood 2014): a Weyl sequence through a mixer.
+  state_ += 0x9E3779B97F4A7C15ull;
+  uint64_t z = state_;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t Rng::below(uint64_t n) {
+  if (n == 0) throw Error("Rng::below: n must be > 0");
+  // Reject the top partial block so every residue is equally likely.
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t x;
+  do x = next();
+  while (x >= limit);
+  return x % n;
+}
+
+double Rng::uniform() { return double(next() >> 11) * 0x1.0p-53; }
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// The ids repeated_random_tokens may draw: [0, d_vocab) minus exclude and bos.
+std::vector<int> allowed_ids(int d_vocab, int bos, std::span<const int> exclude) {
+  std::vector<char> banned(size_t(std::max(d_vocab, 0)), 0);
+  for (int e : exclude)
+    if (e >= 0 && e < d_vocab) banned[size_t(e)] = 1;
+  if (bos >= 0 && bos < d_vocab) banned[size_t(bos)] = 1;
+  std::vector<int> ids;
+  for (int i = 0; i < d_vocab; ++i)
+    if (!banned[size_t(i)]) ids.push_back(i);
+  return ids;
+}
+
+// Runs forward() keeping the patterns; checks the length first so the message
+// names the score being computed.
+ForwardResult run(const Model& m, const std::vector<int>& seq, const char* what) {
+  const ModelConfig& c = m.config();
+  if (c.has_pos() && seq.size() > size_t(c.n_ctx))
+    throw Error(std::string(what) + ": a sequence of " + std::to_string(seq.size()) +
+                " tokens is longer than n_ctx " + std::to_string(c.n_ctx));
+  return forward(m, seq, ForwardOptions{.keep_cache = true});
+}
+
+}  // namespace
+
+std::vector<int> repeated_random_tokens(Rng& rng, int d_vocab, int n, int repeats, int bos,
+                                        std::span<const int> exclude) {
+  if (n < 1) throw Error("repeated_random_tokens: n must be >= 1 (got " + std::to_string(n) + ")");
+  if (repeats < 1) throw Error("repeated_random_tokens: repeats must be >= 1 (got " + std::to_string(repeats) + ")");
+  std::vector<int> ids = allowed_ids(d_vocab, bos, exclude);
+  if (ids.empty())
+    throw Error("repeated_random_tokens: no token id is left to draw from d_vocab " + std::to_string(d_vocab) +
+                " after the exclusions");
+  std::vector<int> s(static_cast<size_t>(n));
+  if (size_t(n) <= ids.size()) {
+    // n distinct ids: the first n steps of a Fisher-Yates shuffle.
+    for (int j = 0; j < n; ++j) {
+      const size_t k = size_t(j) + size_t(rng.below(ids.size() - size_t(j)));
+      std::swap(ids[size_t(j)], ids[k]);
+      s[size_t(j)] = ids[size_t(j)];
+    }
+  } else {
+    for (int j = 0; j < n; ++j) s[size_t(j)] = ids[size_t(rng.below(ids.size()))];
+  }
+  std::vector<int> out;
+  out.reserve(size_t(bos >= 0) + size_t(n) * size_t(repeats));
+  if (bos >= 0) out.push_back(bos);
+  for (int r = 0; r < repeats; ++r) out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+
+std::vector<std::vector<int>> repeated_random_tokens(int d_vocab, int n, int repeats, int examples, uint64_t seed,
+                                                     int bos, std::span<const int> exclude) {
+  Rng rng(seed);
+  std::vector<std::vector<int>> out;
+  for (int e = 0; e < examples; ++e) out.push_back(repeated_random_tokens(rng, d_vocab, n, repeats, bos, exclude));
+  return out;
+}
+
+RowMat previous_token_scores(const Model& m, const std::vector<std::vector<int>>& sequences) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads;
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(L, H);
+  int64_t count = 0;
+  for (const auto& seq : sequences) {
+    if (seq.size() < 3) continue;
+    const ForwardResult r = run(m, seq, "previous_token_scores");
+    const Eigen::Index T = Eigen::Index(seq.size());
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h) {
+        const RowMat& A = r.cache.attn(l, h, H);
+        double s = 0;
+        for (Eigen::Index i = 2; i < T; ++i) s += A(i, i - 1);
+        sum(l, h) += s;
+      }
+    count += T - 2;
+  }
+  if (count == 0) return RowMat::Constant(L, H, kNaN);
+  return (sum / double(count)).cast<float>();
+}
+
+RowMat prefix_matching_scores(const Model& m, const std::vector<std::vector<int>>& sequences, int bos) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads;
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(L, H);
+  int64_t count = 0;
+  for (const auto& seq : sequences) {
+    const size_t T = seq.size();
+    // For each destination i: the sources j (1 <= j <= i) with seq[j-1] == seq[i],
+    // only for tokens seen before i (a token's first occurrence has no such j < i
+    // other than j = i when seq[i-1] == seq[i], which is itself a repeat).
+    std::vector<std::vector<int>> sources(T);
+    bool any = false;
+    for (size_t i = 1; i < T; ++i) {
+      if (seq[i] == bos) continue;
+      bool seen = false;
+      for (size_t j = 0; j < i; ++j) seen |= seq[j] == seq[i];
+      if (!seen) continue;
+      for (size_t j = 1; j <= i; ++j)
+        if (seq[j - 1] == seq[i]) sources[i].push_back(int(j));
+      any = true;
+      ++count;
+    }
+    if (!any) continue;
+    const ForwardResult r = run(m, seq, "prefix_matching_scores");
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h) {
+        const RowMat& A = r.cache.attn(l, h, H);
+        double s = 0;
+        for (size_t i = 0; i < T; ++i)
+          for (int j : sources[i]) s += A(Eigen::Index(i), j);
+        sum(l, h) += s;
+      }
+  }
+  if (count == 0) return RowMat::Constant(L, H, kNaN);
+  return (sum / double(count)).cast<float>();
+}
+
+RowMat prefix_matching_scores(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
+                              std::span<const int> exclude) {
+  const ModelConfig& c = m.config();
+  const int64_t len = int64_t(bos >= 0) + int64_t(n) * repeats;
+  if (c.has_pos() && len > c.n_ctx)
+    throw Error("prefix_matching_scores: " + std::string(bos >= 0 ? "BOS + " : "") + std::to_string(n) + " x " +
+                std::to_string(repeats) + " tokens = " + std::to_string(len) + " is longer than n_ctx " +
+                std::to_string(c.n_ctx));
+  return prefix_matching_scores(m, repeated_random_tokens(c.d_vocab, n, repeats, examples, seed, bos, exclude),
+                                bos);
+}
+
+IclPositions icl_positions(int n_ctx) {
+  if (n_ctx < 3) throw Error("icl_positions: n_ctx must be >= 3 (got " + std::to_string(n_ctx) + ")");
+  const auto scaled = [&](int k) {
+    const int p = int(std::lround(double(k) * double(n_ctx) / 512.0));
+    return std::clamp(p, 1, n_ctx - 1);
+  };
+  IclPositions p{scaled(50), scaled(500)};
+  if (p.early >= p.late) p.early = std::max(1, p.late - 1);
+  return p;
+}
+
+double in_context_learning_score(const Model& m, const std::vector<std::vector<int>>& sequences, int early,
+                                 int late, int window) {
+  if (!(early >= 1 && early < late))
+    throw Error("in_context_learning_score: need 1 <= early < late (got early " + std::to_string(early) +
+                ", late " + std::to_string(late) + ")");
+  if (sequences.empty()) throw Error("in_context_learning_score: no sequences");
+  window = std::max(window, 0);
+  double total = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const auto& seq = sequences[s];
+    const int T = int(seq.size());
+    if (late >= T)
+      throw Error("in_context_learning_score: sequence " + std::to_string(s) + " has " + std::to_string(T) +
+                  " tokens, too short for the late position " + std::to_string(late));
+    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = false});
+    // losses[t - 1] = -log p(seq[t] | seq[0..t)).
+    const std::vector<float> losses = token_losses(r.logits, seq);
+    const auto loss_at = [&](int t) {
+      const int lo = std::max(1, t - window), hi = std::min(T - 1, t + window);
+      double sum = 0;
+      for (int u = lo; u <= hi; ++u) sum += losses[size_t(u - 1)];
+      return sum / double(hi - lo + 1);
+    };
+    total += loss_at(early) - loss_at(late);
+  }
+  return total / double(sequences.size());
+}
+
+RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequences, int n, int repeats,
+                       bool has_bos) {
+  if (n < 1 || repeats < 2) throw Error("repeat_loss: need n >= 1 and repeats >= 2");
+  if (sequences.empty()) throw Error("repeat_loss: no sequences");
+  const size_t o = has_bos ? 1 : 0, len = o + size_t(n) * size_t(repeats);
+  double first = 0, rep = 0;
+  int64_t n_first = 0, n_rep = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const auto& seq = sequences[s];
+    if (seq.size() != len)
+      throw Error("repeat_loss: sequence " + std::to_string(s) + " has " + std::to_string(seq.size()) +
+                  " tokens, expected " + std::to_string(len));
+    const ForwardResult r = run(m, seq, "repeat_loss");
+    const std::vector<float> losses = token_losses(r.logits, seq);  // losses[t-1] predicts seq[t]
+    for (size_t t = 1; t < len; ++t) {
+      if (t < o + size_t(n)) {
+        first += losses[t - 1];
+        ++n_first;
+      } else {
+        rep += losses[t - 1];
+        ++n_rep;
+      }
+    }
+  }
+  return RepeatLoss{n_first ? first / double(n_first) : double(kNaN), rep / double(n_rep)};
+}
+
+RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
+                       std::span<const int> exclude) {
+  return repeat_loss(m, repeated_random_tokens(m.config().d_vocab, n, repeats, examples, seed, bos, exclude), n,
+                     repeats, bos >= 0);
+}
+
+}  // namespace cs

@@ -1,0 +1,116 @@
+// Behavioural scores of attention heads on token sequences, as the induction
+// heads paper defines them ("In-context Learning and Induction Heads", Olsson
+// et al. 2022, called [I]; see shared docs paper-notes.md):
+//   - repeated random tokens (BOS + n random tokens, repeated r times),
+//   - previous-token score (mean of A[i, i-1]),
+//   - prefix-matching score (attention from a repeated token to the token just
+//     after its earlier occurrences),
+//   - in-context learning score (loss early in the context minus loss late),
+//   - loss on the first occurrence of a random sequence vs on its repeats.
+// Attention patterns are forward()'s: A[destination(query), source(key)], rows
+// sum to 1, causal. Every score is computed from the model as given (raw or
+// processed weights give the same patterns and losses).
+// Per-head results are [n_layers, n_heads] matrices: entry (l, h) is head h of
+// layer l.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/model.h"
+
+namespace cs {
+
+// A small deterministic PRNG (SplitMix64): the same numbers on every platform
+// and compiler (no std:: distributions), and its whole state is one word, so a
+// trainer can save and restore it.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0) : state_(seed) {}
+  uint64_t next();
+  // Uniform in [0, n) (n > 0), without modulo bias (rejection sampling).
+  uint64_t below(uint64_t n);
+  // Uniform in [0, 1) with 53 random bits.
+  double uniform();
+  uint64_t state() const { return state_; }
+  void set_state(uint64_t s) { state_ = s; }
+
+ private:
+  uint64_t state_;
+};
+
+// [I]'s repeated random tokens: [bos] + s + s + ... (repeats copies), where s
+// holds n distinct ids drawn uniformly from [0, d_vocab) minus `exclude` (and
+// minus bos); when fewer than n ids are allowed, ids are drawn with
+// replacement instead. bos < 0: no BOS token. Length (bos >= 0) + n * repeats.
+// Throws cs::Error when no id is allowed or n, repeats < 1.
+std::vector<int> repeated_random_tokens(Rng& rng, int d_vocab, int n, int repeats, int bos,
+                                        std::span<const int> exclude = {});
+
+// `examples` such sequences from Rng(seed).
+std::vector<std::vector<int>> repeated_random_tokens(int d_vocab, int n, int repeats, int examples, uint64_t seed,
+                                                     int bos, std::span<const int> exclude = {});
+
+// Previous-token score of every head: mean of A[i, i-1] over destinations
+// i >= 2 of every sequence (all sequences pooled, each destination weighs the
+// same). Choice: i = 1 is skipped because its only other choice is position 0
+// (the BOS), so a head that rests on BOS would count as a previous-token head
+// there. Sequences shorter than 3 tokens contribute nothing; if none
+// contributes, the result is NaN. Returns [n_layers, n_heads].
+RowMat previous_token_scores(const Model& m, const std::vector<std::vector<int>>& sequences);
+
+// Prefix-matching score of every head on any sequences: for each destination
+// i whose token appeared earlier (and is not bos), the attention mass A[i, j]
+// on the sources j <= i whose previous token equals token i ("the token just
+// after its earlier occurrences", by token identity as TransformerLens'
+// induction detector does); averaged over all such destinations of all
+// sequences (NaN if there are none). On repeated random tokens the
+// destinations are exactly the 2nd..r-th repeats. Returns [n_layers, n_heads].
+RowMat prefix_matching_scores(const Model& m, const std::vector<std::vector<int>>& sequences, int bos);
+
+// [I]'s evaluator: `examples` repeated random sequences (n tokens repeated
+// `repeats` times, BOS prepended when bos >= 0, ids from Rng(seed), ids in
+// `exclude` never drawn) scored by the function above. [I] used n = 25,
+// repeats = 4, examples = 10, excluding the most and least common tokens.
+// Throws cs::Error when the sequences are longer than the model's n_ctx.
+RowMat prefix_matching_scores(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
+                              std::span<const int> exclude = {});
+
+// Positions of [I]'s in-context learning score scaled to a context of n_ctx
+// tokens: the paper compares the 500th with the 50th token of 512-token
+// contexts, so early = round(50 * n_ctx / 512), late = round(500 * n_ctx / 512),
+// clamped to [1, n_ctx - 1] (0-based indices of the predicted token).
+struct IclPositions {
+  int early = 0, late = 0;
+};
+IclPositions icl_positions(int n_ctx);
+
+// In-context learning score, signed so that POSITIVE MEANS LEARNING:
+// mean over sequences of (loss at `early` - loss at `late`), where the loss at
+// position t is -log p(tokens[t] | tokens[0..t)) (t is the 0-based index of the
+// predicted token, 1 <= t < length). With window w > 0 each loss is averaged
+// over the positions t - w .. t + w (clamped to [1, length - 1]), which
+// smooths single-token noise. [I] writes the difference both ways; this is
+// its "late minus early" loss negated. Throws cs::Error when a sequence is too
+// short for `late` or early >= late.
+double in_context_learning_score(const Model& m, const std::vector<std::vector<int>>& sequences, int early,
+                                 int late, int window = 0);
+
+// Mean next-token loss on the first occurrence of the random tokens vs on the
+// repeats, for repeated random sequences of the layout above:
+//  first: the predictions of the tokens of the first copy, token indices
+//         [1, o + n) with o = 1 when there is a BOS, else 0 (without BOS the
+//         very first token has no prediction and is left out),
+//  repeats: the predictions of every token of copies 2..r, indices
+//         [o + n, o + n * r).
+// An induction circuit drives `repeats` far below `first` (which stays near
+// log of the number of allowed ids for random tokens).
+struct RepeatLoss {
+  double first = 0, repeats = 0;
+};
+RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequences, int n, int repeats,
+                       bool has_bos);
+RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
+                       std::span<const int> exclude = {});
+
+}  // namespace cs
