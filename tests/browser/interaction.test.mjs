@@ -45,7 +45,9 @@ test('keyboard, mouse, clipboard and file chooser', { timeout: 120000 }, async (
     await pressKey(page, 'Control+a');
     await pressKey(page, 'Control+c');
     await page.waitForFunction(() => window.copied.length > 0, null, { timeout: 5000 });
-    assert.deepEqual(await page.evaluate(() => window.copied), ['q']);
+    // A held key may repeat under load (ImGui polls keys per frame): every copy must be the field's text.
+    const copied = await page.evaluate(() => window.copied);
+    assert.ok(copied.length >= 1 && copied.every((t) => t === 'q'), `copied ${JSON.stringify(copied)}`);
 
     // The raw-weights checkbox.
     const box = center(s.rects.raw_checkbox);
