@@ -14,6 +14,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.commands PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
+  # tokenizer-train and encode on a tiny corpus (tests/cli/corpus.test.mjs)
+  add_test(NAME cli.corpus
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/corpus.test.mjs)
+  set_tests_properties(cli.corpus PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 120)
 
   if(CIRCUITSCOPE_WASM_DIR)
     # The Node build of the CLI comes from the wasm build tree (root CMakeLists:

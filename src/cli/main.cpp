@@ -9,6 +9,11 @@
 #include "cli/cli_common.h"
 #include "core/error.h"
 
+namespace cs::cli {
+int cmd_tokenizer_train(const std::vector<std::string>& args);  // tokenizer_train.cpp
+int cmd_encode(const std::vector<std::string>& args);           // encode.cpp
+}  // namespace cs::cli
+
 namespace {
 
 struct Command {
@@ -26,7 +31,19 @@ const Command kCommands[] = {
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "
      "[--pos standard|shortformer|none] [--norm none|LN] [--seed S] [--std X] [--f16]"},
+    {"tokenizer-train", cs::cli::cmd_tokenizer_train,
+     "tokenizer-train CORPUS.txt --vocab N --out tokenizer.json [--min-frequency K] [--allow-invalid] [--threads N] "
+     "[--json]"},
+    {"encode", cs::cli::cmd_encode,
+     "encode CORPUS.txt --tokenizer TOKENIZER.json --out ids.bin [--allow-invalid] [--threads N] [--json]"},
 };
+
+// "info, run, ..." from the table above.
+std::string command_names() {
+  std::string s;
+  for (const auto& c : kCommands) s += (s.empty() ? "" : ", ") + std::string(c.name);
+  return s;
+}
 
 void usage(std::ostream& out) {
   out << "usage: circuitscope <command> ...\n"
@@ -51,7 +68,7 @@ int fail(int code, const std::string& reason) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) return fail(2, "missing command (info, run, bigrams, make-demo, make-random; --help)");
+  if (words.empty()) return fail(2, "missing command (" + command_names() + "; --help)");
   if (words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
     usage(std::cout);
     return 0;
@@ -59,7 +76,7 @@ int main(int argc, char** argv) {
   const Command* cmd = nullptr;
   for (const auto& c : kCommands)
     if (words[0] == c.name) cmd = &c;
-  if (!cmd) return fail(2, "unknown command '" + words[0] + "' (info, run, bigrams, make-demo, make-random)");
+  if (!cmd) return fail(2, "unknown command '" + words[0] + "' (" + command_names() + ")");
   std::vector<std::string> rest(words.begin() + 1, words.end());
   try {
     return cmd->run(rest);
