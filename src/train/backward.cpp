@@ -41,6 +41,12 @@ namespace {
 
 using Eigen::Index;
 using RowVec = Eigen::RowVectorXf;
+// Buffers that Eigen maps and reduces over are allocated at Eigen's alignment:
+// Eigen peels unaligned leading elements with scalar code and sums the rest in
+// packets, so with a malloc'ed (16-byte) buffer the rounding of column sums
+// would depend on where the allocation landed, and a run would not repeat bit
+// for bit (the trainer's resume test depends on it).
+using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 using Block = Eigen::Block<RowMat>;
 using ConstBlock = Eigen::Block<const RowMat>;
 
@@ -201,12 +207,13 @@ void attention_head_backward(const Eigen::Map<RowMat>& A, const Block& q, const 
 
 // ---- worker state -----------------------------------------------------------------
 
+// (Every buffer is an Eigen matrix or an AlignedFloats, never a plain std::vector: see AlignedFloats.)
 struct LayerActs {
   NormCache ln1;
   RowMat y;      // norm(x_l)                          [N, d_model]
   RowMat qk_in;  // y + W_pos (Shortformer only)       [N, d_model]
   RowMat qkv;    // q / attn_scale | k | v             [N, 3 HD]
-  std::vector<float> A;  // patterns, [nseq][H][T][T]
+  AlignedFloats A;  // patterns, [nseq][H][T][T]
   RowMat z;      // A v of every head side by side     [N, HD]
 };
 
@@ -219,10 +226,10 @@ struct Worker {
   RowMat logits;           // one chunk of logits / dlogits        [kUnembedRows, d_vocab_out]
   // backward scratch
   RowMat dx, dy, dqk_in, dz, dqkv, scratch;
-  std::vector<float> dA;   // [T, T]
+  AlignedFloats dA;   // [T, T]
   // gradient accumulator in Model::data() layout (W_Q/W_K/W_V stay zero here:
   // they are accumulated packed in dWqkv)
-  std::vector<float> g;
+  AlignedFloats g;
   std::vector<RowMat> dWqkv;  // per layer [d_model, 3 HD]
   double loss_sum = 0;        // sum of w_i * loss_i over this worker's predictions
   std::exception_ptr error;
@@ -230,10 +237,10 @@ struct Worker {
   size_t bytes() const {
     size_t n = size_t(x.size() + lnf.xhat.size() + lnf.rstd.size() + xf.size() + logits.size() + dx.size() +
                       dy.size() + dqk_in.size() + dz.size() + dqkv.size() + scratch.size()) +
-               dA.size() + g.size();
+               size_t(dA.size() + g.size());
     for (const auto& l : layers)
       n += size_t(l.ln1.xhat.size() + l.ln1.rstd.size() + l.y.size() + l.qk_in.size() + l.qkv.size() + l.z.size()) +
-           l.A.size();
+           size_t(l.A.size());
     for (const auto& w : dWqkv) n += size_t(w.size());
     return n * sizeof(float);
   }
