@@ -2,7 +2,7 @@
 # native builds):
 #   cli.*             the `circuitscope` command line (tests/cli/cli.test.mjs, node --test)
 #   cross.*           native vs wasm (circuitscope-node.js from CIRCUITSCOPE_WASM_DIR), when that is set
-#   bench_native      Google Benchmark (tests/bench/bench_native.cpp); run by scripts/bench, not by CTest
+#   bench_native      Google Benchmark (tests/bench/bench_native.cpp, bench_train.cpp); run by scripts/bench, not by CTest
 #   browser tests     tests/browser/browser.cmake (the page's), when present
 set(CIRCUITSCOPE_WASM_DIR "" CACHE PATH "wasm build dir for native-vs-wasm and browser tests")
 
@@ -39,8 +39,9 @@ endif()
 find_package(benchmark CONFIG QUIET)
 if(benchmark_FOUND)
   add_executable(bench_native ${CMAKE_SOURCE_DIR}/tests/bench/bench_native.cpp
-                              ${CMAKE_SOURCE_DIR}/tests/bench/bench_common.cpp)
-  target_link_libraries(bench_native PRIVATE cs_io benchmark::benchmark Threads::Threads)
+                              ${CMAKE_SOURCE_DIR}/tests/bench/bench_common.cpp
+                              ${CMAKE_SOURCE_DIR}/tests/bench/bench_train.cpp)
+  target_link_libraries(bench_native PRIVATE cs_io ${CS_TRAIN_LIB} benchmark::benchmark Threads::Threads)
   target_compile_options(bench_native PRIVATE ${CS_OPT} -Wall -Wextra)
 else()
   message(STATUS "Google Benchmark not found: bench_native is not built")
