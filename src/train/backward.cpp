@@ -179,8 +179,17 @@ void causal_softmax(Eigen::Map<RowMat>& A) {
 
 // q (already divided by attn_scale), k, v: [T, d_head] column blocks of qkv.
 // A = softmax(causal(q k^T))  [T(query), T(key)];  z = A v  [T, d_head].
+// Clears the lower triangle (diagonal included) of a row-major [T, T] matrix
+// row by row. Then adding a triangular product to it is much faster than
+// assigning one: Eigen's assignment clears the triangle column by column,
+// strided in a row-major matrix.
+void zero_lower(Eigen::Map<RowMat>& M) {
+  for (Index i = 0; i < M.rows(); ++i) M.row(i).head(i + 1).setZero();
+}
+
 void attention_head_forward(const Block& q, const Block& k, const Block& v, Eigen::Map<RowMat>& A, Block z) {
-  A.triangularView<Eigen::Lower>() = q * k.transpose();
+  zero_lower(A);
+  A.triangularView<Eigen::Lower>() += q * k.transpose();
   causal_softmax(A);
   z.noalias() = A.triangularView<Eigen::Lower>() * v;
 }
@@ -193,7 +202,8 @@ void attention_head_forward(const Block& q, const Block& k, const Block& v, Eige
 void attention_head_backward(const Eigen::Map<RowMat>& A, const Block& q, const Block& k, const Block& v,
                              const Block& dz, Eigen::Map<RowMat>& dA, Block dq, Block dk, Block dv) {
   const Index T = A.rows();
-  dA.triangularView<Eigen::Lower>() = dz * v.transpose();
+  zero_lower(dA);
+  dA.triangularView<Eigen::Lower>() += dz * v.transpose();
   dv.noalias() = A.triangularView<Eigen::Lower>().transpose() * dz;
   for (Index i = 0; i < T; ++i) {
     const auto a = A.row(i).head(i + 1);
