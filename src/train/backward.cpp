@@ -609,6 +609,9 @@ float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace
   for (Worker& w : impl.workers) work(w);
 #else
   {
+    // Eigen's GEMM blocking sizes are set up on first use: do it before the threads start.
+    static const bool eigen_ready = (Eigen::initParallel(), true);
+    (void)eigen_ready;
     std::vector<std::thread> threads;
     threads.reserve(size_t(n) - 1);
     for (int i = 1; i < n; ++i) threads.emplace_back(work, std::ref(impl.workers[size_t(i)]));
