@@ -1,6 +1,7 @@
 # Native-only tests and benchmarks (included by the root CMakeLists.txt for
 # native builds):
 #   cli.*             the `circuitscope` command line (tests/cli/cli.test.mjs, node --test)
+#   train.*           `circuitscope train` (tests/train/*.test.mjs, node --test)
 #   cross.*           native vs wasm (circuitscope-node.js from CIRCUITSCOPE_WASM_DIR), when that is set
 #   bench_native      Google Benchmark (tests/bench/bench_native.cpp, bench_train.cpp); run by scripts/bench, not by CTest
 #   browser tests     tests/browser/browser.cmake (the page's), when present
@@ -20,6 +21,14 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.corpus PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 120)
+  # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
+  # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
+  foreach(t cli induction_forms)
+    add_test(NAME train.${t} COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/train/${t}.test.mjs)
+    set_tests_properties(train.${t} PROPERTIES
+      ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+      TIMEOUT 300)
+  endforeach()
 
   if(CIRCUITSCOPE_WASM_DIR)
     # The Node build of the CLI comes from the wasm build tree (root CMakeLists:

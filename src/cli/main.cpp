@@ -12,6 +12,7 @@
 namespace cs::cli {
 int cmd_tokenizer_train(const std::vector<std::string>& args);  // tokenizer_train.cpp
 int cmd_encode(const std::vector<std::string>& args);           // encode.cpp
+int cmd_train(const std::vector<std::string>& args);            // train.cpp
 }  // namespace cs::cli
 
 namespace {
@@ -36,6 +37,11 @@ const Command kCommands[] = {
      "[--json]"},
     {"encode", cs::cli::cmd_encode,
      "encode CORPUS.txt --tokenizer TOKENIZER.json --out ids.bin [--allow-invalid] [--threads N] [--json]"},
+    {"train", cs::cli::cmd_train,
+     "train --out DIR [--data IDS] [--heldout IDS] [--tokenizer T.json] [--config C.json] [--layers N] [--d-model N] "
+     "[--heads N] [--d-head N] [--ctx N] [--vocab N] [--norm LN|none] [--pos shortformer|standard|none] "
+     "[--steps N] [--batch N] [--lr X] [--warmup N] [--seed S] [--threads N] [--curriculum repeat:2000,text:3000] "
+     "[--log FILE] [--eval-every N] [--save-every N] [--bos N|none] | train --resume DIR [--steps N]"},
 };
 
 // "info, run, ..." from the table above.

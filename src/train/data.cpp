@@ -84,8 +84,8 @@ void sample_text_batch(std::span<const int> ids, int B, int T, int bos, Rng& rng
 void RepeatedRandomSpec::resolve(int T) {
   const int m = bos >= 0 ? (T - 1) / 2 : T / 2;
   if (m < 1) throw Error("repeated-random data: a context of " + std::to_string(T) + " tokens cannot hold two copies");
-  if (min_len <= 0) min_len = std::min(4, m);
-  if (max_len <= 0) max_len = std::max(m, min_len);
+  if (min_len <= 0) min_len = std::min(8, m);
+  if (max_len <= 0) max_len = std::max(std::min(m, 40), min_len);
   if (min_len > max_len)
     throw Error("repeated-random data: min_len " + std::to_string(min_len) + " > max_len " + std::to_string(max_len));
   if (max_len > m)

