@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -31,6 +32,43 @@ std::vector<Ranked> bigram_top_next(const Model& m, int source, int k);
 std::vector<Ranked> bigram_top_sources(const Model& m, int next, int k);
 // Submatrix of bigram logits for the chosen tokens: [rows.size(), cols.size()].
 RowMat bigram_block(const Model& m, std::span<const int> rows, std::span<const int> cols);
+
+// The two queries as sliced computations (core/sliced.h), for the page: the
+// same units of work as the functions above (which run them to the end), so
+// the results are identical however they are sliced. The model must outlive
+// the computation. The constructors check the token like the functions do.
+//
+// Top-k next tokens: the row in blocks of W_U columns, then its top k.
+class BigramTopNext final : public WorkPlan {
+ public:
+  BigramTopNext(const Model& m, int source, int k);
+  int source() const { return source_; }
+  const std::vector<Ranked>& result() const;  // once done()
+ private:
+  const Model& m_;
+  int source_, k_;
+  Vec xn_, row_;
+  std::vector<Ranked> result_;
+};
+
+// Reverse lookup: the column in chunks of W_E rows, its top k, then the k rows
+// times W_U in blocks of columns (keeping only each row's log-sum-exp and its
+// entry at `next`).
+class BigramTopSources final : public WorkPlan {
+ public:
+  BigramTopSources(const Model& m, int next, int k);
+  int next() const { return next_; }
+  const std::vector<Ranked>& result() const;  // once done()
+ private:
+  const Model& m_;
+  int next_, k_;
+  Vec col_;
+  std::vector<int> top_;
+  RowMat X_;                  // normalized W_E rows of the top sources: [k, d_model]
+  std::vector<double> max_, sum_;  // running log-sum-exp of each row: max and sum of exp(x - max)
+  std::vector<float> at_next_;     // each row's logit at `next`
+  std::vector<Ranked> result_;
+};
 
 // The final normalization applied to one d_model row vector (LN with ln_final
 // weights, LNPre, or identity), as the forward pass does it.

@@ -1,0 +1,70 @@
+// Long computations done in slices of bounded time. The page advances them a
+// slice per frame, so no frame blocks it for long, shows their progress, and
+// drops them when the user asks for something else; the CLI and the tests run
+// the same code to the end. No UI here.
+//
+// A full-vocabulary scan (a bigram column over 48262 rows of W_E, a processing
+// step over W_U) takes 50-200 ms in wasm; split into units of about a million
+// floats each, a unit takes a few milliseconds.
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cs {
+
+// Floats a unit of sliced work should touch at most (a few ms in wasm).
+inline constexpr size_t kSliceFloats = size_t(1) << 20;
+
+// A computation advanced a slice at a time.
+class SlicedComputation {
+ public:
+  virtual ~SlicedComputation() = default;
+  // Works for about budget_ms, always at least one unit of work (so every call
+  // makes progress), and returns true once finished. Throws cs::Error as the
+  // one-shot function would; after a throw the computation is spent.
+  virtual bool step(double budget_ms) = 0;
+  virtual bool done() const = 0;
+  virtual float progress() const = 0;     // 0..1
+  virtual std::string stage() const = 0;  // what it does now, e.g. "bigram column"
+  // Runs to the end (what the one-shot functions do).
+  void run();
+};
+
+// A plan of small units of work run in order. Each unit has a cost (in any
+// consistent measure, e.g. floats touched) that weighs progress(). The units
+// are fixed when the plan is built, so running it in slices of any size does
+// exactly the same arithmetic as running it at once.
+//
+// Units usually capture `this` of a derived class: plans are neither copied
+// nor moved (hold them by unique_ptr).
+class WorkPlan : public SlicedComputation {
+ public:
+  WorkPlan() = default;
+  WorkPlan(const WorkPlan&) = delete;
+  WorkPlan& operator=(const WorkPlan&) = delete;
+
+  // Appends a unit. `stage` is shown while it runs; `cost` > 0.
+  void add(std::string stage, double cost, std::function<void()> work);
+
+  bool step(double budget_ms) override;
+  bool done() const override { return next_ == units_.size(); }
+  float progress() const override;
+  std::string stage() const override;
+  size_t units() const { return units_.size(); }
+  size_t units_done() const { return next_; }
+
+ private:
+  struct Unit {
+    std::string stage;
+    double cost = 0;
+    std::function<void()> work;
+  };
+  std::vector<Unit> units_;
+  size_t next_ = 0;
+  double cost_done_ = 0, cost_total_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace cs
