@@ -9,7 +9,11 @@
 //    W_pos is centred only with Standard positions (it is written into the stream).
 //  - center_unembed and fold_value_biases always.
 #pragma once
+#include <memory>
+#include <vector>
+
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -27,5 +31,26 @@ void fold_value_biases(Model& m);
 
 // Applies the enabled steps that apply to this model; records them in m.processing.
 void process_weights(Model& m, const ProcessOptions& opt = {});
+
+// LayerNorm w and b of an LN model, each [d_model]: ln1 per layer and ln_final.
+struct LayerNormWeights {
+  std::vector<Vec> ln1_w, ln1_b;
+  Vec ln_final_w, ln_final_b;
+};
+
+// process_weights as a sliced computation (core/sliced.h): units of at most
+// about kSliceFloats floats each (a W_U column block, a chunk of W_E rows, a
+// layer's heads), for the page to spread over frames. process_weights and the
+// single steps above run the same units to the end. m must outlive it; each
+// step is recorded in m.processing when its last unit has run.
+class WeightProcessing final : public WorkPlan {
+ public:
+  WeightProcessing(Model& m, const ProcessOptions& opt = {});
+  // For a loader that read an LN model straight into the LNPre layout (no ln
+  // tensors; m.config().normalization == LNPre) and kept its LayerNorm weights
+  // aside: fold_ln folds `ln` in without building the model a second time.
+  // Throws cs::Error if ln does not fit the model.
+  WeightProcessing(Model& m, const ProcessOptions& opt, LayerNormWeights ln);
+};
 
 }  // namespace cs

@@ -12,7 +12,11 @@
 //  5. tokenizer.json (or __metadata__ "tokenizer"), its vocabulary <= d_vocab;
 //  6. the memory the floats need, against LoadOptions::max_bytes.
 // step() then allocates, converts tensors in slices, and applies the
-// TransformerLens weight processing one step at a time.
+// TransformerLens weight processing in slices (core/processing.h
+// WeightProcessing: no unit touches more than about a million floats).
+// When fold_ln applies, the model is allocated straight in the LNPre layout
+// and the LayerNorm tensors are read aside, so fold_ln never builds the model
+// a second time (the page's peak memory stays at file bytes + one model).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -65,6 +69,10 @@ std::string mb(uint64_t bytes) {
   const double m = double(bytes) / 1e6;
   std::snprintf(buf, sizeof buf, m < 10 ? "%.2f" : "%.0f", m);
   return buf;
+}
+
+bool is_ln_tensor(const std::string& name) {
+  return name.rfind("ln_final.", 0) == 0 || name.ends_with(".ln1.w") || name.ends_with(".ln1.b");
 }
 
 // "blocks.12.attn.W_Q" -> 12; -1 if not a block tensor.
@@ -168,6 +176,7 @@ class Loader {
   void convert_slice();
 
   const StTensor* tensor(const std::string& name) const { return st_.find(name); }
+  float* destination(const std::string& name);
 
   const FileSet& files_;
   LoadOptions opt_;
@@ -188,9 +197,9 @@ class Loader {
   int64_t job_done_ = 0;        // floats of needs_[job_] converted
   int64_t job_nonfinite_ = 0;   // NaN/Inf values seen in needs_[job_]
   uint64_t floats_done_ = 0;
-  std::vector<ProcessOptions> proc_steps_;
-  std::vector<const char*> proc_names_;
-  size_t proc_done_ = 0;
+  bool fold_aside_ = false;  // LN tensors go to ln_, the model is allocated as LNPre
+  LayerNormWeights ln_;
+  std::unique_ptr<WeightProcessing> processing_;
   std::string stage_ = "checked";
 };
 
@@ -220,26 +229,9 @@ void Loader::check() {
     throw Error("model needs " + mb(bytes_needed) + " MB of memory, more than is available (limit " +
                 mb(opt_.max_bytes) + " MB)");
 
-  if (opt_.process) {
-    auto add = [&](bool on, const char* name, ProcessOptions o) {
-      if (!on) return;
-      proc_steps_.push_back(o);
-      proc_names_.push_back(name);
-    };
-    const ProcessOptions none{false, false, false, false};
-    ProcessOptions o = none;
-    o.fold_ln = true;
-    add(opt_.steps.fold_ln, "fold_ln", o);
-    o = none;
-    o.center_writing_weights = true;
-    add(opt_.steps.center_writing_weights, "center_writing_weights", o);
-    o = none;
-    o.center_unembed = true;
-    add(opt_.steps.center_unembed, "center_unembed", o);
-    o = none;
-    o.fold_value_biases = true;
-    add(opt_.steps.fold_value_biases, "fold_value_biases", o);
-  }
+  // Where process_weights would fold LayerNorm (processing.h).
+  fold_aside_ = opt_.process && opt_.steps.fold_ln && cfg_.normalization == Norm::LN &&
+                cfg_.positional != PosEmbed::Shortformer;
 }
 
 void Loader::choose_weights() {
@@ -400,8 +392,16 @@ void Loader::read_tokenizer() {
 
 void Loader::allocate() {
   stage_ = "allocating";
+  ModelConfig layout = cfg_;
+  if (fold_aside_) {
+    layout.normalization = Norm::LNPre;
+    ln_.ln1_w.assign(size_t(cfg_.n_layers), Vec(cfg_.d_model));
+    ln_.ln1_b.assign(size_t(cfg_.n_layers), Vec(cfg_.d_model));
+    ln_.ln_final_w.resize(cfg_.d_model);
+    ln_.ln_final_b.resize(cfg_.d_model);
+  }
   try {
-    model_ = Model(cfg_);
+    model_ = Model(layout);
   } catch (const std::bad_alloc&) {
     throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
   } catch (const std::length_error&) {
@@ -409,6 +409,7 @@ void Loader::allocate() {
   }
   // The model's layout must be the one checked above (same names and shapes).
   for (const Need& n : needs_) {
+    if (fold_aside_ && is_ln_tensor(n.name)) continue;
     const TensorSpec* s = model_.find(n.name);
     if (!s || s->shape != n.shape)
       throw Error("internal: model layout has no tensor '" + n.name + "' of shape " + shape_str(n.shape));
@@ -417,13 +418,25 @@ void Loader::allocate() {
   allocated_ = true;
 }
 
+// Where tensor `name` is converted to: its place in the model, or in ln_.
+float* Loader::destination(const std::string& name) {
+  if (fold_aside_ && is_ln_tensor(name)) {
+    if (name == "ln_final.w") return ln_.ln_final_w.data();
+    if (name == "ln_final.b") return ln_.ln_final_b.data();
+    const size_t l = size_t(block_index(name));
+    return name.ends_with(".w") ? ln_.ln1_w.at(l).data() : ln_.ln1_b.at(l).data();
+  }
+  const TensorSpec* s = model_.find(name);
+  if (!s) throw Error("internal: model layout has no tensor '" + name + "'");
+  return model_.data() + s->offset;
+}
+
 void Loader::convert_slice() {
   const Need& n = needs_[job_];
   const StTensor& t = *sources_[job_];
-  const TensorSpec* s = model_.find(n.name);
   const int64_t count = std::min<int64_t>(kChunk, t.numel() - job_done_);
   stage_ = "converting " + n.name;
-  float* out = model_.data() + s->offset + size_t(job_done_);
+  float* out = destination(n.name) + size_t(job_done_);
   tensor_to_float(st_, t, job_done_, count, out);
   for (int64_t i = 0; i < count; ++i)
     if (!std::isfinite(out[i])) ++job_nonfinite_;
@@ -449,18 +462,15 @@ bool Loader::step(double budget_ms) {
       allocate();
     } else if (job_ < needs_.size()) {
       convert_slice();
-    } else if (proc_done_ < proc_steps_.size()) {
-      stage_ = proc_names_[proc_done_];
-      const ProcessingState before = model_.processing;
-      process_weights(model_, proc_steps_[proc_done_]);
-      // Keep what earlier steps (or the file) recorded.
-      model_.processing.fold_ln |= before.fold_ln;
-      model_.processing.center_writing_weights |= before.center_writing_weights;
-      model_.processing.center_unembed |= before.center_unembed;
-      model_.processing.fold_value_biases |= before.fold_value_biases;
-      ++proc_done_;
+    } else if (opt_.process) {
+      // Each step is recorded in model_.processing (on top of what the file recorded) as it completes.
+      if (!processing_)
+        processing_ = fold_aside_ ? std::make_unique<WeightProcessing>(model_, opt_.steps, std::move(ln_))
+                                  : std::make_unique<WeightProcessing>(model_, opt_.steps);
+      processing_->step(budget_ms - elapsed_ms());
+      stage_ = processing_->stage();
     }
-    if (allocated_ && job_ == needs_.size() && proc_done_ == proc_steps_.size()) {
+    if (allocated_ && job_ == needs_.size() && (!opt_.process || (processing_ && processing_->done()))) {
       finished_ = true;
       stage_ = "done";
     }
@@ -472,8 +482,8 @@ bool Loader::step(double budget_ms) {
 float Loader::progress() const {
   if (finished_) return 1.f;
   const double conv = total_floats_ ? double(floats_done_) / double(total_floats_) : 1.0;
-  if (proc_steps_.empty()) return float(0.99 * conv);
-  return float(0.85 * conv + 0.14 * double(proc_done_) / double(proc_steps_.size()));
+  if (!opt_.process) return float(0.99 * conv);
+  return float(0.85 * conv + 0.14 * (processing_ ? double(processing_->progress()) : 0.0));
 }
 
 LoadedModel Loader::take() {
@@ -493,13 +503,18 @@ LoadedModel Loader::take() {
 // ---- ModelLoadJob ----------------------------------------------------------------
 
 struct ModelLoadJob::State {
-  FileSet files;  // owned: the loader's safetensors view borrows these bytes
+  std::shared_ptr<const FileSet> files;  // the loader's safetensors view borrows these bytes
   std::unique_ptr<Loader> loader;
 };
 
-ModelLoadJob::ModelLoadJob(FileSet files, const LoadOptions& opt) : s_(std::make_unique<State>()) {
+ModelLoadJob::ModelLoadJob(FileSet files, const LoadOptions& opt)
+    : ModelLoadJob(std::make_shared<const FileSet>(std::move(files)), opt) {}
+
+ModelLoadJob::ModelLoadJob(std::shared_ptr<const FileSet> files, const LoadOptions& opt)
+    : s_(std::make_unique<State>()) {
+  if (!files) throw Error("model load: no files given");
   s_->files = std::move(files);
-  s_->loader = std::make_unique<Loader>(s_->files, opt);
+  s_->loader = std::make_unique<Loader>(*s_->files, opt);
 }
 ModelLoadJob::~ModelLoadJob() = default;
 ModelLoadJob::ModelLoadJob(ModelLoadJob&&) noexcept = default;

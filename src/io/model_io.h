@@ -67,6 +67,9 @@ std::string config_to_json(const ModelConfig& cfg);
 class ModelLoadJob {
  public:
   ModelLoadJob(FileSet files, const LoadOptions& opt = {});
+  // Shares the file bytes with the caller instead of taking them (the page
+  // keeps them to reload the raw weights; no second copy of a 200 MB file).
+  ModelLoadJob(std::shared_ptr<const FileSet> files, const LoadOptions& opt = {});
   ~ModelLoadJob();
   ModelLoadJob(ModelLoadJob&&) noexcept;
   ModelLoadJob& operator=(ModelLoadJob&&) noexcept;
