@@ -148,6 +148,30 @@ describe('train', () => {
       assert.ok(t.values.every(Number.isFinite), `${name} of the kept checkpoint has NaN/Inf`);
   });
 
+  test('--config JSON, with flags overriding it', () => {
+    const cfgFile = path.join(work, 'config.json');
+    writeFileSync(cfgFile, JSON.stringify({
+      model: { n_layers: 1, d_model: 24, n_heads: 3, d_head: 8, n_ctx: 20, positional: 'standard', normalization: 'LN' },
+      batch: 2, steps: 9, lr: 0.002, schedule: 'constant', warmup: 1, bos: 0, eval_every: 0, save_every: 0,
+      curriculum: [{ source: 'repeated-random', steps: 2, min_len: 3, max_len: 6 }, { source: 'text' }],
+    }));
+    const out = path.join(work, 'config-run');
+    const r = cli(['train', '--config', cfgFile, '--data', TRAIN, '--steps', '4', '--out', out, '--no-progress']);
+    assert.equal(r.code, 0, r.stderr);
+    const used = JSON.parse(readFileSync(path.join(out, 'train_config.json'), 'utf8'));
+    assert.equal(used.steps, 4);  // the flag wins
+    assert.equal(used.batch, 2);
+    assert.equal(used.model.n_layers, 1);
+    assert.equal(used.model.positional, 'standard');
+    assert.equal(used.model.d_vocab, 40);  // from the data: largest id 39 + 1
+    assert.deepEqual(used.curriculum.map((p) => [p.source, p.min_len, p.max_len]),
+      [['repeated-random', 3, 6], ['text', 0, 0]]);
+    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('step-')), ['step-0000004']);
+    writeFileSync(cfgFile, JSON.stringify({ batch: 2, learning_rate: 0.1 }));
+    oneLineError(cli(['train', '--config', cfgFile, '--data', TRAIN, '--out', path.join(work, 'cfg-bad')]), 1,
+      /unknown key 'learning_rate'/);
+  });
+
   test('bad input: one line, non-zero exit', () => {
     const out = (n) => path.join(work, `bad-${n}`);
     const empty = writeIds('empty.u16', new Uint16Array(0));
