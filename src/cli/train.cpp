@@ -36,7 +36,11 @@ namespace fs = std::filesystem;
 using train::TrainConfig;
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) { g_stop = true; }
+// First Ctrl-C: finish the step, save, exit 130. A second one: the default action (exit at once).
+extern "C" void on_sigint(int) {
+  g_stop = true;
+  std::signal(SIGINT, SIG_DFL);
+}
 
 // Options that define the run: fixed once it has started, so not accepted with --resume.
 const char* const kRunDefining[] = {"--config", "--layers", "--d-model", "--heads", "--d-head", "--ctx", "--vocab",
@@ -419,7 +423,7 @@ int cmd_train(const std::vector<std::string>& words) {
     if (e) {
       if (e->heldout_loss) j["heldout_loss"] = *e->heldout_loss;
       if (e->prev_token.size()) j["prev_token"] = heads_to_json(e->prev_token);
-      if (e->prefix_matching.size()) {
+      if (e->pm_tokens > 0) {
         j["prefix_matching"] = heads_to_json(e->prefix_matching);
         j["repeat_loss_first"] = e->repeat.first;
         j["repeat_loss_repeats"] = e->repeat.repeats;
@@ -432,7 +436,7 @@ int cmd_train(const std::vector<std::string>& words) {
               << r.last_saved << "; log " << log_path << "\n";
     if (e) {
       if (e->heldout_loss) std::cout << "held-out loss " << *e->heldout_loss << "\n";
-      if (e->prefix_matching.size()) {
+      if (e->prefix_matching.size() > 0) {
         const int L = int(e->prefix_matching.rows());
         Eigen::Index h = 0;
         const float best = e->prefix_matching.row(L - 1).maxCoeff(&h);

@@ -540,8 +540,10 @@ Evaluation Trainer::evaluate() const {
       rows += n;
     }
     e.heldout_loss = sum / double(rows);
-    const IclPositions p = icl_positions(T);
-    e.icl_score = in_context_learning_score(model_, heldout_windows_, p.early, p.late, std::max(0, T / 64));
+    if (T >= 4) {
+      const IclPositions p = icl_positions(T);
+      e.icl_score = in_context_learning_score(model_, heldout_windows_, p.early, p.late, std::max(0, T / 64));
+    }
   }
   // [I]'s repeated random tokens: 25 x 4 after a BOS, shorter when n_ctx is.
   const int room = T - (bos >= 0 ? 1 : 0);
@@ -610,7 +612,7 @@ std::string log_line(const Trainer& t, const StepResult* s, double loss_mean, do
       j["prev_token"] = heads_json(e->prev_token);
       j["prev_token_on"] = e->prev_token_on;
     }
-    if (e->prefix_matching.size()) {
+    if (e->pm_tokens > 0) {
       j["prefix_matching"] = heads_json(e->prefix_matching);
       j["prefix_matching_tokens"] = {e->pm_tokens, e->pm_repeats};
       j["repeat_loss_first"] = round_sig(e->repeat.first);

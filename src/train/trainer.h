@@ -156,7 +156,10 @@ struct Evaluation {
   RowMat prefix_matching;     // [n_layers, n_heads]; empty when n_ctx is too short
   int pm_tokens = 0, pm_repeats = 0;
   RepeatLoss repeat;
-  std::optional<double> icl_score;  // early minus late loss on held-out windows (positive = learning)
+  // In-context learning score on the held-out windows (positive = learning):
+  // loss at icl_positions(n_ctx).early minus at .late, each averaged over
+  // +- n_ctx / 64 positions (induction.h); absent without held-out text.
+  std::optional<double> icl_score;
 };
 
 class Trainer {
