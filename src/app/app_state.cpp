@@ -28,6 +28,20 @@ std::optional<int> parse_id(std::string_view s) {
   return v;
 }
 
+// A model load as a sliced computation for the job runner.
+class LoadWork final : public SlicedComputation {
+ public:
+  LoadWork(std::shared_ptr<const FileSet> files, const LoadOptions& opt) : job(std::move(files), opt) {}
+  bool step(double budget_ms) override { return done_ = job.step(budget_ms); }
+  bool done() const override { return done_; }
+  float progress() const override { return job.progress(); }
+  std::string stage() const override { return job.stage(); }
+  ModelLoadJob job;
+
+ private:
+  bool done_ = false;
+};
+
 }  // namespace
 
 AppState::AppState() = default;
@@ -87,29 +101,66 @@ void AppState::load_staged(const std::string& id, const std::string& title, cons
   next->title = title;
   next->description = description;
   next->origin = origin;
-  next->files = std::move(files);
+  next->files = std::make_shared<const FileSet>(std::move(files));
   // A newer request replaces a load still running; the shown model stays as it is.
-  job_.reset();
+  jobs_.cancel(kLoadSlot);
   pending_ = std::move(next);
   job_label_ = title.empty() ? id : title;
   try {
-    start_job(pending_->files, true);
+    start_load(pending_->files, true);
   } catch (const Error& e) {
-    error_ = e.what();
-    job_.reset();
-    pending_.reset();
+    load_failed(e.what());
   } catch (const std::bad_alloc&) {
-    error_ = "not enough browser memory to load " + job_label_;
-    job_.reset();
-    pending_.reset();
+    load_failed("not enough browser memory to load " + job_label_);
   }
 }
 
-void AppState::start_job(FileSet files, bool process) {
+// The loader's constructor checks the files (cheap); the job then converts
+// and processes the tensors a slice per frame. Throws cs::Error on bad files.
+void AppState::start_load(std::shared_ptr<const FileSet> files, bool process) {
   LoadOptions opt;
   opt.process = process;
   job_raw_ = !process;
-  job_ = std::make_unique<ModelLoadJob>(std::move(files), opt);
+  JobRunner::Job j;
+  j.label = "loading " + job_label_;
+  j.work = std::make_unique<LoadWork>(std::move(files), opt);
+  j.priority = 10;  // after the views' queries: a click stays quick while a model loads
+  j.done = [this](SlicedComputation& w) { finish_load(static_cast<LoadWork&>(w).job.take()); };
+  j.failed = [this](const std::string& message) { load_failed(message); };
+  jobs_.start(kLoadSlot, std::move(j));
+}
+
+void AppState::load_failed(const std::string& message) {
+  error_ = message;
+  jobs_.cancel(kLoadSlot);
+  const bool was_raw = job_raw_ && !pending_;
+  pending_.reset();
+  if (was_raw)
+    show_raw_ = false;  // keep showing the processed weights
+  else
+    resume_raw();
+}
+
+void AppState::cancel_load() {
+  if (!loading()) return;
+  jobs_.cancel(kLoadSlot);
+  const bool was_raw = job_raw_ && !pending_;
+  pending_.reset();
+  if (was_raw)
+    show_raw_ = false;
+  else
+    resume_raw();
+}
+
+void AppState::resume_raw() {
+  if (!show_raw_ || !active_ || active_->raw || loading()) return;
+  job_label_ = active_->title + " (raw weights)";
+  try {
+    start_load(active_->files, false);
+  } catch (const Error& e) {
+    error_ = e.what();
+    show_raw_ = false;
+  }
 }
 
 // ---- bundled models --------------------------------------------------------
@@ -136,29 +187,17 @@ void AppState::set_bundled_index(const std::string& json_text) {
 
 // ---- loading ---------------------------------------------------------------
 
-float AppState::load_progress() const { return job_ ? job_->progress() : 0.f; }
-std::string AppState::load_stage() const { return job_ ? job_->stage() : std::string(); }
-
-void AppState::tick(double budget_ms) {
-  if (!job_) return;
-  try {
-    if (job_->step(budget_ms)) finish_job();
-  } catch (const Error& e) {
-    error_ = e.what();
-    job_.reset();
-    pending_.reset();
-    if (job_raw_) show_raw_ = false;  // keep showing the processed weights
-  } catch (const std::bad_alloc&) {
-    error_ = "not enough browser memory to load " + job_label_;
-    job_.reset();
-    pending_.reset();
-    if (job_raw_) show_raw_ = false;
-  }
+float AppState::load_progress() const {
+  const JobRunner::Info* j = jobs_.info(kLoadSlot);
+  return j ? j->progress : 0.f;
+}
+std::string AppState::load_stage() const {
+  const JobRunner::Info* j = jobs_.info(kLoadSlot);
+  return j ? j->stage : std::string();
 }
 
-void AppState::finish_job() {
-  auto loaded = std::make_shared<const LoadedModel>(job_->take());
-  job_.reset();
+void AppState::finish_load(LoadedModel model) {
+  auto loaded = std::make_shared<const LoadedModel>(std::move(model));
   if (pending_) {
     // The user's files: the config's model name says more than "model.safetensors".
     if (pending_->origin == "files" && !loaded->model.config().name.empty())
@@ -166,37 +205,30 @@ void AppState::finish_job() {
     pending_->processed = std::move(loaded);
     active_ = std::move(pending_);
     error_.clear();
-    if (show_raw_) {
-      job_label_ = active_->title + " (raw weights)";
-      start_job(active_->files, false);
-    }
     ++generation_;
     reset_bigram_defaults();
+    resume_raw();  // with "raw" ticked, the new model's raw weights follow
   } else if (active_ && job_raw_) {
     active_->raw = std::move(loaded);
     if (show_raw_) on_new_shown();
   }
 }
 
-const LoadedModel* AppState::shown() const {
+const LoadedModel* AppState::shown() const { return shown_shared().get(); }
+
+std::shared_ptr<const LoadedModel> AppState::shown_shared() const {
   if (!active_) return nullptr;
-  if (show_raw_ && active_->raw) return active_->raw.get();
-  return active_->processed.get();
+  if (show_raw_ && active_->raw) return active_->raw;
+  return active_->processed;
 }
 
 void AppState::set_raw(bool raw) {
   if (raw == show_raw_) return;
   show_raw_ = raw;
-  if (raw && active_ && !active_->raw && !(job_ && job_raw_)) {
-    if (job_ && pending_) return;  // a new model is loading; its raw weights follow it
-    job_label_ = active_->title + " (raw weights)";
-    try {
-      start_job(active_->files, false);
-    } catch (const Error& e) {
-      error_ = e.what();
-      job_.reset();
-      show_raw_ = false;
-    }
+  if (raw && active_ && !active_->raw) {
+    // Loads the raw weights unless a load is running: a new model's raw
+    // weights follow it, and a raw load already running brings them.
+    resume_raw();
     return;
   }
   on_new_shown();
@@ -274,6 +306,8 @@ void AppState::on_new_shown() {
 void AppState::reset_bigram_defaults() {
   const LoadedModel* m = shown();
   const int k = bigram_.k, k_sources = bigram_.k_sources;
+  jobs_.cancel(kTopNextSlot);
+  jobs_.cancel(kTopSourcesSlot);
   bigram_ = BigramView{};
   bigram_.k = k;
   bigram_.k_sources = k_sources;
@@ -291,42 +325,91 @@ void AppState::reset_bigram_defaults() {
   } else {
     for (int i = 0; i < std::min(n, 8); ++i) phrase.push_back(i);
   }
-  refresh_bigrams();
-  if (!bigram_.top_next.empty()) select_next(bigram_.top_next.front().id);
+  // The reverse lookup starts once the top next token is known (start_top_next's job).
+  follow_top_next_ = true;
+  start_top_next();
   add_block_tokens(phrase);
 }
 
+// The shown model changed (a new model, or raw <-> processed): every result is stale.
 void AppState::refresh_bigrams() {
   const LoadedModel* m = shown();
   bigram_.top_next.clear();
   bigram_.top_sources.clear();
+  bigram_.top_next_source = bigram_.top_sources_next = -1;
   bigram_.block.resize(0, 0);
-  if (!m) return;
-  const Model& model = m->model;
-  bigram_.top_next = bigram_top_next(model, bigram_.source, bigram_.k);
-  bigram_.top_sources = bigram_top_sources(model, bigram_.next, bigram_.k_sources);
-  if (!bigram_.block_tokens.empty())
-    bigram_.block = bigram_block(model, bigram_.block_tokens, bigram_.block_tokens);
+  start_top_next();
+  start_top_sources();
+  if (m && !bigram_.block_tokens.empty())  // at most 64 x 64 entries: no job needed
+    bigram_.block = bigram_block(m->model, bigram_.block_tokens, bigram_.block_tokens);
+}
+
+// (Re)starts the top-k next tokens of bigram_.source; a job still running for
+// an earlier selection is dropped.
+void AppState::start_top_next() {
+  const auto m = shown_shared();
+  if (!m) {
+    jobs_.cancel(kTopNextSlot);
+    return;
+  }
+  JobRunner::Job j;
+  j.label = "next tokens";
+  j.keep = m;
+  j.work = std::make_unique<BigramTopNext>(m->model, bigram_.source, bigram_.k);
+  j.done = [this](SlicedComputation& w) {
+    const auto& q = static_cast<const BigramTopNext&>(w);
+    bigram_.top_next = q.result();
+    bigram_.top_next_source = q.source();
+    if (follow_top_next_) {
+      follow_top_next_ = false;
+      if (!bigram_.top_next.empty()) select_next(bigram_.top_next.front().id);
+    }
+  };
+  j.failed = [this](const std::string& message) { error_ = message; };
+  jobs_.start(kTopNextSlot, std::move(j));
+}
+
+// (Re)starts the reverse lookup of bigram_.next: a pass over all of W_E and k
+// rows times W_U (50-250 ms in wasm for the toy models), a slice per frame.
+void AppState::start_top_sources() {
+  const auto m = shown_shared();
+  if (!m || follow_top_next_) {
+    jobs_.cancel(kTopSourcesSlot);
+    return;
+  }
+  JobRunner::Job j;
+  j.label = "reverse lookup";
+  j.keep = m;
+  j.priority = 1;
+  j.work = std::make_unique<BigramTopSources>(m->model, bigram_.next, bigram_.k_sources);
+  j.done = [this](SlicedComputation& w) {
+    const auto& q = static_cast<const BigramTopSources&>(w);
+    bigram_.top_sources = q.result();
+    bigram_.top_sources_next = q.next();
+  };
+  j.failed = [this](const std::string& message) { error_ = message; };
+  jobs_.start(kTopSourcesSlot, std::move(j));
 }
 
 void AppState::select_source(int id) {
   bigram_.source = clamp_token(id, vocab());
-  if (shown()) bigram_.top_next = bigram_top_next(shown()->model, bigram_.source, bigram_.k);
+  start_top_next();
 }
 
 void AppState::set_top_k(int k) {
   bigram_.k = std::clamp(k, 1, std::max(1, vocab_out()));
-  if (shown()) bigram_.top_next = bigram_top_next(shown()->model, bigram_.source, bigram_.k);
+  start_top_next();
 }
 
 void AppState::select_next(int id) {
+  follow_top_next_ = false;
   bigram_.next = clamp_token(id, vocab_out());
-  if (shown()) bigram_.top_sources = bigram_top_sources(shown()->model, bigram_.next, bigram_.k_sources);
+  start_top_sources();
 }
 
 void AppState::set_top_k_sources(int k) {
   bigram_.k_sources = std::clamp(k, 1, std::max(1, vocab()));
-  if (shown()) bigram_.top_sources = bigram_top_sources(shown()->model, bigram_.next, bigram_.k_sources);
+  start_top_sources();
 }
 
 void AppState::add_block_tokens(const std::vector<int>& ids) {

@@ -1,7 +1,10 @@
-// The page's state: the loaded model(s), loading in slices across frames, the
-// error banner, and the selections and cached results the views read.
-// Views draw from this and call its methods for user intents; they never
-// compute on the model themselves. No ImGui, SDL or browser code here.
+// The page's state: the loaded model(s), the error banner, and the selections
+// and cached results the views read. Views draw from this and call its
+// methods for user intents; they never compute on the model themselves.
+// Everything long (loading, a reverse lookup over the whole vocabulary) runs
+// as a job of jobs() in slices across frames, with progress the views show;
+// a newer request in the same slot cancels the older one. No ImGui, SDL or
+// browser code here.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "app/jobs.h"
 #include "core/direct_path.h"
 #include "io/model_io.h"
 
@@ -27,7 +31,7 @@ struct ActiveModel {
   std::string title;
   std::string description;
   std::string origin;       // "bundled" | "files"
-  FileSet files;            // as received
+  std::shared_ptr<const FileSet> files;  // as received; shared with a load in progress
   std::shared_ptr<const LoadedModel> processed;  // TransformerLens defaults
   std::shared_ptr<const LoadedModel> raw;        // as stored; null until first asked for
 };
@@ -46,9 +50,13 @@ struct BigramView {
   int next = 0;     // reverse lookup: next token (column)
   int k_sources = 10;
   std::vector<int> block_tokens;  // heatmap rows and columns
-  // results, recomputed by AppState::refresh() when an input changes
+  // Results, recomputed by jobs when an input changes; until a job finishes
+  // the previous results stay, and these say which token they belong to
+  // (-1: none yet for the model shown).
   std::vector<Ranked> top_next;
   std::vector<Ranked> top_sources;
+  int top_next_source = -1;
+  int top_sources_next = -1;
   RowMat block;  // [block_tokens.size(), block_tokens.size()]
 };
 
@@ -80,12 +88,21 @@ class AppState {
   DownloadProgress& download() { return download_; }
   const DownloadProgress& download() const { return download_; }
 
-  // ---- loading, stepped from the main loop -----------------------------------
-  void tick(double budget_ms);
-  bool loading() const { return job_ != nullptr; }
+  // ---- jobs, stepped from the main loop ----------------------------------------
+  // Job slots: a model load, the two bigram queries.
+  static constexpr const char* kLoadSlot = "load";
+  static constexpr const char* kTopNextSlot = "bigram.next";
+  static constexpr const char* kTopSourcesSlot = "bigram.sources";
+  // Steps the jobs for about budget_ms (main.cpp, once per frame).
+  void tick(double budget_ms) { jobs_.tick(budget_ms); }
+  const JobRunner& jobs() const { return jobs_; }
+  void reset_longest_job_step() { jobs_.reset_longest_step(); }
+  bool loading() const { return jobs_.running(kLoadSlot); }
   float load_progress() const;
   std::string load_stage() const;
   const std::string& load_label() const { return job_label_; }
+  // Stops a model load (a new model, or the raw weights); the shown model stays.
+  void cancel_load();
 
   // ---- error banner ----------------------------------------------------------
   void set_error(const std::string& message) { error_ = message; }
@@ -96,6 +113,7 @@ class AppState {
   const ActiveModel* active() const { return active_.get(); }
   // The version shown: raw when show_raw() and it is loaded, else processed.
   const LoadedModel* shown() const;
+  std::shared_ptr<const LoadedModel> shown_shared() const;  // the same, kept alive by jobs reading it
   bool show_raw() const { return show_raw_; }
   // Switches between processed and raw weights (loads the raw ones on first use).
   void set_raw(bool raw);
@@ -122,10 +140,14 @@ class AppState {
   void clear_block_tokens();
 
  private:
-  void start_job(FileSet files, bool process);
-  void finish_job();
+  void start_load(std::shared_ptr<const FileSet> files, bool process);
+  void finish_load(LoadedModel loaded);
+  void load_failed(const std::string& message);
+  void resume_raw();  // the raw weights are wanted but no load brings them: start one
   void on_new_shown();
   void refresh_bigrams();
+  void start_top_next();
+  void start_top_sources();
   void reset_bigram_defaults();  // selections for a newly loaded model
   int clamp_token(int id, int n) const;
 
@@ -135,9 +157,9 @@ class AppState {
   FileSet staged_;
   std::vector<std::string> skipped_;
 
-  // Loading: either a new model (pending_ holds its description and file bytes)
-  // or the raw weights of the active model (pending_ null).
-  std::unique_ptr<ModelLoadJob> job_;
+  JobRunner jobs_;
+  // The load job (kLoadSlot) is either a new model (pending_ holds its
+  // description and file bytes) or the raw weights of the active model (pending_ null).
   std::unique_ptr<ActiveModel> pending_;
   bool job_raw_ = false;
   std::string job_label_;
@@ -148,6 +170,7 @@ class AppState {
   std::string error_;
 
   BigramView bigram_;
+  bool follow_top_next_ = false;  // a new model's reverse lookup starts at its top next token
 };
 
 // The one state of the page (main loop, views and the JS bridge share it).

@@ -31,6 +31,19 @@ std::string short_label(const AppState& s, int id, size_t max_chars = 14) {
   return t;
 }
 
+// Results of an earlier selection, shown faded while newer ones take more than a frame.
+struct Stale {
+  bool on;
+  explicit Stale(bool stale) : on(stale) {
+    if (on) ImGui::PushStyleVar(ImGuiStyleVar_Alpha, ImGui::GetStyle().Alpha * 0.45f);
+  }
+  ~Stale() {
+    if (on) ImGui::PopStyleVar();
+  }
+  Stale(const Stale&) = delete;
+  Stale& operator=(const Stale&) = delete;
+};
+
 // Right-click menu on a token row: reuse the token elsewhere in the panel.
 void token_context_menu(AppState& s, int id) {
   if (ImGui::BeginPopupContextItem()) {
@@ -104,8 +117,11 @@ void draw_next_tokens(AppState& s) {
   int k = b.k;
   ImGui::SetNextItemWidth(ImGui::GetFontSize() * 10.f);
   if (ImGui::SliderInt("top k##next", &k, 1, std::min(100, std::max(1, s.vocab_out())))) s.set_top_k(k);
-  ranked_table(s, "##top-next", b.top_next, "next token", "logit", "probability (bar: vs. top)",
-               [&](int t) { s.select_next(t); });
+  {
+    Stale stale(ui::job_progress(s, AppState::kTopNextSlot) && s.jobs().info(AppState::kTopNextSlot)->frames > 0);
+    ranked_table(s, "##top-next", b.top_next, "next token", "logit", "probability (bar: vs. top)",
+                 [&](int t) { s.select_next(t); });
+  }
   ui::explain("Click a row to look it up in reverse (right); right-click to follow it as the current token.");
 }
 
@@ -126,8 +142,12 @@ void draw_reverse(AppState& s) {
   int k = b.k_sources;
   ImGui::SetNextItemWidth(ImGui::GetFontSize() * 10.f);
   if (ImGui::SliderInt("top k##sources", &k, 1, std::min(100, std::max(1, s.vocab())))) s.set_top_k_sources(k);
-  ranked_table(s, "##top-sources", b.top_sources, "current token", "its logit",
-               "p(next | current) (bar: vs. top)", [&](int t) { s.select_source(t); });
+  {
+    Stale stale(ui::job_progress(s, AppState::kTopSourcesSlot) &&
+                s.jobs().info(AppState::kTopSourcesSlot)->frames > 0);
+    ranked_table(s, "##top-sources", b.top_sources, "current token", "its logit",
+                 "p(next | current) (bar: vs. top)", [&](int t) { s.select_source(t); });
+  }
   ui::explain("Sorted by the logit this column gets from each row. Click a row to make it the current token.");
 }
 

@@ -9,6 +9,7 @@
 
 #include "app/app_state.h"
 #include "app/clipboard.h"
+#include "app/frame_stats.h"
 #include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
@@ -42,6 +43,20 @@ Json config_json(const cs::Model& m) {
   j["tokenizer_name"] = c.tokenizer_name;
   j["n_params"] = m.parameter_count();
   return j;
+}
+
+// [{"id","token","logit","prob"}], as the CLI's `bigrams --json`.
+Json ranked_json(const cs::app::AppState& s, const std::vector<cs::Ranked>& list) {
+  Json a = Json::array();
+  for (const auto& r : list) {
+    Json e;
+    e["id"] = r.id;
+    e["token"] = s.token_display(r.id);
+    e["logit"] = r.logit;
+    e["prob"] = r.prob;
+    a.push_back(e);
+  }
+  return a;
 }
 
 }  // namespace
@@ -85,7 +100,42 @@ EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) { cs::app::state(
 
 EMSCRIPTEN_KEEPALIVE void cs_paste_text(const char* text) { cs::app::paste_text(text); }
 
+// Selections, as the bigram view's widgets make them (the results follow in jobs).
 EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) { cs::app::state().select_source(id); }
+EMSCRIPTEN_KEEPALIVE void cs_select_next(int id) { cs::app::state().select_next(id); }
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k(int k) { cs::app::state().set_top_k(k); }
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) { cs::app::state().set_top_k_sources(k); }
+
+// Stops a model load in progress (the Cancel button).
+EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { cs::app::state().cancel_load(); }
+
+// C++ time per frame since the last cs_frame_stats_reset():
+// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_jobs_ms","first_frame_at_ms",
+//  "longest_job_step":{"ms","label","stage"}}
+// (first_frame_at_ms: performance.now() when the first frame was drawn).
+EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
+  static std::string out;
+  const cs::app::FrameStats& f = cs::app::frame_stats();
+  Json j;
+  j["frames"] = f.frames();
+  j["max_ms"] = f.max_frame_ms();
+  j["p50_ms"] = f.percentile(50);
+  j["p95_ms"] = f.percentile(95);
+  j["p99_ms"] = f.percentile(99);
+  j["mean_ms"] = f.frames() ? f.total_frame_ms() / double(f.frames()) : 0.0;
+  j["over_50ms"] = f.over_50ms();
+  j["max_jobs_ms"] = f.max_jobs_ms();
+  j["first_frame_at_ms"] = f.first_frame_at;
+  const auto& step = cs::app::state().jobs().longest_step();  // the longest single job step in the window
+  j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};
+  out = dump(j);
+  return out.c_str();
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_frame_stats_reset() {
+  cs::app::frame_stats().reset();
+  cs::app::state().reset_longest_job_step();
+}
 
 EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { cs::app::state().set_raw(raw != 0); }
 
@@ -102,6 +152,11 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   loading["stage"] = s.load_stage();
   loading["progress"] = s.load_progress();
   j["loading"] = loading;
+  Json jobs = Json::array();  // every job running (loads and the views' queries)
+  for (const auto& info : s.jobs().list())
+    jobs.push_back(Json{{"slot", info.slot}, {"label", info.label}, {"stage", info.stage},
+                        {"progress", info.progress}, {"frames", info.frames}, {"ms", info.ms}});
+  j["jobs"] = jobs;
   const auto& d = s.download();
   j["download"] = Json{{"active", d.active}, {"label", d.label}, {"loaded", d.loaded}, {"total", d.total}};
   Json bundled = Json::array();
@@ -133,7 +188,17 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     j["warnings"] = Json::array();
   }
   const auto& b = s.bigram();
-  j["bigram"] = Json{{"source", b.source}, {"k", b.k}, {"next", b.next}, {"block_tokens", b.block_tokens}};
+  Json bigram{{"source", b.source}, {"k", b.k}, {"next", b.next}, {"k_sources", b.k_sources},
+              {"block_tokens", b.block_tokens}};
+  // The results on screen and the selection each belongs to (-1: none yet);
+  // pending while a job computes newer ones.
+  bigram["top_next_source"] = b.top_next_source;
+  bigram["top_next"] = ranked_json(s, b.top_next);
+  bigram["top_next_pending"] = s.jobs().running(cs::app::AppState::kTopNextSlot);
+  bigram["top_sources_next"] = b.top_sources_next;
+  bigram["top_sources"] = ranked_json(s, b.top_sources);
+  bigram["top_sources_pending"] = s.jobs().running(cs::app::AppState::kTopSourcesSlot);
+  j["bigram"] = bigram;
   Json rects = Json::object();
   for (const auto& [name, r] : cs::app::ui::marked_items()) rects[name] = {r.x, r.y, r.z, r.w};
   j["rects"] = rects;  // widgets' screen rectangles in CSS pixels (x0, y0, x1, y1), for tests
@@ -168,6 +233,30 @@ EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
       next.push_back(e);
     }
     j["next"] = next;
+  } catch (const std::exception& e) {
+    j = Json{{"error", e.what()}};
+  }
+  out = dump(j);
+  return out.c_str();
+}
+
+// Reverse lookup computed at once (not sliced: for automation and benchmarks;
+// the view runs the same computation as a job), in the CLI's
+// `bigrams --reverse --json` shape: {"next_token":{"id","token"},"weights","sources":[...]}.
+EMSCRIPTEN_KEEPALIVE const char* cs_bigram_sources_json(int next_id, int k) {
+  static std::string out;
+  const cs::app::AppState& s = cs::app::state();
+  const cs::LoadedModel* lm = s.shown();
+  Json j;
+  try {
+    if (!lm) throw cs::Error("no model loaded");
+    if (s.raw_pending()) throw cs::Error("raw weights still loading");
+    const int n = lm->model.config().vocab_out();
+    if (next_id < 0 || next_id >= n)
+      throw cs::Error("token id " + std::to_string(next_id) + " out of range [0, " + std::to_string(n) + ")");
+    j["next_token"] = Json{{"id", next_id}, {"token", s.token_display(next_id)}};
+    j["weights"] = lm->model.processing.any() ? "processed" : "raw";
+    j["sources"] = ranked_json(s, cs::bigram_top_sources(lm->model, next_id, k));
   } catch (const std::exception& e) {
     j = Json{{"error", e.what()}};
   }

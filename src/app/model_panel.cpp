@@ -78,7 +78,13 @@ void draw_open(AppState& s) {
   }
   if (s.loading()) {
     ImGui::TextUnformatted(("Loading " + s.load_label()).c_str());
-    ImGui::ProgressBar(s.load_progress(), ImVec2(-1.f, 0.f), s.load_stage().c_str());
+    const float cancel_w = ImGui::CalcTextSize("Cancel").x + ImGui::GetStyle().FramePadding.x * 2.f;
+    ImGui::ProgressBar(s.load_progress(),
+                       ImVec2(ImGui::GetContentRegionAvail().x - cancel_w - ImGui::GetStyle().ItemSpacing.x, 0.f),
+                       s.load_stage().c_str());
+    ImGui::SameLine();
+    if (ImGui::Button("Cancel##load")) s.cancel_load();
+    ui::mark_item("cancel_load");
   }
 }
 

@@ -35,6 +35,17 @@ void explain(const char* text) {
   ImGui::PopStyleColor();
 }
 
+bool job_progress(const AppState& s, const char* slot) {
+  const JobRunner::Info* j = s.jobs().info(slot);
+  if (!j) return false;
+  // A job done within its first frame (most queries) shows nothing: no flicker.
+  if (j->frames == 0) return true;
+  ImGui::PushStyleColor(ImGuiCol_Text, kAccentText);
+  ImGui::Text("computing the %s... %d%%", j->label.c_str(), int(j->progress * 100.f));
+  ImGui::PopStyleColor();
+  return true;
+}
+
 void help_marker(const char* text) {
   ImGui::SameLine();
   ImGui::TextDisabled("(?)");

@@ -22,6 +22,9 @@ inline const ImVec4 kAccentText{0.55f, 0.80f, 1.00f, 1.f};
 void heading(const char* text);
 // Wrapped text in the muted colour (explanations for students).
 void explain(const char* text);
+// "computing the reverse lookup... 40%" while the job in `slot` (AppState's
+// job slots) runs past its first frame; returns true while the job runs.
+bool job_progress(const AppState& s, const char* slot);
 // "(?)" that shows `text` on hover.
 void help_marker(const char* text);
 

@@ -1,0 +1,93 @@
+// The page's job runner (jobs.h).
+#include "app/jobs.h"
+
+#include <algorithm>
+#include <chrono>
+#include <new>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+#include "core/error.h"
+
+namespace cs::app {
+
+namespace {
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void JobRunner::start(const std::string& slot, Job job) {
+  Entry e;
+  e.info.slot = slot;
+  e.info.label = job.label;
+  e.info.stage = job.work ? job.work->stage() : std::string();
+  e.job = std::move(job);
+  e.serial = ++serial_;
+  jobs_.erase(slot);
+  if (e.job.work) jobs_.emplace(slot, std::move(e));
+}
+
+void JobRunner::cancel(const std::string& slot) { jobs_.erase(slot); }
+
+void JobRunner::cancel_all() { jobs_.clear(); }
+
+const JobRunner::Info* JobRunner::info(const std::string& slot) const {
+  auto it = jobs_.find(slot);
+  return it == jobs_.end() ? nullptr : &it->second.info;
+}
+
+std::vector<JobRunner::Info> JobRunner::list() const {
+  std::vector<std::pair<std::pair<int, uint64_t>, Info>> v;
+  for (const auto& [slot, e] : jobs_) v.push_back({{e.job.priority, e.serial}, e.info});
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Info> out;
+  for (auto& x : v) out.push_back(std::move(x.second));
+  return out;
+}
+
+void JobRunner::tick(double budget_ms) {
+  // This tick's jobs: (priority, serial, slot). The serial tells a job from a
+  // newer one a callback may have put in the same slot meanwhile.
+  std::vector<std::tuple<int, uint64_t, std::string>> order;
+  for (const auto& [slot, e] : jobs_) order.emplace_back(e.job.priority, e.serial, slot);
+  std::sort(order.begin(), order.end());
+  const double t0 = now_ms();
+  for (const auto& [priority, serial, slot] : order) {
+    auto it = jobs_.find(slot);
+    if (it == jobs_.end() || it->second.serial != serial) continue;
+    Entry& e = it->second;
+    const double start = now_ms();
+    bool finished = false;
+    std::string error;
+    try {
+      finished = e.job.work->step(std::max(0.0, budget_ms - (start - t0)));
+    } catch (const Error& ex) {
+      error = ex.what();
+    } catch (const std::bad_alloc&) {
+      error = "not enough browser memory for " + e.info.label;
+    } catch (const std::exception& ex) {
+      error = e.info.label + ": " + ex.what();
+    }
+    const double took = now_ms() - start;
+    if (took > longest_.ms) longest_ = StepRecord{took, e.info.label, e.info.stage};
+    e.info.ms += took;
+    ++e.info.frames;
+    e.info.progress = e.job.work->progress();
+    e.info.stage = e.job.work->stage();
+    if (!finished && error.empty()) continue;
+    // Out of the table before the callback, which may start a job in this slot.
+    Entry ended = std::move(e);
+    jobs_.erase(it);
+    if (!error.empty()) {
+      if (ended.job.failed) ended.job.failed(error);
+    } else if (ended.job.done) {
+      ended.job.done(*ended.job.work);
+    }
+  }
+}
+
+}  // namespace cs::app
