@@ -111,12 +111,14 @@ export async function waitForState(page, pred, { timeout = 60000, what = 'state'
   throw new Error(`timed out waiting for ${what}; last state: ${JSON.stringify(last)}`);
 }
 
-// Waits until the page is idle: nothing staged, downloading or loading, and some frames drawn after.
+// Waits until the page is idle: nothing staged, downloading, loading or computing
+// (no jobs: the views' results are on screen), and some frames drawn after.
 export async function waitIdle(page, opts = {}) {
-  await waitForState(page, (s) => !s.loading.active && !s.download.active && s.frames > 2, { what: 'idle', ...opts });
+  const quiet = (s) => !s.loading.active && !s.download.active && !(s.jobs && s.jobs.length);
+  await waitForState(page, (s) => quiet(s) && s.frames > 2, { what: 'idle', ...opts });
   await page.waitForFunction(() => !window.circuitscopeShell.busy());
   const f = (await getState(page)).frames;
-  return waitForState(page, (s) => !s.loading.active && s.frames >= f + 3, { what: 'frames after idle', ...opts });
+  return waitForState(page, (s) => quiet(s) && s.frames >= f + 3, { what: 'frames after idle', ...opts });
 }
 
 // Waits until the page has drawn n more frames.

@@ -1,0 +1,158 @@
+// (7) Long work runs as jobs a slice per frame (src/app/jobs.h): the reverse
+// lookup computed across frames equals the CLI's `bigrams --reverse`; a newer
+// selection drops the running lookup; a model load shows progress and can be
+// cancelled, leaving the shown model as it was.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  openPage, waitIdle, waitForState, assertNoErrors, cliPath, demoFiles, makeModel, safetensorsBytes,
+  writeTempFolder,
+} from './harness.mjs';
+
+function cliReverse(model, id, k, raw) {
+  const args = ['bigrams', model, '--id', String(id), '--top', String(k), '--reverse', '--json'];
+  if (raw) args.push('--raw');
+  return JSON.parse(execFileSync(cliPath, args, { encoding: 'utf8' }));
+}
+
+function sameList(actual, expected, what) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  actual.forEach((a, i) => {
+    const e = expected[i];
+    assert.equal(a.id, e.id, `${what}: [${i}].id`);
+    assert.equal(a.token, e.token, `${what}: [${i}].token`);
+    assert.ok(Math.abs(a.logit - e.logit) <= 1e-4, `${what}: [${i}].logit ${a.logit} vs ${e.logit}`);
+    assert.ok(Math.abs(a.prob - e.prob) <= 1e-4, `${what}: [${i}].prob ${a.prob} vs ${e.prob}`);
+  });
+}
+
+const call = (page, fn, ...args) =>
+  page.evaluate(([fn, args]) => Module.ccall(fn, null, args.map(() => 'number'), args), [fn, args]);
+
+// Selects `next` in the reverse lookup (as the view does) and waits for its result on screen.
+async function reverseInView(page, next, k) {
+  await call(page, 'cs_set_top_k_sources', k);
+  await call(page, 'cs_select_next', next);
+  const s = await waitForState(page, (x) => x.bigram.top_sources_next === next && x.bigram.k_sources === k &&
+    !x.bigram.top_sources_pending, { what: `reverse lookup of ${next}` });
+  return s.bigram.top_sources;
+}
+
+test('reverse lookup across frames equals the CLI', { timeout: 180000 }, async () => {
+  assert.ok(existsSync(cliPath), `CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
+  const demo = demoFiles();
+  const n = demo.config.d_vocab;
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitIdle(page);
+    for (const raw of [false, true]) {
+      await call(page, 'cs_set_raw', raw ? 1 : 0);
+      await waitForState(page, (x) => x.model.weights === (raw ? 'raw' : 'processed') && !x.raw_pending,
+        { what: 'weights' });
+      for (const [id, k] of [[0, 5], [Math.floor(n / 3), 10], [n - 1, 20]]) {
+        const want = cliReverse(demo.dir, id, k, raw);
+        sameList(await reverseInView(page, id, k), want.sources, `view: next ${id} top ${k}${raw ? ' raw' : ''}`);
+        const bridge = JSON.parse(await page.evaluate(([id, k]) =>
+          Module.ccall('cs_bigram_sources_json', 'string', ['number', 'number'], [id, k]), [id, k]));
+        assert.deepEqual(bridge.next_token, want.next_token);
+        assert.equal(bridge.weights, want.weights);
+        sameList(bridge.sources, want.sources, `bridge: next ${id} top ${k}${raw ? ' raw' : ''}`);
+      }
+    }
+    const bad = JSON.parse(await page.evaluate(() =>
+      Module.ccall('cs_bigram_sources_json', 'string', ['number', 'number'], [-1, 5])));
+    assert.match(bad.error, /out of range/);
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});
+
+test('jobs show progress, a newer selection or Cancel drops them', { timeout: 240000 }, async () => {
+  assert.ok(existsSync(cliPath), `CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
+  // Large enough that a load and a reverse lookup each take several frames
+  // (40000 x 128 embedding and unembedding: 41 MB of F32).
+  const { tensors, config } = makeModel({ dVocab: 40000, dModel: 128, nHeads: 2, dHead: 16, nCtx: 16, norm: 'LN',
+    seed: 5, name: 'wide-vocab' });
+  const dir = writeTempFolder({ 'model.safetensors': safetensorsBytes(tensors), 'config.json': JSON.stringify(config) });
+  const files = ['model.safetensors', 'config.json'].map((f) => join(dir, f));
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    const before = await waitIdle(page);
+
+    // Cancel: as soon as the load is running (in the frame it is first seen), cancel it.
+    const watched = page.evaluate(() => new Promise((resolve) => {
+      const seen = [];
+      const tick = () => {
+        const s = window.circuitscopeShell.state();
+        if (s.loading.active) {
+          seen.push(s.loading.progress);
+          Module.ccall('cs_cancel_load', null, [], []);
+          resolve({ seen, after: window.circuitscopeShell.state() });
+          return;
+        }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    }));
+    await page.setInputFiles('#file-input', files);
+    const { after } = await watched;
+    assert.equal(after.loading.active, false, 'cancelled');
+    const s1 = await waitIdle(page);
+    assert.equal(s1.model.id, before.model.id, 'the shown model stays');
+    assert.equal(s1.error, '');
+
+    // Load it for real, recording the load's progress frame by frame.
+    const progress = page.evaluate(() => new Promise((resolve) => {
+      const seen = [];
+      const tick = () => {
+        const s = window.circuitscopeShell.state();
+        if (s.loading.active) seen.push(s.loading.progress);
+        if (s.model && s.model.id === 'file:model.safetensors' && !s.loading.active) { resolve(seen); return; }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    }));
+    await page.setInputFiles('#file-input', files);
+    const seen = await progress;
+    assert.ok(seen.length >= 3, `the load took several frames (${seen.length})`);
+    assert.ok(seen.some((p) => p > 0 && p < 1), `progress between 0 and 1 was shown: ${seen}`);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress never goes back: ${seen}`);
+    await waitIdle(page);
+
+    // A reverse lookup runs over several frames with its progress in the state;
+    // selecting another token in the same frame drops it for the newer one.
+    const run = await page.evaluate(() => new Promise((resolve) => {
+      const seen = [];
+      Module.ccall('cs_select_next', null, ['number'], [123]);
+      let switched = false, droppedShown = false;
+      const tick = () => {
+        const s = window.circuitscopeShell.state();
+        const job = s.jobs.find((j) => j.slot === 'bigram.sources');
+        if (job) seen.push(job.progress);
+        if (s.bigram.top_sources_next === 123) droppedShown = true;
+        if (!switched && job && job.progress > 0) {
+          Module.ccall('cs_select_next', null, ['number'], [31000]);
+          switched = true;
+        }
+        if (switched && !s.bigram.top_sources_pending) { resolve({ seen, bigram: s.bigram, droppedShown }); return; }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    }));
+    assert.ok(run.seen.some((p) => p > 0 && p < 1), `reverse lookup progress was shown: ${run.seen}`);
+    assert.equal(run.bigram.top_sources_next, 31000, 'the newer selection won');
+    assert.equal(run.droppedShown, false, 'the dropped lookup never reached the screen');
+    const want = cliReverse(dir, 31000, 10, false);
+    sameList(run.bigram.top_sources, want.sources, 'wide model: next 31000');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
