@@ -1,0 +1,310 @@
+// Page-side benchmarks, run by scripts/bench (or alone: node tests/bench/page_bench.mjs).
+// Serves the wasm build's dist/ and drives headless Chromium as the browser
+// tests do (tests/browser/harness.mjs), then prints on stdout
+//   {"benchmarks":[{"name","ms"} | {"name","value","unit"}]}
+// (tests/bench/table.mjs puts rows named like a native/wasm benchmark in that
+// row's "page" column). Progress goes to stderr. Nothing is asserted.
+//
+// The model is random, in the public toy models' shape (attn-only-2l: 2 layers,
+// d_model 512, 8 heads of 64, n_ctx 1024, d_vocab 48262, LayerNorm), written by
+// `circuitscope make-random` (F32 208 MB, F16 104 MB) into a temporary folder.
+//
+// Measured:
+//  - page_gzip_*: circuitscope.js and .wasm compressed with zlib level 9;
+//  - page_first_frame: navigation start to the first frame drawn (median of 3 page loads);
+//  - load_f32 / load_f16: file input to model shown (reading into wasm memory,
+//    converting, TransformerLens processing, first bigram results), one fresh
+//    page each, with the longest C++ frame, the longest main-thread task and
+//    the longest gap between animation frames during it, and the wasm memory
+//    (its buffer only grows, so it is the peak) and JS heap after it;
+//  - bigram_top_next_k10: cs_bigram_top_json through the bridge (50 sources);
+//  - page_select_*: a selection changed as the view's widgets do, until its
+//    result is on screen, with the longest C++ frame meanwhile (50 tokens);
+//  - bigram_top_sources_k10: the reverse lookup at once through the bridge,
+//    for comparison with the sliced one the view runs;
+//  - page_raw_reload: ticking "raw weights" (a second load from the kept bytes).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { openPage, distDir, cliPath, waitIdle, getState } from '../browser/harness.mjs';
+
+const log = (...a) => console.error('page_bench:', ...a);
+const out = [];
+const ms = (name, v) => { out.push({ name, ms: v }); log(`${name}: ${v.toFixed(2)} ms`); };
+const val = (name, value, unit) => { out.push({ name, value, unit }); log(`${name}: ${value} ${unit}`); };
+const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const max = (a) => Math.max(...a);
+const MB = (bytes) => Math.round(bytes / 1e5) / 10;
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+const CHROMIUM_EXTRA = ['--enable-precise-memory-info'];
+const VIEWPORT = { width: 1400, height: 900 };
+
+// ---- gzip size of the page's code -----------------------------------------------------
+function gzipSizes() {
+  let total = 0;
+  for (const f of ['circuitscope.js', 'circuitscope.wasm']) {
+    const bytes = readFileSync(join(distDir, f));
+    const gz = gzipSync(bytes, { level: 9 }).length;
+    total += gz;
+    val(`page_gzip_${f.replace('circuitscope.', '')}`, round(gz / 1e6, 3), `MB (${round(bytes.length / 1e6, 2)} MB raw)`);
+  }
+  val('page_gzip_js_plus_wasm', round(total / 1e6, 3), 'MB');
+}
+
+// ---- page load --------------------------------------------------------------------------
+async function firstFrame() {
+  const first = [], shown = [];
+  for (let i = 0; i < 3; i++) {
+    const app = await openPage({ viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA });
+    try {
+      const { page } = app;
+      // Resolves on the animation frame where the default (bundled) model is on screen.
+      const modelAt = await page.waitForFunction(() => {
+        const sh = window.circuitscopeShell;
+        const s = sh && sh.state();
+        return s && s.model && !s.loading.active && s.jobs.length === 0 ? performance.now() : false;
+      }, null, { polling: 'raf', timeout: 120000 });
+      shown.push(await modelAt.jsonValue());
+      const f = JSON.parse(await page.evaluate(() => Module.ccall('cs_frame_stats_json', 'string', [], [])));
+      first.push(f.first_frame_at_ms);
+    } finally {
+      await app.close();
+    }
+  }
+  ms('page_first_frame', median(first));
+  ms('page_bundled_model_shown', median(shown));
+}
+
+// ---- loading the toy model through the file input --------------------------------------
+// Installs observers for main-thread tasks over 50 ms and for the gaps between
+// animation frames (what a user sees as a stutter).
+async function watchMainThread(page) {
+  await page.evaluate(() => {
+    window.__bench = { longtasks: [], maxGap: 0, last: 0 };
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__bench.longtasks.push(e.duration);
+    }).observe({ type: 'longtask' });
+    const tick = (t) => {
+      const b = window.__bench;
+      if (b.last) b.maxGap = Math.max(b.maxGap, t - b.last);
+      b.last = t;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+}
+
+async function mainThreadSince(page) {
+  return page.evaluate(() => {
+    const b = window.__bench;
+    const r = { longtasks: b.longtasks.length, maxTask: b.longtasks.length ? Math.max(...b.longtasks) : 0, maxGap: b.maxGap };
+    b.longtasks = [];
+    b.maxGap = 0;
+    b.last = 0;
+    return r;
+  });
+}
+
+// The longest single step of a job (one unit of work, or the first of several): what to slice next.
+function longestStep(prefix, f) {
+  const st = f.longest_job_step;
+  if (st && st.ms > 0) val(`${prefix}_longest_job_step`, round(st.ms), `ms (${st.label}: ${st.stage})`);
+}
+
+const frameStats = (page) => page.evaluate(() => JSON.parse(Module.ccall('cs_frame_stats_json', 'string', [], [])));
+const resetFrameStats = (page) => page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
+
+function memory(page) {
+  return page.evaluate(() => ({
+    wasm: Module.HEAPU8.buffer.byteLength,
+    jsUsed: performance.memory ? performance.memory.usedJSHeapSize : 0,
+    jsTotal: performance.memory ? performance.memory.totalJSHeapSize : 0,
+  }));
+}
+
+// Changes a selection through the bridge (as the widgets do) and waits, frame by
+// frame, until its result is on screen; returns per-selection latency and the
+// longest C++ frame meanwhile.
+async function selections(page, fn, ids, doneKey, pendingKey) {
+  return page.evaluate(async ({ fn, ids, doneKey, pendingKey }) => {
+    const raf = () => new Promise((r) => requestAnimationFrame(r));
+    const stats = () => JSON.parse(Module.ccall('cs_frame_stats_json', 'string', [], []));
+    const results = [];
+    for (const id of ids) {
+      await raf();
+      Module.ccall('cs_frame_stats_reset', null, [], []);
+      const t0 = performance.now();
+      Module.ccall(fn, null, ['number'], [id]);
+      let frames = 0;
+      for (;;) {
+        await raf();
+        frames++;
+        const b = window.circuitscopeShell.state().bigram;
+        if (b[doneKey] === id && !b[pendingKey]) break;
+        if (frames > 2000) throw new Error(`${fn}(${id}) did not finish`);
+      }
+      const s = stats();
+      results.push({ latency: performance.now() - t0, frames, maxFrame: s.max_ms, maxJobs: s.max_jobs_ms,
+        step: s.longest_job_step });
+    }
+    return results;
+  }, { fn, ids, doneKey, pendingKey });
+}
+
+async function loadToy(kind, dir) {
+  const files = ['model.safetensors', 'config.json'].map((f) => join(dir, f));
+  const app = await openPage({ query: '?model=none', viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA });
+  try {
+    const { page } = app;
+    await waitIdle(page, { timeout: 120000 });
+    const before = await memory(page);
+    await watchMainThread(page);
+    await page.waitForTimeout(300);
+    await mainThreadSince(page);
+    await resetFrameStats(page);
+    const t0 = await page.evaluate(() => performance.now());
+    const tStart = Date.now();
+    await page.setInputFiles('#file-input', files);
+    // Polled from here (50 ms): when the bytes are in wasm memory and the C++ load starts.
+    let readEnd = null;
+    const poll = setInterval(() => {
+      if (readEnd !== null) return;
+      getState(page).then((s) => { if (s && s.loading.active && readEnd === null) readEnd = Date.now(); }).catch(() => {});
+    }, 50);
+    const shownAt = await page.waitForFunction(() => {
+      const s = window.circuitscopeShell.state();
+      return s.model && s.model.id === 'file:model.safetensors' && !s.loading.active && s.jobs.length === 0
+        ? performance.now() : false;
+    }, null, { polling: 'raf', timeout: 600000 });
+    clearInterval(poll);
+    const t1 = await shownAt.jsonValue();
+    const st = await getState(page);
+    if (st.error) throw new Error(`load_${kind}: ${st.error}`);
+    const f = await frameStats(page);
+    const main = await mainThreadSince(page);
+    const mem = await memory(page);
+    ms(`load_${kind}`, t1 - t0);
+    if (readEnd) ms(`page_load_${kind}_reading_files`, readEnd - tStart);
+    ms(`page_load_${kind}_max_cpp_frame`, f.max_ms);
+    ms(`page_load_${kind}_max_jobs_in_frame`, f.max_jobs_ms);
+    longestStep(`page_load_${kind}`, f);
+    val(`page_load_${kind}_frames`, f.frames, `frames (p95 ${round(f.p95_ms)} ms, ${f.over_50ms} over 50 ms)`);
+    ms(`page_load_${kind}_max_main_thread_task`, main.maxTask);
+    val(`page_load_${kind}_long_tasks`, main.longtasks, 'tasks over 50 ms');
+    ms(`page_load_${kind}_max_frame_gap`, main.maxGap);
+    val(`page_load_${kind}_wasm_memory`, MB(mem.wasm), `MB (peak; ${MB(before.wasm)} MB before)`);
+    val(`page_load_${kind}_js_heap`, MB(mem.jsUsed), `MB used (${MB(mem.jsTotal)} MB total)`);
+    return app;
+  } catch (e) {
+    await app.close();
+    throw e;
+  }
+}
+
+async function queries(app) {
+  const { page } = app;
+  const st = await getState(page);
+  const V = st.model.config.d_vocab;
+  const ids = Array.from({ length: 50 }, (_, i) => (i * 9973 + 17) % V);
+
+  // Through the bridge, at once (JSON included).
+  const bridge = await page.evaluate((ids) => {
+    const t = [];
+    Module.ccall('cs_bigram_top_json', 'string', ['number', 'number'], [ids[0], 10]);  // warm-up
+    for (const id of ids) {
+      const t0 = performance.now();
+      Module.ccall('cs_bigram_top_json', 'string', ['number', 'number'], [id, 10]);
+      t.push(performance.now() - t0);
+    }
+    return t;
+  }, ids);
+  ms('bigram_top_next_k10', median(bridge));
+  ms('page_bigram_top_next_bridge_max', max(bridge));
+
+  await watchMainThread(page);
+  await page.waitForTimeout(200);
+  await mainThreadSince(page);
+  const next = await selections(page, 'cs_select_token', ids, 'top_next_source', 'top_next_pending');
+  ms('page_select_source_latency_median', median(next.map((r) => r.latency)));
+  ms('page_select_source_latency_max', max(next.map((r) => r.latency)));
+  ms('page_select_source_max_cpp_frame', max(next.map((r) => r.maxFrame)));
+  longestStep('page_select_source', { longest_job_step: next.map((r) => r.step).sort((a, b) => b.ms - a.ms)[0] });
+
+  const rev = ids.slice(0, 20);
+  const bridgeRev = await page.evaluate((ids) => {
+    const t = [];
+    for (const id of ids) {
+      const t0 = performance.now();
+      Module.ccall('cs_bigram_sources_json', 'string', ['number', 'number'], [id, 10]);
+      t.push(performance.now() - t0);
+    }
+    return t;
+  }, rev);
+  ms('bigram_top_sources_k10', median(bridgeRev));
+  await mainThreadSince(page);
+  const sources = await selections(page, 'cs_select_next', rev, 'top_sources_next', 'top_sources_pending');
+  ms('page_select_next_reverse_latency_median', median(sources.map((r) => r.latency)));
+  ms('page_select_next_reverse_latency_max', max(sources.map((r) => r.latency)));
+  val('page_select_next_reverse_frames', median(sources.map((r) => r.frames)), 'frames (median)');
+  ms('page_select_next_reverse_max_cpp_frame', max(sources.map((r) => r.maxFrame)));
+  longestStep('page_select_next_reverse', { longest_job_step: sources.map((r) => r.step).sort((a, b) => b.ms - a.ms)[0] });
+  const main = await mainThreadSince(page);
+  ms('page_selections_max_main_thread_task', main.maxTask);
+  ms('page_selections_max_frame_gap', main.maxGap);
+
+  // Idle frames: what drawing the page costs in C++.
+  await resetFrameStats(page);
+  await page.waitForTimeout(1000);
+  const idle = await frameStats(page);
+  ms('page_idle_frame_p50', idle.p50_ms);
+
+  // Raw weights: a second load from the bytes the page kept.
+  await resetFrameStats(page);
+  await mainThreadSince(page);
+  const t0 = await page.evaluate(() => { Module.ccall('cs_set_raw', null, ['number'], [1]); return performance.now(); });
+  const doneAt = await page.waitForFunction(() => {
+    const s = window.circuitscopeShell.state();
+    return s.model && s.model.weights === 'raw' && !s.raw_pending && s.jobs.length === 0 ? performance.now() : false;
+  }, null, { polling: 'raf', timeout: 300000 });
+  ms('page_raw_reload', (await doneAt.jsonValue()) - t0);
+  const rf = await frameStats(page);
+  ms('page_raw_reload_max_cpp_frame', rf.max_ms);
+  longestStep('page_raw_reload', rf);
+  ms('page_raw_reload_max_main_thread_task', (await mainThreadSince(page)).maxTask);
+  val('page_raw_reload_wasm_memory', MB((await memory(page)).wasm), 'MB (peak)');
+}
+
+async function main() {
+  if (!existsSync(join(distDir, 'circuitscope.wasm'))) throw new Error(`${distDir}/circuitscope.wasm not found: build the page first`);
+  if (!existsSync(cliPath)) throw new Error(`CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
+  gzipSizes();
+  await firstFrame();
+
+  const tmp = mkdtempSync(join(tmpdir(), 'circuitscope-page-bench-'));
+  try {
+    const shape = ['--layers', '2', '--d-model', '512', '--heads', '8', '--d-head', '64', '--ctx', '1024',
+      '--vocab', '48262', '--norm', 'LN', '--pos', 'standard', '--seed', '1234', '--std', '0.05'];
+    for (const kind of ['f32', 'f16']) {
+      const dir = join(tmp, kind);
+      execFileSync(cliPath, ['make-random', dir, ...shape, ...(kind === 'f16' ? ['--f16'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
+      log(`${kind}: ${round(statSync(join(dir, 'model.safetensors')).size / 1e6)} MB`);
+      const app = await loadToy(kind, dir);
+      try {
+        if (kind === 'f32') await queries(app);
+      } finally {
+        await app.close();
+      }
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify({ benchmarks: out }));
+}
+
+main().catch((e) => {
+  console.error(`page_bench: ${e.stack || e}`);
+  process.exit(1);
+});
