@@ -13,6 +13,7 @@ namespace cs::cli {
 int cmd_tokenizer_train(const std::vector<std::string>& args);  // tokenizer_train.cpp
 int cmd_encode(const std::vector<std::string>& args);           // encode.cpp
 int cmd_train(const std::vector<std::string>& args);            // train.cpp
+int cmd_convert(const std::vector<std::string>& args);          // convert.cpp
 }  // namespace cs::cli
 
 namespace {
@@ -42,6 +43,7 @@ const Command kCommands[] = {
      "[--heads N] [--d-head N] [--ctx N] [--vocab N] [--norm LN|none] [--pos shortformer|standard|none] "
      "[--steps N] [--batch N] [--lr X] [--warmup N] [--seed S] [--threads N] [--curriculum repeat:2000,text:3000] "
      "[--log FILE] [--eval-every N] [--save-every N] [--bos N|none] | train --resume DIR [--steps N]"},
+    {"convert", cs::cli::cmd_convert, "convert IN OUT [--f16] [--name NAME] [--json]"},
 };
 
 // "info, run, ..." from the table above.
