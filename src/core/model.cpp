@@ -72,7 +72,10 @@ std::string ProcessingState::describe() const {
   return s;
 }
 
-Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+Model::Model(const ModelConfig& cfg) : Model(cfg, true) {}
+Model::Model(const ModelConfig& cfg, Uninitialized) : Model(cfg, false) {}
+
+Model::Model(const ModelConfig& cfg, bool zero_fill) : cfg_(cfg) {
   cfg_.validate();
   const int64_t D = cfg_.d_model, H = cfg_.n_heads, Dh = cfg_.d_head;
   size_t offset = 0;
@@ -109,7 +112,10 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
   if (offset > (size_t(1) << 30))
     throw Error("model: " + std::to_string(offset) + " parameters is more than this build can hold (limit 2^30)");
   try {
-    data_.assign(offset, 0.f);
+    if (zero_fill)
+      data_.assign(offset, 0.f);
+    else
+      data_.resize(offset);
   } catch (const std::bad_alloc&) {
     throw Error("model: out of memory allocating " + std::to_string(offset) + " parameters");
   }
@@ -169,13 +175,13 @@ ConstMatMap Model::W_pos() const {
 
 namespace {
 // Start of attention tensor `slot` of layer l.
-const float* attn_ptr(const std::vector<float>& data, const std::vector<TensorSpec>& specs, const ModelConfig& c,
+const float* attn_ptr(const float* data, const std::vector<TensorSpec>& specs, const ModelConfig& c,
                       int l, int slot) {
   const Layout L = layout_of(c, specs);
-  return data.data() + spec_at(specs, L.block0 + size_t(l) * L.per_block + L.attn0 + size_t(slot)).offset;
+  return data + spec_at(specs, L.block0 + size_t(l) * L.per_block + L.attn0 + size_t(slot)).offset;
 }
 }  // namespace
-#define CS_ATTN_PTR(slot) attn_ptr(data_, specs_, cfg_, l, slot)
+#define CS_ATTN_PTR(slot) attn_ptr(data_.data(), specs_, cfg_, l, slot)
 
 ConstMatMap Model::W_Q(int l, int h) const {
   check_layer_head(cfg_, l, h, "W_Q");

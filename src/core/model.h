@@ -5,7 +5,9 @@
 #pragma once
 #include <Eigen/Core>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -42,6 +44,11 @@ class Model {
   Model() = default;
   // Allocates every tensor of the config, zero-filled. Throws cs::Error on a bad config.
   explicit Model(const ModelConfig& cfg);
+  // The same without the zero fill, for a loader that writes every float
+  // before anything reads one: filling 200 MB takes over 100 ms in a browser,
+  // too long for one frame; unfilled, the memory is touched a slice at a time.
+  struct Uninitialized {};
+  Model(const ModelConfig& cfg, Uninitialized);
 
   const ModelConfig& config() const { return cfg_; }
   // Changing the normalization (fold_ln: LN -> LNPre) drops ln weights' meaning but keeps layout.
@@ -95,9 +102,30 @@ class Model {
  private:
   float* at(const std::string& name);
   const float* at(const std::string& name) const;
+  // std::allocator, except that resize() leaves new floats uninitialized.
+  template <class T>
+  struct NoFillAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+      using other = NoFillAllocator<U>;
+    };
+    NoFillAllocator() = default;
+    template <class U>
+    NoFillAllocator(const NoFillAllocator<U>&) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... A>
+    void construct(U* p, A&&... a) {
+      ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+    }
+  };
+  Model(const ModelConfig& cfg, bool zero_fill);
+
   ModelConfig cfg_;
   std::vector<TensorSpec> specs_;
-  std::vector<float> data_;
+  std::vector<float, NoFillAllocator<float>> data_;
 };
 
 // Fills every weight with N(0, std) from a fixed seed (LN weights near 1,

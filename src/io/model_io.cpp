@@ -401,19 +401,26 @@ void Loader::allocate() {
     ln_.ln_final_b.resize(cfg_.d_model);
   }
   try {
-    model_ = Model(layout);
+    // Unfilled: the conversion writes every float (checked below), a slice at a time.
+    model_ = Model(layout, Model::Uninitialized{});
   } catch (const std::bad_alloc&) {
     throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
   } catch (const std::length_error&) {
     throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
   }
-  // The model's layout must be the one checked above (same names and shapes).
+  // The model's layout must be the one checked above (same names and shapes),
+  // and the tensors converted into it must cover all of it.
+  size_t covered = 0;
   for (const Need& n : needs_) {
     if (fold_aside_ && is_ln_tensor(n.name)) continue;
     const TensorSpec* s = model_.find(n.name);
     if (!s || s->shape != n.shape)
       throw Error("internal: model layout has no tensor '" + n.name + "' of shape " + shape_str(n.shape));
+    covered += s->numel;
   }
+  if (covered != model_.size())
+    throw Error("internal: the tensors read cover " + std::to_string(covered) + " of the model's " +
+                std::to_string(model_.size()) + " floats");
   model_.processing = stored_processing_;
   allocated_ = true;
 }

@@ -310,6 +310,19 @@ TEST(SlicedProcessing, LayerNormAsideEqualsFoldingTheLNModel) {
   EXPECT_THROW(WeightProcessing(still_ln, ProcessOptions{}, ln), Error);  // not in the LNPre layout
 }
 
+TEST(SlicedLoading, UninitializedModelHasTheSameLayout) {
+  const ModelConfig c = processing_config(PosEmbed::Standard);
+  const Model zero(c), unfilled(c, Model::Uninitialized{});
+  ASSERT_EQ(unfilled.size(), zero.size());
+  ASSERT_EQ(unfilled.tensors().size(), zero.tensors().size());
+  for (size_t i = 0; i < zero.tensors().size(); ++i) {
+    EXPECT_EQ(unfilled.tensors()[i].name, zero.tensors()[i].name);
+    EXPECT_EQ(unfilled.tensors()[i].offset, zero.tensors()[i].offset);
+    EXPECT_EQ(unfilled.tensors()[i].shape, zero.tensors()[i].shape);
+  }
+  EXPECT_TRUE(std::all_of(zero.data(), zero.data() + zero.size(), [](float x) { return x == 0.f; }));
+}
+
 TEST(SlicedLoading, StepByStepLoadEqualsProcessWeights) {
   ModelConfig c = processing_config(PosEmbed::Standard);
   c.d_vocab_out = 0;
