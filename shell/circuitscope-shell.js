@@ -61,6 +61,8 @@
     const w = (name, ret, args) => Module.cwrap(name, ret, args);
     return {
       stageFile: w('cs_stage_file', 'number', ['string', 'number']),
+      stageReserve: w('cs_stage_reserve', 'number', ['string', 'number']),
+      stageAppend: w('cs_stage_append', 'number', ['string', 'number']),
       stageSkipped: w('cs_stage_skipped', null, ['string']),
       discardStaged: w('cs_discard_staged', null, []),
       loadStaged: w('cs_load_staged', null, ['string', 'string', 'string', 'string']),
@@ -94,17 +96,20 @@
 
   // Streams `size` bytes from a ReadableStream into a staging buffer owned by
   // C++ (no copy of the whole file in JavaScript). size < 0: unknown length.
+  // The buffer is reserved untouched and filled chunk by chunk, so no single
+  // task zero-fills hundreds of MB.
   async function streamIntoWasm(name, stream, size, onChunk) {
     const reader = stream.getReader();
     if (size >= 0) {
-      const ptr = api.stageFile(name, size) >>> 0;
-      if (!ptr) { reader.cancel().catch(() => {}); throw new Reported(); }
+      if (!api.stageReserve(name, size)) { reader.cancel().catch(() => {}); throw new Reported(); }
       let offset = 0;
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
         if (offset + value.length > size) throw new Error(`${name}: more bytes than its announced ${size}`);
-        Module.HEAPU8.set(value, ptr + offset);  // HEAPU8 is re-read: memory may have grown
+        const ptr = api.stageAppend(name, value.length) >>> 0;
+        if (!ptr) throw new Error(`${name}: could not stage bytes ${offset}..${offset + value.length}`);
+        Module.HEAPU8.set(value, ptr);  // HEAPU8 is re-read: memory may have grown
         offset += value.length;
         onChunk(value.length);
       }

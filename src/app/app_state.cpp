@@ -72,6 +72,31 @@ uint8_t* AppState::stage_file(const std::string& name, size_t len) {
   }
 }
 
+bool AppState::stage_reserve(const std::string& name, size_t len) {
+  try {
+    auto& bytes = staged_[name];
+    bytes.clear();
+    bytes.shrink_to_fit();
+    bytes.reserve(len);
+    return true;
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+  staged_.clear();
+  error_ = "file " + name + " (" + megabytes(len) + ") is too large for the browser's memory";
+  return false;
+}
+
+uint8_t* AppState::stage_append(const std::string& name, size_t n) {
+  auto it = staged_.find(name);
+  if (it == staged_.end()) return nullptr;
+  auto& bytes = it->second;
+  const size_t old = bytes.size();
+  if (n > bytes.capacity() - old) return nullptr;  // more than reserved: the pointer would move
+  bytes.resize(old + n);  // within the capacity: fills only these n bytes
+  return bytes.data() + old;
+}
+
 void AppState::stage_skipped(const std::string& name) { skipped_.push_back(name); }
 
 void AppState::discard_staged() {

@@ -75,6 +75,12 @@ class AppState {
   // Reserves `len` bytes for a file in the staging set and returns where the
   // shell writes them (nullptr when memory runs out; the banner then says so).
   uint8_t* stage_file(const std::string& name, size_t len);
+  // The same in pieces, so no single call fills hundreds of MB (a frame's
+  // worth of time): stage_reserve sets aside `len` bytes without touching
+  // them (false when memory runs out; the banner then says so), and each
+  // stage_append(name, n) returns where the next n bytes go (nullptr past len).
+  bool stage_reserve(const std::string& name, size_t len);
+  uint8_t* stage_append(const std::string& name, size_t n);
   // A file the shell did not stage (not .safetensors/.json); mentioned on failure.
   void stage_skipped(const std::string& name);
   // Starts loading the staged files as a new model; the current one stays until it succeeds.

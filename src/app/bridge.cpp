@@ -73,6 +73,21 @@ EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
   return cs::app::state().stage_file(str(name), size_t(len));
 }
 
+// The same in pieces (the shell's streaming path): reserve once, then one
+// append per chunk, each returning where that chunk's n bytes go (0 on failure).
+EMSCRIPTEN_KEEPALIVE int cs_stage_reserve(const char* name, double len) {
+  if (!(len >= 0) || len >= 4294967296.0) {
+    cs::app::state().set_error("file " + str(name) + " is too large for the browser's memory");
+    return 0;
+  }
+  return cs::app::state().stage_reserve(str(name), size_t(len)) ? 1 : 0;
+}
+
+EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_append(const char* name, double n) {
+  if (!(n >= 0) || n >= 4294967296.0) return nullptr;
+  return cs::app::state().stage_append(str(name), size_t(n));
+}
+
 EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { cs::app::state().stage_skipped(str(name)); }
 
 EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { cs::app::state().discard_staged(); }
@@ -110,8 +125,9 @@ EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) { cs::app::state().set_top
 EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { cs::app::state().cancel_load(); }
 
 // C++ time per frame since the last cs_frame_stats_reset():
-// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_jobs_ms","first_frame_at_ms",
-//  "longest_job_step":{"ms","label","stage"}}
+// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
+//  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"}}
+// (work: the frame without its WebGL calls, which wait on the browser's GPU process)
 // (first_frame_at_ms: performance.now() when the first frame was drawn).
 EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   static std::string out;
@@ -124,7 +140,11 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   j["p99_ms"] = f.percentile(99);
   j["mean_ms"] = f.frames() ? f.total_frame_ms() / double(f.frames()) : 0.0;
   j["over_50ms"] = f.over_50ms();
+  j["max_work_ms"] = f.max_work_ms();  // frame minus its WebGL calls
+  j["work_p50_ms"] = f.work_percentile(50);
+  j["work_p95_ms"] = f.work_percentile(95);
   j["max_jobs_ms"] = f.max_jobs_ms();
+  j["max_gl_ms"] = f.max_gl_ms();
   j["first_frame_at_ms"] = f.first_frame_at;
   const auto& step = cs::app::state().jobs().longest_step();  // the longest single job step in the window
   j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};

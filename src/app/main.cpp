@@ -112,6 +112,7 @@ void frame() {
   cs::app::draw_app(cs::app::state());
   ImGui::Render();
 
+  const double gl_t0 = emscripten_get_now();
   int w = 0, h = 0;
   SDL_GL_GetDrawableSize(g_window, &w, &h);
   glViewport(0, 0, w, h);
@@ -119,11 +120,11 @@ void frame() {
   glClear(GL_COLOR_BUFFER_BIT);
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
   SDL_GL_SwapWindow(g_window);
+  const double t1 = emscripten_get_now();
   if (++g_frames == 2) cs::app::platform::page_started();
   cs::app::FrameStats& stats = cs::app::frame_stats();
-  const double t1 = emscripten_get_now();
   if (stats.first_frame_at == 0) stats.first_frame_at = t1;
-  stats.record(t1 - t0, jobs_ms);
+  stats.record(t1 - t0, jobs_ms, t1 - gl_t0);
 }
 
 }  // namespace

@@ -66,6 +66,12 @@ test('reverse lookup across frames equals the CLI', { timeout: 180000 }, async (
     const bad = JSON.parse(await page.evaluate(() =>
       Module.ccall('cs_bigram_sources_json', 'string', ['number', 'number'], [-1, 5])));
     assert.match(bad.error, /out of range/);
+    // The shell's streaming path: a reservation beyond memory fails with the banner, untouched.
+    const ok = await page.evaluate(() => Module.ccall('cs_stage_reserve', 'number', ['string', 'number'], ['big.safetensors', 3.9e9]));
+    assert.equal(ok, 0);
+    const e = await waitForState(page, (x) => x.error !== '', { what: 'too-large error' });
+    assert.equal(e.error, "file big.safetensors (3900.0 MB) is too large for the browser's memory");
+    await page.evaluate(() => { Module.ccall('cs_discard_staged', null, [], []); Module.ccall('cs_report_error', null, ['string'], ['']); });
     assertNoErrors(assert, errors);
   } finally {
     await app.close();
