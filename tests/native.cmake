@@ -5,6 +5,7 @@
 #   cross.*           native vs wasm (circuitscope-node.js from CIRCUITSCOPE_WASM_DIR), when that is set
 #   bench_native      Google Benchmark (tests/bench/bench_native.cpp, bench_train.cpp); run by scripts/bench, not by CTest
 #   browser tests     tests/browser/browser.cmake (the page's), when present
+#   models.*          checks on the bundled trained models (tests/models/models.cmake)
 set(CIRCUITSCOPE_WASM_DIR "" CACHE PATH "wasm build dir for native-vs-wasm and browser tests")
 
 find_program(CS_NODE node)
@@ -57,3 +58,4 @@ else()
 endif()
 
 include(${CMAKE_SOURCE_DIR}/tests/browser/browser.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/models/models.cmake)
