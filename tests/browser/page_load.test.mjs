@@ -44,11 +44,20 @@ test('page loads and shows the default model card', { timeout: 120000 }, async (
     assert.equal(dims.w, 2560, 'canvas backing store is devicePixelRatio x CSS size');
     assert.equal(dims.h, 1600);
 
+    // Something is drawn: the heatmap's diverging colours (reds or blues) are on screen. Checked on
+    // the demo model whichever model is the default: its byte-bigram logits are large, so its
+    // heatmap is saturated (a trained model's may be pale), then back to the default.
+    await page.evaluate(() => window.circuitscopeShell.loadBundled('demo'));
+    await waitForState(page, (x) => x.model && x.model.id === 'demo' && !x.loading.active, { what: 'demo model' });
+    await waitIdle(page);
     const shot = await screenshot(page, 'page-load.png');
-    // Something is drawn: the heatmap's diverging colours (reds or blues) are on screen.
     const coloured = await pixelShare(page, shot, [0.3, 0.5, 1, 1],
       'Math.abs(r - b) > 80 && Math.max(r, b) > 120');
     assert.ok(coloured > 0.01, `heatmap colours visible (share ${coloured})`);
+    await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), bundled.id);
+    await waitForState(page, (x) => x.model && x.model.id === bundled.id && !x.loading.active,
+      { what: 'the default model again' });
+    await waitIdle(page);
 
     // Resizing the window resizes the canvas.
     await page.setViewportSize({ width: 1000, height: 700 });
