@@ -279,8 +279,12 @@ TEST(OneLayer, LowerHeldOutLossThanZeroLayers) {
   if (m0.config().has_pos()) n_ctx = std::min(n_ctx, m0.config().n_ctx);
   const auto windows = heldout_windows(n_ctx);
   const double l1 = mean_window_loss(m1, windows), l0 = mean_window_loss(m0, windows);
+  // For the record (assets/README.md), not a check: the 2-layer model on the same windows.
+  std::string l2;
+  if (fs::is_directory(fs::path(models_dir()) / "attn-only-2l"))
+    l2 = " (2l " + fmt("%.4f", mean_window_loss(bundled("attn-only-2l").model, windows)) + ")";
   measured("held-out loss on " + std::to_string(windows.size()) + " windows of " + std::to_string(n_ctx) +
-           " tokens: 1l " + fmt("%.4f", l1) + ", 0l " + fmt("%.4f", l0));
+           " tokens: 1l " + fmt("%.4f", l1) + ", 0l " + fmt("%.4f", l0) + l2);
   EXPECT_LT(l1, l0) << "the 1-layer model does not beat the 0-layer model on held-out text";
 }
 
