@@ -22,6 +22,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.corpus PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 120)
+  # `circuitscope convert`: a checkpoint to the bundled-model files (tests/cli/convert.test.mjs)
+  add_test(NAME cli.convert
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/convert.test.mjs)
+  set_tests_properties(cli.convert PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 120)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
   # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
   foreach(t cli induction_forms)
