@@ -39,15 +39,6 @@ using nlohmann::json;
 constexpr const char* kProcessingKey = "circuitscope.processing";  // __metadata__ key written by save_model
 constexpr int64_t kChunk = int64_t(1) << 20;                        // floats converted per slice
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 std::string base_name(const std::string& path) {
   const size_t slash = path.find_last_of("/\\");
   return slash == std::string::npos ? path : path.substr(slash + 1);

@@ -21,10 +21,6 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace cs {
 
-using nlohmann::json;
-
-namespace {
-
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -33,6 +29,12 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   }
   return s + "]";
 }
+
+
+using nlohmann::json;
+
+namespace {
+
 
 std::string offsets_str(uint64_t b, uint64_t e) {
   return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";

@@ -54,6 +54,9 @@ std::vector<uint8_t> write_safetensors(const std::vector<StWriteTensor>& tensors
                                        const std::map<std::string, std::string>& metadata = {},
                                        bool f16 = false);
 
+// "[2, 3, 4]": a shape as error messages print it.
+std::string shape_str(const std::vector<int64_t>& shape);
+
 // IEEE half / bfloat16 conversions (shared by reader, writer and tests).
 float f16_to_float(uint16_t h);
 uint16_t float_to_f16(float f);
