@@ -28,11 +28,6 @@ std::optional<int> parse_id(std::string_view s) {
   return v;
 }
 
-// First step of a query the user asked for: top-next (about 11 ms in wasm for
-// the toy models' 48262 x 512 unembedding) then shows in the next frame, and
-// the frame stays under the 50 ms rule.
-constexpr double kQueryFirstStepMs = 20.0;
-
 // A model load as a sliced computation for the job runner.
 class LoadWork final : public SlicedComputation {
  public:
@@ -385,7 +380,6 @@ void AppState::start_top_next() {
   JobRunner::Job j;
   j.label = "next tokens";
   j.keep = m;
-  j.first_step_ms = kQueryFirstStepMs;
   j.work = std::make_unique<BigramTopNext>(m->model, bigram_.source, bigram_.k);
   j.done = [this](SlicedComputation& w) {
     const auto& q = static_cast<const BigramTopNext&>(w);
@@ -411,7 +405,6 @@ void AppState::start_top_sources() {
   JobRunner::Job j;
   j.label = "reverse lookup";
   j.keep = m;
-  j.first_step_ms = kQueryFirstStepMs;
   j.priority = 1;
   j.work = std::make_unique<BigramTopSources>(m->model, bigram_.next, bigram_.k_sources);
   j.done = [this](SlicedComputation& w) {

@@ -64,10 +64,7 @@ void JobRunner::tick(double budget_ms) {
     bool finished = false;
     std::string error;
     try {
-      double budget = std::max(0.0, budget_ms - (start - t0));
-      // Counted from the start of the tick, like the frame's budget: two new queries share it.
-      if (e.info.frames == 0) budget = std::max(budget, e.job.first_step_ms - (start - t0));
-      finished = e.job.work->step(budget);
+      finished = e.job.work->step(std::max(0.0, budget_ms - (start - t0)));
     } catch (const Error& ex) {
       error = ex.what();
     } catch (const std::bad_alloc&) {

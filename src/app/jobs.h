@@ -25,10 +25,6 @@ class JobRunner {
     std::function<void(const std::string&)> failed; // the work threw (cs::Error, out of memory); may start jobs
     std::shared_ptr<const void> keep;               // what the work reads (e.g. the model), kept alive until it ends
     int priority = 0;                               // lower runs first in a frame
-    // Budget of its first step (counted from the start of the tick) when
-    // larger than what the frame has left: a query the user just asked for
-    // then usually finishes in the next frame instead of two or three.
-    double first_step_ms = 0;
   };
   struct Info {
     std::string slot, label, stage;
