@@ -59,6 +59,21 @@ Json ranked_json(const cs::app::AppState& s, const std::vector<cs::Ranked>& list
   return a;
 }
 
+// The shown model for a bridge query about token `id` (which must be below
+// `limit(config)`); throws cs::Error with the reason otherwise.
+template <class Limit>
+const cs::LoadedModel& shown_for_query(const cs::app::AppState& s, int id, Limit limit) {
+  const cs::LoadedModel* lm = s.shown();
+  if (!lm) throw cs::Error("no model loaded");
+  if (s.raw_pending()) throw cs::Error("raw weights still loading");
+  const int n = limit(lm->model.config());
+  if (id < 0 || id >= n)
+    throw cs::Error("token id " + std::to_string(id) + " out of range [0, " + std::to_string(n) + ")");
+  return *lm;
+}
+
+const char* weights_label(const cs::LoadedModel& lm) { return lm.model.processing.any() ? "processed" : "raw"; }
+
 }  // namespace
 
 extern "C" {
@@ -194,7 +209,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     m["origin"] = a->origin;
     m["weights_file"] = lm->weights_file;
     m["config"] = config_json(lm->model);
-    m["weights"] = lm->model.processing.any() ? "processed" : "raw";
+    m["weights"] = weights_label(*lm);
     m["processing"] = lm->model.processing.describe();
     if (lm->tokenizer)
       m["tokenizer"] = Json{{"kind", lm->tokenizer->kind()}, {"size", lm->tokenizer->vocab_size()}};
@@ -233,26 +248,12 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
 EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
   static std::string out;
   const cs::app::AppState& s = cs::app::state();
-  const cs::LoadedModel* lm = s.shown();
   Json j;
   try {
-    if (!lm) throw cs::Error("no model loaded");
-    if (s.raw_pending()) throw cs::Error("raw weights still loading");
-    const int n = lm->model.config().d_vocab;
-    if (source_id < 0 || source_id >= n)
-      throw cs::Error("token id " + std::to_string(source_id) + " out of range [0, " + std::to_string(n) + ")");
+    const cs::LoadedModel& lm = shown_for_query(s, source_id, [](const cs::ModelConfig& c) { return c.d_vocab; });
     j["source"] = Json{{"id", source_id}, {"token", s.token_display(source_id)}};
-    j["weights"] = lm->model.processing.any() ? "processed" : "raw";
-    Json next = Json::array();
-    for (const auto& r : cs::bigram_top_next(lm->model, source_id, k)) {
-      Json e;
-      e["id"] = r.id;
-      e["token"] = s.token_display(r.id);
-      e["logit"] = r.logit;
-      e["prob"] = r.prob;
-      next.push_back(e);
-    }
-    j["next"] = next;
+    j["weights"] = weights_label(lm);
+    j["next"] = ranked_json(s, cs::bigram_top_next(lm.model, source_id, k));
   } catch (const std::exception& e) {
     j = Json{{"error", e.what()}};
   }
@@ -266,17 +267,12 @@ EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
 EMSCRIPTEN_KEEPALIVE const char* cs_bigram_sources_json(int next_id, int k) {
   static std::string out;
   const cs::app::AppState& s = cs::app::state();
-  const cs::LoadedModel* lm = s.shown();
   Json j;
   try {
-    if (!lm) throw cs::Error("no model loaded");
-    if (s.raw_pending()) throw cs::Error("raw weights still loading");
-    const int n = lm->model.config().vocab_out();
-    if (next_id < 0 || next_id >= n)
-      throw cs::Error("token id " + std::to_string(next_id) + " out of range [0, " + std::to_string(n) + ")");
+    const cs::LoadedModel& lm = shown_for_query(s, next_id, [](const cs::ModelConfig& c) { return c.vocab_out(); });
     j["next_token"] = Json{{"id", next_id}, {"token", s.token_display(next_id)}};
-    j["weights"] = lm->model.processing.any() ? "processed" : "raw";
-    j["sources"] = ranked_json(s, cs::bigram_top_sources(lm->model, next_id, k));
+    j["weights"] = weights_label(lm);
+    j["sources"] = ranked_json(s, cs::bigram_top_sources(lm.model, next_id, k));
   } catch (const std::exception& e) {
     j = Json{{"error", e.what()}};
   }
