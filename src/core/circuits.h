@@ -24,13 +24,21 @@
 // Eigenvalues: the full OV circuit E W_V W_O W_U (d_vocab x d_vocab) has rank
 // at most d_head, and lambda(AB) = lambda(BA) for the nonzero eigenvalues, so
 // they come from the small d_head x d_head matrix W_O W_U E W_V; the dense
-// vocab x vocab matrix is never formed.
+// vocab x vocab matrix is never formed. Likewise the QK circuit
+// E W_Q W_K^T E^T (d_vocab x d_vocab) from W_K^T E^T E W_Q (d_head x d_head).
+//
+// The vocabulary-wide sums these small matrices need (E^T E, W_U E, W_U W_U^T)
+// are accumulated once per model in row chunks (EmbedGrams below), in double,
+// and every head's small matrices are a few d_model x d_model products away.
+// Definitions and formulas: docs/one-layer.md.
 #pragma once
 #include <complex>
+#include <cstdint>
 #include <span>
 #include <vector>
 
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -71,5 +79,121 @@ double copying_score(std::span<const std::complex<double>> eigenvalues);
 
 // copying_score(ov_eigenvalues(m, l, h)) of every head: [n_layers, n_heads].
 RowMat copying_scores(const Model& m, const CircuitOptions& opt = {});
+
+// ---- vocabulary sums (docs/one-layer.md, "Small matrices") -------------------
+//
+// N: the rows of W_E centred and divided by their RMS (the normalization
+// without its w and b), or W_E itself when the model has no normalization or
+// opt.normalize_embed is false. E of block l is then N diag(w_l) + 1 b_l^T
+// (LN), or N. Every sum below is over the d_vocab token rows s.
+struct EmbedGrams {
+  bool normalized = false;  // N is the normalized W_E (else N = W_E)
+  bool square = false;      // d_vocab == d_vocab_out (UN and U_sum are filled)
+  int64_t d_vocab = 0;
+  Eigen::MatrixXd NtN;    // N^T N                        [d_model, d_model]
+  Eigen::VectorXd N_sum;  // N^T 1                        [d_model]
+  Eigen::MatrixXd UN;     // W_U N (sum_s W_U[:, s] N[s]) [d_model, d_model]   (square only)
+  Eigen::VectorXd U_sum;  // W_U 1 (sum of W_U's columns) [d_model]            (square only)
+  Eigen::MatrixXd UUt;    // W_U W_U^T                    [d_model, d_model]   (when asked for)
+};
+
+// Accumulates EmbedGrams in row chunks, one WorkPlan unit per chunk (a few ms
+// each). want_UUt adds the pass over W_U's columns for W_U W_U^T (needed for
+// the OV circuit's Frobenius norm only). The model must outlive the plan.
+class EmbedGramsPlan final : public WorkPlan {
+ public:
+  EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool want_UUt);
+  const EmbedGrams& result() const;  // once done()
+  EmbedGrams& mutable_result();      // once done()
+ private:
+  const Model& m_;
+  EmbedGrams g_;
+};
+EmbedGrams embed_grams(const Model& m, const CircuitOptions& opt = {}, bool want_UUt = false);
+
+// From EmbedGrams of the same model and options (cheap: d_model^2 d_head):
+//   E^T E of block l                                   [d_model, d_model]
+Eigen::MatrixXd embed_gram_for_layer(const Model& m, int layer, const EmbedGrams& g);
+//   W_O W_U E W_V (OV small matrix; square models only) [d_head, d_head]
+Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g);
+//   W_K^T E^T E W_Q (QK small matrix)                   [d_head, d_head]
+Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g);
+// The d_head eigenvalues of a small matrix, sorted by descending modulus.
+std::vector<std::complex<double>> small_eigenvalues(const Eigen::MatrixXd& S, const char* what);
+// Squared Frobenius norms of the full circuits, exactly from the factors:
+// ||L R^T||_F^2 = trace((L^T L)(R^T R)).
+//   OV: L = E W_V, R = (W_O W_U)^T (needs g.UUt)      over d_vocab x d_vocab_out entries
+double ov_frobenius_sq(const Model& m, int layer, int head, const EmbedGrams& g);
+//   QK: L = E W_Q, R = E W_K                          over d_vocab x d_vocab entries
+double qk_frobenius_sq(const Model& m, int layer, int head, const EmbedGrams& g);
+
+// ---- QK circuit ----------------------------------------------------------------
+
+// The full QK circuit E W_Q W_K^T E^T: [d_vocab(destination/query), d_vocab(source/key)],
+// before attn_scale, without biases. Dense: small vocabularies only (tests).
+RowMat full_qk_circuit(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+// W_K^T E^T E W_Q [d_head, d_head] (one-shot: runs embed_grams).
+Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+// Its d_head eigenvalues, descending modulus: the nonzero eigenvalues of the
+// full QK circuit, and zeros. The QK copying score is copying_score() of them
+// (positive: a token tends to attend to copies of itself).
+std::vector<std::complex<double>> qk_eigenvalues(const Model& m, int layer, int head,
+                                                 const CircuitOptions& opt = {});
+
+// ---- positions (docs/one-layer.md, "Positions") ------------------------------
+//
+// P, the positional rows as block l's queries and keys read them [n_ctx, d_model]:
+//  Shortformer: W_pos as is (added to q/k inputs after ln1, so never normalized).
+//  Standard: each row of W_pos passed through block l's normalization like E
+//    (when opt.normalize_embed), i.e. the position taken alone. The real input
+//    norm(W_E[t] + W_pos[i]) is not the sum of the two, so for standard
+//    positions with a normalization the position terms below are the
+//    "position alone" view; positional_share splits the real input exactly.
+//  None: throws cs::Error (no positions).
+RowMat positions_for_layer(const Model& m, int layer, const CircuitOptions& opt = {});
+// The positional QK pattern P W_Q W_K^T P^T: [n_ctx(query position), n_ctx(key position)],
+// before attn_scale, no biases.
+RowMat positional_qk_circuit(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+
+// The four terms of the pre-softmax score of a (query token t, query position i,
+// key token u, key position j) with q_in = E[t] + P[i], k_in = E[u] + P[j]
+// (exact for Shortformer, and for standard positions without normalization):
+//   token_token       E[t] W_Q W_K^T E[u]^T   (= the QK circuit)   [query tokens, key tokens]
+//   token_position    E[t] W_Q W_K^T P[j]^T                         [query tokens, key positions]
+//   position_token    P[i] W_Q W_K^T E[u]^T                         [query positions, key tokens]
+//   position_position P[i] W_Q W_K^T P[j]^T                         [query positions, key positions]
+// for the given lists (a block of each term; the full token_position term is
+// [d_vocab, n_ctx]).
+struct QkTerms {
+  RowMat token_token, token_position, position_token, position_position;
+};
+QkTerms qk_terms(const Model& m, int layer, int head, std::span<const int> query_tokens,
+                 std::span<const int> query_positions, std::span<const int> key_tokens,
+                 std::span<const int> key_positions, const CircuitOptions& opt = {});
+
+// One random (query token, query position, key token, key position) draw.
+struct QkSample {
+  int query_token = 0, query_pos = 0, key_token = 0, key_pos = 0;
+};
+// `samples` draws from Rng(seed) (core/induction.h), in this order per draw:
+// query_token = below(d_vocab), query_pos = below(n_ctx), key_token =
+// below(d_vocab), key_pos = below(query_pos + 1) (causal: key_pos <= query_pos).
+std::vector<QkSample> draw_qk_samples(const ModelConfig& c, uint64_t seed, int samples);
+
+// Share of the pre-softmax score variance carried by the terms that involve a
+// position, over draw_qk_samples(seed, samples) (docs/one-layer.md):
+//   score = q_in W_Q W_K^T k_in^T (no biases, no attn_scale) split into
+//   tt (token part x token part) and pos = tp + pt + pp;
+//   share = Var(pos) / (Var(tt) + Var(pos))   (population variances; 0 when both are 0).
+// The split of the input x into token part a and position part p:
+//   Shortformer: a = norm(W_E[t]) (E), p = W_pos[i].
+//   Standard, no normalization (or !normalize_embed): a = W_E[t], p = W_pos[i].
+//   Standard with LN/LNPre: x = norm(W_E[t] + W_pos[i]) = rho * w o (c(W_E[t]) + c(W_pos[i])) + b
+//     (c = centring, rho = 1/sqrt(mean(c(W_E[t] + W_pos[i])^2) + eps) of the real sum) is split
+//     linearly: a = rho * w o c(W_E[t]) + b, p = rho * w o c(W_pos[i]) (w = 1, b = 0 for LNPre).
+//   None: 0.
+// Computed in double, so the value does not depend on the platform.
+double positional_share(const Model& m, int layer, int head, uint64_t seed, int samples,
+                        const CircuitOptions& opt = {});
 
 }  // namespace cs
