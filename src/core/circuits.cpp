@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/forward.h"
+#include "core/induction.h"
 
 namespace cs {
 
@@ -62,27 +63,25 @@ RowMat full_ov_circuit(const Model& m, int layer, int head, const CircuitOptions
 
 Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "ov_small_matrix");
-  const Eigen::MatrixXd E = embed_for_layer(m, layer, opt).cast<double>();  // [d_vocab, d_model]
-  const Eigen::MatrixXd W_V = m.W_V(layer, head).cast<double>();          // [d_model, d_head]
-  const Eigen::MatrixXd W_O = m.W_O(layer, head).cast<double>();          // [d_head, d_model]
-  const Eigen::MatrixXd W_U = m.W_U().cast<double>();                     // [d_model, d_vocab_out]
-  const Eigen::MatrixXd EV = E * W_V;                                      // [d_vocab, d_head]
-  const Eigen::MatrixXd UEV = W_U * EV;                                    // [d_model, d_head]
-  return W_O * UEV;                                                        // [d_head, d_head]
+  check_square(m, "ov_small_matrix");
+  return ov_small_matrix(m, layer, head, embed_grams(m, opt));
+}
+
+std::vector<std::complex<double>> small_eigenvalues(const Eigen::MatrixXd& S, const char* what) {
+  Eigen::EigenSolver<Eigen::MatrixXd> solver(S, /*computeEigenvectors=*/false);
+  if (solver.info() != Eigen::Success)
+    throw Error(std::string(what) + ": the eigenvalue solver did not converge");
+  std::vector<std::complex<double>> ev(solver.eigenvalues().begin(), solver.eigenvalues().end());
+  std::stable_sort(ev.begin(), ev.end(),
+                   [](const std::complex<double>& a, const std::complex<double>& b) { return std::abs(a) > std::abs(b); });
+  return ev;
 }
 
 std::vector<std::complex<double>> ov_eigenvalues(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "ov_eigenvalues");
   check_square(m, "ov_eigenvalues");
-  const Eigen::MatrixXd S = ov_small_matrix(m, layer, head, opt);
-  Eigen::EigenSolver<Eigen::MatrixXd> solver(S, /*computeEigenvectors=*/false);
-  if (solver.info() != Eigen::Success)
-    throw Error("ov_eigenvalues: the eigenvalue solver did not converge for head " + std::to_string(layer) + "." +
-                std::to_string(head));
-  std::vector<std::complex<double>> ev(solver.eigenvalues().begin(), solver.eigenvalues().end());
-  std::stable_sort(ev.begin(), ev.end(),
-                   [](const std::complex<double>& a, const std::complex<double>& b) { return std::abs(a) > std::abs(b); });
-  return ev;
+  return small_eigenvalues(ov_small_matrix(m, layer, head, opt),
+                           ("ov_eigenvalues of head " + std::to_string(layer) + "." + std::to_string(head)).c_str());
 }
 
 double copying_score(std::span<const std::complex<double>> eigenvalues) {
@@ -97,10 +96,365 @@ double copying_score(std::span<const std::complex<double>> eigenvalues) {
 RowMat copying_scores(const Model& m, const CircuitOptions& opt) {
   const ModelConfig& c = m.config();
   check_square(m, "copying_scores");
+  const EmbedGrams g = embed_grams(m, opt);  // one vocabulary pass for every head
   RowMat out(c.n_layers, c.n_heads);
   for (int l = 0; l < c.n_layers; ++l)
-    for (int h = 0; h < c.n_heads; ++h) out(l, h) = float(copying_score(ov_eigenvalues(m, l, h, opt)));
+    for (int h = 0; h < c.n_heads; ++h)
+      out(l, h) = float(copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "copying_scores")));
   return out;
+}
+
+
+// ---- vocabulary sums ----------------------------------------------------------
+
+namespace {
+
+bool grams_normalized(const Model& m, const CircuitOptions& opt) { return m.config().normalizes() && opt.normalize_embed; }
+
+// Rows [r0, r1) of N (circuits.h): W_E rows, centred and scaled when `normalized`
+// (the normalization without w and b, as normalize_rows computes it).
+RowMat n_rows(const Model& m, bool normalized, Eigen::Index r0, Eigen::Index r1) {
+  RowMat X = m.W_E().middleRows(r0, r1 - r0);
+  if (!normalized) return X;
+  const float D = float(X.cols());
+  const Eigen::VectorXf mean = X.rowwise().sum() / D;
+  X.colwise() -= mean;
+  const Eigen::ArrayXf inv = (X.rowwise().squaredNorm().array() / D + m.config().eps).rsqrt();
+  X.array().colwise() *= inv;
+  return X;
+}
+
+// Rows per unit of a vocabulary pass: about 2^23 multiply-adds of d_model^2 each.
+Eigen::Index rows_per_unit(int d_model) {
+  const Eigen::Index dd = Eigen::Index(d_model) * d_model;
+  return std::clamp<Eigen::Index>((Eigen::Index(1) << 23) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
+}
+
+// G += X^T X for a float chunk X [rows, d] (lower triangle via a rank update, then mirrored).
+void add_gram(Eigen::MatrixXd& G, const RowMat& X) {
+  Eigen::MatrixXf t = Eigen::MatrixXf::Zero(X.cols(), X.cols());
+  t.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
+  Eigen::MatrixXf full = t.selfadjointView<Eigen::Lower>();
+  G += full.cast<double>();
+}
+
+}  // namespace
+
+EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool want_UUt) : m_(m) {
+  const ModelConfig& c = m.config();
+  const Eigen::Index V = c.d_vocab, Vo = c.vocab_out(), D = c.d_model;
+  g_.normalized = grams_normalized(m, opt);
+  g_.square = V == Vo;
+  g_.d_vocab = V;
+  g_.NtN = Eigen::MatrixXd::Zero(D, D);
+  g_.N_sum = Eigen::VectorXd::Zero(D);
+  if (g_.square) {
+    g_.UN = Eigen::MatrixXd::Zero(D, D);
+    g_.U_sum = Eigen::VectorXd::Zero(D);
+  }
+  const Eigen::Index step = rows_per_unit(c.d_model);
+  for (Eigen::Index r0 = 0; r0 < V; r0 += step) {
+    const Eigen::Index r1 = std::min(V, r0 + step);
+    add("vocabulary sums", double((r1 - r0) * D * D * (g_.square ? 2 : 1)), [this, r0, r1] {
+      const RowMat X = n_rows(m_, g_.normalized, r0, r1);  // [rows, d_model]
+      add_gram(g_.NtN, X);
+      g_.N_sum += X.colwise().sum().transpose().cast<double>();
+      if (g_.square) {
+        const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
+        const Eigen::MatrixXf UX = U * X;                 // [d_model, d_model]
+        g_.UN += UX.cast<double>();
+        g_.U_sum += U.rowwise().sum().cast<double>();
+      }
+    });
+  }
+  if (want_UUt) {
+    g_.UUt = Eigen::MatrixXd::Zero(D, D);
+    for (Eigen::Index c0 = 0; c0 < Vo; c0 += step) {
+      const Eigen::Index c1 = std::min(Vo, c0 + step);
+      add("unembedding sums", double((c1 - c0) * D * D), [this, c0, c1] {
+        const RowMat Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();  // [cols, d_model]
+        add_gram(g_.UUt, Ut);
+      });
+    }
+  }
+}
+
+const EmbedGrams& EmbedGramsPlan::result() const {
+  if (!done()) throw Error("embed_grams: result() before the computation finished");
+  return g_;
+}
+
+EmbedGrams& EmbedGramsPlan::mutable_result() {
+  if (!done()) throw Error("embed_grams: result() before the computation finished");
+  return g_;
+}
+
+EmbedGrams embed_grams(const Model& m, const CircuitOptions& opt, bool want_UUt) {
+  EmbedGramsPlan p(m, opt, want_UUt);
+  p.run();
+  return std::move(p.mutable_result());
+}
+
+namespace {
+
+// E of block l from N: E = N diag(w) + 1 b^T with LN weights, E = N otherwise.
+bool layer_affine(const Model& m, const EmbedGrams& g) { return g.normalized && m.config().has_ln_weights(); }
+
+}  // namespace
+
+Eigen::MatrixXd embed_gram_for_layer(const Model& m, int layer, const EmbedGrams& g) {
+  if (!layer_affine(m, g)) return g.NtN;
+  const Eigen::VectorXd w = m.ln1_w(layer).cast<double>(), b = m.ln1_b(layer).cast<double>();
+  // (N diag(w) + 1 b^T)^T (N diag(w) + 1 b^T)
+  //   = diag(w) N^T N diag(w) + (w o N^T 1) b^T + b (w o N^T 1)^T + V b b^T
+  const Eigen::VectorXd wn = w.cwiseProduct(g.N_sum);
+  Eigen::MatrixXd G = w.asDiagonal() * g.NtN * w.asDiagonal();
+  G += wn * b.transpose() + b * wn.transpose() + double(g.d_vocab) * b * b.transpose();
+  return G;
+}
+
+namespace {
+
+// W_U E of block l [d_model, d_model]: W_U N diag(w) + (W_U 1) b^T, or W_U N.
+Eigen::MatrixXd unembed_embed_for_layer(const Model& m, int layer, const EmbedGrams& g) {
+  if (!g.square) throw Error("ov_small_matrix: the full OV circuit is not square (d_vocab != d_vocab_out)");
+  if (!layer_affine(m, g)) return g.UN;
+  const Eigen::VectorXd w = m.ln1_w(layer).cast<double>(), b = m.ln1_b(layer).cast<double>();
+  return g.UN * w.asDiagonal() + g.U_sum * b.transpose();
+}
+
+Eigen::MatrixXd d(const ConstMatMap& x) { return x.cast<double>(); }
+
+}  // namespace
+
+Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
+  check_head(m, layer, head, "ov_small_matrix");
+  // W_O [d_head, d_model] (W_U E) [d_model, d_model] W_V [d_model, d_head]
+  return d(m.W_O(layer, head)) * unembed_embed_for_layer(m, layer, g) * d(m.W_V(layer, head));
+}
+
+Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
+  check_head(m, layer, head, "qk_small_matrix");
+  // W_K^T [d_head, d_model] (E^T E) [d_model, d_model] W_Q [d_model, d_head]
+  return d(m.W_K(layer, head)).transpose() * embed_gram_for_layer(m, layer, g) * d(m.W_Q(layer, head));
+}
+
+double ov_frobenius_sq(const Model& m, int layer, int head, const EmbedGrams& g) {
+  check_head(m, layer, head, "ov_frobenius_sq");
+  if (g.UUt.size() == 0) throw Error("ov_frobenius_sq: the vocabulary sums lack W_U W_U^T (want_UUt)");
+  const Eigen::MatrixXd W_V = d(m.W_V(layer, head)), W_O = d(m.W_O(layer, head));
+  const Eigen::MatrixXd LtL = W_V.transpose() * embed_gram_for_layer(m, layer, g) * W_V;  // [d_head, d_head]
+  const Eigen::MatrixXd RtR = W_O * g.UUt * W_O.transpose();                              // [d_head, d_head]
+  return (LtL * RtR).trace();
+}
+
+double qk_frobenius_sq(const Model& m, int layer, int head, const EmbedGrams& g) {
+  check_head(m, layer, head, "qk_frobenius_sq");
+  const Eigen::MatrixXd G = embed_gram_for_layer(m, layer, g);
+  const Eigen::MatrixXd W_Q = d(m.W_Q(layer, head)), W_K = d(m.W_K(layer, head));
+  return ((W_Q.transpose() * G * W_Q) * (W_K.transpose() * G * W_K)).trace();
+}
+
+// ---- QK circuit ------------------------------------------------------------------
+
+RowMat full_qk_circuit(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "full_qk_circuit");
+  const RowMat E = embed_for_layer(m, layer, opt);   // [d_vocab, d_model]
+  const RowMat Q = E * m.W_Q(layer, head);            // [d_vocab, d_head]
+  const RowMat K = E * m.W_K(layer, head);            // [d_vocab, d_head]
+  return Q * K.transpose();                           // [d_vocab(dest), d_vocab(source)]
+}
+
+Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_small_matrix");
+  return qk_small_matrix(m, layer, head, embed_grams(m, opt));
+}
+
+std::vector<std::complex<double>> qk_eigenvalues(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_eigenvalues");
+  return small_eigenvalues(qk_small_matrix(m, layer, head, opt),
+                           ("qk_eigenvalues of head " + std::to_string(layer) + "." + std::to_string(head)).c_str());
+}
+
+// ---- positions ----------------------------------------------------------------------
+
+RowMat positions_for_layer(const Model& m, int layer, const CircuitOptions& opt) {
+  const ModelConfig& c = m.config();
+  if (!c.has_pos()) throw Error("positions_for_layer: the model has no positional embeddings (positional = none)");
+  if (layer < 0 || layer >= c.n_layers)
+    throw Error("positions_for_layer: layer " + std::to_string(layer) + " is outside [0, n_layers = " +
+                std::to_string(c.n_layers) + ")");
+  RowMat P = m.W_pos();  // [n_ctx, d_model]
+  if (c.positional == PosEmbed::Standard && opt.normalize_embed) normalize_rows(m, P, layer);
+  return P;
+}
+
+RowMat positional_qk_circuit(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "positional_qk_circuit");
+  const RowMat P = positions_for_layer(m, layer, opt);
+  const RowMat Q = P * m.W_Q(layer, head), K = P * m.W_K(layer, head);  // [n_ctx, d_head]
+  return Q * K.transpose();                                            // [n_ctx(query), n_ctx(key)]
+}
+
+namespace {
+
+RowMat gather_tokens(const Model& m, int layer, std::span<const int> ids, const CircuitOptions& opt, const char* what) {
+  const ModelConfig& c = m.config();
+  RowMat X(Eigen::Index(ids.size()), c.d_model);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= c.d_vocab)
+      throw Error(std::string("qk_terms: ") + what + " " + std::to_string(ids[i]) + " is outside [0, d_vocab = " +
+                  std::to_string(c.d_vocab) + ")");
+    X.row(Eigen::Index(i)) = m.W_E().row(ids[i]);
+  }
+  if (opt.normalize_embed) normalize_rows(m, X, layer);
+  return X;
+}
+
+RowMat gather_positions(const RowMat& P, std::span<const int> pos, const char* what) {
+  RowMat X(Eigen::Index(pos.size()), P.cols());
+  for (size_t i = 0; i < pos.size(); ++i) {
+    if (pos[i] < 0 || pos[i] >= P.rows())
+      throw Error(std::string("qk_terms: ") + what + " " + std::to_string(pos[i]) + " is outside [0, n_ctx = " +
+                  std::to_string(P.rows()) + ")");
+    X.row(Eigen::Index(i)) = P.row(pos[i]);
+  }
+  return X;
+}
+
+}  // namespace
+
+QkTerms qk_terms(const Model& m, int layer, int head, std::span<const int> query_tokens,
+                 std::span<const int> query_positions, std::span<const int> key_tokens,
+                 std::span<const int> key_positions, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_terms");
+  const RowMat P = positions_for_layer(m, layer, opt);
+  const ConstMatMap W_Q = m.W_Q(layer, head), W_K = m.W_K(layer, head);
+  const RowMat Qt = gather_tokens(m, layer, query_tokens, opt, "query token") * W_Q;   // [nq, d_head]
+  const RowMat Kt = gather_tokens(m, layer, key_tokens, opt, "key token") * W_K;       // [nk, d_head]
+  const RowMat Qp = gather_positions(P, query_positions, "query position") * W_Q;      // [nqp, d_head]
+  const RowMat Kp = gather_positions(P, key_positions, "key position") * W_K;          // [nkp, d_head]
+  QkTerms t;
+  t.token_token = Qt * Kt.transpose();
+  t.token_position = Qt * Kp.transpose();
+  t.position_token = Qp * Kt.transpose();
+  t.position_position = Qp * Kp.transpose();
+  return t;
+}
+
+std::vector<QkSample> draw_qk_samples(const ModelConfig& c, uint64_t seed, int samples) {
+  if (samples < 1) throw Error("positional_share: samples must be >= 1 (got " + std::to_string(samples) + ")");
+  if (c.d_vocab < 1 || c.n_ctx < 1) throw Error("positional_share: d_vocab and n_ctx must be >= 1");
+  Rng rng(seed);
+  std::vector<QkSample> out(static_cast<size_t>(samples));
+  for (QkSample& s : out) {
+    s.query_token = int(rng.below(uint64_t(c.d_vocab)));
+    s.query_pos = int(rng.below(uint64_t(c.n_ctx)));
+    s.key_token = int(rng.below(uint64_t(c.d_vocab)));
+    s.key_pos = int(rng.below(uint64_t(s.query_pos) + 1));
+  }
+  return out;
+}
+
+PositionalShareAccumulator::PositionalShareAccumulator(const Model& m, int layer, int head, uint64_t seed,
+                                                       int samples, const CircuitOptions& opt)
+    : m_(m), layer_(layer), head_(head), opt_(opt) {
+  check_head(m, layer, head, "positional_share");
+  samples_ = draw_qk_samples(m.config(), seed, samples);
+  tt_.assign(samples_.size(), 0.0);
+  pos_.assign(samples_.size(), 0.0);
+  if (!m.config().has_pos()) return;  // no positional terms: share 0, nothing to run
+  chunks_ = int((samples_.size() + kChunk - 1) / kChunk);
+  W_Q_ = d(m.W_Q(layer, head));
+  W_K_ = d(m.W_K(layer, head));
+}
+
+namespace {
+
+// The token part a and the position part p of the input to block l's
+// queries/keys for token t at position i (circuits.h, positional_share), in double.
+void split_input(const Model& m, int layer, bool normalize, int t, int i, double* a, double* p) {
+  const ModelConfig& c = m.config();
+  const int D = c.d_model;
+  const ConstMatMap W_E = m.W_E(), W_pos = m.W_pos();
+  const bool norm = normalize && c.normalizes();
+  if (c.positional == PosEmbed::Shortformer) {
+    // a = norm(W_E[t]) with w, b; p = W_pos[i]
+    double mean = 0;
+    for (int k = 0; k < D; ++k) mean += double(W_E(t, k));
+    mean /= D;
+    double var = 0;
+    for (int k = 0; k < D; ++k) var += (double(W_E(t, k)) - mean) * (double(W_E(t, k)) - mean);
+    const double rho = norm ? 1.0 / std::sqrt(var / D + double(c.eps)) : 1.0;
+    for (int k = 0; k < D; ++k) {
+      a[k] = norm ? (double(W_E(t, k)) - mean) * rho : double(W_E(t, k));
+      if (norm && c.has_ln_weights()) a[k] = a[k] * double(m.ln1_w(layer)[k]) + double(m.ln1_b(layer)[k]);
+      p[k] = double(W_pos(i, k));
+    }
+    return;
+  }
+  // Standard.
+  if (!norm) {
+    for (int k = 0; k < D; ++k) a[k] = double(W_E(t, k)), p[k] = double(W_pos(i, k));
+    return;
+  }
+  double me = 0, mp = 0;
+  for (int k = 0; k < D; ++k) me += double(W_E(t, k)), mp += double(W_pos(i, k));
+  me /= D;
+  mp /= D;
+  double var = 0;
+  for (int k = 0; k < D; ++k) {
+    const double x = (double(W_E(t, k)) - me) + (double(W_pos(i, k)) - mp);
+    var += x * x;
+  }
+  const double rho = 1.0 / std::sqrt(var / D + double(c.eps));
+  for (int k = 0; k < D; ++k) {
+    const double w = c.has_ln_weights() ? double(m.ln1_w(layer)[k]) : 1.0;
+    const double b = c.has_ln_weights() ? double(m.ln1_b(layer)[k]) : 0.0;
+    a[k] = rho * w * (double(W_E(t, k)) - me) + b;
+    p[k] = rho * w * (double(W_pos(i, k)) - mp);
+  }
+}
+
+}  // namespace
+
+void PositionalShareAccumulator::run_chunk(int ci) {
+  if (ci < 0 || ci >= chunks_) throw Error("positional_share: chunk " + std::to_string(ci) + " out of range");
+  const int D = m_.config().d_model;
+  const size_t s0 = size_t(ci) * kChunk, s1 = std::min(samples_.size(), s0 + kChunk);
+  const Eigen::Index n = Eigen::Index(s1 - s0);
+  using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMatD Aq(n, D), Pq(n, D), Ak(n, D), Pk(n, D);  // token / position parts of query and key inputs
+  for (Eigen::Index r = 0; r < n; ++r) {
+    const QkSample& s = samples_[s0 + size_t(r)];
+    split_input(m_, layer_, opt_.normalize_embed, s.query_token, s.query_pos, Aq.row(r).data(), Pq.row(r).data());
+    split_input(m_, layer_, opt_.normalize_embed, s.key_token, s.key_pos, Ak.row(r).data(), Pk.row(r).data());
+  }
+  const RowMatD QA = Aq * W_Q_, QP = Pq * W_Q_, KA = Ak * W_K_, KP = Pk * W_K_;  // [n, d_head]
+  for (Eigen::Index r = 0; r < n; ++r) {
+    tt_[s0 + size_t(r)] = QA.row(r).dot(KA.row(r));
+    pos_[s0 + size_t(r)] = QA.row(r).dot(KP.row(r)) + QP.row(r).dot(KA.row(r)) + QP.row(r).dot(KP.row(r));
+  }
+}
+
+double PositionalShareAccumulator::value() const {
+  if (chunks_ == 0) return 0.0;
+  auto var = [](const std::vector<double>& x) {
+    double mean = 0;
+    for (double v : x) mean += v;
+    mean /= double(x.size());
+    double s = 0;
+    for (double v : x) s += (v - mean) * (v - mean);
+    return s / double(x.size());
+  };
+  const double vt = var(tt_), vp = var(pos_);
+  return vt + vp > 0 ? vp / (vt + vp) : 0.0;
+}
+
+double positional_share(const Model& m, int layer, int head, uint64_t seed, int samples, const CircuitOptions& opt) {
+  PositionalShareAccumulator acc(m, layer, head, seed, samples, opt);
+  for (int i = 0; i < acc.chunks(); ++i) acc.run_chunk(i);
+  return acc.value();
 }
 
 }  // namespace cs

@@ -196,4 +196,25 @@ std::vector<QkSample> draw_qk_samples(const ModelConfig& c, uint64_t seed, int s
 double positional_share(const Model& m, int layer, int head, uint64_t seed, int samples,
                         const CircuitOptions& opt = {});
 
+// positional_share in pieces, for sliced plans: run_chunk(0 .. chunks() - 1)
+// in order (each a fixed block of samples), then value(). The same arithmetic
+// as positional_share. The model must outlive it.
+class PositionalShareAccumulator {
+ public:
+  PositionalShareAccumulator(const Model& m, int layer, int head, uint64_t seed, int samples,
+                             const CircuitOptions& opt = {});
+  int chunks() const { return chunks_; }
+  void run_chunk(int i);
+  double value() const;  // after every chunk has run
+  static constexpr int kChunk = 256;  // samples per chunk
+
+ private:
+  const Model& m_;
+  int layer_, head_, chunks_ = 0;
+  CircuitOptions opt_;
+  std::vector<QkSample> samples_;
+  std::vector<double> tt_, pos_;  // per sample
+  Eigen::MatrixXd W_Q_, W_K_;     // [d_model, d_head], double
+};
+
 }  // namespace cs
