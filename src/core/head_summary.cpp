@@ -1,0 +1,259 @@
+// Per-head summaries (head_summary.h). Definitions: docs/one-layer.md.
+// TransformerLens convention throughout: row vectors, x @ W.
+#include "core/head_summary.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+#include "core/forward.h"
+#include "core/induction.h"
+#include "core/vocab_matrix.h"
+
+namespace cs {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+void check_head(const Model& m, int layer, int head, const char* fn) {
+  const ModelConfig& c = m.config();
+  if (layer < 0 || layer >= c.n_layers)
+    throw Error(std::string(fn) + ": layer " + std::to_string(layer) + " is outside [0, n_layers = " +
+                std::to_string(c.n_layers) + ")");
+  if (head < 0 || head >= c.n_heads)
+    throw Error(std::string(fn) + ": head " + std::to_string(head) + " is outside [0, n_heads = " +
+                std::to_string(c.n_heads) + ")");
+}
+
+// Appends one unit per unit of `sub` to `plan`, each running exactly one of
+// sub's units (step(0) always runs one unit and then stops).
+void forward_units(WorkPlan& plan, SlicedComputation* sub, size_t units, const std::string& stage, double cost) {
+  for (size_t i = 0; i < units; ++i) plan.add(stage, cost, [sub] { sub->step(0.0); });
+}
+
+}  // namespace
+
+// ---- OV diagonal test --------------------------------------------------------------
+
+struct OvDiagonalScan::Impl {
+  std::unique_ptr<VocabTopKPerRow> scan;  // top-k of every row of E W_V W_O W_U
+};
+
+OvDiagonalScan::OvDiagonalScan(const Model& m, int layer, int head, const CircuitOptions& opt)
+    : impl_(std::make_unique<Impl>()) {
+  check_head(m, layer, head, "ov_diagonal");
+  const ModelConfig& c = m.config();
+  const int k = std::min(5, c.vocab_out());
+  impl_->scan = std::make_unique<VocabTopKPerRow>(ov_circuit_matrix(m, layer, head, opt), k);
+  const size_t units = impl_->scan->units();
+  const double cost = double(c.d_vocab) * double(c.vocab_out()) * double(c.d_head) / double(std::max<size_t>(units, 1));
+  forward_units(*this, impl_->scan.get(), units, "OV diagonal", cost);
+  add("OV diagonal", double(c.d_vocab), [this] {
+    const auto& rows = impl_->scan->result();  // [d_vocab][k], value descending
+    size_t top1 = 0, top5 = 0;
+    for (size_t s = 0; s < rows.size(); ++s) {
+      if (!rows[s].empty() && rows[s][0].id == int(s)) ++top1;
+      for (const IdValue& iv : rows[s])
+        if (iv.id == int(s)) {
+          ++top5;
+          break;
+        }
+    }
+    result_.top1 = rows.empty() ? kNaN : double(top1) / double(rows.size());
+    result_.top5 = rows.empty() ? kNaN : double(top5) / double(rows.size());
+    impl_->scan.reset();
+  });
+}
+
+OvDiagonalScan::~OvDiagonalScan() = default;
+
+const OvDiagonal& OvDiagonalScan::result() const {
+  if (!done()) throw Error("ov_diagonal: result() before the computation finished");
+  return result_;
+}
+
+OvDiagonal ov_diagonal(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  OvDiagonalScan s(m, layer, head, opt);
+  s.run();
+  return s.result();
+}
+
+// ---- attention to the current and the previous token -----------------------------
+
+std::vector<std::vector<int>> random_token_sequences(const ModelConfig& c, uint64_t seed, int sequences, int length) {
+  if (sequences < 1) throw Error("attention_current_previous: sequences must be >= 1 (got " + std::to_string(sequences) + ")");
+  if (length < 1) throw Error("attention_current_previous: length must be >= 1 (got " + std::to_string(length) + ")");
+  if (c.d_vocab < 1) throw Error("attention_current_previous: d_vocab must be >= 1");
+  const int T = c.n_ctx > 0 ? std::min(c.n_ctx, length) : length;
+  Rng rng(seed);
+  std::vector<std::vector<int>> out(static_cast<size_t>(sequences), std::vector<int>(static_cast<size_t>(T)));
+  for (auto& seq : out)
+    for (int& t : seq) t = int(rng.below(uint64_t(c.d_vocab)));
+  return out;
+}
+
+namespace {
+
+// Running sums of A[i, i] and A[i, i-1] over destinations i >= 1, per head.
+struct AttnSums {
+  Eigen::MatrixXd cur, prev;  // [n_layers, n_heads]
+  size_t count = 0;
+  void init(const ModelConfig& c) {
+    cur = Eigen::MatrixXd::Zero(c.n_layers, c.n_heads);
+    prev = Eigen::MatrixXd::Zero(c.n_layers, c.n_heads);
+    count = 0;
+  }
+  void add(const Model& m, const std::vector<int>& seq) {
+    const ModelConfig& c = m.config();
+    if (seq.size() < 2) return;
+    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = true});
+    for (int l = 0; l < c.n_layers; ++l)
+      for (int h = 0; h < c.n_heads; ++h) {
+        const RowMat& A = r.cache.attn(l, h, c.n_heads);  // [query, key]
+        for (Eigen::Index i = 1; i < A.rows(); ++i) {
+          cur(l, h) += double(A(i, i));
+          prev(l, h) += double(A(i, i - 1));
+        }
+      }
+    count += seq.size() - 1;
+  }
+  AttentionShares result() const {
+    AttentionShares s;
+    s.current = (cur / double(count)).cast<float>();
+    s.previous = (prev / double(count)).cast<float>();
+    if (count == 0) {
+      s.current.setConstant(std::numeric_limits<float>::quiet_NaN());
+      s.previous.setConstant(std::numeric_limits<float>::quiet_NaN());
+    }
+    return s;
+  }
+};
+
+}  // namespace
+
+AttentionShares attention_current_previous(const Model& m, const std::vector<std::vector<int>>& sequences) {
+  AttnSums sums;
+  sums.init(m.config());
+  for (const auto& seq : sequences) sums.add(m, seq);
+  return sums.result();
+}
+
+AttentionShares attention_current_previous(const Model& m, uint64_t seed, int sequences, int length) {
+  return attention_current_previous(m, random_token_sequences(m.config(), seed, sequences, length));
+}
+
+// ---- the summary --------------------------------------------------------------------
+
+struct HeadSummaryPlan::Impl {
+  std::unique_ptr<EmbedGramsPlan> grams;
+  std::vector<std::unique_ptr<PositionalShareAccumulator>> shares;  // per head
+  std::vector<std::unique_ptr<OvDiagonalScan>> diagonals;           // per head (when asked)
+  std::vector<std::vector<int>> sequences;
+  AttnSums attn;
+};
+
+HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) : impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads;
+  const bool square = c.d_vocab == c.vocab_out();
+  const double dd = double(c.d_model) * double(c.d_model);
+  Impl& I = *impl_;
+
+  result_.resize(size_t(L) * H);
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      HeadSummary& s = result_[size_t(l) * H + h];
+      s.layer = l;
+      s.head = h;
+      s.ov_copying_score = kNaN;
+      s.ov_diagonal_top1 = s.ov_diagonal_top5 = kNaN;
+    }
+
+  // The vocabulary sums, then one unit per eigen-problem.
+  I.grams = std::make_unique<EmbedGramsPlan>(m, opt.circuit, /*want_UUt=*/false);
+  forward_units(*this, I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
+                                                                           double(std::max<size_t>(I.grams->units(), 1)));
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      HeadSummary* s = &result_[size_t(l) * H + h];
+      const double cost = dd * c.d_head * 2;
+      if (square)
+        add("OV eigenvalues", cost, [this, &m, l, h, s] {
+          s->ov_eigenvalues = small_eigenvalues(ov_small_matrix(m, l, h, impl_->grams->result()), "head_summaries");
+          s->ov_copying_score = copying_score(s->ov_eigenvalues);
+        });
+      add("QK eigenvalues", cost, [this, &m, l, h, s] {
+        s->qk_eigenvalues = small_eigenvalues(qk_small_matrix(m, l, h, impl_->grams->result()), "head_summaries");
+        s->qk_copying_score = copying_score(s->qk_eigenvalues);
+      });
+    }
+  add("vocabulary sums", 1, [this] { impl_->grams.reset(); });
+
+  // Positional shares, a block of samples per unit.
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      I.shares.push_back(std::make_unique<PositionalShareAccumulator>(m, l, h, opt.seed, opt.share_samples, opt.circuit));
+      PositionalShareAccumulator* acc = I.shares.back().get();
+      for (int i = 0; i < acc->chunks(); ++i)
+        add("positional share", double(PositionalShareAccumulator::kChunk) * c.d_model * c.d_head * 4,
+            [acc, i] { acc->run_chunk(i); });
+      HeadSummary* s = &result_[size_t(l) * H + h];
+      add("positional share", 1, [this, acc, s, idx = I.shares.size() - 1] {
+        s->positional_share = acc->value();
+        impl_->shares[idx].reset();
+      });
+    }
+
+  // Attention to the current and previous token: one forward pass per sequence.
+  I.sequences = random_token_sequences(c, opt.seed, opt.attn_sequences, opt.attn_length);
+  I.attn.init(c);
+  for (size_t i = 0; i < I.sequences.size(); ++i) {
+    const double T = double(I.sequences[i].size());
+    add("attention patterns", T * c.d_model * (3.0 * c.d_model + c.vocab_out()) + T * T * c.d_model,
+        [this, &m, i] { impl_->attn.add(m, impl_->sequences[i]); });
+  }
+  add("attention patterns", 1, [this, L, H] {
+    const AttentionShares a = impl_->attn.result();
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h) {
+        result_[size_t(l) * H + h].attn_current = double(a.current(l, h));
+        result_[size_t(l) * H + h].attn_previous = double(a.previous(l, h));
+      }
+  });
+
+  // The diagonal scans: many units each.
+  if (opt.diagonal) {
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h) {
+        I.diagonals.push_back(std::make_unique<OvDiagonalScan>(m, l, h, opt.circuit));
+        OvDiagonalScan* d = I.diagonals.back().get();
+        const size_t units = d->units();
+        forward_units(*this, d, units, "OV diagonal",
+                      double(c.d_vocab) * c.vocab_out() * c.d_head / double(std::max<size_t>(units, 1)));
+        HeadSummary* s = &result_[size_t(l) * H + h];
+        add("OV diagonal", 1, [this, d, s, idx = I.diagonals.size() - 1] {
+          s->ov_diagonal_top1 = d->result().top1;
+          s->ov_diagonal_top5 = d->result().top5;
+          impl_->diagonals[idx].reset();
+        });
+      }
+  }
+}
+
+HeadSummaryPlan::~HeadSummaryPlan() = default;
+
+const std::vector<HeadSummary>& HeadSummaryPlan::result() const {
+  if (!done()) throw Error("head_summaries: result() before the computation finished");
+  return result_;
+}
+
+std::vector<HeadSummary> head_summaries(const Model& m, const HeadSummaryOptions& opt) {
+  HeadSummaryPlan p(m, opt);
+  p.run();
+  return p.result();
+}
+
+}  // namespace cs
