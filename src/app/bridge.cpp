@@ -13,6 +13,7 @@
 #include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
+#include "io/json_out.h"
 
 namespace {
 
@@ -24,26 +25,6 @@ using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::strin
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace); }
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
-
-Json config_json(const cs::Model& m) {
-  const cs::ModelConfig& c = m.config();
-  Json j;
-  j["n_layers"] = c.n_layers;
-  j["d_model"] = c.d_model;
-  j["n_heads"] = c.n_heads;
-  j["d_head"] = c.d_head;
-  j["n_ctx"] = c.n_ctx;
-  j["d_vocab"] = c.d_vocab;
-  j["d_vocab_out"] = c.vocab_out();
-  j["attn_scale"] = c.scale();
-  j["positional"] = cs::to_string(c.positional);
-  j["normalization"] = cs::to_string(c.normalization);
-  j["eps"] = c.eps;
-  j["name"] = c.name;
-  j["tokenizer_name"] = c.tokenizer_name;
-  j["n_params"] = m.parameter_count();
-  return j;
-}
 
 // [{"id","token","logit","prob"}], as the CLI's `bigrams --json`.
 Json ranked_json(const cs::app::AppState& s, const std::vector<cs::Ranked>& list) {
@@ -208,7 +189,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     m["description"] = a->description;
     m["origin"] = a->origin;
     m["weights_file"] = lm->weights_file;
-    m["config"] = config_json(lm->model);
+    m["config"] = cs::config_json(lm->model);  // the shared schema (io/json_out.h)
     m["weights"] = weights_label(*lm);
     m["processing"] = lm->model.processing.describe();
     if (lm->tokenizer)

@@ -161,16 +161,12 @@ std::string token_display(const LoadedModel& lm, int id) {
   return "#" + std::to_string(id);
 }
 
-Json token_json(const LoadedModel& lm, int id) {
-  Json j;
-  j["id"] = id;
-  j["token"] = token_display(lm, id);
-  return j;
+TokenDisplay token_display_of(const LoadedModel& lm) {
+  return [&lm](int id) { return token_display(lm, id); };
 }
 
-void print_json(std::ostream& out, const Json& j, int indent) {
-  // Invalid UTF-8 in strings (partial byte tokens) is replaced rather than thrown on.
-  out << j.dump(indent, ' ', false, nlohmann::detail::error_handler_t::replace) << '\n';
-}
+Json token_json(const LoadedModel& lm, int id) { return cs::token_json(id, token_display_of(lm)); }
+
+void print_json(std::ostream& out, const Json& j, int indent) { out << dump_json(j, indent) << '\n'; }
 
 }  // namespace cs::cli

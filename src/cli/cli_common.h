@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -18,15 +17,14 @@
 #include <string_view>
 #include <vector>
 
+#include "io/json_out.h"
 #include "io/model_io.h"
 
 namespace cs::cli {
 
-// JSON with insertion-ordered keys and float numbers: dump() writes the
-// shortest decimal that reads back to the same float (at most max_digits10 = 9
-// significant digits), so every printed value round-trips.
-using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
-                                  std::uint64_t, float>;
+// The shared JSON type and writers (io/json_out.h): insertion-ordered keys,
+// floats printed as the shortest decimal that reads back to the same float.
+using cs::Json;
 
 // Bad command line (exit code 2).
 class UsageError : public std::runtime_error {
@@ -82,6 +80,8 @@ void write_files(const std::string& dir, const FileSet& files);
 const char* weights_kind(const Model& m);
 // Tokenizer::display(id) when there is a tokenizer, else "#id".
 std::string token_display(const LoadedModel& lm, int id);
+// token_display as a TokenDisplay (io/json_out.h); lm must outlive it.
+TokenDisplay token_display_of(const LoadedModel& lm);
 // {"id": id, "token": display}
 Json token_json(const LoadedModel& lm, int id);
 

@@ -34,17 +34,6 @@ int resolve_token(const LoadedModel& lm, const std::string& text) {
   throw Error(msg + "; give one token or --id N");
 }
 
-Json ranked_json(const LoadedModel& lm, const std::vector<Ranked>& list) {
-  Json a = Json::array();
-  for (const Ranked& r : list) {
-    Json e = token_json(lm, r.id);
-    e["logit"] = r.logit;
-    e["prob"] = r.prob;
-    a.push_back(e);
-  }
-  return a;
-}
-
 }  // namespace
 
 int cmd_bigrams(const std::vector<std::string>& words) {
@@ -71,7 +60,7 @@ int cmd_bigrams(const std::vector<std::string>& words) {
     Json j;
     j[reverse ? "next_token" : "source"] = token_json(lm, id);
     j["weights"] = weights_kind(lm.model);
-    j[reverse ? "sources" : "next"] = ranked_json(lm, list);
+    j[reverse ? "sources" : "next"] = ranked_json(list, token_display_of(lm));
     print_json(std::cout, j, 2);
     return 0;
   }

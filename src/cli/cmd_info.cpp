@@ -1,5 +1,5 @@
 // `circuitscope info MODEL [--json] [--raw]`: the model card.
-// JSON: {"config": {TransformerLens keys}, "parameters": N, "weights": "processed"|"raw",
+// JSON: {"config": {config_json keys, io/json_out.h}, "parameters": N, "weights": "processed"|"raw",
 //        "processing": ProcessingState::describe(), "tokenizer": {kind, vocab_size, bos_id} | null,
 //        "warnings": [...]}
 #include <iostream>
@@ -10,31 +10,6 @@
 namespace cs::cli {
 
 namespace {
-
-// The config as TransformerLens names it; effective values (d_vocab_out and
-// attn_scale resolved from their defaults). normalization_type is null without
-// normalization, as TransformerLens' None.
-Json config_json(const ModelConfig& c) {
-  Json j;
-  j["n_layers"] = c.n_layers;
-  j["d_model"] = c.d_model;
-  j["n_heads"] = c.n_heads;
-  j["d_head"] = c.d_head;
-  j["n_ctx"] = c.n_ctx;
-  j["d_vocab"] = c.d_vocab;
-  j["d_vocab_out"] = c.vocab_out();
-  j["attn_scale"] = c.scale();
-  j["positional_embedding_type"] = to_string(c.positional);
-  if (c.normalization == Norm::None)
-    j["normalization_type"] = nullptr;
-  else
-    j["normalization_type"] = to_string(c.normalization);
-  j["eps"] = c.eps;
-  j["attn_only"] = true;
-  j["model_name"] = c.name;
-  j["tokenizer_name"] = c.tokenizer_name;
-  return j;
-}
 
 std::string with_thousands(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -83,7 +58,7 @@ int cmd_info(const std::vector<std::string>& words) {
     return 0;
   }
   Json j;
-  j["config"] = config_json(lm.model.config());
+  j["config"] = config_json(lm.model.config());  // the shared schema (io/json_out.h)
   j["parameters"] = lm.model.parameter_count();
   j["weights"] = weights_kind(lm.model);
   j["processing"] = lm.model.processing.describe();

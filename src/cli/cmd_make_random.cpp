@@ -11,16 +11,12 @@ namespace cs::cli {
 namespace {
 
 PosEmbed parse_pos(const std::string& s) {
-  if (s == "standard") return PosEmbed::Standard;
-  if (s == "shortformer") return PosEmbed::Shortformer;
-  if (s == "none") return PosEmbed::None;
+  if (auto p = pos_embed_from_string(s)) return *p;
   throw UsageError("--pos '" + s + "' is not standard, shortformer or none");
 }
 
 Norm parse_norm(const std::string& s) {
-  if (s == "none") return Norm::None;
-  if (s == "LN") return Norm::LN;
-  if (s == "LNPre") return Norm::LNPre;
+  if (auto n = norm_from_string(s)) return *n;
   throw UsageError("--norm '" + s + "' is not none, LN or LNPre");
 }
 

@@ -125,16 +125,12 @@ std::vector<train::DataPhase> parse_curriculum(const std::string& spec) {
 }
 
 PosEmbed pos_of(const std::string& s) {
-  if (s == "standard") return PosEmbed::Standard;
-  if (s == "shortformer") return PosEmbed::Shortformer;
-  if (s == "none") return PosEmbed::None;
+  if (auto p = pos_embed_from_string(s)) return *p;
   throw UsageError("--pos '" + s + "' is not standard, shortformer or none");
 }
 
 Norm norm_of(const std::string& s) {
-  if (s == "LN") return Norm::LN;
-  if (s == "LNPre") return Norm::LNPre;
-  if (s == "none") return Norm::None;
+  if (auto n = norm_from_string(s)) return *n;
   throw UsageError("--norm '" + s + "' is not LN, LNPre or none");
 }
 
@@ -185,16 +181,6 @@ class ProgressLine {
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
-
-Json heads_to_json(const RowMat& s) {
-  Json a = Json::array();
-  for (Eigen::Index l = 0; l < s.rows(); ++l) {
-    Json row = Json::array();
-    for (Eigen::Index h = 0; h < s.cols(); ++h) row.push_back(s(l, h));
-    a.push_back(row);
-  }
-  return a;
-}
 
 }  // namespace
 
@@ -422,9 +408,9 @@ int cmd_train(const std::vector<std::string>& words) {
     j["log"] = log_path;
     if (e) {
       if (e->heldout_loss) j["heldout_loss"] = *e->heldout_loss;
-      if (e->prev_token.size()) j["prev_token"] = heads_to_json(e->prev_token);
+      if (e->prev_token.size()) j["prev_token"] = per_head_json(e->prev_token);
       if (e->pm_tokens > 0) {
-        j["prefix_matching"] = heads_to_json(e->prefix_matching);
+        j["prefix_matching"] = per_head_json(e->prefix_matching);
         j["repeat_loss_first"] = e->repeat.first;
         j["repeat_loss_repeats"] = e->repeat.repeats;
       }

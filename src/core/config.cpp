@@ -26,6 +26,18 @@ const char* to_string(Norm n) {
   return "?";
 }
 
+std::optional<PosEmbed> pos_embed_from_string(std::string_view s) {
+  for (PosEmbed p : {PosEmbed::Standard, PosEmbed::Shortformer, PosEmbed::None})
+    if (s == to_string(p)) return p;
+  return std::nullopt;
+}
+
+std::optional<Norm> norm_from_string(std::string_view s) {
+  for (Norm n : {Norm::None, Norm::LN, Norm::LNPre})
+    if (s == to_string(n)) return n;
+  return std::nullopt;
+}
+
 namespace {
 void require_positive(int v, const char* field) {
   if (v <= 0) throw Error(std::string("config: ") + field + " must be > 0 (got " + std::to_string(v) + ")");

@@ -1,8 +1,10 @@
 // Configuration of an attention-only transformer, in TransformerLens terms
-// (see shared docs formats.md). Dimensions are validated by validate().
+// (see docs/model.md, Config). Dimensions are validated by validate().
 #pragma once
 #include <cmath>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace cs {
 
@@ -18,6 +20,9 @@ enum class Norm { None, LN, LNPre };
 
 const char* to_string(PosEmbed p);  // "standard" | "shortformer" | "none"
 const char* to_string(Norm n);      // "none" | "LN" | "LNPre"
+// The inverses of to_string (exact names); nullopt for any other text.
+std::optional<PosEmbed> pos_embed_from_string(std::string_view s);
+std::optional<Norm> norm_from_string(std::string_view s);
 
 struct ModelConfig {
   int n_layers = 0;

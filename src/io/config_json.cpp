@@ -1,5 +1,5 @@
 // config.json <-> ModelConfig (model_io.h). Reads TransformerLens' config keys
-// and the public toy attention-only models' keys (formats.md):
+// and the public toy attention-only models' keys (docs/model.md, Config):
 //   TransformerLens: normalization_type ("LN" | "LNPre" | null | "None"),
 //                    positional_embedding_type ("standard" | "shortformer"),
 //                    eps, d_vocab_out, attn_scale, use_attn_scale, ...
@@ -8,13 +8,12 @@
 // TransformerLens writes -1 for "not set" in d_vocab, d_vocab_out and attn_scale;
 // those read as "not given" (0) here.
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
+#include "io/json_out.h"
 #include "io/model_io.h"
 
 namespace cs {
@@ -75,22 +74,9 @@ Norm parse_norm(const char* key, const json& v) {
   if (v.is_null()) return Norm::None;
   if (!v.is_string()) fail(std::string(key) + " must be a string or null (got " + quoted(v) + ")");
   const std::string s = v.get<std::string>();
-  if (s == "LN") return Norm::LN;
-  if (s == "LNPre") return Norm::LNPre;
-  if (s == "None" || s == "none" || s.empty()) return Norm::None;
+  if (auto n = norm_from_string(s)) return *n;
+  if (s == "None" || s.empty()) return Norm::None;  // TransformerLens writes Python's None as text
   fail(std::string(key) + " '" + s + "' is not supported (LN, LNPre or None)");
-}
-
-// float -> the shortest decimal that reads back as the same float, as a double
-// (so 1e-5f is written 1e-05, not 9.99999974737875e-06).
-double short_decimal(float f) {
-  if (!std::isfinite(f)) return double(f);
-  char buf[32];
-  for (int prec = 1; prec <= 9; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, double(f));
-    if (std::strtof(buf, nullptr) == f) break;
-  }
-  return std::strtod(buf, nullptr);
 }
 
 }  // namespace
@@ -147,14 +133,10 @@ ModelConfig parse_config_json(std::string_view json_text, bool* has_positional, 
   if (const json* v = field(j, "positional_embedding_type")) {
     if (!v->is_string()) fail("positional_embedding_type must be a string (got " + quoted(*v) + ")");
     const std::string s = v->get<std::string>();
-    if (s == "standard")
-      c.positional = PosEmbed::Standard;
-    else if (s == "shortformer")
-      c.positional = PosEmbed::Shortformer;
-    else if (s == "none")
-      c.positional = PosEmbed::None;
+    if (auto p = pos_embed_from_string(s))
+      c.positional = *p;
     else
-      fail("positional_embedding_type '" + s + "' is not supported (standard or shortformer)");
+      fail("positional_embedding_type '" + s + "' is not supported (standard, shortformer or none)");
     pos_given = true;
   } else if (const json* v = field(j, "shortformer_pos")) {
     if (!v->is_boolean()) fail("shortformer_pos must be true or false (got " + quoted(*v) + ")");
@@ -171,27 +153,7 @@ ModelConfig parse_config_json(std::string_view json_text, bool* has_positional, 
   return c;
 }
 
-std::string config_to_json(const ModelConfig& cfg) {
-  nlohmann::ordered_json j;
-  if (!cfg.name.empty()) j["model_name"] = cfg.name;
-  j["n_layers"] = cfg.n_layers;
-  j["d_model"] = cfg.d_model;
-  j["n_heads"] = cfg.n_heads;
-  j["d_head"] = cfg.d_head;
-  j["n_ctx"] = cfg.n_ctx;
-  j["d_vocab"] = cfg.d_vocab;
-  j["d_vocab_out"] = cfg.vocab_out();
-  j["attn_only"] = true;
-  j["attn_scale"] = short_decimal(cfg.scale());
-  j["use_attn_scale"] = true;
-  if (cfg.normalization == Norm::None)
-    j["normalization_type"] = nullptr;
-  else
-    j["normalization_type"] = to_string(cfg.normalization);
-  j["positional_embedding_type"] = to_string(cfg.positional);
-  j["eps"] = short_decimal(cfg.eps);
-  if (!cfg.tokenizer_name.empty()) j["tokenizer_name"] = cfg.tokenizer_name;
-  return j.dump(2) + "\n";
-}
+// The shared config schema (io/json_out.h), pretty-printed.
+std::string config_to_json(const ModelConfig& cfg) { return dump_json(config_json(cfg), 2) + "\n"; }
 
 }  // namespace cs

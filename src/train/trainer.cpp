@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "io/json_out.h"
 #include "io/safetensors.h"
 
 namespace cs::train {
@@ -71,21 +72,9 @@ ojson heads_json(const RowMat& s) {
 
 // ---- config <-> JSON ------------------------------------------------------
 
-ojson model_to_json(const ModelConfig& c) {
-  return ojson{{"n_layers", c.n_layers},
-               {"d_model", c.d_model},
-               {"n_heads", c.n_heads},
-               {"d_head", c.d_head},
-               {"n_ctx", c.n_ctx},
-               {"d_vocab", c.d_vocab},
-               {"d_vocab_out", c.d_vocab_out},
-               {"attn_scale", double(c.attn_scale)},
-               {"positional", to_string(c.positional)},
-               {"normalization", to_string(c.normalization)},
-               {"eps", double(c.eps)},
-               {"name", c.name},
-               {"tokenizer_name", c.tokenizer_name}};
-}
+// The shared config schema (io/json_out.h), re-read as this file's JSON type
+// (through the text, so floats keep their short decimals).
+ojson model_to_json(const ModelConfig& c) { return ojson::parse(dump_json(config_json(c))); }
 
 // Reads j[key] into dst when present, with a one-line message naming the key
 // on a wrong type.
@@ -116,10 +105,14 @@ void check_keys(const ojson& j, std::initializer_list<const char*> keys, const s
   }
 }
 
+// Reads the shared config schema (config_json), and hand-written model
+// sections with only some of its keys (positional / normalization / name, or
+// their TransformerLens spellings). Defaults: LN, Shortformer positions.
 ModelConfig model_from_json(const ojson& j) {
   const std::string w = "train config: model";
-  check_keys(j, {"n_layers", "d_model", "n_heads", "d_head", "n_ctx", "d_vocab", "d_vocab_out", "attn_scale",
-                 "positional", "normalization", "eps", "name", "tokenizer_name"},
+  check_keys(j, {"model_name", "n_layers", "d_model", "n_heads", "d_head", "n_ctx", "d_vocab", "d_vocab_out",
+                 "attn_only", "attn_scale", "use_attn_scale", "normalization_type", "positional_embedding_type", "eps",
+                 "tokenizer_name", "positional", "normalization", "name", "n_params"},
              w);
   ModelConfig c;
   c.normalization = Norm::LN;
@@ -133,19 +126,29 @@ ModelConfig model_from_json(const ojson& j) {
   take(j, "d_vocab_out", c.d_vocab_out, w);
   take(j, "attn_scale", c.attn_scale, w);
   take(j, "eps", c.eps, w);
+  take(j, "model_name", c.name, w);
   take(j, "name", c.name, w);
   take(j, "tokenizer_name", c.tokenizer_name, w);
+  if (auto it = j.find("attn_only"); it != j.end() && *it != true)
+    throw Error(w + ": 'attn_only' must be true (only attention-only models)");
   std::string pos = to_string(c.positional), norm = to_string(c.normalization);
+  take(j, "positional_embedding_type", pos, w);
   take(j, "positional", pos, w);
+  if (auto it = j.find("normalization_type"); it != j.end()) {
+    if (it->is_null())
+      norm = to_string(Norm::None);
+    else
+      take(j, "normalization_type", norm, w);
+  }
   take(j, "normalization", norm, w);
-  if (pos == "standard") c.positional = PosEmbed::Standard;
-  else if (pos == "shortformer") c.positional = PosEmbed::Shortformer;
-  else if (pos == "none") c.positional = PosEmbed::None;
-  else throw Error(w + ": 'positional' is '" + pos + "', not standard, shortformer or none");
-  if (norm == "LN") c.normalization = Norm::LN;
-  else if (norm == "LNPre") c.normalization = Norm::LNPre;
-  else if (norm == "none") c.normalization = Norm::None;
-  else throw Error(w + ": 'normalization' is '" + norm + "', not LN, LNPre or none");
+  if (auto p = pos_embed_from_string(pos))
+    c.positional = *p;
+  else
+    throw Error(w + ": 'positional' is '" + pos + "', not standard, shortformer or none");
+  if (auto n = norm_from_string(norm))
+    c.normalization = *n;
+  else
+    throw Error(w + ": 'normalization' is '" + norm + "', not LN, LNPre or none");
   return c;
 }
 

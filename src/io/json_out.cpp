@@ -1,0 +1,96 @@
+// The shared JSON writers (json_out.h).
+#include "io/json_out.h"
+
+#include <cmath>
+
+namespace cs {
+
+std::string dump_json(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::detail::error_handler_t::replace);
+}
+
+Json config_json(const ModelConfig& c) {
+  Json j;
+  j["model_name"] = c.name;
+  j["n_layers"] = c.n_layers;
+  j["d_model"] = c.d_model;
+  j["n_heads"] = c.n_heads;
+  j["d_head"] = c.d_head;
+  j["n_ctx"] = c.n_ctx;
+  j["d_vocab"] = c.d_vocab;
+  j["d_vocab_out"] = c.vocab_out();
+  j["attn_only"] = true;
+  j["attn_scale"] = c.scale();
+  j["use_attn_scale"] = true;
+  if (c.normalization == Norm::None)
+    j["normalization_type"] = nullptr;  // TransformerLens' None
+  else
+    j["normalization_type"] = to_string(c.normalization);
+  j["positional_embedding_type"] = to_string(c.positional);
+  j["eps"] = c.eps;
+  j["tokenizer_name"] = c.tokenizer_name;
+  j["positional"] = to_string(c.positional);
+  j["normalization"] = to_string(c.normalization);
+  j["name"] = c.name;
+  return j;
+}
+
+Json config_json(const Model& m) {
+  Json j = config_json(m.config());
+  j["n_params"] = m.parameter_count();
+  return j;
+}
+
+Json token_json(int id, const TokenDisplay& display) {
+  Json j;
+  j["id"] = id;
+  j["token"] = display(id);
+  return j;
+}
+
+Json ranked_json(std::span<const Ranked> list, const TokenDisplay& display) {
+  Json a = Json::array();
+  for (const Ranked& r : list) {
+    Json e = token_json(r.id, display);
+    e["logit"] = r.logit;
+    e["prob"] = r.prob;
+    a.push_back(std::move(e));
+  }
+  return a;
+}
+
+Json token_values_json(std::span<const TokenValue> list, const TokenDisplay& display) {
+  Json a = Json::array();
+  for (const TokenValue& t : list) {
+    Json e = token_json(t.id, display);
+    e["value"] = t.value;
+    a.push_back(std::move(e));
+  }
+  return a;
+}
+
+Json per_head_json(const RowMat& m) {
+  Json a = Json::array();
+  for (Eigen::Index l = 0; l < m.rows(); ++l) {
+    Json row = Json::array();
+    for (Eigen::Index h = 0; h < m.cols(); ++h) {
+      const float v = m(l, h);
+      if (std::isfinite(v))
+        row.push_back(v);
+      else
+        row.push_back(nullptr);
+    }
+    a.push_back(std::move(row));
+  }
+  return a;
+}
+
+Json complex_json(std::complex<double> z) { return Json::array({float(z.real()), float(z.imag())}); }
+
+Json complex_list_json(std::span<const std::complex<double>> zs) {
+  Json a = Json::array();
+  for (const auto& z : zs) a.push_back(complex_json(z));
+  return a;
+}
+
+}  // namespace cs
