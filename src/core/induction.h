@@ -18,26 +18,9 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/rng.h"  // Rng
 
 namespace cs {
-
-// A small deterministic PRNG (SplitMix64): the same numbers on every platform
-// and compiler (no std:: distributions), and its whole state is one word, so a
-// trainer can save and restore it.
-class Rng {
- public:
-  explicit Rng(uint64_t seed = 0) : state_(seed) {}
-  uint64_t next();
-  // Uniform in [0, n) (n > 0), without modulo bias (rejection sampling).
-  uint64_t below(uint64_t n);
-  // Uniform in [0, 1) with 53 random bits.
-  double uniform();
-  uint64_t state() const { return state_; }
-  void set_state(uint64_t s) { state_ = s; }
-
- private:
-  uint64_t state_;
-};
 
 // [I]'s repeated random tokens: [bos] + s + s + ... (repeats copies), where s
 // holds n distinct ids drawn uniformly from [0, d_vocab) minus `exclude` (and
