@@ -1,5 +1,5 @@
 // Forward pass of the attention-only transformer, exactly as TransformerLens
-// computes it (formats.md): residual stream of row vectors [T, d_model].
+// computes it (docs/model.md, Forward pass): residual stream of row vectors [T, d_model].
 //
 //   x0 = W_E[tokens] (+ W_pos[0..T) if Standard)
 //   block l:  y = norm(x_l)              (LN / LNPre / identity)

@@ -1,4 +1,4 @@
-// TransformerLens weight processing (processing.h, formats.md). Shapes and the
+// TransformerLens weight processing (processing.h, docs/model.md). Shapes and the
 // convention are TransformerLens': row vectors, x @ W; W_Q[h] is [d_model, d_head],
 // W_O[h] is [d_head, d_model], W_U is [d_model, d_vocab_out].
 //

@@ -1,4 +1,4 @@
-// TransformerLens weight processing (formats.md), in TransformerLens' order:
+// TransformerLens weight processing (docs/model.md, Weight processing), in TransformerLens' order:
 // fold_ln, center_writing_weights, center_unembed, fold_value_biases.
 // Each step leaves log-softmax of the logits unchanged (up to float error).
 // Applied "where TransformerLens applies it":

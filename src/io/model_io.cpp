@@ -8,7 +8,7 @@
 //     or the config keys directly); fields it leaves out are inferred from the
 //     tensor shapes where that is unambiguous;
 //  4. every tensor the config needs must be present, float, and of the shape
-//     the config implies (TransformerLens names and shapes, formats.md);
+//     the config implies (TransformerLens names and shapes, docs/model.md);
 //  5. tokenizer.json (or __metadata__ "tokenizer"), its vocabulary <= d_vocab;
 //  6. the memory the floats need, against LoadOptions::max_bytes.
 // step() then allocates, converts tensors in slices, and applies the
@@ -93,7 +93,7 @@ struct Need {
   std::vector<const char*> fields;
 };
 
-// The tensors of an attention-only model (formats.md), x @ W convention:
+// The tensors of an attention-only model (docs/model.md, Tensors), x @ W convention:
 //   embed.W_E [d_vocab, d_model], pos_embed.W_pos [n_ctx, d_model],
 //   blocks.l.attn.W_Q/W_K/W_V [n_heads, d_model, d_head], W_O [n_heads, d_head, d_model],
 //   b_Q/b_K/b_V [n_heads, d_head], b_O [d_model], blocks.l.ln1.w/b [d_model] (LN),
@@ -261,7 +261,7 @@ void Loader::read_config() {
   if (auto it = st_.metadata.find(kProcessingKey); it != st_.metadata.end())
     stored_processing_ = parse_processing(it->second);
 
-  // Infer what the config leaves out from the shapes (formats.md table).
+  // Infer what the config leaves out from the shapes (docs/model.md, Tensors).
   auto dims = [&](const char* name, size_t rank, const char* layout) -> const StTensor* {
     const StTensor* t = tensor(name);
     if (t && t->shape.size() != rank)

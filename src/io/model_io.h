@@ -7,7 +7,7 @@
 //  - a single .safetensors whose __metadata__ carries the config (key
 //    "config" holding config.json text, or the config keys directly),
 //    optionally with a tokenizer.json beside it (or in __metadata__ "tokenizer").
-// Tensor names are TransformerLens' (formats.md). Every check happens before
+// Tensor names are TransformerLens' (docs/model.md). Every check happens before
 // anything is returned, so a failure leaves the caller's current model alone.
 #pragma once
 #include <cstdint>

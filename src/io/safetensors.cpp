@@ -1,4 +1,4 @@
-// safetensors reader and writer (formats.md). The layout:
+// safetensors reader and writer (docs/model.md, Files). The layout:
 //   bytes [0, 8)        header length N, unsigned 64-bit little-endian
 //   bytes [8, 8 + N)    JSON object {name: {dtype, shape, data_offsets: [begin, end]},
 //                       "__metadata__": {str: str}} (padded with spaces)

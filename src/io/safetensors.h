@@ -1,4 +1,4 @@
-// safetensors (formats.md): 8-byte little-endian header length N, N bytes of
+// safetensors (docs/model.md, Files): 8-byte little-endian header length N, N bytes of
 // JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}},
 // then the raw little-endian data. Parsing validates everything and throws
 // cs::Error with a one-line reason naming the tensor or field.

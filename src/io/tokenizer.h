@@ -1,4 +1,4 @@
-// Hugging Face tokenizer.json (formats.md): byte-level BPE (GPT-2 / GPT-NeoX,
+// Hugging Face tokenizer.json (docs/model.md, Files): byte-level BPE (GPT-2 / GPT-NeoX,
 // with the split-digits pre-tokenizer variant), WordLevel, and character
 // models. Also gives each token a visible display form.
 #pragma once

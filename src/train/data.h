@@ -10,8 +10,8 @@
 //  - repeated-random: generated on the fly, [BOS] + s + s + ... cut to T
 //    tokens, s = `len` random ids (distinct when possible, never BOS or an
 //    excluded id), len uniform in [min_len, max_len] per row: the induction
-//    heads paper's repeated random tokens (shared docs training-notes.md, runs
-//    E/F), on which an induction head is the only way to lower the loss.
+//    heads paper's repeated random tokens ("In-context Learning and Induction
+//    Heads"), on which an induction head is the only way to lower the loss.
 // Every draw comes from the caller's cs::Rng, so a fixed seed gives the same
 // batches, and saving the Rng's one-word state is enough to resume.
 #pragma once

@@ -1,5 +1,5 @@
 // Shared setup of the native (Google Benchmark) and wasm (Node) benchmarks:
-// a random model of the public toy models' shape (formats.md: attn-only-2l,
+// a random model of the public toy models' shape (attn-only-2l:
 // 2 layers, d_model 512, 8 heads of 64, n_ctx 1024, d_vocab 48262, LayerNorm,
 // standard positions) and a fixed token sequence.
 #pragma once

@@ -50,7 +50,7 @@ describe('info', () => {
     // fold_ln turns LN into LNPre when processing.
     assert.equal(c.normalization_type, 'LNPre');
     assert.ok(Math.abs(c.eps - 1e-5) < 1e-10);
-    // Parameters counted from the TransformerLens shapes (formats.md).
+    // Parameters counted from the TransformerLens shapes (docs/model.md).
     const [L, D, H, Dh, C, V] = [2, 24, 3, 8, 16, 40];
     const perLayer = 4 * H * D * Dh + 3 * H * Dh + D + 2 * D;  // W_QKVO, b_QKV, b_O, ln1.w/b
     // fold_ln leaves LNPre, which has no ln1/ln_final weights to count.

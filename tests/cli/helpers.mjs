@@ -1,5 +1,5 @@
 // Shared helpers of the CLI tests: running the binary, reading safetensors,
-// and an independent reference forward pass written here from formats.md
+// and an independent reference forward pass written here from docs/model.md
 // (double precision, plain loops) to check the CLI's numbers against.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -73,7 +73,7 @@ export function halfToFloat(h) {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-// Reference forward pass of an attention-only transformer (formats.md),
+// Reference forward pass of an attention-only transformer (docs/model.md),
 // row vectors, TransformerLens key names. cfg: the "config" object of
 // `circuitscope info --json`. Returns { logits: [T][V], patterns: [L][H][T][T] }.
 export function referenceForward(tensors, cfg, ids) {

@@ -1,6 +1,6 @@
 // The trainer end to end (CTest train.induction_forms): a 2-layer
 // attention-only model trained by `circuitscope train` on repeated random
-// tokens only (shared docs training-notes.md, run F) grows an induction head.
+// tokens only ([I]'s setup) grows an induction head.
 // Checked on the final checkpoint independently of the trainer's own
 // evaluation: sequences of [I]'s evaluator are made here (BOS + 25 distinct
 // random tokens repeated 4 times, 10 examples), run through

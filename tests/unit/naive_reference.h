@@ -2,7 +2,7 @@
 // independently of src/core: plain loops over std::vector<double>, reading the
 // weights straight from the flat parameter block by TransformerLens name with
 // explicit index arithmetic (row-major, e.g. W_Q[h][d][e] at (h*d_model + d)*d_head + e).
-// It follows formats.md literally: no Eigen, no shared helpers with forward.cpp.
+// It follows docs/model.md literally: no Eigen, no shared helpers with forward.cpp.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -45,7 +45,7 @@ inline Tensor tensor(const Model& m, const std::string& name) {
 
 inline std::string blk(int l, const char* rest) { return "blocks." + std::to_string(l) + "." + rest; }
 
-// LayerNorm of one row as formats.md writes it: x - mean; / sqrt(mean(x^2) + eps); * w + b.
+// LayerNorm of one row as docs/model.md writes it: x - mean; / sqrt(mean(x^2) + eps); * w + b.
 // ln_prefix is "blocks.l.ln1" or "ln_final"; w/b only when the model has LN weights.
 inline std::vector<double> norm_row(const Model& m, const std::vector<double>& x, const std::string& ln_prefix) {
   const ModelConfig& c = m.config();
