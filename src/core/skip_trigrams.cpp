@@ -1,0 +1,286 @@
+// Skip-trigrams of one head (skip_trigrams.h). The score and the candidate
+// set: docs/one-layer.md, "Skip-trigrams". TransformerLens convention (row
+// vectors, x @ W): QK = E W_Q W_K^T E^T [destination, source], OV = E W_V W_O W_U
+// [source, out], both from the factored engine (core/vocab_matrix.h), never dense.
+#include "core/skip_trigrams.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/vocab_matrix.h"
+
+namespace cs {
+
+namespace {
+
+void check_id(int id, int n, const char* what) {
+  if (id < 0 || id >= n)
+    throw Error(std::string("skip_trigrams: ") + what + " " + std::to_string(id) + " is outside [0, " +
+                std::to_string(n) + ")");
+}
+
+// The ranking: score descending, ties by (source, destination, out) ascending.
+bool trigram_before(const SkipTrigram& a, const SkipTrigram& b) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.source != b.source) return a.source < b.source;
+  if (a.destination != b.destination) return a.destination < b.destination;
+  return a.out < b.out;
+}
+
+SkipTrigram make_trigram(int s, int d, int o, float qk, float ov, double qk_rms, double ov_rms) {
+  SkipTrigram t;
+  t.source = s;
+  t.destination = d;
+  t.out = o;
+  t.qk = qk;
+  t.ov = ov;
+  t.score = float((double(qk) / qk_rms) * (double(ov) / ov_rms));
+  return t;
+}
+
+}  // namespace
+
+struct SkipTrigramScan::Impl {
+  const Model* m = nullptr;
+  int layer = 0, head = 0;
+  SkipTrigramQuery q;
+  std::unique_ptr<EmbedGramsPlan> grams;
+  std::unique_ptr<VocabMatrix> QK, OV;
+  // Per source: ranked destinations (QK column) and outs (OV row).
+  std::vector<int> sources;
+  std::vector<std::vector<IdValue>> dests, outs;  // indexed like `sources`
+  // Scans and single queries, as needed.
+  std::unique_ptr<VocabTopKPerRow> qk_cols, ov_rows;  // no filter
+  std::unique_ptr<VocabRowQuery> qk_row;              // destination filter: QK row d
+  std::unique_ptr<VocabColumnQuery> ov_col;           // out filter: OV column o
+};
+
+SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const CircuitOptions& opt,
+                                 const SkipTrigramQuery& query)
+    : impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = m.config();
+  if (layer < 0 || layer >= c.n_layers)
+    throw Error("skip_trigrams: layer " + std::to_string(layer) + " is outside [0, n_layers = " +
+                std::to_string(c.n_layers) + ")");
+  if (head < 0 || head >= c.n_heads)
+    throw Error("skip_trigrams: head " + std::to_string(head) + " is outside [0, n_heads = " +
+                std::to_string(c.n_heads) + ")");
+  if (query.top_n < 1) throw Error("skip_trigrams: top_n must be >= 1 (got " + std::to_string(query.top_n) + ")");
+  if (query.per_source_k < 1)
+    throw Error("skip_trigrams: per_source_k must be >= 1 (got " + std::to_string(query.per_source_k) + ")");
+  if (query.sources_k < 1)
+    throw Error("skip_trigrams: sources_k must be >= 1 (got " + std::to_string(query.sources_k) + ")");
+  const int V = c.d_vocab, Vo = c.vocab_out();
+  if (query.source) check_id(*query.source, V, "source");
+  if (query.destination) check_id(*query.destination, V, "destination");
+  if (query.out) check_id(*query.out, Vo, "out");
+
+  Impl& I = *impl_;
+  I.m = &m;
+  I.layer = layer;
+  I.head = head;
+  I.q = query;
+  I.QK = std::make_unique<VocabMatrix>(qk_circuit_matrix(m, layer, head, opt));  // [dest, source]
+  I.OV = std::make_unique<VocabMatrix>(ov_circuit_matrix(m, layer, head, opt));  // [source, out]
+  const int k = query.per_source_k;
+
+  // 1. rms(QK), rms(OV) from the factors.
+  I.grams = std::make_unique<EmbedGramsPlan>(m, opt, /*want_UUt=*/true);
+  for (size_t i = 0; i < I.grams->units(); ++i) add("Frobenius norms", 1, [this] { impl_->grams->step(0.0); });
+  add("Frobenius norms", 1, [this, V, Vo] {
+    Impl& I = *impl_;
+    const EmbedGrams& g = I.grams->result();
+    result_.qk_rms = std::sqrt(std::max(0.0, qk_frobenius_sq(*I.m, I.layer, I.head, g)) / (double(V) * double(V)));
+    result_.ov_rms = std::sqrt(std::max(0.0, ov_frobenius_sq(*I.m, I.layer, I.head, g)) / (double(V) * double(Vo)));
+    I.grams.reset();
+  });
+
+  auto forward = [this](SlicedComputation* sub, size_t units, const char* stage) {
+    for (size_t i = 0; i < units; ++i) add(stage, 1, [sub] { sub->step(0.0); });
+  };
+
+  // 2. Sources and, per source, destinations and outs.
+  const bool by_source = bool(query.source);
+  const bool both = !by_source && query.destination && query.out;
+  if (by_source) {
+    I.sources = {*query.source};
+  } else if (both) {
+    I.sources.resize(size_t(V));
+    for (int s = 0; s < V; ++s) I.sources[size_t(s)] = s;
+  }
+  I.dests.assign(I.sources.size(), {});
+  I.outs.assign(I.sources.size(), {});
+
+  if (by_source) {
+    const int s = *query.source;
+    add("QK column", 1, [this, s, k] {
+      Impl& I = *impl_;
+      if (I.q.destination) {
+        const int d = *I.q.destination;
+        I.dests[0] = {IdValue{d, I.QK->block(std::span<const int>(&d, 1), std::span<const int>(&s, 1))(0, 0)}};
+      } else {
+        I.dests[0] = I.QK->column_top_k(s, k);
+      }
+    });
+    add("OV row", 1, [this, s, k] {
+      Impl& I = *impl_;
+      if (I.q.out) {
+        const int o = *I.q.out;
+        I.outs[0] = {IdValue{o, I.OV->block(std::span<const int>(&s, 1), std::span<const int>(&o, 1))(0, 0)}};
+      } else {
+        I.outs[0] = I.OV->row_top_k(s, k);
+      }
+    });
+  } else if (both) {
+    // Row d of QK (QK[d, s] for every s) and column o of OV (OV[s, o] for every s).
+    I.qk_row = std::make_unique<VocabRowQuery>(*I.QK, *query.destination);
+    I.ov_col = std::make_unique<VocabColumnQuery>(*I.OV, *query.out);
+    forward(I.qk_row.get(), I.qk_row->units(), "QK row");
+    forward(I.ov_col.get(), I.ov_col->units(), "OV column");
+    add("skip-trigrams", double(V), [this] {
+      Impl& I = *impl_;
+      const Vec& r = I.qk_row->result();
+      const Vec& col = I.ov_col->result();
+      for (size_t i = 0; i < I.sources.size(); ++i) {
+        const int s = I.sources[i];
+        I.dests[i] = {IdValue{*I.q.destination, r[s]}};
+        I.outs[i] = {IdValue{*I.q.out, col[s]}};
+      }
+      I.qk_row.reset();
+      I.ov_col.reset();
+    });
+  } else if (query.destination) {
+    // Row d of QK gives the sources d attends to most; then their OV rows.
+    const int nsrc = std::min(query.sources_k, V);
+    I.sources.resize(size_t(nsrc));
+    I.dests.assign(size_t(nsrc), {});
+    I.outs.assign(size_t(nsrc), {});
+    I.qk_row = std::make_unique<VocabRowQuery>(*I.QK, *query.destination);
+    forward(I.qk_row.get(), I.qk_row->units(), "QK row");
+    add("sources", double(V), [this, nsrc] {
+      Impl& I = *impl_;
+      const Vec& r = I.qk_row->result();
+      const std::vector<IdValue> top = top_k_of(r, nsrc);
+      for (size_t i = 0; i < top.size(); ++i) {
+        I.sources[i] = top[i].id;
+        I.dests[i] = {IdValue{*I.q.destination, top[i].value}};
+      }
+      I.qk_row.reset();
+    });
+    for (int i = 0; i < nsrc; ++i)
+      add("OV rows", 1, [this, i, k] {
+        Impl& I = *impl_;
+        if (I.q.out) {
+          const int s = I.sources[size_t(i)], o = *I.q.out;
+          I.outs[size_t(i)] = {IdValue{o, I.OV->block(std::span<const int>(&s, 1), std::span<const int>(&o, 1))(0, 0)}};
+        } else {
+          I.outs[size_t(i)] = I.OV->row_top_k(I.sources[size_t(i)], k);
+        }
+      });
+  } else if (query.out) {
+    // Column o of OV gives the sources that raise o most; then their QK columns.
+    const int nsrc = std::min(query.sources_k, V);
+    I.sources.resize(size_t(nsrc));
+    I.dests.assign(size_t(nsrc), {});
+    I.outs.assign(size_t(nsrc), {});
+    I.ov_col = std::make_unique<VocabColumnQuery>(*I.OV, *query.out);
+    forward(I.ov_col.get(), I.ov_col->units(), "OV column");
+    add("sources", double(V), [this, nsrc] {
+      Impl& I = *impl_;
+      const std::vector<IdValue> top = top_k_of(I.ov_col->result(), nsrc);
+      for (size_t i = 0; i < top.size(); ++i) {
+        I.sources[i] = top[i].id;
+        I.outs[i] = {IdValue{*I.q.out, top[i].value}};
+      }
+      I.ov_col.reset();
+    });
+    for (int i = 0; i < nsrc; ++i)
+      add("QK columns", 1, [this, i, k] { impl_->dests[size_t(i)] = impl_->QK->column_top_k(impl_->sources[size_t(i)], k); });
+  } else {
+    // No filter: top k of every QK column (rows of QK^T) and of every OV row.
+    I.sources.resize(size_t(V));
+    for (int s = 0; s < V; ++s) I.sources[size_t(s)] = s;
+    I.qk_cols = std::make_unique<VocabTopKPerRow>(I.QK->transposed(), k);
+    I.ov_rows = std::make_unique<VocabTopKPerRow>(*I.OV, k);
+    forward(I.qk_cols.get(), I.qk_cols->units(), "QK columns");
+    forward(I.ov_rows.get(), I.ov_rows->units(), "OV rows");
+    add("skip-trigrams", double(V), [this] {
+      Impl& I = *impl_;
+      I.dests = I.qk_cols->result();
+      I.outs = I.ov_rows->result();
+      I.qk_cols.reset();
+      I.ov_rows.reset();
+    });
+  }
+
+  // 3. Candidates with both entries positive, ranked by score.
+  add("skip-trigrams", double(V) * k * k, [this] {
+    Impl& I = *impl_;
+    const double qr = result_.qk_rms, orr = result_.ov_rms;
+    std::vector<SkipTrigram> cand;
+    for (size_t i = 0; i < I.sources.size(); ++i)
+      for (const IdValue& d : I.dests[i]) {
+        if (!(d.value > 0)) continue;
+        for (const IdValue& o : I.outs[i])
+          if (o.value > 0) cand.push_back(make_trigram(I.sources[i], d.id, o.id, d.value, o.value, qr, orr));
+      }
+    const size_t keep = std::min(cand.size(), size_t(I.q.top_n));
+    std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(keep), cand.end(), trigram_before);
+    cand.resize(keep);
+    result_.trigrams = std::move(cand);
+    I.dests.clear();
+    I.outs.clear();
+  });
+}
+
+SkipTrigramScan::~SkipTrigramScan() = default;
+
+const SkipTrigramResult& SkipTrigramScan::result() const {
+  if (!done()) throw Error("skip_trigrams: result() before the computation finished");
+  return result_;
+}
+
+SkipTrigramResult skip_trigrams(const Model& m, int layer, int head, const CircuitOptions& opt,
+                                const SkipTrigramQuery& query) {
+  SkipTrigramScan s(m, layer, head, opt, query);
+  s.run();
+  return s.result();
+}
+
+SkipTrigramBug skip_trigram_bugs(const Model& m, int layer, int head, const SkipTrigram& a, const SkipTrigram& b,
+                                 double qk_rms, double ov_rms, const CircuitOptions& opt) {
+  const ModelConfig& c = m.config();
+  if (a.source != b.source)
+    throw Error("skip_trigram_bugs: the two trigrams must share a source (got " + std::to_string(a.source) + " and " +
+                std::to_string(b.source) + ")");
+  check_id(a.source, c.d_vocab, "source");
+  check_id(a.destination, c.d_vocab, "destination");
+  check_id(b.destination, c.d_vocab, "destination");
+  check_id(a.out, c.vocab_out(), "out");
+  check_id(b.out, c.vocab_out(), "out");
+  const VocabMatrix QK = qk_circuit_matrix(m, layer, head, opt), OV = ov_circuit_matrix(m, layer, head, opt);
+  const int s = a.source;
+  const int dests[2] = {a.destination, b.destination}, outs[2] = {a.out, b.out};
+  const RowMat qk = QK.block(dests, std::span<const int>(&s, 1));  // [2, 1]: QK[d_a, s], QK[d_b, s]
+  const RowMat ov = OV.block(std::span<const int>(&s, 1), outs);   // [1, 2]: OV[s, o_a], OV[s, o_b]
+  SkipTrigramBug bug;
+  bug.a_destination_b_out = make_trigram(s, a.destination, b.out, qk(0, 0), ov(0, 1), qk_rms, ov_rms);
+  bug.b_destination_a_out = make_trigram(s, b.destination, a.out, qk(1, 0), ov(0, 0), qk_rms, ov_rms);
+  return bug;
+}
+
+SkipTrigramBug skip_trigram_bugs(const Model& m, int layer, int head, const SkipTrigram& a, const SkipTrigram& b,
+                                 const CircuitOptions& opt) {
+  const ModelConfig& c = m.config();
+  if (layer < 0 || layer >= c.n_layers || head < 0 || head >= c.n_heads)
+    throw Error("skip_trigram_bugs: head " + std::to_string(layer) + "." + std::to_string(head) + " does not exist");
+  const EmbedGrams g = embed_grams(m, opt, /*want_UUt=*/true);
+  const double qk_rms = std::sqrt(std::max(0.0, qk_frobenius_sq(m, layer, head, g)) / (double(c.d_vocab) * c.d_vocab));
+  const double ov_rms =
+      std::sqrt(std::max(0.0, ov_frobenius_sq(m, layer, head, g)) / (double(c.d_vocab) * c.vocab_out()));
+  return skip_trigram_bugs(m, layer, head, a, b, qk_rms, ov_rms, opt);
+}
+
+}  // namespace cs
