@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/forward.h"
 #include "core/induction.h"
+#include "core/vocab_matrix.h"
 
 namespace cs {
 
@@ -340,6 +341,50 @@ QkTerms qk_terms(const Model& m, int layer, int head, std::span<const int> query
   t.position_token = Qp * Kt.transpose();
   t.position_position = Qp * Kp.transpose();
   return t;
+}
+
+namespace {
+
+// The two sides of the positional term matrices: E rows (block l's norm when
+// asked) and P rows (W_pos; block l's norm for standard positions when asked).
+VocabSide token_side(const Model& m, int layer, const CircuitOptions& opt) {
+  return VocabSide::rows_of(m.W_E(), opt.normalize_embed ? layer : kNoNorm);
+}
+VocabSide position_side(const Model& m, int layer, const CircuitOptions& opt, const char* fn) {
+  const ModelConfig& c = m.config();
+  if (!c.has_pos()) throw Error(std::string(fn) + ": the model has no positional embeddings (positional = none)");
+  const bool norm = c.positional == PosEmbed::Standard && opt.normalize_embed;
+  return VocabSide::rows_of(m.W_pos(), norm ? layer : kNoNorm);
+}
+std::string head_label(const char* fn, int layer, int head) {
+  return std::string(fn) + "(" + std::to_string(layer) + ", " + std::to_string(head) + ")";
+}
+
+}  // namespace
+
+VocabMatrix qk_token_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_token_position_matrix");
+  // E [d_vocab, d_model] W_Q [d_model, d_head] W_K^T [d_head, d_model] P^T [d_model, n_ctx]
+  return VocabMatrix(m, head_label("qk_token_position_matrix", layer, head), token_side(m, layer, opt),
+                     position_side(m, layer, opt, "qk_token_position_matrix"), RowMat(m.W_Q(layer, head)),
+                     RowMat(m.W_K(layer, head).transpose()));
+}
+
+VocabMatrix qk_position_token_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_position_token_matrix");
+  // P [n_ctx, d_model] W_Q W_K^T E^T [d_model, d_vocab]
+  return VocabMatrix(m, head_label("qk_position_token_matrix", layer, head),
+                     position_side(m, layer, opt, "qk_position_token_matrix"), token_side(m, layer, opt),
+                     RowMat(m.W_Q(layer, head)), RowMat(m.W_K(layer, head).transpose()));
+}
+
+VocabMatrix qk_position_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
+  check_head(m, layer, head, "qk_position_position_matrix");
+  // P [n_ctx, d_model] W_Q W_K^T P^T [d_model, n_ctx]
+  return VocabMatrix(m, head_label("qk_position_position_matrix", layer, head),
+                     position_side(m, layer, opt, "qk_position_position_matrix"),
+                     position_side(m, layer, opt, "qk_position_position_matrix"), RowMat(m.W_Q(layer, head)),
+                     RowMat(m.W_K(layer, head).transpose()));
 }
 
 std::vector<QkSample> draw_qk_samples(const ModelConfig& c, uint64_t seed, int samples) {

@@ -42,6 +42,8 @@
 
 namespace cs {
 
+class VocabMatrix;  // core/vocab_matrix.h
+
 // W_V[h] W_O[h]: [d_model, d_model] (TL; the paper's W_OV transposed).
 RowMat ov_circuit(const Model& m, int layer, int head);
 // W_Q[h] W_K[h]^T: [d_model, d_model] (TL; the paper's W_QK transposed):
@@ -170,6 +172,16 @@ struct QkTerms {
 QkTerms qk_terms(const Model& m, int layer, int head, std::span<const int> query_tokens,
                  std::span<const int> query_positions, std::span<const int> key_tokens,
                  std::span<const int> key_positions, const CircuitOptions& opt = {});
+
+// The same terms as factored engine matrices (core/vocab_matrix.h), for
+// scans over the whole vocabulary (rows, columns, top-k) without forming them:
+//   qk_token_position_matrix     E W_Q W_K^T P^T   [d_vocab(query token), n_ctx(key position)]
+//   qk_position_token_matrix     P W_Q W_K^T E^T   [n_ctx(query position), d_vocab(key token)]
+//   qk_position_position_matrix  P W_Q W_K^T P^T   [n_ctx, n_ctx]
+// (token-token is qk_circuit_matrix). Throws cs::Error without positions.
+VocabMatrix qk_token_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+VocabMatrix qk_position_token_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+VocabMatrix qk_position_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
 
 // One random (query token, query position, key token, key position) draw.
 struct QkSample {

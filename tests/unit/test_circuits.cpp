@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/induction.h"
 #include "core/model.h"
+#include "core/vocab_matrix.h"
 #include "naive_reference.h"
 
 namespace cs {
@@ -400,6 +401,7 @@ TEST_P(Positional, PositionalQkAndTheFourTermsMatchLoops) {
   randomize(m, 27, 0.6f);
   if (v.pos == PosEmbed::None) {
     EXPECT_THROW(positional_qk_circuit(m, 0, 0), Error);
+    EXPECT_THROW(qk_token_position_matrix(m, 0, 0), Error);
     return;
   }
   const std::vector<int> qt{0, 5, 22}, kt{3, 3, 11, 17}, qp{0, 6, 2}, kp{1, 4};
@@ -434,6 +436,29 @@ TEST_P(Positional, PositionalQkAndTheFourTermsMatchLoops) {
             EXPECT_NEAR(t.position_position(Eigen::Index(a), Eigen::Index(b)), pq(qp[a], kp[b]), 1e-4);
         }
       }
+  // The engine matrices of the cross terms: every entry by loops.
+  for (bool norm : {true, false}) {
+    const CircuitOptions opt{norm};
+    const VocabMatrix tp = qk_token_position_matrix(m, 1, 0, opt), pt = qk_position_token_matrix(m, 1, 0, opt),
+                      pp = qk_position_position_matrix(m, 1, 0, opt);
+    ASSERT_EQ(tp.n_rows(), 23);
+    ASSERT_EQ(tp.n_cols(), 7);
+    ASSERT_EQ(pt.n_rows(), 7);
+    ASSERT_EQ(pt.n_cols(), 23);
+    ASSERT_EQ(pp.n_rows(), 7);
+    for (int t = 0; t < 23; ++t) {
+      const Vec row = tp.row(t), col = pt.column(t);
+      for (int i = 0; i < 7; ++i) {
+        EXPECT_NEAR(row[i], naive_qk(m, 1, 0, naive_embed_row(m, 1, t, norm), naive_pos_row(m, 1, i, norm)), 1e-4);
+        EXPECT_NEAR(col[i], naive_qk(m, 1, 0, naive_pos_row(m, 1, i, norm), naive_embed_row(m, 1, t, norm)), 1e-4);
+      }
+    }
+    for (int i = 0; i < 7; ++i) {
+      const Vec row = pp.row(i);
+      for (int j = 0; j < 7; ++j)
+        EXPECT_NEAR(row[j], naive_qk(m, 1, 0, naive_pos_row(m, 1, i, norm), naive_pos_row(m, 1, j, norm)), 1e-4);
+    }
+  }
   const std::vector<int> bad{7};
   EXPECT_THROW(qk_terms(m, 0, 0, qt, bad, kt, kp), Error);
   const std::vector<int> badtok{23};
