@@ -28,6 +28,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.convert PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 120)
+  # heads / ov / qk / skip-trigrams against dense circuits computed in the test (tests/cli/circuits.test.mjs)
+  add_test(NAME cli.circuits
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/circuits.test.mjs)
+  set_tests_properties(cli.circuits PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 300)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
   # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
   foreach(t cli induction_forms)

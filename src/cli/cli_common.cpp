@@ -4,7 +4,9 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <system_error>
 
 #include "core/error.h"
@@ -168,5 +170,74 @@ TokenDisplay token_display_of(const LoadedModel& lm) {
 Json token_json(const LoadedModel& lm, int id) { return cs::token_json(id, token_display_of(lm)); }
 
 void print_json(std::ostream& out, const Json& j, int indent) { out << dump_json(j, indent) << '\n'; }
+
+HeadRef head_syntax(const Args& args) {
+  HeadRef h;
+  auto v = args.value("--head");
+  if (!v) throw UsageError("--head LAYER.HEAD is required");
+  h.text = *v;
+  const size_t dot = v->find('.');
+  if (dot == std::string::npos) throw UsageError("--head '" + *v + "' is not LAYER.HEAD (e.g. 0.3)");
+  h.layer = int(parse_int(std::string_view(*v).substr(0, dot), "--head '" + *v + "' layer", 0, INT32_MAX));
+  h.head = int(parse_int(std::string_view(*v).substr(dot + 1), "--head '" + *v + "' head", 0, INT32_MAX));
+  return h;
+}
+
+void check_head(const HeadRef& h, const ModelConfig& c) {
+  if (h.layer >= c.n_layers)
+    throw Error("--head " + h.text + ": layer " + std::to_string(h.layer) + " is outside [0, n_layers = " +
+                std::to_string(c.n_layers) + ")");
+  if (h.head >= c.n_heads)
+    throw Error("--head " + h.text + ": head " + std::to_string(h.head) + " is outside [0, n_heads = " +
+                std::to_string(c.n_heads) + ")");
+}
+
+std::optional<int> token_id_option(const Args& args, const std::string& name) {
+  auto v = args.value(name);
+  if (!v) return std::nullopt;
+  return int(parse_int(*v, name, 0, INT32_MAX));
+}
+
+void check_token_id(const std::string& name, int id, int bound, const char* bound_name) {
+  if (id < 0 || id >= bound)
+    throw Error(name + " " + std::to_string(id) + " is outside [0, " + bound_name + " = " + std::to_string(bound) +
+                ")");
+}
+
+CircuitOptions circuit_options(const Args& args) {
+  CircuitOptions o;
+  o.normalize_embed = !args.has("--no-embed-norm");
+  return o;
+}
+
+void print_circuit_top(const Args& args, const LoadedModel& lm, const HeadRef& h, const std::string& circuit,
+                       const std::string& fixed_key, int fixed_id, const std::string& listed,
+                       std::span<const IdValue> top) {
+  std::vector<TokenValue> list;
+  for (const IdValue& t : top) list.push_back({t.id, t.value});
+  const bool embed_norm = circuit_options(args).normalize_embed;
+  if (args.has("--json")) {
+    Json j;
+    j["circuit"] = circuit;
+    j["head"] = Json{{"layer", h.layer}, {"head", h.head}};
+    j["weights"] = weights_kind(lm.model);
+    j["embed_norm"] = embed_norm;
+    j[fixed_key] = token_json(lm, fixed_id);
+    j["top"] = token_values_json(list, token_display_of(lm));
+    print_json(std::cout, j, 2);
+    return;
+  }
+  std::ostringstream s;
+  s << circuit << " circuit of head " << h.layer << "." << h.head << ", " << fixed_key << " "
+    << token_display(lm, fixed_id) << " (#" << fixed_id << "): top " << listed << ", " << weights_kind(lm.model)
+    << " weights" << (embed_norm ? "" : ", W_E not normalized") << "\n";
+  s << "rank  id      value       token\n";
+  for (size_t i = 0; i < list.size(); ++i) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%4zu  %-6d  %10.5g  ", i + 1, list[i].id, double(list[i].value));
+    s << buf << token_display(lm, list[i].id) << "\n";
+  }
+  std::cout << s.str();
+}
 
 }  // namespace cs::cli

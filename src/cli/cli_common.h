@@ -12,11 +12,14 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/circuits.h"
+#include "core/vocab_matrix.h"
 #include "io/json_out.h"
 #include "io/model_io.h"
 
@@ -88,11 +91,41 @@ Json token_json(const LoadedModel& lm, int id);
 // Prints j (pretty when indent >= 0) followed by a newline.
 void print_json(std::ostream& out, const Json& j, int indent = -1);
 
+// ---- circuits commands (heads, ov, qk, skip-trigrams) ----------------------
+// --head L.H: layer and head. head_syntax() checks the text (UsageError:
+// "--head 'x' is not LAYER.HEAD"); check_head() the ranges against the model
+// (cs::Error: "--head 3.0: layer 3 is outside [0, n_layers = 1)").
+struct HeadRef {
+  int layer = 0, head = 0;
+  std::string text;  // as given
+};
+HeadRef head_syntax(const Args& args);
+void check_head(const HeadRef& h, const ModelConfig& c);
+// An optional token id option (--source, --out, ...): syntax now (UsageError),
+// then check_token_id against the vocabulary it indexes (cs::Error
+// "--out 99 is outside [0, d_vocab_out = 40)").
+std::optional<int> token_id_option(const Args& args, const std::string& name);
+void check_token_id(const std::string& name, int id, int bound, const char* bound_name);
+// CircuitOptions from --no-embed-norm (core/circuits.h).
+CircuitOptions circuit_options(const Args& args);
+// The output of `ov` and `qk`: one entry of the circuit fixed (`fixed_key`,
+// e.g. "source", with its id), the top entries along the other index.
+// JSON: {"circuit", "head": {"layer","head"}, "weights", "embed_norm",
+//        fixed_key: {"id","token"}, "top": [{"id","token","value"}]};
+// else a table. `listed` names what the top ids are ("out tokens").
+void print_circuit_top(const Args& args, const LoadedModel& lm, const HeadRef& h, const std::string& circuit,
+                       const std::string& fixed_key, int fixed_id, const std::string& listed,
+                       std::span<const IdValue> top);
+
 // ---- subcommands: each returns the process exit code ----------------------
 int cmd_info(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_bigrams(const std::vector<std::string>& args);
 int cmd_make_demo(const std::vector<std::string>& args);
 int cmd_make_random(const std::vector<std::string>& args);
+int cmd_heads(const std::vector<std::string>& args);
+int cmd_ov(const std::vector<std::string>& args);
+int cmd_qk(const std::vector<std::string>& args);
+int cmd_skip_trigrams(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

@@ -29,6 +29,14 @@ const Command kCommands[] = {
     {"run", cs::cli::cmd_run,
      "run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]"},
     {"bigrams", cs::cli::cmd_bigrams, "bigrams MODEL (--token TEXT | --id N) [--top K] [--reverse] [--json] [--raw]"},
+    {"heads", cs::cli::cmd_heads, "heads MODEL [--json] [--raw] [--no-embed-norm] [--seed S] [--no-diagonal]"},
+    {"ov", cs::cli::cmd_ov,
+     "ov MODEL --head L.H (--source ID | --out ID) [--top K] [--json] [--raw] [--no-embed-norm]"},
+    {"qk", cs::cli::cmd_qk,
+     "qk MODEL --head L.H (--destination ID | --source ID) [--top K] [--json] [--raw] [--no-embed-norm]"},
+    {"skip-trigrams", cs::cli::cmd_skip_trigrams,
+     "skip-trigrams MODEL --head L.H [--top N] [--source ID] [--destination ID] [--out ID] [--per-source K] "
+     "[--sources K] [--json] [--raw] [--no-embed-norm]"},
     {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "
