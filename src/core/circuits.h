@@ -1,6 +1,6 @@
 // OV and QK circuits of one attention head, and the eigenvalue copying score
-// ("A Mathematical Framework for Transformer Circuits", called [F]; shared
-// docs paper-notes.md and formats.md).
+// ("A Mathematical Framework for Transformer Circuits", called [F]; the math:
+// docs/one-layer.md, the tensors: docs/model.md).
 //
 // Convention: TransformerLens, row vectors, x @ W. The paper writes the same
 // matrices acting on column vectors, so every TL matrix here is the

@@ -1,6 +1,6 @@
 // Behavioural scores of attention heads on token sequences, as the induction
 // heads paper defines them ("In-context Learning and Induction Heads", Olsson
-// et al. 2022, called [I]; see shared docs paper-notes.md):
+// et al. 2022, called [I]; sources: docs/README.md):
 //   - repeated random tokens (BOS + n random tokens, repeated r times),
 //   - previous-token score (mean of A[i, i-1]),
 //   - prefix-matching score (attention from a repeated token to the token just
