@@ -47,7 +47,7 @@ class BigramTopNext final : public WorkPlan {
  private:
   const Model& m_;
   int source_, k_;
-  Vec xn_, row_;
+  Vec row_;
   std::vector<Ranked> result_;
 };
 

@@ -128,6 +128,10 @@ void dot_chunk(const VocabSide& s, const DotPrep& p, Eigen::Index r0, Eigen::Ind
   }
 }
 
+// Rows of B per unit of a row query at most: 2048 (a GEMV over 2048 columns
+// of W_U, 1 M floats at d_model 512).
+constexpr Eigen::Index kRowQueryRows = 2048;
+
 // Rows of a side per unit of a row/column query: whole chunks, about kSliceFloats floats.
 Eigen::Index rows_per_unit(const VocabSide& s) {
   const Eigen::Index chunks = std::max<Eigen::Index>(1, Eigen::Index(kSliceFloats) / (kChunk * std::max<Eigen::Index>(1, s.d())));
@@ -309,18 +313,16 @@ void add_row_units(WorkPlan& plan, const VocabMatrix& M, int i, Vec& out, const 
   const VocabSide& a = M.left();
   const VocabSide& b = M.right();
   out.resize(M.n_cols());
-  // x = norm_a(A_i) P1 P2: [d_b]
-  const double prep_cost = double(a.d()) * double(M.inner_dim()) + double(b.d()) * double(M.inner_dim());
-  plan.add(stage, prep_cost, [st, i] {
-    const VocabMatrix& M = st->M;
+  // x = norm_a(A_i) P1 P2: [d_b] (small: computed here, not in a unit)
+  {
     const int idx[1] = {i};
-    RowMat x = side_rows(M.model(), M.left(), idx);  // [1, d_a]
+    RowMat x = side_rows(M.model(), a, idx);  // [1, d_a]
     if (M.P1()) x = x * *M.P1();
     if (M.P2()) x = x * *M.P2();
     const float bias = M.row_bias() ? (*M.row_bias())[i] : 0.f;
-    st->prep = dot_prep(M.model(), M.right(), x.row(0).transpose(), bias);
-  });
-  const Eigen::Index N = b.n(), per = rows_per_unit(b);
+    st->prep = dot_prep(M.model(), b, x.row(0).transpose(), bias);
+  }
+  const Eigen::Index N = b.n(), per = std::min(kRowQueryRows, rows_per_unit(b));
   Vec* o = &out;
   for (Eigen::Index u0 = 0; u0 < N; u0 += per) {
     const Eigen::Index u1 = std::min(N, u0 + per);
@@ -341,17 +343,15 @@ void add_column_units(WorkPlan& plan, const VocabMatrix& M, int j, Vec& out, con
   const VocabSide& a = M.left();
   const VocabSide& b = M.right();
   out.resize(M.n_rows());
-  // y = P1 P2 norm_b(B_j)^T: [d_a]
-  const double prep_cost = double(a.d()) * double(M.inner_dim()) + double(b.d()) * double(M.inner_dim());
-  plan.add(stage, prep_cost, [st, j] {
-    const VocabMatrix& M = st->M;
+  // y = P1 P2 norm_b(B_j)^T: [d_a] (small: computed here, not in a unit)
+  {
     const int idx[1] = {j};
-    Vec y = side_rows(M.model(), M.right(), idx).row(0).transpose();  // [d_b]
+    Vec y = side_rows(M.model(), b, idx).row(0).transpose();  // [d_b]
     if (M.P2()) y = *M.P2() * y;
     if (M.P1()) y = *M.P1() * y;
     const float bias = M.col_bias() ? (*M.col_bias())[j] : 0.f;
-    st->prep = dot_prep(M.model(), M.left(), std::move(y), bias);
-  });
+    st->prep = dot_prep(M.model(), a, std::move(y), bias);
+  }
   const Eigen::Index N = a.n(), per = rows_per_unit(a);
   Vec* o = &out;
   for (Eigen::Index u0 = 0; u0 < N; u0 += per) {

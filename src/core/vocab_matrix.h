@@ -56,6 +56,9 @@ struct VocabSide {
   static VocabSide rows_of(ConstMatMap m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), false, norm}; }
   // Columns of `m` as rows (m^T): m is [d, n].
   static VocabSide columns_of(ConstMatMap m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), true, norm}; }
+  // The same for a mutable map (a non-const Model's accessors).
+  static VocabSide rows_of(const MatMap& m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), false, norm}; }
+  static VocabSide columns_of(const MatMap& m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), true, norm}; }
   ConstMatMap base() const { return ConstMatMap(data, stored_rows, stored_cols); }
   Eigen::Index n() const { return stored_transposed ? stored_cols : stored_rows; }  // number of rows
   Eigen::Index d() const { return stored_transposed ? stored_rows : stored_cols; }  // row length
