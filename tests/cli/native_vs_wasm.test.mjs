@@ -91,3 +91,62 @@ test('errors: same exit code and message', () => {
     assert.equal(w.stdout, '');
   }
 });
+
+// heads / ov / qk / skip-trigrams: the same ids in the same order and every
+// number within 1e-5 relative (|a - b| <= 1e-5 * max(|a|, |b|, s), s = 10% of
+// the largest magnitude of that list, as above).
+const CIRCUIT_TOL = 1e-5;
+const numbersClose = (n, w, what) => {
+  const d = maxRelDiff(n, w, 0.1 * maxAbs(n), what);
+  assert.ok(d <= CIRCUIT_TOL, `${what}: native and wasm differ by ${d.toExponential(2)} relative`);
+};
+
+test('heads: scores and eigenvalues agree', () => {
+  for (const args of [['heads', shortLN, '--json'], ['heads', stdLN, '--json', '--raw']]) {
+    const n = cliJson(args), w = cliJson(args, { wasm: true });
+    assert.equal(w.weights, n.weights);
+    assert.equal(w.heads.length, n.heads.length);
+    for (const key of ['ov_copying_score', 'qk_copying_score', 'positional_share', 'ov_diagonal_top1',
+      'ov_diagonal_top5', 'attn_current', 'attn_previous'])
+      numbersClose(n.heads.map((e) => e[key]), w.heads.map((e) => e[key]), `${args[1]} ${key}`);
+    n.heads.forEach((e, i) => {
+      numbersClose(e.ov_eigenvalues, w.heads[i].ov_eigenvalues, `ov_eigenvalues ${i}`);
+      numbersClose(e.qk_eigenvalues, w.heads[i].qk_eigenvalues, `qk_eigenvalues ${i}`);
+    });
+  }
+});
+
+test('ov, qk and skip-trigrams agree', () => {
+  for (const args of [
+    ['ov', shortLN, '--head', '1.2', '--source', '17', '--top', '20', '--json'],
+    ['ov', stdLN, '--head', '2.0', '--out', '5', '--top', '20', '--json', '--raw'],
+    ['qk', shortLN, '--head', '0.1', '--destination', '33', '--top', '20', '--json'],
+    ['qk', stdLN, '--head', '1.3', '--source', '7', '--top', '20', '--json', '--no-embed-norm'],
+  ]) {
+    const n = cliJson(args), w = cliJson(args, { wasm: true });
+    assert.deepEqual(w.top.map((e) => e.id), n.top.map((e) => e.id), args.join(' '));
+    numbersClose(n.top.map((e) => e.value), w.top.map((e) => e.value), args.join(' '));
+  }
+  for (const args of [
+    ['skip-trigrams', shortLN, '--head', '1.0', '--top', '25', '--json'],
+    ['skip-trigrams', stdLN, '--head', '0.2', '--top', '10', '--destination', '4', '--json', '--raw'],
+  ]) {
+    const n = cliJson(args), w = cliJson(args, { wasm: true });
+    const ids = (j) => j.entries.map((e) => [e.source.id, e.destination.id, e.out.id]);
+    assert.deepEqual(ids(w), ids(n), args.join(' '));
+    for (const key of ['score', 'qk', 'ov'])
+      numbersClose(n.entries.map((e) => e[key]), w.entries.map((e) => e[key]), `${args.join(' ')} ${key}`);
+    numbersClose([n.qk_rms, n.ov_rms], [w.qk_rms, w.ov_rms], 'rms');
+  }
+});
+
+test('circuit commands: same exit code and message on bad input', () => {
+  for (const args of [['ov', shortLN, '--head', '5.0', '--source', '1'], ['qk', shortLN, '--head', 'x', '--source', '1'],
+    ['skip-trigrams', shortLN, '--head', '0.0', '--out', '300']]) {
+    const n = cli(args), w = cli(args, { wasm: true });
+    assert.notEqual(n.code, 0);
+    assert.equal(w.code, n.code, `exit code for ${args.join(' ')}: wasm stderr ${w.stderr}`);
+    assert.equal(w.stderr.trim(), n.stderr.trim());
+    assert.equal(w.stdout, '');
+  }
+});
