@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -405,6 +406,10 @@ const std::vector<IdValue>& VocabColumnTopK::result() const {
 
 // ---- full scans --------------------------------------------------------------------
 
+// Entries of a block row per segment of the selection: a segment whose
+// maximum (one vectorized pass) is below the threshold is skipped.
+constexpr Eigen::Index kSegment = 64;
+
 struct ScanState {
   VocabMatrix M;
   Eigen::Index K = 0;        // inner dimension
@@ -423,6 +428,7 @@ struct ScanState {
   int k = 0;
   std::vector<std::vector<IdValue>> rcand;
   std::vector<float> rthr;
+  std::vector<float> buf;  // one block row (first-block threshold)
 
   explicit ScanState(const VocabMatrix& m) : M(m) {}
 
@@ -482,9 +488,13 @@ struct ScanState {
     for (Eigen::Index i = 0; i < nr; ++i) {
       if (!(rowmax[i] >= thr)) continue;
       const float* p = blk.row(i).data();
-      for (Eigen::Index j = 0; j < nc; ++j)
-        if (p[j] >= thr) cand.push_back(MatrixEntry{int(r0 + i), int(c0 + j), p[j]});
-      if (cand.size() >= limit) compact_entries();
+      for (Eigen::Index j0 = 0; j0 < nc; j0 += kSegment) {
+        const Eigen::Index j1 = std::min(nc, j0 + kSegment);
+        if (!(blk.row(i).segment(j0, j1 - j0).maxCoeff() >= thr)) continue;
+        for (Eigen::Index j = j0; j < j1; ++j)
+          if (p[j] >= thr) cand.push_back(MatrixEntry{int(r0 + i), int(c0 + j), p[j]});
+        if (cand.size() >= limit) compact_entries();
+      }
     }
   }
 
@@ -496,7 +506,20 @@ struct ScanState {
       if (!(rowmax[i] >= t)) continue;
       std::vector<IdValue>& c = rcand[size_t(i)];
       const float* p = blk.row(i).data();
+      if (c.empty() && nc >= k) {
+        // First block of the row: its k-th largest entry is a safe threshold
+        // (the row's final k-th largest is no smaller), so about k entries are kept.
+        buf.assign(p, p + nc);
+        std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), std::greater<float>());
+        t = buf[size_t(k - 1)];
+        c.reserve(lim);
+      }
       for (Eigen::Index j = 0; j < nc; ++j) {
+        // Skip a segment at once when its maximum is below the threshold.
+        if (j % kSegment == 0 && !(blk.row(i).segment(j, std::min(kSegment, nc - j)).maxCoeff() >= t)) {
+          j += kSegment - 1;
+          continue;
+        }
         if (p[j] >= t) {
           c.push_back(IdValue{int(c0 + j), p[j]});
           if (c.size() >= lim) {

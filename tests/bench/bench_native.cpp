@@ -5,12 +5,22 @@
 //   forward_1024            forward() of 1024 tokens, keeping the cache (patterns) as the page does
 //   bigram_top_next_k10     bigram_top_next(source, 10)
 //   bigram_top_sources_k10  bigram_top_sources(next, 10), the reverse query
+//   ov_top_entries_n100     VocabMatrix::top_entries(100) of head 0.0's full OV circuit
+//                           (48262 x 48262 entries, rank 64), with its GFLOP/s
+//   ov_top_k_per_row_k10    VocabMatrix::top_k_per_row(10) of the same matrix, with its GFLOP/s
+//   eigen_gemm_48262x64x48262/B/C  a plain Eigen GEMM of the same shapes in blocks of
+//                           B x C entries of the product (the scans' baseline), with its GFLOP/s
+//   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
 // Timings are reported, never asserted.
 #include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "bench_common.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/vocab_matrix.h"
 
 namespace {
 
@@ -67,6 +77,77 @@ void top_sources(benchmark::State& state) {
   }
 }
 
+// Multiply-adds x 2 of a full scan of a [rows x cols] matrix of rank k.
+double scan_flops(Eigen::Index rows, Eigen::Index cols, Eigen::Index k) { return 2.0 * double(rows) * double(cols) * double(k); }
+
+void ov_top_entries(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
+  for (auto _ : state) {
+    auto r = M.top_entries(100);
+    benchmark::DoNotOptimize(r.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(scan_flops(M.n_rows(), M.n_cols(), M.inner_dim()) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void ov_top_k_per_row(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
+  for (auto _ : state) {
+    auto r = M.top_k_per_row(10);
+    benchmark::DoNotOptimize(r.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(scan_flops(M.n_rows(), M.n_cols(), M.inner_dim()) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The same shapes as the OV scan, [48262 x 64] x [64 x 48262], as a plain
+// Eigen GEMM in blocks of range(0) x range(1) entries of the product, every
+// block written out and its corner summed so nothing is optimised away.
+void eigen_gemm(benchmark::State& state) {
+  const Eigen::Index V = bench::toy_config().d_vocab, K = bench::toy_config().d_head;
+  const Eigen::Index BR = state.range(0), BC = state.range(1);
+  const RowMat L = RowMat::Random(V, K), R = RowMat::Random(V, K);
+  RowMat blk(BR, BC);
+  for (auto _ : state) {
+    float sink = 0.f;
+    for (Eigen::Index r0 = 0; r0 < V; r0 += BR) {
+      const Eigen::Index nr = std::min(BR, V - r0);
+      for (Eigen::Index c0 = 0; c0 < V; c0 += BC) {
+        const Eigen::Index nc = std::min(BC, V - c0);
+        blk.topLeftCorner(nr, nc).noalias() = L.middleRows(r0, nr) * R.middleRows(c0, nc).transpose();
+        sink += blk(0, 0);
+      }
+    }
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(scan_flops(V, V, K) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void ov_row(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
+  std::vector<int> ids = bench::token_sequence(m.config(), 64);
+  size_t i = 0;
+  for (auto _ : state) {
+    Vec r = M.row(ids[i++ % ids.size()]);
+    benchmark::DoNotOptimize(r.data());
+  }
+}
+
+void ov_column(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
+  std::vector<int> ids = bench::token_sequence(m.config(), 64);
+  size_t i = 0;
+  for (auto _ : state) {
+    Vec r = M.column(ids[i++ % ids.size()]);
+    benchmark::DoNotOptimize(r.data());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +156,15 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("forward_1024", forward_1024)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("bigram_top_next_k10", top_next)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("bigram_top_sources_k10", top_sources)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("ov_top_entries_n100", ov_top_entries)->Unit(benchmark::kSecond)->Iterations(2);
+  benchmark::RegisterBenchmark("ov_top_k_per_row_k10", ov_top_k_per_row)->Unit(benchmark::kSecond)->Iterations(2);
+  benchmark::RegisterBenchmark("eigen_gemm_48262x64x48262", eigen_gemm)
+      ->Args({2048, 2048})   // 16 MB blocks
+      ->Args({256, 512})     // the scans' blocks (512 KB)
+      ->Unit(benchmark::kSecond)
+      ->Iterations(2);
+  benchmark::RegisterBenchmark("ov_row", ov_row)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("ov_column", ov_column)->Unit(benchmark::kMicrosecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
