@@ -19,7 +19,8 @@
 // and keep only the candidates. Every query is a WorkPlan (core/sliced.h)
 // whose units are fixed at construction, so a result is bit-identical however
 // it is sliced; the one-shot member functions run the same plans to the end.
-// The math: docs/ in the repository (circuits).
+// The math: docs/zero-layer.md (direct path), docs/one-layer.md (OV and QK
+// circuits), docs/model.md (LayerNorm).
 //
 // Lifetime: a VocabMatrix refers to the model's weights (maps, not copies);
 // the model must outlive it and every plan built from it. Copying a
