@@ -163,6 +163,7 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
   Impl& I = *impl_;
 
   result_.resize(size_t(L) * H);
+  if (result_.empty()) return;  // no heads (0 layers): nothing to compute
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
       HeadSummary& s = result_[size_t(l) * H + h];

@@ -86,7 +86,8 @@ struct HeadSummaryOptions {
 // one per eigen-problem (OV, QK of each head), the positional shares (chunks
 // of samples), one forward pass per attention sequence, and the diagonal scans
 // (many units each). Same numbers however it is sliced. The model must
-// outlive the plan.
+// outlive the plan. A model without layers gives an empty result. Throws
+// cs::Error for share_samples, attn_sequences or attn_length < 1.
 class HeadSummaryPlan final : public WorkPlan {
  public:
   explicit HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt = {});

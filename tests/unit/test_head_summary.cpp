@@ -217,6 +217,20 @@ TEST(HeadSummaries, EqualTheSingleFunctionsSlicedOrNot) {
   }
 }
 
+TEST(HeadSummaries, ZeroLayersAndBadOptions) {
+  ModelConfig c = config(Norm::LN, PosEmbed::Standard);
+  c.n_layers = 0;
+  Model z(c);
+  EXPECT_TRUE(head_summaries(z).empty());
+  Model m(config(Norm::LN, PosEmbed::Standard));
+  HeadSummaryOptions opt;
+  opt.share_samples = 0;
+  EXPECT_THROW(head_summaries(m, opt), Error);
+  opt = HeadSummaryOptions{};
+  opt.attn_length = 0;
+  EXPECT_THROW(head_summaries(m, opt), Error);
+}
+
 TEST(HeadSummaries, NonSquareAndNoDiagonal) {
   Model m(config(Norm::None, PosEmbed::None, 30, 25));
   randomize(m, 49, 0.7f);
