@@ -136,12 +136,6 @@ double scale_of(const Mat& a) {
 
 // ---- ranking checks ----
 
-// Values sorted descending (a full sort of the dense vector).
-std::vector<double> sorted_desc(std::vector<double> v) {
-  std::sort(v.begin(), v.end(), std::greater<>());
-  return v;
-}
-
 // A ranked list against a dense vector: entry p carries dense[id] and is the
 // p-th largest value (within tol), ids distinct; exact: ids equal the full
 // sort by value descending, ties by smaller index, and values are exact.
