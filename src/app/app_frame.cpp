@@ -1,6 +1,7 @@
 // The page's one full-window ImGui window: error banner, loading bar, the
-// model panel on the left and the circuit views in tabs on the right.
+// model panel on the left and the registered views (view.h) in tabs on the right.
 #include <algorithm>
+#include <string>
 
 #include "app/ui.h"
 #include "app/views.h"
@@ -10,7 +11,7 @@ namespace cs::app {
 
 namespace {
 
-void draw_error_banner(AppState& s) {
+void draw_error_banner(Session& s) {
   if (s.error().empty()) return;
   ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.55f, 0.08f, 0.10f, 1.f));
   ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 1.f, 1.f, 1.f));
@@ -40,7 +41,8 @@ void draw_error_banner(AppState& s) {
 
 }  // namespace
 
-void draw_app(AppState& s) {
+void Page::draw(App& app) {
+  Session& s = app.session();
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(vp->WorkPos);
   ImGui::SetNextWindowSize(vp->WorkSize);
@@ -63,11 +65,15 @@ void draw_app(AppState& s) {
   if (!narrow) ImGui::SameLine();
   ImGui::BeginChild("##views", ImVec2(0, 0), true);
   if (ImGui::BeginTabBar("##view-tabs")) {
-    if (ImGui::BeginTabItem("Direct path (bigrams)")) {
-      ImGui::BeginChild("##bigram-scroll");
-      draw_bigram_panel(s);
-      ImGui::EndChild();
-      ImGui::EndTabItem();
+    for (const auto& v : app.views()) {
+      if (ImGui::BeginTabItem(v->title())) {
+        ImGui::BeginChild((std::string("##scroll-") + v->id()).c_str());
+        ImGui::PushID(v->id());
+        v->draw(s);
+        ImGui::PopID();
+        ImGui::EndChild();
+        ImGui::EndTabItem();
+      }
     }
     ImGui::EndTabBar();
   }

@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "app/app_state.h"
+#include "app/app.h"
+#include "app/bigram_view.h"
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
+#include "app/json.h"
 #include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
@@ -17,17 +19,19 @@
 
 namespace {
 
-// As the CLI's JSON: insertion-ordered keys, floats printed as the shortest
-// decimal that reads back to the same float.
-using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
-                                  std::uint64_t, float>;
+// As the CLI's JSON (app/json.h).
+using cs::app::Json;
+using cs::app::dump;
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace); }
+cs::app::Session& session() { return cs::app::app().session(); }
+
+// The bigram view, for its bridge entry points (cs_select_token & co.).
+cs::app::BigramView* bigram() { return cs::app::app().view<cs::app::BigramView>(); }
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
 // [{"id","token","logit","prob"}], as the CLI's `bigrams --json`.
-Json ranked_json(const cs::app::AppState& s, const std::vector<cs::Ranked>& list) {
+Json ranked_json(const cs::app::Session& s, const std::vector<cs::Ranked>& list) {
   Json a = Json::array();
   for (const auto& r : list) {
     Json e;
@@ -43,7 +47,7 @@ Json ranked_json(const cs::app::AppState& s, const std::vector<cs::Ranked>& list
 // The shown model for a bridge query about token `id` (which must be below
 // `limit(config)`); throws cs::Error with the reason otherwise.
 template <class Limit>
-const cs::LoadedModel& shown_for_query(const cs::app::AppState& s, int id, Limit limit) {
+const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit limit) {
   const cs::LoadedModel* lm = s.shown();
   if (!lm) throw cs::Error("no model loaded");
   if (s.raw_pending()) throw cs::Error("raw weights still loading");
@@ -63,43 +67,43 @@ extern "C" {
 // them, or 0 when the browser's memory cannot hold it (the banner says so).
 EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
   if (!(len >= 0) || len >= 4294967296.0) {
-    cs::app::state().set_error("file " + str(name) + " is too large for the browser's memory");
+    session().set_error("file " + str(name) + " is too large for the browser's memory");
     return nullptr;
   }
-  return cs::app::state().stage_file(str(name), size_t(len));
+  return session().stage_file(str(name), size_t(len));
 }
 
 // The same in pieces (the shell's streaming path): reserve once, then one
 // append per chunk, each returning where that chunk's n bytes go (0 on failure).
 EMSCRIPTEN_KEEPALIVE int cs_stage_reserve(const char* name, double len) {
   if (!(len >= 0) || len >= 4294967296.0) {
-    cs::app::state().set_error("file " + str(name) + " is too large for the browser's memory");
+    session().set_error("file " + str(name) + " is too large for the browser's memory");
     return 0;
   }
-  return cs::app::state().stage_reserve(str(name), size_t(len)) ? 1 : 0;
+  return session().stage_reserve(str(name), size_t(len)) ? 1 : 0;
 }
 
 EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_append(const char* name, double n) {
   if (!(n >= 0) || n >= 4294967296.0) return nullptr;
-  return cs::app::state().stage_append(str(name), size_t(n));
+  return session().stage_append(str(name), size_t(n));
 }
 
-EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { cs::app::state().stage_skipped(str(name)); }
+EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { session().stage_skipped(str(name)); }
 
-EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { cs::app::state().discard_staged(); }
+EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { session().discard_staged(); }
 
 // Loads the staged files as a new model (the current one stays until this succeeds).
 // origin: "bundled" or "files".
 EMSCRIPTEN_KEEPALIVE void cs_load_staged(const char* id, const char* title, const char* description,
                                          const char* origin) {
-  cs::app::state().load_staged(str(id), str(title), str(description), str(origin));
+  session().load_staged(str(id), str(title), str(description), str(origin));
 }
 
-EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { cs::app::state().set_bundled_index(str(json)); }
+EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { session().set_bundled_index(str(json)); }
 
 // Download progress of a bundled model (bytes; total 0 when unknown).
 EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded, double total, int active) {
-  auto& d = cs::app::state().download();
+  auto& d = session().download();
   d.label = str(label);
   d.loaded = loaded;
   d.total = total;
@@ -107,18 +111,40 @@ EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded,
 }
 
 // An error found by the shell (a failed download, an unreadable file): shown in the banner.
-EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) { cs::app::state().set_error(str(message)); }
+EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) { session().set_error(str(message)); }
 
 EMSCRIPTEN_KEEPALIVE void cs_paste_text(const char* text) { cs::app::paste_text(text); }
 
 // Selections, as the bigram view's widgets make them (the results follow in jobs).
-EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) { cs::app::state().select_source(id); }
-EMSCRIPTEN_KEEPALIVE void cs_select_next(int id) { cs::app::state().select_next(id); }
-EMSCRIPTEN_KEEPALIVE void cs_set_top_k(int k) { cs::app::state().set_top_k(k); }
-EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) { cs::app::state().set_top_k_sources(k); }
+EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) {
+  if (auto* v = bigram()) v->select_source(session(), id);
+}
+EMSCRIPTEN_KEEPALIVE void cs_select_next(int id) {
+  if (auto* v = bigram()) v->select_next(session(), id);
+}
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k(int k) {
+  if (auto* v = bigram()) v->set_top_k(session(), k);
+}
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) {
+  if (auto* v = bigram()) v->set_top_k_sources(session(), k);
+}
+
+// Sets views' selections from {"<view id>": selection, ...} (view.h; the
+// shape of each is its "selection" in cs_state_json's "views"). Returns "" or
+// the reason it was refused (an unknown view, a bad field).
+EMSCRIPTEN_KEEPALIVE const char* cs_set_selections(const char* json) {
+  static std::string out;
+  try {
+    cs::app::app().set_selections(Json::parse(str(json)));
+    out.clear();
+  } catch (const std::exception& e) {
+    out = e.what();
+  }
+  return out.c_str();
+}
 
 // Stops a model load in progress (the Cancel button).
-EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { cs::app::state().cancel_load(); }
+EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { session().cancel_load(); }
 
 // C++ time per frame since the last cs_frame_stats_reset():
 // {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
@@ -142,7 +168,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   j["max_jobs_ms"] = f.max_jobs_ms();
   j["max_gl_ms"] = f.max_gl_ms();
   j["first_frame_at_ms"] = f.first_frame_at;
-  const auto& step = cs::app::state().jobs().longest_step();  // the longest single job step in the window
+  const auto& step = session().jobs().longest_step();  // the longest single job step in the window
   j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};
   out = dump(j);
   return out.c_str();
@@ -150,15 +176,15 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
 
 EMSCRIPTEN_KEEPALIVE void cs_frame_stats_reset() {
   cs::app::frame_stats().reset();
-  cs::app::state().reset_longest_job_step();
+  session().jobs().reset_longest_step();
 }
 
-EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { cs::app::state().set_raw(raw != 0); }
+EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { session().set_raw(raw != 0); }
 
 // The page's state for tests and automation.
 EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   static std::string out;
-  const cs::app::AppState& s = cs::app::state();
+  const cs::app::Session& s = session();
   Json j;
   j["frames"] = cs::app::frame_count();
   j["error"] = s.error();
@@ -203,18 +229,10 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     j["model"] = nullptr;
     j["warnings"] = Json::array();
   }
-  const auto& b = s.bigram();
-  Json bigram{{"source", b.source}, {"k", b.k}, {"next", b.next}, {"k_sources", b.k_sources},
-              {"block_tokens", b.block_tokens}};
-  // The results on screen and the selection each belongs to (-1: none yet);
-  // pending while a job computes newer ones.
-  bigram["top_next_source"] = b.top_next_source;
-  bigram["top_next"] = ranked_json(s, b.top_next);
-  bigram["top_next_pending"] = s.jobs().running(cs::app::AppState::kTopNextSlot);
-  bigram["top_sources_next"] = b.top_sources_next;
-  bigram["top_sources"] = ranked_json(s, b.top_sources);
-  bigram["top_sources_pending"] = s.jobs().running(cs::app::AppState::kTopSourcesSlot);
-  j["bigram"] = bigram;
+  // Each view's selection and the results it holds ({id: {"title","selection","results"}}),
+  // and the keys views kept from before the registry ("bigram").
+  cs::app::app().legacy_state_json(j);
+  j["views"] = cs::app::app().views_json();
   Json rects = Json::object();
   for (const auto& [name, r] : cs::app::ui::marked_items()) rects[name] = {r.x, r.y, r.z, r.w};
   j["rects"] = rects;  // widgets' screen rectangles in CSS pixels (x0, y0, x1, y1), for tests
@@ -228,7 +246,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
 // {"error": "..."} when there is no model or the id is out of range.
 EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
   static std::string out;
-  const cs::app::AppState& s = cs::app::state();
+  const cs::app::Session& s = session();
   Json j;
   try {
     const cs::LoadedModel& lm = shown_for_query(s, source_id, [](const cs::ModelConfig& c) { return c.d_vocab; });
@@ -247,7 +265,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
 // `bigrams --reverse --json` shape: {"next_token":{"id","token"},"weights","sources":[...]}.
 EMSCRIPTEN_KEEPALIVE const char* cs_bigram_sources_json(int next_id, int k) {
   static std::string out;
-  const cs::app::AppState& s = cs::app::state();
+  const cs::app::Session& s = session();
   Json j;
   try {
     const cs::LoadedModel& lm = shown_for_query(s, next_id, [](const cs::ModelConfig& c) { return c.vocab_out(); });

@@ -7,6 +7,7 @@
 // the browser's GPU process (in headless tests: SwiftShader, a CPU renderer
 // competing for the same cores), so both are reported.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -14,7 +15,7 @@ namespace cs::app {
 
 class FrameStats {
  public:
-  // One frame: its whole C++ time, the part spent stepping jobs (AppState::tick)
+  // One frame: its whole C++ time, the part spent stepping jobs (Session::tick)
   // and the part spent in WebGL calls.
   void record(double frame_ms, double jobs_ms, double gl_ms);
   // Starts a new measurement window (the max and percentiles cover frames since).

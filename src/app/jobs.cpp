@@ -14,21 +14,28 @@ namespace cs::app {
 
 namespace {
 
-double now_ms() {
+double steady_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
 
-void JobRunner::start(const std::string& slot, Job job) {
+JobRunner::JobRunner() : now_(steady_ms) {}
+JobRunner::JobRunner(Clock clock) : now_(clock ? std::move(clock) : Clock(steady_ms)) {}
+
+void JobRunner::start_erased(const std::string& slot, std::unique_ptr<SlicedComputation> work,
+                             std::function<void()> done, JobOptions opt) {
+  jobs_.erase(slot);
+  if (!work) return;
   Entry e;
   e.info.slot = slot;
-  e.info.label = job.label;
-  e.info.stage = job.work ? job.work->stage() : std::string();
-  e.job = std::move(job);
+  e.info.label = opt.label;
+  e.info.stage = work->stage();
+  e.work = std::move(work);
+  e.done = std::move(done);
+  e.opt = std::move(opt);
   e.serial = ++serial_;
-  jobs_.erase(slot);
-  if (e.job.work) jobs_.emplace(slot, std::move(e));
+  jobs_.emplace(slot, std::move(e));
 }
 
 void JobRunner::cancel(const std::string& slot) { jobs_.erase(slot); }
@@ -42,7 +49,7 @@ const JobRunner::Info* JobRunner::info(const std::string& slot) const {
 
 std::vector<JobRunner::Info> JobRunner::list() const {
   std::vector<std::pair<std::pair<int, uint64_t>, Info>> v;
-  for (const auto& [slot, e] : jobs_) v.push_back({{e.job.priority, e.serial}, e.info});
+  for (const auto& [slot, e] : jobs_) v.push_back({{e.opt.priority, e.serial}, e.info});
   std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<Info> out;
   for (auto& x : v) out.push_back(std::move(x.second));
@@ -53,18 +60,19 @@ void JobRunner::tick(double budget_ms) {
   // This tick's jobs: (priority, serial, slot). The serial tells a job from a
   // newer one a callback may have put in the same slot meanwhile.
   std::vector<std::tuple<int, uint64_t, std::string>> order;
-  for (const auto& [slot, e] : jobs_) order.emplace_back(e.job.priority, e.serial, slot);
+  for (const auto& [slot, e] : jobs_) order.emplace_back(e.opt.priority, e.serial, slot);
   std::sort(order.begin(), order.end());
-  const double t0 = now_ms();
+  const double t0 = now_();
   for (const auto& [priority, serial, slot] : order) {
     auto it = jobs_.find(slot);
     if (it == jobs_.end() || it->second.serial != serial) continue;
     Entry& e = it->second;
-    const double start = now_ms();
+    const double start = now_();
     bool finished = false;
     std::string error;
     try {
-      finished = e.job.work->step(std::max(0.0, budget_ms - (start - t0)));
+      // What is left of the frame's budget (0 once spent: one unit).
+      finished = e.work->step(std::max(0.0, budget_ms - (start - t0)));
     } catch (const Error& ex) {
       error = ex.what();
     } catch (const std::bad_alloc&) {
@@ -72,20 +80,22 @@ void JobRunner::tick(double budget_ms) {
     } catch (const std::exception& ex) {
       error = e.info.label + ": " + ex.what();
     }
-    const double took = now_ms() - start;
+    const double took = now_() - start;
     if (took > longest_.ms) longest_ = StepRecord{took, e.info.label, e.info.stage};
     e.info.ms += took;
     ++e.info.frames;
-    e.info.progress = e.job.work->progress();
-    e.info.stage = e.job.work->stage();
+    if (error.empty()) {
+      e.info.progress = e.work->progress();
+      e.info.stage = e.work->stage();
+    }
     if (!finished && error.empty()) continue;
     // Out of the table before the callback, which may start a job in this slot.
     Entry ended = std::move(e);
     jobs_.erase(it);
     if (!error.empty()) {
-      if (ended.job.failed) ended.job.failed(error);
-    } else if (ended.job.done) {
-      ended.job.done(*ended.job.work);
+      if (ended.opt.failed) ended.opt.failed(error);
+    } else if (ended.done) {
+      ended.done();
     }
   }
 }

@@ -1,47 +1,66 @@
 // The page's long computations (core/sliced.h: a model load, a reverse bigram
 // lookup, later full-vocabulary scans), stepped from the main loop a slice per
-// frame so that no frame blocks the page for long. Each job sits in a named
-// slot; starting a job in a slot drops the one there (that is how a changed
-// selection cancels a computation that is no longer wanted). Views read the
-// progress of a slot from here. No ImGui here.
+// frame so that no frame blocks the page for long. One slicing protocol for
+// everything: a job's work is a SlicedComputation (the model load is adapted
+// to it in session.cpp). Each job sits in a named slot; starting a job in a
+// slot drops the one there (that is how a changed selection cancels a
+// computation that is no longer wanted). Views read the progress of a slot
+// from here. No ImGui here; built natively too (tests/unit/test_jobs.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/sliced.h"
 
 namespace cs::app {
 
+// How a job is shown and scheduled, and what it does when it fails.
+struct JobOptions {
+  std::string label;                               // what the views say, e.g. "reverse lookup"
+  int priority = 0;                                // lower runs first in a frame
+  std::shared_ptr<const void> keep;                // what the work reads (e.g. the model), kept alive until it ends
+  std::function<void(const std::string&)> failed;  // the work threw (cs::Error, out of memory); may start jobs
+};
+
 class JobRunner {
  public:
-  struct Job {
-    std::string label;                              // what the views say, e.g. "reverse lookup"
-    std::unique_ptr<SlicedComputation> work;
-    std::function<void(SlicedComputation&)> done;   // once the work has finished; may start jobs
-    std::function<void(const std::string&)> failed; // the work threw (cs::Error, out of memory); may start jobs
-    std::shared_ptr<const void> keep;               // what the work reads (e.g. the model), kept alive until it ends
-    int priority = 0;                               // lower runs first in a frame
-  };
   struct Info {
     std::string slot, label, stage;
     float progress = 0.f;
-    int frames = 0;   // frames it has been stepped in
+    int frames = 0;   // ticks it has been stepped in
     double ms = 0;    // time spent in its steps
   };
 
-  // Starts `job` in `slot`, dropping a job already there.
-  void start(const std::string& slot, Job job);
+  // Milliseconds from a monotonic clock; replaceable so tests can run the
+  // budget logic on a clock they advance themselves (no timing in tests).
+  using Clock = std::function<double()>;
+  JobRunner();
+  explicit JobRunner(Clock clock);
+
+  // Starts `work` in `slot`, dropping a job already there. `done` gets the
+  // finished work as its own type (no cast back from SlicedComputation); it
+  // runs once, after the job has left its slot, and may start jobs.
+  template <class Work>
+  void start(const std::string& slot, std::unique_ptr<Work> work, std::function<void(Work&)> done,
+             JobOptions opt = {}) {
+    static_assert(std::is_base_of_v<SlicedComputation, Work>, "a job's work is a SlicedComputation");
+    Work* w = work.get();
+    std::function<void()> finish;
+    if (done) finish = [w, done = std::move(done)] { done(*w); };
+    start_erased(slot, std::unique_ptr<SlicedComputation>(std::move(work)), std::move(finish), std::move(opt));
+  }
   void cancel(const std::string& slot);
   void cancel_all();
   bool running(const std::string& slot) const { return jobs_.count(slot) != 0; }
   bool idle() const { return jobs_.empty(); }
   // The slot's job, or nullptr.
   const Info* info(const std::string& slot) const;
-  std::vector<Info> list() const;  // by priority
+  std::vector<Info> list() const;  // by priority, then age
 
   // The longest single step since reset_longest_step() (for the benchmarks:
   // a step longer than the budget is one unit of work that is too big). stage
@@ -53,17 +72,23 @@ class JobRunner {
   const StepRecord& longest_step() const { return longest_; }
   void reset_longest_step() { longest_ = StepRecord{}; }
 
-  // Steps the jobs by priority (then age) until budget_ms is spent; each job
-  // makes at least one unit of progress per tick, so none starves. Jobs
-  // started by callbacks during a tick first run in the next one.
+  // One budget per frame for ALL jobs together: steps the jobs by priority
+  // (then age), each getting what is left of budget_ms; a job that finds the
+  // budget spent still makes one unit of progress (step(0)), so none starves.
+  // Jobs started by callbacks during a tick first run in the next one.
   void tick(double budget_ms);
 
  private:
   struct Entry {
-    Job job;
+    std::unique_ptr<SlicedComputation> work;
+    std::function<void()> done;
+    JobOptions opt;
     Info info;
     uint64_t serial = 0;
   };
+  void start_erased(const std::string& slot, std::unique_ptr<SlicedComputation> work, std::function<void()> done,
+                    JobOptions opt);
+  Clock now_;
   std::map<std::string, Entry> jobs_;
   uint64_t serial_ = 0;
   StepRecord longest_;

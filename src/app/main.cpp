@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "app/app_state.h"
+#include "app/app.h"
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
 #include "app/platform.h"
@@ -28,6 +28,7 @@ SDL_GLContext g_gl = nullptr;
 float g_font_scale = 0.f;          // pixel ratio the font atlas was built for
 std::vector<unsigned char> g_ttf;  // the embedded TTF (the atlas reads it while building)
 uint64_t g_frames = 0;
+cs::app::Page g_page;              // the model panel and the views' tabs
 
 constexpr float kBodyPx = 15.f;     // CSS pixels
 constexpr float kHeadingPx = 19.f;
@@ -100,7 +101,7 @@ void frame() {
   while (SDL_PollEvent(&e)) ImGui_ImplSDL2_ProcessEvent(&e);
 
   const double jobs_t0 = emscripten_get_now();
-  cs::app::state().tick(kJobBudgetMs);
+  cs::app::app().session().tick(kJobBudgetMs);
   const double jobs_ms = emscripten_get_now() - jobs_t0;
 
   ImGui_ImplOpenGL3_NewFrame();
@@ -109,7 +110,7 @@ void frame() {
   float scale = io.DisplayFramebufferScale.x > 0.f ? io.DisplayFramebufferScale.x : 1.f;
   if (scale != g_font_scale) build_fonts(scale);
   ImGui::NewFrame();
-  cs::app::draw_app(cs::app::state());
+  g_page.draw(cs::app::app());
   ImGui::Render();
 
   const double gl_t0 = emscripten_get_now();

@@ -5,13 +5,12 @@
 #include "app/platform.h"
 #include "app/ui.h"
 #include "app/views.h"
+#include "app/widgets.h"
 #include "imgui.h"
 
 namespace cs::app {
 
 namespace {
-
-int g_bundled_pick = 0;  // index into AppState::bundled()
 
 void card_row(const char* key, const std::string& value, const char* help = nullptr) {
   ImGui::TableNextRow();
@@ -40,7 +39,9 @@ const char* norm_text(Norm n) {
   return "?";
 }
 
-void draw_open(AppState& s) {
+}  // namespace
+
+void Page::draw_open(Session& s) {
   if (ImGui::Button("Open model files...")) platform::open_file_picker();
   ui::mark_item("open_files");
   ui::help_marker(
@@ -52,19 +53,19 @@ void draw_open(AppState& s) {
 
   const auto& bundled = s.bundled();
   if (!bundled.empty()) {
-    g_bundled_pick = std::clamp(g_bundled_pick, 0, int(bundled.size()) - 1);
+    bundled_pick_ = std::clamp(bundled_pick_, 0, int(bundled.size()) - 1);
     ImGui::SetNextItemWidth(std::max(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.f, 80.f));
-    if (ImGui::BeginCombo("##bundled", bundled[size_t(g_bundled_pick)].title.c_str())) {
+    if (ImGui::BeginCombo("##bundled", bundled[size_t(bundled_pick_)].title.c_str())) {
       for (int i = 0; i < int(bundled.size()); ++i) {
         const auto& b = bundled[size_t(i)];
-        if (ImGui::Selectable(b.title.c_str(), i == g_bundled_pick)) g_bundled_pick = i;
+        if (ImGui::Selectable(b.title.c_str(), i == bundled_pick_)) bundled_pick_ = i;
         if (ImGui::IsItemHovered() && !b.description.empty()) ImGui::SetTooltip("%s", b.description.c_str());
       }
       ImGui::EndCombo();
     }
     ImGui::SameLine();
     ImGui::BeginDisabled(s.download().active);
-    if (ImGui::Button("Load")) platform::load_bundled(bundled[size_t(g_bundled_pick)].id);
+    if (ImGui::Button("Load")) platform::load_bundled(bundled[size_t(bundled_pick_)].id);
     ImGui::EndDisabled();
   }
 
@@ -77,18 +78,14 @@ void draw_open(AppState& s) {
     ImGui::ProgressBar(frac, ImVec2(-1.f, 0.f), label.c_str());
   }
   if (s.loading()) {
-    ImGui::TextUnformatted(("Loading " + s.load_label()).c_str());
-    const float cancel_w = ImGui::CalcTextSize("Cancel").x + ImGui::GetStyle().FramePadding.x * 2.f;
-    ImGui::ProgressBar(s.load_progress(),
-                       ImVec2(ImGui::GetContentRegionAvail().x - cancel_w - ImGui::GetStyle().ItemSpacing.x, 0.f),
-                       s.load_stage().c_str());
-    ImGui::SameLine();
-    if (ImGui::Button("Cancel##load")) s.cancel_load();
-    ui::mark_item("cancel_load");
+    if (widgets::progress_line("load", "Loading " + s.load_label(), s.load_progress(), s.load_stage()))
+      s.cancel_load();
   }
 }
 
-void draw_card(AppState& s) {
+namespace {
+
+void draw_card(Session& s) {
   const ActiveModel* a = s.active();
   if (!a) {
     ui::explain("No model loaded yet.");
@@ -160,7 +157,7 @@ void draw_card(AppState& s) {
 
 }  // namespace
 
-void draw_model_panel(AppState& s) {
+void Page::draw_model_panel(Session& s) {
   ui::heading("Model");
   draw_open(s);
   ImGui::Separator();

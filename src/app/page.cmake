@@ -50,10 +50,13 @@ target_compile_options(cs_imgui PRIVATE -O2 -fexceptions)
 target_link_libraries(cs_imgui PUBLIC cs_sdl2)
 
 # ---- the page ---------------------------------------------------------------
+# Every src/app file, compiled here with CS_APP_DRAW (views' draw(), view.h);
+# the same logic without drawing is the cs_app library of the unit tests.
 file(GLOB CS_APP_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/app/*.cpp)
 set(CS_DIST ${CMAKE_BINARY_DIR}/dist)
 add_executable(circuitscope_page ${CS_APP_SRC})
 target_link_libraries(circuitscope_page PRIVATE cs_io cs_imgui)
+target_compile_definitions(circuitscope_page PRIVATE CS_APP_DRAW)
 target_compile_options(circuitscope_page PRIVATE ${CS_OPT} -Wall -Wextra)
 set(CS_PAGE_EXPORTS _main _malloc _free)
 string(JOIN "," _cs_exports ${CS_PAGE_EXPORTS})

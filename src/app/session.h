@@ -1,12 +1,14 @@
-// The page's state: the loaded model(s), the error banner, and the selections
-// and cached results the views read. Views draw from this and call its
-// methods for user intents; they never compute on the model themselves.
-// Everything long (loading, a reverse lookup over the whole vocabulary) runs
-// as a job of jobs() in slices across frames, with progress the views show;
-// a newer request in the same slot cancels the older one. No ImGui, SDL or
-// browser code here.
+// The page's session: the files and models, the error banner, the jobs, the
+// model on screen and token helpers. What each view selects and computes
+// lives in the view (view.h); the session tells the views when the shown
+// model changes (set_model_listener). Everything long (loading, a view's
+// query over the whole vocabulary) runs as a job of jobs() in slices across
+// frames, with progress the views show; a newer request in the same slot
+// cancels the older one. No ImGui, SDL or browser code here: built natively
+// too (tests/unit/test_app_session.cpp).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,33 +45,27 @@ struct DownloadProgress {
   double loaded = 0, total = 0;  // bytes; total 0 when unknown
 };
 
-// Current-token / next-token bigram selections and their cached results.
-struct BigramView {
-  int source = 0;   // current token (row of W_E W_U)
-  int k = 10;       // top-k next tokens
-  int next = 0;     // reverse lookup: next token (column)
-  int k_sources = 10;
-  std::vector<int> block_tokens;  // heatmap rows and columns
-  // Results, recomputed by jobs when an input changes; until a job finishes
-  // the previous results stay, and these say which token they belong to
-  // (-1: none yet for the model shown).
-  std::vector<Ranked> top_next;
-  std::vector<Ranked> top_sources;
-  int top_next_source = -1;
-  int top_sources_next = -1;
-  RowMat block;  // [block_tokens.size(), block_tokens.size()]
-};
-
-// Candidate tokens for a text query (see AppState::find_tokens).
+// Candidate tokens for a text query (see Session::find_tokens).
 struct TokenMatches {
   std::vector<int> ids;
   std::string note;  // how they were found, or why none were
 };
 
-class AppState {
+// What changed about the shown model (View::on_model).
+enum class ModelChange {
+  NewModel,  // another model: selections start over
+  Weights,   // the same model with other weights (raw <-> processed): selections are kept, results recomputed
+};
+
+// Token id clamped to [0, n) (0 when n is 0).
+int clamp_token(int id, int n);
+
+class Session {
  public:
-  AppState();
-  ~AppState();
+  Session();
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // ---- files from the browser ------------------------------------------------
   // Reserves `len` bytes for a file in the staging set and returns where the
@@ -95,20 +91,21 @@ class AppState {
   const DownloadProgress& download() const { return download_; }
 
   // ---- jobs, stepped from the main loop ----------------------------------------
-  // Job slots: a model load, the two bigram queries.
+  // The model load's slot; views name their own slots ("<view id>.<what>").
   static constexpr const char* kLoadSlot = "load";
-  static constexpr const char* kTopNextSlot = "bigram.next";
-  static constexpr const char* kTopSourcesSlot = "bigram.sources";
   // Steps the jobs for about budget_ms (main.cpp, once per frame).
   void tick(double budget_ms) { jobs_.tick(budget_ms); }
+  JobRunner& jobs() { return jobs_; }
   const JobRunner& jobs() const { return jobs_; }
-  void reset_longest_job_step() { jobs_.reset_longest_step(); }
   bool loading() const { return jobs_.running(kLoadSlot); }
   float load_progress() const;
   std::string load_stage() const;
   const std::string& load_label() const { return job_label_; }
   // Stops a model load (a new model, or the raw weights); the shown model stays.
   void cancel_load();
+
+  // Called after the shown model changed (App routes it to every view).
+  void set_model_listener(std::function<void(ModelChange)> listener) { listener_ = std::move(listener); }
 
   // ---- error banner ----------------------------------------------------------
   void set_error(const std::string& message) { error_ = message; }
@@ -135,27 +132,12 @@ class AppState {
   // "#123" or a bare number that is not a token selects an id.
   TokenMatches find_tokens(const std::string& query) const;
 
-  // ---- bigram view -----------------------------------------------------------
-  const BigramView& bigram() const { return bigram_; }
-  void select_source(int id);
-  void set_top_k(int k);
-  void select_next(int id);
-  void set_top_k_sources(int k);
-  void add_block_tokens(const std::vector<int>& ids);
-  void remove_block_token(size_t index);
-  void clear_block_tokens();
-
  private:
   void start_load(std::shared_ptr<const FileSet> files, bool process);
   void finish_load(LoadedModel loaded);
   void load_failed(const std::string& message);
   void resume_raw();  // the raw weights are wanted but no load brings them: start one
-  void on_new_shown();
-  void refresh_bigrams();
-  void start_top_next();
-  void start_top_sources();
-  void reset_bigram_defaults();  // selections for a newly loaded model
-  int clamp_token(int id, int n) const;
+  void shown_changed(ModelChange change);
 
   std::vector<BundledModel> bundled_;
   DownloadProgress download_;
@@ -174,14 +156,7 @@ class AppState {
   bool show_raw_ = false;
   uint64_t generation_ = 0;
   std::string error_;
-
-  BigramView bigram_;
-  bool follow_top_next_ = false;  // a new model's reverse lookup starts at its top next token
+  std::function<void(ModelChange)> listener_;
 };
-
-// The one state of the page (main loop, views and the JS bridge share it).
-AppState& state();
-// Frames drawn so far (main.cpp).
-uint64_t frame_count();
 
 }  // namespace cs::app

@@ -35,17 +35,6 @@ void explain(const char* text) {
   ImGui::PopStyleColor();
 }
 
-bool job_progress(const AppState& s, const char* slot) {
-  const JobRunner::Info* j = s.jobs().info(slot);
-  if (!j) return false;
-  // A job done within its first frame (most queries) shows nothing: no flicker.
-  if (j->frames == 0) return true;
-  ImGui::PushStyleColor(ImGuiCol_Text, kAccentText);
-  ImGui::Text("computing the %s... %d%%", j->label.c_str(), int(j->progress * 100.f));
-  ImGui::PopStyleColor();
-  return true;
-}
-
 void help_marker(const char* text) {
   ImGui::SameLine();
   ImGui::TextDisabled("(?)");
@@ -94,32 +83,6 @@ std::string fmt(const char* format, ...) {
   return out;
 }
 
-void token_tooltip(const AppState& s, int id) {
-  ImGui::Text("token %s", s.token_display(id).c_str());
-  ImGui::TextDisabled("id %d", id);
-  const LoadedModel* m = s.shown();
-  if (m && m->tokenizer) {
-    ImGui::TextDisabled("vocabulary string: %s", visible_bytes(m->tokenizer->token_string(id)).c_str());
-  }
-}
-
-void token_chip(const AppState& s, int id) {
-  const std::string text = s.token_display(id);
-  const ImVec2 pad(4.f, 1.f);
-  const ImVec2 size = ImGui::CalcTextSize(text.c_str());
-  const ImVec2 p = ImGui::GetCursorScreenPos();
-  ImGui::Dummy(ImVec2(size.x + 2 * pad.x, size.y + 2 * pad.y));
-  ImDrawList* dl = ImGui::GetWindowDrawList();
-  dl->AddRectFilled(p, ImVec2(p.x + size.x + 2 * pad.x, p.y + size.y + 2 * pad.y),
-                    ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
-  dl->AddText(ImVec2(p.x + pad.x, p.y + pad.y), ImGui::GetColorU32(ImGuiCol_Text), text.c_str());
-  if (ImGui::IsItemHovered()) {
-    ImGui::BeginTooltip();
-    token_tooltip(s, id);
-    ImGui::EndTooltip();
-  }
-}
-
 void value_bar(float fraction, uint32_t color, const char* label) {
   fraction = std::clamp(std::isfinite(fraction) ? fraction : 0.f, 0.f, 1.f);
   const float w = std::max(ImGui::GetContentRegionAvail().x, 20.f);
@@ -130,63 +93,6 @@ void value_bar(float fraction, uint32_t color, const char* label) {
   dl->AddRectFilled(p, ImVec2(p.x + w, p.y + h), ImGui::GetColorU32(ImGuiCol_FrameBg), 2.f);
   dl->AddRectFilled(p, ImVec2(p.x + w * fraction, p.y + h), color, 2.f);
   dl->AddText(ImVec2(p.x + 4.f, p.y), ImGui::GetColorU32(ImGuiCol_Text), label);
-}
-
-bool token_picker(const char* id, const char* hint, TokenPicker& p, const AppState& s, int* picked) {
-  ImGui::PushID(id);
-  bool chosen = false;
-  ImGui::SetNextItemWidth(std::min(ImGui::GetContentRegionAvail().x, ImGui::GetFontSize() * 22.f));
-  const bool enter = ImGui::InputTextWithHint("##query", hint, p.query, sizeof p.query,
-                                              ImGuiInputTextFlags_EnterReturnsTrue);
-  mark_item((std::string(id) + "_query").c_str());
-  if (ImGui::IsItemEdited() || p.generation != s.generation()) {
-    p.matches = s.find_tokens(p.query);
-    p.generation = s.generation();
-  }
-  if (enter && !p.matches.ids.empty()) {
-    *picked = p.matches.ids.front();
-    chosen = true;
-  }
-  if (p.query[0] != '\0') {
-    if (!p.matches.note.empty()) {
-      ImGui::SameLine();
-      ImGui::TextDisabled("%s", p.matches.note.c_str());
-    }
-    const size_t shown = std::min<size_t>(p.matches.ids.size(), 48);
-    for (size_t i = 0; i < shown; ++i) {
-      const int t = p.matches.ids[i];
-      if (i > 0) ImGui::SameLine();
-      if (ImGui::GetContentRegionAvail().x < ImGui::GetFontSize() * 3.f) ImGui::NewLine();
-      ImGui::PushID(int(i));
-      if (ImGui::SmallButton(s.token_display(t).c_str())) {
-        *picked = t;
-        chosen = true;
-      }
-      if (ImGui::IsItemHovered()) {
-        ImGui::BeginTooltip();
-        token_tooltip(s, t);
-        ImGui::TextDisabled("click to choose");
-        ImGui::EndTooltip();
-      }
-      ImGui::PopID();
-    }
-    if (p.matches.ids.size() > shown) ImGui::TextDisabled("... %zu more", p.matches.ids.size() - shown);
-  }
-  ImGui::PopID();
-  return chosen;
-}
-
-bool token_id_input(const char* label, int* id, int n) {
-  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.f);
-  int v = *id;
-  if (ImGui::InputInt(label, &v, 1, 100)) {
-    v = std::clamp(v, 0, std::max(0, n - 1));
-    if (v != *id) {
-      *id = v;
-      return true;
-    }
-  }
-  return false;
 }
 
 namespace {

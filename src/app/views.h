@@ -1,11 +1,18 @@
-// The views: each draws one part of the page from AppState (one view per file).
+// The page's frame (page build only): the error banner, the model panel on
+// the left and the registered views (view.h) in tabs on the right.
 #pragma once
-#include "app/app_state.h"
+#include "app/app.h"
 
 namespace cs::app {
 
-void draw_app(AppState& s);           // app_frame.cpp: the whole window, banner, layout
-void draw_model_panel(AppState& s);   // model_panel.cpp: open/pick a model, the model card
-void draw_bigram_panel(AppState& s);  // bigram_panel.cpp: the direct path W_E W_U
+class Page {
+ public:
+  void draw(App& app);  // app_frame.cpp: the whole window, banner, layout, tabs
+
+ private:
+  void draw_model_panel(Session& s);  // model_panel.cpp: open/pick a model, the model card
+  void draw_open(Session& s);
+  int bundled_pick_ = 0;  // index into Session::bundled()
+};
 
 }  // namespace cs::app

@@ -1,0 +1,56 @@
+// The page as a whole: one Session and one instance of every registered view
+// (view.h). The tabs, the views' part of the state JSON and the model-change
+// notifications all loop over the views. No ImGui here (built natively too).
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/json.h"
+#include "app/session.h"
+#include "app/view.h"
+
+namespace cs::app {
+
+class App {
+ public:
+  App();  // the session, and the registered views in tab order
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  Session& session() { return session_; }
+  const Session& session() const { return session_; }
+  const std::vector<std::unique_ptr<View>>& views() const { return views_; }
+  View* find(std::string_view id) const;
+  // The view of a given class, or nullptr.
+  template <class V>
+  V* view() const {
+    for (const auto& v : views_)
+      if (auto* p = dynamic_cast<V*>(v.get())) return p;
+    return nullptr;
+  }
+
+  struct Tab {
+    std::string id, title;
+  };
+  std::vector<Tab> tabs() const;  // in order
+  // {id: {"selection": ..., "results": ...}} for every view.
+  Json views_json() const;
+  // Each view's legacy top-level keys (View::legacy_state_json) added to root.
+  void legacy_state_json(Json& root) const;
+  // Sets views' selections from {id: selection} (views not named keep theirs);
+  // throws cs::Error naming the view on an unknown id or a bad field.
+  void set_selections(const Json& selections);
+
+ private:
+  Session session_;
+  std::vector<std::unique_ptr<View>> views_;
+};
+
+// The page's one App (main loop, views and the JS bridge share it).
+App& app();
+// Frames drawn so far (main.cpp; 0 natively).
+uint64_t frame_count();
+
+}  // namespace cs::app

@@ -1,0 +1,21 @@
+// The widget kit's inputs taken from the Session (page build only): how the
+// shown model's tokens read, finding tokens from text, and a job's progress
+// line with Cancel.
+#pragma once
+#include "app/session.h"
+#include "app/widgets.h"
+
+namespace cs::app::session_ui {
+
+// Tooltip body for a token (display, id, vocabulary string).
+void token_tooltip(const Session& s, int id);
+// The shown model's tokens for the widgets.
+widgets::TokenText token_text(const Session& s);
+// Session::find_tokens for the token picker.
+widgets::FindTokens find_tokens(const Session& s);
+// "computing the <label>..." with a progress bar and Cancel (which cancels the
+// job) while the job in `slot` runs past its first frame; returns true while
+// the job runs (also in its first frame, when nothing is drawn: no flicker).
+bool job_progress(Session& s, const char* slot);
+
+}  // namespace cs::app::session_ui

@@ -1,0 +1,89 @@
+// A view of the page: one tab, one file. Adding a view is one new file
+// src/app/<name>_view.cpp with a class derived from View (or SelectionView)
+// and one line, CS_REGISTER_VIEW(ClassName, order), in that file: the tabs,
+// the state JSON the tests read ("views": {id: {"selection", "results"}}) and
+// everything else that lists views loop over the registry.
+//
+// A view owns its selection (a serialisable struct: it is what a URL or an
+// export would carry), its results (Result<Key, Value>, result.h, with the one
+// freshness rule) and its widgets' state; the Session (session.h) owns the
+// files, models, banner and jobs. draw() exists only in the page build (the
+// macro CS_APP_DRAW, set by src/app/page.cmake): the rest of a view is built
+// natively and tested with GoogleTest.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/json.h"
+#include "app/session.h"
+
+namespace cs::app {
+
+class View {
+ public:
+  virtual ~View() = default;
+  virtual const char* id() const = 0;     // key in the state JSON, prefix of its job slots
+  virtual const char* title() const = 0;  // tab label
+  // The selection as JSON, and back: set_selection_json replaces it (clamped
+  // to the shown model) and restarts the view's jobs; throws cs::Error naming
+  // the field on bad input.
+  virtual Json selection_json() const = 0;
+  virtual void set_selection_json(Session& s, const Json& j) = 0;
+  // The shown model changed: reset (NewModel) or clamp (Weights) the
+  // selection, drop results of the old model, restart jobs.
+  virtual void on_model(Session& s, ModelChange change) = 0;
+  // The results the view holds and draws, with their freshness (what the
+  // browser tests read).
+  virtual Json state_json(const Session& s) const = 0;
+  // Top-level keys of cs_state_json a view kept from before the registry
+  // (the bigram view's "bigram"); none by default.
+  virtual void legacy_state_json(const Session&, Json& /*root*/) const {}
+#ifdef CS_APP_DRAW
+  // ImGui: the view's tab contents.
+  virtual void draw(Session& s) = 0;
+#endif
+};
+
+// A view whose selection is a struct Sel with
+//   Json to_json() const;  static Sel from_json(const Json&);  (throws cs::Error)
+// apply_selection() is called after the selection was replaced from JSON.
+template <class Sel>
+class SelectionView : public View {
+ public:
+  using Selection = Sel;
+  const Sel& selection() const { return sel_; }
+  Json selection_json() const override { return sel_.to_json(); }
+  void set_selection_json(Session& s, const Json& j) override {
+    sel_ = Sel::from_json(j);
+    apply_selection(s);
+  }
+
+ protected:
+  virtual void apply_selection(Session& s) = 0;
+  Sel sel_;
+};
+
+// ---- registry ------------------------------------------------------------------
+struct ViewRegistration {
+  int order = 0;  // tab position (then id)
+  std::string id;
+  std::function<std::unique_ptr<View>()> make;
+};
+// Adds a view kind; returns true (for the static registrar). A second
+// registration of the same id replaces the first.
+bool register_view(int order, std::function<std::unique_ptr<View>()> make);
+// Every registered view kind, by order then id.
+std::vector<ViewRegistration> registered_views();
+
+#define CS_VIEW_CONCAT_(a, b) a##b
+#define CS_VIEW_CONCAT(a, b) CS_VIEW_CONCAT_(a, b)
+// One line in the view's own file: CS_REGISTER_VIEW(BigramView, 0).
+// (The app sources are linked as objects, never from a static library, so
+// this registrar is kept.)
+#define CS_REGISTER_VIEW(Class, order)                                                                       \
+  [[maybe_unused]] static const bool CS_VIEW_CONCAT(cs_view_registered_, __LINE__) =                        \
+      ::cs::app::register_view(order, [] { return std::unique_ptr<::cs::app::View>(std::make_unique<Class>()); })
+
+}  // namespace cs::app

@@ -1,0 +1,295 @@
+// The widget kit (widgets.h), drawn with Dear ImGui.
+#include "app/widgets.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "app/colormap.h"
+#include "app/ui.h"
+#include "imgui.h"
+
+namespace cs::app::widgets {
+
+namespace {
+
+// At most max_chars UTF-8 characters, then "..." (long tokens would crowd an axis).
+std::string shorten(const std::string& t, size_t max_chars = 14) {
+  size_t chars = 0, i = 0;
+  while (i < t.size()) {
+    if (chars == max_chars) return t.substr(0, i) + "...";
+    const unsigned char c = static_cast<unsigned char>(t[i]);
+    i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    ++chars;
+  }
+  return t;
+}
+
+std::string label_of(const std::function<std::string(int)>& f, int i) { return f ? f(i) : std::to_string(i); }
+
+}  // namespace
+
+// ---- heatmap ------------------------------------------------------------------
+
+std::optional<HeatmapCell> heatmap(const char* id, const Heatmap& h) {
+  const int R = h.rows, C = h.cols;
+  if (R <= 0 || C <= 0 || !h.value) return std::nullopt;
+  ImGui::PushID(id);
+  std::vector<std::string> rl(static_cast<size_t>(R)), cl(static_cast<size_t>(C));
+  float row_label_w = 0.f, col_label_w = 0.f;
+  for (int i = 0; i < R; ++i) {
+    rl[size_t(i)] = shorten(label_of(h.row_label, i));
+    row_label_w = std::max(row_label_w, ImGui::CalcTextSize(rl[size_t(i)].c_str()).x);
+  }
+  for (int i = 0; i < C; ++i) {
+    cl[size_t(i)] = shorten(label_of(h.col_label, i));
+    col_label_w = std::max(col_label_w, ImGui::CalcTextSize(cl[size_t(i)].c_str()).x);
+  }
+  float vmax = h.vmax;
+  if (!(vmax > 0.f)) {
+    vmax = 0.f;
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        if (const float v = h.value(r, c); std::isfinite(v)) vmax = std::max(vmax, std::abs(v));
+    if (vmax == 0.f) vmax = 1.f;
+  }
+
+  const float fs = ImGui::GetFontSize();
+  const float line = ImGui::GetTextLineHeight();
+  const float legend_bar = fs * 0.9f;
+  const float legend_w = std::max(diverging_legend_width(legend_bar, vmax), ImGui::CalcTextSize(h.units.c_str()).x) + fs;
+  const float row_axis_w = line + fs * 0.5f;  // rotated row title
+  const float avail = ImGui::GetContentRegionAvail().x - row_axis_w - row_label_w - legend_w - fs;
+  const float cell = std::clamp(std::floor(avail / float(C)), fs * 0.8f, fs * 2.2f);
+  // Column labels read horizontally when they fit in a cell, else upwards.
+  const bool upright = col_label_w <= cell - 4.f;
+  const float col_title_h = line + fs * 0.3f;
+  const float col_label_h = (upright ? line : col_label_w) + fs * 0.4f;
+
+  const ImVec2 origin = ImGui::GetCursorScreenPos();
+  const ImVec2 grid(origin.x + row_axis_w + row_label_w + fs * 0.4f, origin.y + col_title_h + col_label_h);
+  const float grid_w = cell * float(C), grid_h = cell * float(R);
+  const std::string row_title = h.row_title;
+  const float row_title_w = ImGui::CalcTextSize(row_title.c_str()).x;
+  const float body_h = std::max({grid_h, fs * 8.f, row_title_w});
+  const float total_w = (grid.x - origin.x) + grid_w + legend_w;
+  const float total_h = (grid.y - origin.y) + body_h + fs * 0.5f;
+  ImGui::InvisibleButton("##heatmap", ImVec2(total_w, total_h));
+  const bool hovered = ImGui::IsItemHovered();
+  const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
+  const ImU32 muted = ImGui::GetColorU32(ui::kMutedText);
+
+  // Axis titles.
+  const std::string col_title = h.col_title + " \xE2\x86\x92";
+  dl->AddText(ImVec2(grid.x, origin.y), muted, col_title.c_str());
+  ui::add_text_vertical(dl, ImVec2(origin.x, grid.y + std::max(grid_h, row_title_w) * 0.5f + row_title_w * 0.5f),
+                        muted, row_title.c_str());
+
+  // Labels: rows on the left (right-aligned), columns above.
+  for (int i = 0; i < R; ++i) {
+    const float w = ImGui::CalcTextSize(rl[size_t(i)].c_str()).x;
+    dl->AddText(ImVec2(grid.x - fs * 0.4f - w, grid.y + cell * float(i) + (cell - line) * 0.5f), text,
+                rl[size_t(i)].c_str());
+  }
+  for (int i = 0; i < C; ++i) {
+    const float w = ImGui::CalcTextSize(cl[size_t(i)].c_str()).x;
+    if (upright)
+      dl->AddText(ImVec2(grid.x + cell * float(i) + (cell - w) * 0.5f, grid.y - fs * 0.4f - line), text,
+                  cl[size_t(i)].c_str());
+    else
+      ui::add_text_vertical(dl, ImVec2(grid.x + cell * float(i) + (cell - line) * 0.5f, grid.y - fs * 0.4f), text,
+                            cl[size_t(i)].c_str());
+  }
+
+  // Cells.
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      const ImVec2 p0(grid.x + cell * float(c), grid.y + cell * float(r));
+      dl->AddRectFilled(p0, ImVec2(p0.x + cell, p0.y + cell), diverging_u32(h.value(r, c) / vmax));
+    }
+  dl->AddRect(grid, ImVec2(grid.x + grid_w, grid.y + grid_h), ImGui::GetColorU32(ImGuiCol_Border));
+  if (!h.mark.empty()) ui::mark_rect(h.mark.c_str(), grid, ImVec2(grid.x + grid_w, grid.y + grid_h));
+
+  // Legend: the scale, symmetric around 0, with its units as the title.
+  const ImVec2 legend_pos(grid.x + grid_w + fs, grid.y + line + 4.f);
+  draw_diverging_legend(dl, legend_pos, ImVec2(legend_bar, std::max(grid_h, fs * 8.f) - line - 4.f), vmax,
+                        h.units.c_str());
+
+  // Hover and click.
+  std::optional<HeatmapCell> out;
+  if (hovered) {
+    const ImVec2 m = ImGui::GetIO().MousePos;
+    const int c = int(std::floor((m.x - grid.x) / cell));
+    const int r = int(std::floor((m.y - grid.y) / cell));
+    if (r >= 0 && c >= 0 && r < R && c < C) {
+      const ImVec2 p0(grid.x + cell * float(c), grid.y + cell * float(r));
+      dl->AddRect(p0, ImVec2(p0.x + cell, p0.y + cell), IM_COL32(0, 0, 0, 255), 0.f, 0, 2.f);
+      ImGui::BeginTooltip();
+      if (h.tooltip) {
+        h.tooltip(r, c);
+      } else {
+        ImGui::Text("%s %s", h.row_title.c_str(), label_of(h.row_label, r).c_str());
+        ImGui::Text("%s %s", h.col_title.c_str(), label_of(h.col_label, c).c_str());
+        ImGui::Text("%s %.4f", h.units.c_str(), double(h.value(r, c)));
+      }
+      if (!h.click_hint.empty()) ImGui::TextDisabled("%s", h.click_hint.c_str());
+      ImGui::EndTooltip();
+      if (clicked) out = HeatmapCell{r, c};
+    }
+  }
+  ImGui::PopID();
+  return out;
+}
+
+// ---- ranked table -------------------------------------------------------------
+
+std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const std::vector<RankedRow>& rows) {
+  const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit |
+                                ImGuiTableFlags_ScrollY;
+  const float h = std::min<float>(float(rows.size()) + 1.5f, float(t.max_visible_rows)) *
+                  ImGui::GetTextLineHeightWithSpacing();
+  if (!ImGui::BeginTable(id, 5, flags, ImVec2(0.f, h))) return std::nullopt;
+  ImGui::TableSetupScrollFreeze(0, 1);
+  ImGui::TableSetupColumn("#");
+  ImGui::TableSetupColumn(t.label_header.c_str());
+  ImGui::TableSetupColumn("id");
+  ImGui::TableSetupColumn(t.value_header.c_str());
+  ImGui::TableSetupColumn(t.bar_header.c_str(), ImGuiTableColumnFlags_WidthStretch);
+  ImGui::TableHeadersRow();
+  std::optional<size_t> clicked;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const RankedRow& r = rows[i];
+    ImGui::TableNextRow();
+    ImGui::TableSetColumnIndex(0);
+    ImGui::PushID(int(i));
+    if (ImGui::Selectable(ui::fmt("%zu", i + 1).c_str(), false, ImGuiSelectableFlags_SpanAllColumns)) clicked = i;
+    if (t.tooltip && ImGui::IsItemHovered()) {
+      ImGui::BeginTooltip();
+      t.tooltip(r);
+      ImGui::EndTooltip();
+    }
+    if (t.context_menu && ImGui::BeginPopupContextItem()) {
+      t.context_menu(r);
+      ImGui::EndPopup();
+    }
+    ImGui::PopID();
+    ImGui::TableSetColumnIndex(1);
+    ImGui::TextUnformatted(label_of(t.label, r.id).c_str());
+    ImGui::TableSetColumnIndex(2);
+    ImGui::TextDisabled("%d", r.id);
+    ImGui::TableSetColumnIndex(3);
+    ImGui::Text("%.3f", std::abs(r.value) < 0.0005f ? 0.0 : double(r.value));  // no "-0.000"
+    ImGui::TableSetColumnIndex(4);
+    // Length |bar|; the diverging scale's red for positive bars, its blue for negative ones.
+    ui::value_bar(std::abs(r.bar), diverging_u32(r.bar < 0.f ? -0.55f : 0.55f, 0.9f), r.bar_text.c_str());
+  }
+  ImGui::EndTable();
+  return clicked;
+}
+
+// ---- tokens -------------------------------------------------------------------
+
+void token_chip(const TokenText& tokens, int id) {
+  const std::string text = label_of(tokens.display, id);
+  const ImVec2 pad(4.f, 1.f);
+  const ImVec2 size = ImGui::CalcTextSize(text.c_str());
+  const ImVec2 p = ImGui::GetCursorScreenPos();
+  ImGui::Dummy(ImVec2(size.x + 2 * pad.x, size.y + 2 * pad.y));
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  dl->AddRectFilled(p, ImVec2(p.x + size.x + 2 * pad.x, p.y + size.y + 2 * pad.y),
+                    ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
+  dl->AddText(ImVec2(p.x + pad.x, p.y + pad.y), ImGui::GetColorU32(ImGuiCol_Text), text.c_str());
+  if (tokens.tooltip && ImGui::IsItemHovered()) {
+    ImGui::BeginTooltip();
+    tokens.tooltip(id);
+    ImGui::EndTooltip();
+  }
+}
+
+bool token_picker(const char* id, const char* hint, TokenPickerState& p, uint64_t generation,
+                  const FindTokens& find, const TokenText& tokens, int* picked) {
+  ImGui::PushID(id);
+  bool chosen = false;
+  ImGui::SetNextItemWidth(std::min(ImGui::GetContentRegionAvail().x, ImGui::GetFontSize() * 22.f));
+  const bool enter = ImGui::InputTextWithHint("##query", hint, p.query, sizeof p.query,
+                                              ImGuiInputTextFlags_EnterReturnsTrue);
+  ui::mark_item((std::string(id) + "_query").c_str());
+  if (ImGui::IsItemEdited() || p.generation != generation) {
+    p.ids.clear();
+    p.note.clear();
+    if (find && p.query[0] != '\0') find(p.query, p.ids, p.note);
+    p.generation = generation;
+  }
+  if (enter && !p.ids.empty()) {
+    *picked = p.ids.front();
+    chosen = true;
+  }
+  if (p.query[0] != '\0') {
+    if (!p.note.empty()) {
+      ImGui::SameLine();
+      ImGui::TextDisabled("%s", p.note.c_str());
+    }
+    const size_t shown = std::min<size_t>(p.ids.size(), 48);
+    for (size_t i = 0; i < shown; ++i) {
+      const int t = p.ids[i];
+      if (i > 0) ImGui::SameLine();
+      if (ImGui::GetContentRegionAvail().x < ImGui::GetFontSize() * 3.f) ImGui::NewLine();
+      ImGui::PushID(int(i));
+      if (ImGui::SmallButton(label_of(tokens.display, t).c_str())) {
+        *picked = t;
+        chosen = true;
+      }
+      if (ImGui::IsItemHovered()) {
+        ImGui::BeginTooltip();
+        if (tokens.tooltip) tokens.tooltip(t);
+        ImGui::TextDisabled("click to choose");
+        ImGui::EndTooltip();
+      }
+      ImGui::PopID();
+    }
+    if (p.ids.size() > shown) ImGui::TextDisabled("... %zu more", p.ids.size() - shown);
+  }
+  ImGui::PopID();
+  return chosen;
+}
+
+bool token_id_input(const char* label, int* id, int n) {
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.f);
+  int v = *id;
+  if (ImGui::InputInt(label, &v, 1, 100)) {
+    v = std::clamp(v, 0, std::max(0, n - 1));
+    if (v != *id) {
+      *id = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---- freshness and progress ---------------------------------------------------
+
+Faded::Faded(bool on) : on_(on) {
+  if (on_) ImGui::PushStyleVar(ImGuiStyleVar_Alpha, ImGui::GetStyle().Alpha * 0.45f);
+}
+Faded::~Faded() {
+  if (on_) ImGui::PopStyleVar();
+}
+
+bool progress_line(const char* id, const std::string& text, float progress, const std::string& overlay) {
+  ImGui::PushID(id);
+  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
+  ImGui::TextUnformatted(text.c_str());
+  ImGui::PopStyleColor();
+  const float cancel_w = ImGui::CalcTextSize("Cancel").x + ImGui::GetStyle().FramePadding.x * 2.f;
+  ImGui::ProgressBar(std::clamp(progress, 0.f, 1.f),
+                     ImVec2(ImGui::GetContentRegionAvail().x - cancel_w - ImGui::GetStyle().ItemSpacing.x, 0.f),
+                     overlay.empty() ? ui::fmt("%d%%", int(progress * 100.f)).c_str() : overlay.c_str());
+  ImGui::SameLine();
+  const bool cancel = ImGui::Button("Cancel");
+  ui::mark_item((std::string("cancel_") + id).c_str());
+  ImGui::PopID();
+  return cancel;
+}
+
+}  // namespace cs::app::widgets

@@ -1,0 +1,143 @@
+// The page's session (src/app/session.h), natively: a model loaded from file
+// bytes through the session's sliced load job equals the one-shot loader's;
+// bad files leave the shown model; raw weights; cancel; model-change notices.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "app/session.h"
+#include "core/model.h"
+#include "io/model_io.h"
+
+namespace cs::app {
+namespace {
+
+Model small_model(uint64_t seed, int d_vocab = 50, Norm norm = Norm::LN) {
+  ModelConfig c;
+  c.n_layers = 1;
+  c.d_model = 8;
+  c.n_heads = 2;
+  c.d_head = 4;
+  c.n_ctx = 8;
+  c.d_vocab = d_vocab;
+  c.normalization = norm;
+  c.name = "small-" + std::to_string(seed);
+  Model m(c);
+  randomize(m, seed, 0.5f);
+  return m;
+}
+
+void stage(Session& s, const FileSet& files) {
+  for (const auto& [name, bytes] : files) {
+    uint8_t* p = s.stage_file(name, bytes.size());
+    ASSERT_NE(p, nullptr);
+    if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+  }
+}
+
+// Ticks (a small budget: many slices) until no job runs.
+int run_jobs(Session& s, double budget_ms = 1.0) {
+  int ticks = 0;
+  while (!s.jobs().idle() && ticks < 100000) {
+    s.tick(budget_ms);
+    ++ticks;
+  }
+  return ticks;
+}
+
+std::vector<float> params(const Model& m) { return std::vector<float>(m.data(), m.data() + m.size()); }
+
+TEST(AppSession, LoadsAModelFromBytesThroughItsJob) {
+  const Model m = small_model(3);
+  const FileSet files = save_model(m);
+  Session s;
+  std::vector<ModelChange> changes;
+  s.set_model_listener([&](ModelChange c) { changes.push_back(c); });
+  EXPECT_EQ(s.shown(), nullptr);
+  stage(s, files);
+  s.load_staged("file:model.safetensors", "model.safetensors", "", "files");
+  EXPECT_TRUE(s.loading());
+  EXPECT_EQ(s.shown(), nullptr) << "nothing shown until the load finishes";
+  run_jobs(s);
+  EXPECT_EQ(s.error(), "");
+  ASSERT_NE(s.shown(), nullptr);
+  EXPECT_EQ(changes, std::vector<ModelChange>{ModelChange::NewModel});
+  EXPECT_EQ(s.active()->title, m.config().name) << "a user's file is titled by its config's name";
+  EXPECT_EQ(s.vocab(), 50);
+  // The sliced load equals the one-shot loader, bit for bit (processed weights).
+  const LoadedModel once = load_model(files);
+  EXPECT_TRUE(s.shown()->model.processing.any());
+  EXPECT_EQ(params(s.shown()->model), params(once.model));
+  EXPECT_EQ(s.token_display(7), "#7");
+  const TokenMatches t = s.find_tokens("#12");
+  EXPECT_EQ(t.ids, std::vector<int>{12});
+}
+
+TEST(AppSession, RawWeightsAreLoadedOnDemandAndNotified) {
+  const Model m = small_model(4);
+  const FileSet files = save_model(m);
+  Session s;
+  std::vector<ModelChange> changes;
+  s.set_model_listener([&](ModelChange c) { changes.push_back(c); });
+  stage(s, files);
+  s.load_staged("a", "A", "", "bundled");
+  run_jobs(s);
+  const uint64_t g = s.generation();
+  s.set_raw(true);
+  EXPECT_TRUE(s.raw_pending());
+  run_jobs(s);
+  EXPECT_FALSE(s.raw_pending());
+  ASSERT_NE(s.shown(), nullptr);
+  EXPECT_FALSE(s.shown()->model.processing.any());
+  EXPECT_EQ(params(s.shown()->model), params(m)) << "raw = as stored";
+  EXPECT_GT(s.generation(), g);
+  EXPECT_EQ(changes, (std::vector<ModelChange>{ModelChange::NewModel, ModelChange::Weights}));
+  s.set_raw(false);
+  EXPECT_TRUE(s.shown()->model.processing.any());
+  EXPECT_EQ(changes.back(), ModelChange::Weights);
+}
+
+TEST(AppSession, ABadFileOrCancelKeepsTheShownModel) {
+  Session s;
+  stage(s, save_model(small_model(5)));
+  s.load_staged("good", "Good", "", "bundled");
+  run_jobs(s);
+  ASSERT_NE(s.active(), nullptr);
+  const uint64_t g = s.generation();
+
+  // Not a safetensors file inside: a one-line reason, the model stays.
+  FileSet bad;
+  bad["model.safetensors"] = std::vector<uint8_t>(16, 0xFF);
+  stage(s, bad);
+  s.load_staged("bad", "Bad", "", "files");
+  run_jobs(s);
+  EXPECT_NE(s.error(), "");
+  EXPECT_EQ(s.error().find('\n'), std::string::npos);
+  EXPECT_EQ(s.active()->id, "good");
+  EXPECT_EQ(s.generation(), g);
+
+  // No weights among the files.
+  s.clear_error();
+  FileSet only_config;
+  only_config["config.json"] = {'{', '}'};
+  stage(s, only_config);
+  s.load_staged("cfg", "Cfg", "", "files");
+  EXPECT_NE(s.error().find("no .safetensors file"), std::string::npos) << s.error();
+  EXPECT_EQ(s.active()->id, "good");
+
+  // Cancel part way.
+  s.clear_error();
+  stage(s, save_model(small_model(6, 4000)));
+  s.load_staged("big", "Big", "", "bundled");
+  s.tick(0);  // one unit
+  ASSERT_TRUE(s.loading());
+  s.cancel_load();
+  EXPECT_FALSE(s.loading());
+  run_jobs(s);
+  EXPECT_EQ(s.active()->id, "good");
+  EXPECT_EQ(s.error(), "");
+}
+
+}  // namespace
+}  // namespace cs::app
