@@ -87,8 +87,10 @@ class BigramView final : public SelectionView<BigramSelection> {
   bool follow_top_next_ = false;  // a new model's reverse lookup starts at its top next token
 
   // Widget state (the page's draw(); plain data, no ImGui types).
-  widgets::TokenPickerState source_picker_, next_picker_;
-  char phrase_[256] = "";
+  struct Ui {
+    widgets::TokenPickerState source_picker, next_picker;
+    char phrase[256] = "";  // the heatmap's "add a phrase" field
+  } ui_;
 };
 
 }  // namespace cs::app

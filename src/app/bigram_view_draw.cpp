@@ -68,7 +68,7 @@ void BigramView::draw(Session& s) {
   auto draw_next_tokens = [&] {
     ImGui::TextUnformatted("Current token");
     int picked = 0;
-    if (widgets::token_picker("source", "type text, a token, or #id", source_picker_, s.generation(), find, tokens,
+    if (widgets::token_picker("source", "type text, a token, or #id", ui_.source_picker, s.generation(), find, tokens,
                               &picked))
       select_source(s, picked);
     int id = sel_.source;
@@ -102,7 +102,7 @@ void BigramView::draw(Session& s) {
   auto draw_reverse = [&] {
     ImGui::TextUnformatted("Reverse lookup: next token");
     int picked = 0;
-    if (widgets::token_picker("next", "type text, a token, or #id", next_picker_, s.generation(), find, tokens,
+    if (widgets::token_picker("next", "type text, a token, or #id", ui_.next_picker, s.generation(), find, tokens,
                               &picked))
       select_next(s, picked);
     int id = sel_.next;
@@ -160,13 +160,13 @@ void BigramView::draw(Session& s) {
 
   // The heatmap's tokens: add a phrase, the current token, the top next tokens; chips remove one.
   ImGui::SetNextItemWidth(std::min(ImGui::GetContentRegionAvail().x * 0.5f, ImGui::GetFontSize() * 18.f));
-  bool add = ImGui::InputTextWithHint("##phrase", "type a phrase to add its tokens", phrase_, sizeof phrase_,
+  bool add = ImGui::InputTextWithHint("##phrase", "type a phrase to add its tokens", ui_.phrase, sizeof ui_.phrase,
                                       ImGuiInputTextFlags_EnterReturnsTrue);
   ImGui::SameLine();
   add |= ImGui::Button("Add phrase");
-  if (add && phrase_[0]) {
-    add_block_tokens(s, s.find_tokens(phrase_).ids);
-    phrase_[0] = '\0';
+  if (add && ui_.phrase[0]) {
+    add_block_tokens(s, s.find_tokens(ui_.phrase).ids);
+    ui_.phrase[0] = '\0';
   }
   ImGui::SameLine();
   if (ImGui::Button("Add current token")) add_block_tokens(s, {sel_.source});

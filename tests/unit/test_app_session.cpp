@@ -3,6 +3,8 @@
 // bad files leave the shown model; raw weights; cancel; model-change notices.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -65,10 +67,15 @@ TEST(AppSession, LoadsAModelFromBytesThroughItsJob) {
   EXPECT_EQ(changes, std::vector<ModelChange>{ModelChange::NewModel});
   EXPECT_EQ(s.active()->title, m.config().name) << "a user's file is titled by its config's name";
   EXPECT_EQ(s.vocab(), 50);
-  // The sliced load equals the one-shot loader, bit for bit (processed weights).
+  // The sliced load equals the one-shot loader (processed weights; within
+  // float rounding: how the processing is sliced may reorder its sums).
   const LoadedModel once = load_model(files);
   EXPECT_TRUE(s.shown()->model.processing.any());
-  EXPECT_EQ(params(s.shown()->model), params(once.model));
+  const std::vector<float> a = params(s.shown()->model), b = params(once.model);
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  EXPECT_LE(worst, 1e-5);
   EXPECT_EQ(s.token_display(7), "#7");
   const TokenMatches t = s.find_tokens("#12");
   EXPECT_EQ(t.ids, std::vector<int>{12});
