@@ -37,4 +37,15 @@ std::vector<int> token_sequence(const ModelConfig& cfg, int n) {
   return ids;
 }
 
+Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g) {
+  const ModelConfig& c = m.config();
+  Eigen::MatrixXd out(2, c.n_layers * c.n_heads);
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h) {
+      out(0, l * c.n_heads + h) = copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov"));
+      out(1, l * c.n_heads + h) = copying_score(small_eigenvalues(qk_small_matrix(m, l, h, g), "qk"));
+    }
+  return out;
+}
+
 }  // namespace cs::bench

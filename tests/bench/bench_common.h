@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/circuits.h"
 #include "core/model.h"
 #include "io/model_io.h"
 
@@ -23,5 +24,11 @@ FileSet model_files(const Model& m, bool f16);
 
 // n token ids in [0, d_vocab), a fixed pseudo-random sequence.
 std::vector<int> token_sequence(const ModelConfig& cfg, int n);
+
+// The OV and QK copying scores of every head from one EmbedGrams, the way the
+// head summaries compute them: ov_small_matrix / qk_small_matrix [d_head,
+// d_head], small_eigenvalues, copying_score. [2, n_layers * n_heads]: row 0 OV,
+// row 1 QK, column l * n_heads + h.
+Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g);
 
 }  // namespace cs::bench

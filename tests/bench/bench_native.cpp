@@ -11,6 +11,12 @@
 //   eigen_gemm_48262x64x48262/B/C  a plain Eigen GEMM of the same shapes in blocks of
 //                           B x C entries of the product (the scans' baseline), with its GFLOP/s
 //   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
+//   qk_row, qk_column       one row / one column of head 0.0's full QK circuit
+//   embed_grams             the one vocabulary pass (EmbedGrams) the small matrices use
+//   copying_scores_16_heads embed_grams + the OV and QK copying scores of all 16 heads
+//                           (ov_small_matrix / qk_small_matrix, small_eigenvalues, copying_score)
+//   copying_eigen_16_heads  the same without the vocabulary pass (grams given): the
+//                           32 d_head x d_head products and eigenvalue solves alone
 // Timings are reported, never asserted.
 #include <benchmark/benchmark.h>
 
@@ -18,6 +24,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "core/circuits.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
 #include "core/vocab_matrix.h"
@@ -148,6 +155,53 @@ void ov_column(benchmark::State& state) {
   }
 }
 
+void qk_row(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = qk_circuit_matrix(m, 0, 0);
+  std::vector<int> ids = bench::token_sequence(m.config(), 64);
+  size_t i = 0;
+  for (auto _ : state) {
+    Vec r = M.row(ids[i++ % ids.size()]);
+    benchmark::DoNotOptimize(r.data());
+  }
+}
+
+void qk_column(benchmark::State& state) {
+  const Model& m = processed_model();
+  const VocabMatrix M = qk_circuit_matrix(m, 0, 0);
+  std::vector<int> ids = bench::token_sequence(m.config(), 64);
+  size_t i = 0;
+  for (auto _ : state) {
+    Vec r = M.column(ids[i++ % ids.size()]);
+    benchmark::DoNotOptimize(r.data());
+  }
+}
+
+void grams(benchmark::State& state) {
+  const Model& m = processed_model();
+  for (auto _ : state) {
+    EmbedGrams g = embed_grams(m);
+    benchmark::DoNotOptimize(g.NtN.data());
+  }
+}
+
+void copying_scores_all(benchmark::State& state) {
+  const Model& m = processed_model();
+  for (auto _ : state) {
+    double s = bench::ov_qk_copying_scores(m, embed_grams(m)).sum();
+    benchmark::DoNotOptimize(s);
+  }
+}
+
+void copying_eigen_all(benchmark::State& state) {
+  const Model& m = processed_model();
+  const EmbedGrams g = embed_grams(m);
+  for (auto _ : state) {
+    double s = bench::ov_qk_copying_scores(m, g).sum();
+    benchmark::DoNotOptimize(s);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -165,6 +219,11 @@ int main(int argc, char** argv) {
       ->Iterations(2);
   benchmark::RegisterBenchmark("ov_row", ov_row)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("ov_column", ov_column)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_row", qk_row)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_column", qk_column)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("embed_grams", grams)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("copying_eigen_16_heads", copying_eigen_all)->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

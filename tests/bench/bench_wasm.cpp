@@ -2,17 +2,23 @@
 // timed under Node from the wasm build with a plain repeat-and-time loop
 // (Google Benchmark is native-only). Prints one JSON object:
 //   {"benchmarks":[{"name":..,"ms":mean,"min_ms":..,"reps":..}, ...]}
-// Optional argument: a name filter (substring). Timings are never asserted.
+// Optional argument: a name filter, substrings separated by '|' (a name is run
+// when it contains any of them; the same word list works as the native
+// runner's --benchmark_filter regex). Timings are never asserted.
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bench_common.h"
+#include "core/circuits.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/vocab_matrix.h"
 
 namespace {
 
@@ -21,10 +27,12 @@ using Clock = std::chrono::steady_clock;
 
 volatile float g_sink = 0.f;  // keeps results observable
 
-// Runs fn at least min_reps times and for at least min_seconds.
+// Runs fn at least min_reps times and for at least min_seconds, after one
+// warm-up call (page faults, first allocation) unless warm_up is false (the
+// full scans, which take seconds).
 nlohmann::json time_it(const std::string& name, const std::function<void()>& fn, int min_reps,
-                       double min_seconds) {
-  fn();  // warm-up (page faults, first allocation)
+                       double min_seconds, bool warm_up = true) {
+  if (warm_up) fn();
   double total = 0, best = 1e300;
   int reps = 0;
   while (reps < min_reps || total < min_seconds * 1e3) {
@@ -43,7 +51,19 @@ nlohmann::json time_it(const std::string& name, const std::function<void()>& fn,
 
 int main(int argc, char** argv) {
   std::string filter = argc > 1 ? argv[1] : "";
-  auto wanted = [&](const std::string& n) { return filter.empty() || n.find(filter) != std::string::npos; };
+  std::vector<std::string> words;
+  for (size_t p = 0;;) {
+    const size_t q = filter.find('|', p);
+    words.push_back(filter.substr(p, q == std::string::npos ? std::string::npos : q - p));
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+  auto wanted = [&](const std::string& n) {
+    if (filter.empty()) return true;
+    for (const auto& w : words)
+      if (!w.empty() && n.find(w) != std::string::npos) return true;
+    return false;
+  };
   nlohmann::json out = nlohmann::json::array();
   try {
     Model raw = bench::random_model(bench::toy_config());
@@ -65,6 +85,37 @@ int main(int argc, char** argv) {
     if (wanted("bigram_top_sources_k10"))
       out.push_back(time_it("bigram_top_sources_k10",
                             [&] { g_sink = g_sink + bigram_top_sources(m, ids[i++ % 64], 10)[0].logit; }, 20, 1.0));
+    // Head 0.0's full OV / QK circuits (factored, vocab_matrix.h).
+    const VocabMatrix ov = ov_circuit_matrix(m, 0, 0), qk = qk_circuit_matrix(m, 0, 0);
+    if (wanted("ov_top_entries_n100")) {
+      nlohmann::json r = time_it("ov_top_entries_n100",
+                                 [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
+      // 2 x rows x cols x rank, over wall time (a single-threaded run).
+      const double flops = 2.0 * double(ov.n_rows()) * double(ov.n_cols()) * double(ov.inner_dim());
+      r["gflops"] = flops * 1e-9 / (r["ms"].get<double>() * 1e-3);
+      std::fprintf(stderr, "ov_top_entries_n100: %.1f GFLOP/s\n", r["gflops"].get<double>());
+      out.push_back(r);
+    }
+    const std::pair<const char*, std::function<float(int)>> lines[] = {
+        {"ov_row", [&](int t) { return ov.row(t)(0); }},
+        {"ov_column", [&](int t) { return ov.column(t)(0); }},
+        {"qk_row", [&](int t) { return qk.row(t)(0); }},
+        {"qk_column", [&](int t) { return qk.column(t)(0); }},
+    };
+    for (const auto& [name, fn] : lines)
+      if (wanted(name)) out.push_back(time_it(name, [&, f = fn] { g_sink = g_sink + f(ids[i++ % 64]); }, 20, 1.0));
+    // Copying scores (circuits.h): the vocabulary pass, then all 16 heads' OV and QK eigenvalues.
+    if (wanted("embed_grams"))
+      out.push_back(time_it("embed_grams", [&] { g_sink = g_sink + float(embed_grams(m).NtN(0, 0)); }, 3, 1.0));
+    if (wanted("copying_scores_16_heads"))
+      out.push_back(time_it("copying_scores_16_heads",
+                            [&] { g_sink = g_sink + float(bench::ov_qk_copying_scores(m, embed_grams(m)).sum()); },
+                            3, 1.0));
+    if (wanted("copying_eigen_16_heads")) {
+      const EmbedGrams g = embed_grams(m);
+      out.push_back(time_it("copying_eigen_16_heads",
+                            [&] { g_sink = g_sink + float(bench::ov_qk_copying_scores(m, g).sum()); }, 3, 1.0));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_wasm: %s\n", e.what());
     return 1;

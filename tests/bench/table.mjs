@@ -23,8 +23,11 @@ const row = (name) => { if (!rows.has(name)) rows.set(name, {}); return rows.get
 
 for (const b of read(nativeFile)?.benchmarks ?? []) {
   if (b.run_type === 'aggregate' && b.aggregate_name !== 'mean') continue;
-  // Names as registered: drop Google Benchmark's "/min_time:2.000" suffix.
-  const name = (b.run_type === 'aggregate' ? b.run_name : b.name).replace(/\/min_time:[^/]*/, '');
+  // Names as registered: drop Google Benchmark's "/min_time:2.000" and
+  // "/iterations:2" suffixes, so native and wasm rows share a name.
+  const name = (b.run_type === 'aggregate' ? b.run_name : b.name)
+    .replace(/\/min_time:[^/]*/, '')
+    .replace(/\/iterations:[^/]*/, '');
   row(name).native = b.real_time * toMs[b.time_unit ?? 'ns'];
 }
 for (const b of read(wasmFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;
