@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "app/json.h"
@@ -43,9 +44,18 @@ class App {
   // throws cs::Error naming the view on an unknown id or a bad field.
   void set_selections(const Json& selections);
 
+  // Tabs: a view asks for another to be shown (e.g. the Heads grid opens a
+  // head); the tab bar selects it in the next frame and records which tab it
+  // drew ("open_view" in the state JSON).
+  void request_tab(std::string id) { requested_tab_ = std::move(id); }
+  std::string take_requested_tab() { return std::exchange(requested_tab_, std::string()); }
+  void set_open_view(std::string id) { open_view_ = std::move(id); }
+  const std::string& open_view() const { return open_view_; }
+
  private:
   Session session_;
   std::vector<std::unique_ptr<View>> views_;
+  std::string requested_tab_, open_view_;
 };
 
 // The page's one App (main loop, views and the JS bridge share it).

@@ -65,8 +65,11 @@ void Page::draw(App& app) {
   if (!narrow) ImGui::SameLine();
   ImGui::BeginChild("##views", ImVec2(0, 0), true);
   if (ImGui::BeginTabBar("##view-tabs")) {
+    const std::string requested = app.take_requested_tab();
     for (const auto& v : app.views()) {
-      if (ImGui::BeginTabItem(v->title())) {
+      const ImGuiTabItemFlags flags = requested == v->id() ? ImGuiTabItemFlags_SetSelected : 0;
+      if (ImGui::BeginTabItem(v->title(), nullptr, flags)) {
+        app.set_open_view(v->id());
         ImGui::BeginChild((std::string("##scroll-") + v->id()).c_str());
         ImGui::PushID(v->id());
         v->draw(s);

@@ -12,13 +12,6 @@ CS_REGISTER_VIEW(BigramView, 0);
 
 namespace {
 
-int int_field(const Json& j, const char* name, int fallback) {
-  if (!j.contains(name)) return fallback;
-  const Json& v = j.at(name);
-  if (!v.is_number_integer()) throw Error(std::string("bigram selection: \"") + name + "\" must be an integer");
-  return int(v.get<int64_t>());
-}
-
 // [{"id","token","logit","prob"}], as the CLI's `bigrams --json`.
 Json ranked_json(const Session& s, const std::vector<Ranked>& list) {
   Json a = Json::array();
@@ -42,10 +35,10 @@ Json BigramSelection::to_json() const {
 BigramSelection BigramSelection::from_json(const Json& j) {
   if (!j.is_object()) throw Error("bigram selection: expected an object");
   BigramSelection s;
-  s.source = int_field(j, "source", s.source);
-  s.k = int_field(j, "k", s.k);
-  s.next = int_field(j, "next", s.next);
-  s.k_sources = int_field(j, "k_sources", s.k_sources);
+  s.source = json_int(j, "bigram", "source", s.source);
+  s.k = json_int(j, "bigram", "k", s.k);
+  s.next = json_int(j, "bigram", "next", s.next);
+  s.k_sources = json_int(j, "bigram", "k_sources", s.k_sources);
   if (j.contains("block_tokens")) {
     const Json& b = j.at("block_tokens");
     if (!b.is_array()) throw Error("bigram selection: \"block_tokens\" must be an array of token ids");

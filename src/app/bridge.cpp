@@ -132,6 +132,9 @@ EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) {
 // Sets views' selections from {"<view id>": selection, ...} (view.h; the
 // shape of each is its "selection" in cs_state_json's "views"). Returns "" or
 // the reason it was refused (an unknown view, a bad field).
+// Shows the tab of view `id` from the next frame (as a click on the tab would).
+EMSCRIPTEN_KEEPALIVE void cs_open_view(const char* id) { cs::app::app().request_tab(str(id)); }
+
 EMSCRIPTEN_KEEPALIVE const char* cs_set_selections(const char* json) {
   static std::string out;
   try {
@@ -233,6 +236,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   // and the keys views kept from before the registry ("bigram").
   cs::app::app().legacy_state_json(j);
   j["views"] = cs::app::app().views_json();
+  j["open_view"] = cs::app::app().open_view();  // the tab shown
   Json rects = Json::object();
   for (const auto& [name, r] : cs::app::ui::marked_items()) rects[name] = {r.x, r.y, r.z, r.w};
   j["rects"] = rects;  // widgets' screen rectangles in CSS pixels (x0, y0, x1, y1), for tests

@@ -292,4 +292,60 @@ bool progress_line(const char* id, const std::string& text, float progress, cons
   return cancel;
 }
 
+// ---- eigenvalues in the complex plane ------------------------------------------
+
+bool eigen_plot(const char* id, const EigenPlot& p) {
+  const float fs = ImGui::GetFontSize();
+  const float side = p.size > 0.f ? p.size : fs * 12.f;
+  ImGui::PushID(id);
+  const ImVec2 o = ImGui::GetCursorScreenPos();
+  ImGui::InvisibleButton("##eigen", ImVec2(side, side));
+  const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
+  const bool hovered = ImGui::IsItemHovered();
+  if (!p.mark.empty()) ui::mark_item(p.mark.c_str());
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 c(o.x + side * 0.5f, o.y + side * 0.5f);
+  const float radius = side * 0.42f;
+  double scale = 0;
+  for (const auto& z : p.values) scale = std::max(scale, std::abs(z));
+  const ImU32 axis = ImGui::GetColorU32(ImGuiCol_Border);
+  const ImU32 text = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+  dl->AddRectFilled(o, ImVec2(o.x + side, o.y + side), ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
+  dl->AddLine(ImVec2(o.x + 2.f, c.y), ImVec2(o.x + side - 2.f, c.y), axis);
+  dl->AddLine(ImVec2(c.x, o.y + 2.f), ImVec2(c.x, o.y + side - 2.f), axis);
+  dl->AddCircle(c, radius, axis, 48);
+  if (p.labels) {
+    const std::string s = scale > 0 ? ui::fmt("|\xCE\xBB| = %.3g", scale) : std::string("all 0");
+    dl->AddText(ImVec2(c.x + radius * 0.72f, o.y + 1.f), text, s.c_str());
+    dl->AddText(ImVec2(o.x + side - ImGui::CalcTextSize("Re").x - 2.f, c.y + 1.f), text, "Re");
+    dl->AddText(ImVec2(c.x + 3.f, o.y + side - fs - 1.f), text, "Im");
+  }
+  const float dot = std::max(2.f, side / 60.f);
+  for (const auto& z : p.values) {
+    if (scale <= 0) break;
+    const float x = c.x + float(z.real() / scale) * radius;
+    const float y = c.y - float(z.imag() / scale) * radius;
+    const float t = z.real() > 0 ? 0.85f : z.real() < 0 ? -0.85f : 0.f;
+    dl->AddCircleFilled(ImVec2(x, y), dot, diverging_u32(t));
+    dl->AddCircle(ImVec2(x, y), dot, IM_COL32(0, 0, 0, 140));
+  }
+  if (hovered) {
+    ImGui::BeginTooltip();
+    if (!p.title.empty()) ImGui::TextUnformatted(p.title.c_str());
+    double re = 0, mag = 0;
+    int positive = 0;
+    for (const auto& z : p.values) {
+      re += z.real();
+      mag += std::abs(z);
+      if (z.real() > 0) ++positive;
+    }
+    ImGui::Text("%zu eigenvalues, %d with a positive real part", p.values.size(), positive);
+    if (mag > 0) ImGui::Text("sum Re(\xCE\xBB) / sum |\xCE\xBB| = %.3f", re / mag);
+    ImGui::Text("circle: the largest |\xCE\xBB| = %.4g", scale);
+    ImGui::EndTooltip();
+  }
+  ImGui::PopID();
+  return clicked;
+}
+
 }  // namespace cs::app::widgets

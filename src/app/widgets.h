@@ -3,6 +3,7 @@
 // return values. This header has no ImGui types, so a view's header can hold
 // widget state natively; widgets.cpp (ImGui) is in the page build only.
 #pragma once
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -93,5 +94,20 @@ class Faded {
 // `text` over a progress bar (reading `overlay`, or "40%") and a Cancel button;
 // returns true when Cancel was clicked. The button is reported in "rects" as "cancel_<id>".
 bool progress_line(const char* id, const std::string& text, float progress, const std::string& overlay = {});
+
+// ---- eigenvalues in the complex plane ------------------------------------------
+// Scaled to the largest modulus, drawn as a circle with its value written
+// beside it (so students read the scale), with the real and imaginary axes.
+// Points with a positive real part are red, negative blue (the diverging
+// scale's ends): a copying head's are mostly red.
+struct EigenPlot {
+  std::vector<std::complex<double>> values;
+  float size = 0.f;         // side in pixels; 0: 12 font heights
+  bool labels = true;       // axis names and the scale circle's value (off for the small grid plots)
+  std::string title;        // tooltip heading, e.g. "OV eigenvalues of head 0.3"
+  std::string mark;         // name in the state JSON's "rects" (tests); empty: none
+};
+// Draws it; returns true when clicked.
+bool eigen_plot(const char* id, const EigenPlot& p);
 
 }  // namespace cs::app::widgets

@@ -1,0 +1,108 @@
+// The Heads view's selection, job and results (heads_view.h); drawing in
+// heads_view_draw.cpp (page build only).
+#include "app/heads_view.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "io/json_out.h"
+
+namespace cs::app {
+
+CS_REGISTER_VIEW(HeadsView, 10);
+
+namespace {
+
+bool bool_field(const Json& j, const char* view, const char* name, bool fallback) {
+  if (!j.contains(name)) return fallback;
+  const Json& v = j.at(name);
+  if (!v.is_boolean()) throw Error(std::string(view) + " selection: \"" + name + "\" must be true or false");
+  return v.get<bool>();
+}
+
+// NaN (a score that does not apply, e.g. OV copying of a non-square unembedding) as null.
+Json number_or_null(double x) { return std::isnan(x) ? Json(nullptr) : Json(float(x)); }
+
+}  // namespace
+
+Json head_summary_json(const HeadSummary& h) {
+  Json j;
+  j["layer"] = h.layer;
+  j["head"] = h.head;
+  j["ov_copying_score"] = number_or_null(h.ov_copying_score);
+  j["qk_copying_score"] = number_or_null(h.qk_copying_score);
+  j["ov_eigenvalues"] = complex_list_json(h.ov_eigenvalues);
+  j["qk_eigenvalues"] = complex_list_json(h.qk_eigenvalues);
+  j["positional_share"] = number_or_null(h.positional_share);
+  j["ov_diagonal_top1"] = number_or_null(h.ov_diagonal_top1);
+  j["ov_diagonal_top5"] = number_or_null(h.ov_diagonal_top5);
+  j["attn_current"] = number_or_null(h.attn_current);
+  j["attn_previous"] = number_or_null(h.attn_previous);
+  return j;
+}
+
+Json HeadsSelection::to_json() const { return Json{{"embed_norm", embed_norm}, {"diagonal", diagonal}}; }
+
+HeadsSelection HeadsSelection::from_json(const Json& j) {
+  if (!j.is_object()) throw Error("heads selection: expected an object");
+  HeadsSelection s;
+  s.embed_norm = bool_field(j, "heads", "embed_norm", s.embed_norm);
+  s.diagonal = bool_field(j, "heads", "diagonal", s.diagonal);
+  return s;
+}
+
+void HeadsView::on_model(Session& s, ModelChange) {
+  // Old results are never shown for another model or other weights.
+  summary_.clear();
+  start(s);
+}
+
+void HeadsView::start(Session& s) {
+  const auto m = s.shown_shared();
+  if (!m || m->model.config().n_layers == 0) {
+    s.jobs().cancel(kSummarySlot);
+    return;
+  }
+  const HeadsSelection key = sel_;
+  const uint64_t generation = s.generation();
+  const bool raw = !m->model.processing.any();
+  HeadSummaryOptions opt;
+  opt.circuit.normalize_embed = key.embed_norm;
+  opt.diagonal = key.diagonal;
+  JobOptions o;
+  o.label = "head summaries";
+  o.keep = m;
+  o.priority = 2;
+  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  s.jobs().start<HeadSummaryPlan>(
+      kSummarySlot, std::make_unique<HeadSummaryPlan>(m->model, opt),
+      [this, key, generation, raw](HeadSummaryPlan& p) {
+        summary_.set(key, generation, p.result());
+        weights_raw_ = raw;
+      },
+      std::move(o));
+}
+
+void HeadsView::set_embed_norm(Session& s, bool on) {
+  sel_.embed_norm = on;
+  start(s);
+}
+
+void HeadsView::set_diagonal(Session& s, bool on) {
+  sel_.diagonal = on;
+  start(s);
+}
+
+Json HeadsView::state_json(const Session& s) const {
+  const Freshness f = summary_.freshness(sel_, s.generation(), s.jobs());
+  Json j{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
+  j["key"] = summary_.has() ? summary_.key().to_json() : Json(nullptr);
+  j["weights"] = weights_raw_ ? "raw" : "processed";
+  Json heads = Json::array();
+  if (summary_.has())
+    for (const auto& h : summary_.value()) heads.push_back(head_summary_json(h));
+  j["value"] = heads;
+  return Json{{"summary", j}};
+}
+
+}  // namespace cs::app
