@@ -11,43 +11,13 @@ namespace cs::app {
 
 CS_REGISTER_VIEW(HeadsView, 10);
 
-namespace {
-
-bool bool_field(const Json& j, const char* view, const char* name, bool fallback) {
-  if (!j.contains(name)) return fallback;
-  const Json& v = j.at(name);
-  if (!v.is_boolean()) throw Error(std::string(view) + " selection: \"" + name + "\" must be true or false");
-  return v.get<bool>();
-}
-
-// NaN (a score that does not apply, e.g. OV copying of a non-square unembedding) as null.
-Json number_or_null(double x) { return std::isnan(x) ? Json(nullptr) : Json(float(x)); }
-
-}  // namespace
-
-Json head_summary_json(const HeadSummary& h) {
-  Json j;
-  j["layer"] = h.layer;
-  j["head"] = h.head;
-  j["ov_copying_score"] = number_or_null(h.ov_copying_score);
-  j["qk_copying_score"] = number_or_null(h.qk_copying_score);
-  j["ov_eigenvalues"] = complex_list_json(h.ov_eigenvalues);
-  j["qk_eigenvalues"] = complex_list_json(h.qk_eigenvalues);
-  j["positional_share"] = number_or_null(h.positional_share);
-  j["ov_diagonal_top1"] = number_or_null(h.ov_diagonal_top1);
-  j["ov_diagonal_top5"] = number_or_null(h.ov_diagonal_top5);
-  j["attn_current"] = number_or_null(h.attn_current);
-  j["attn_previous"] = number_or_null(h.attn_previous);
-  return j;
-}
-
 Json HeadsSelection::to_json() const { return Json{{"embed_norm", embed_norm}, {"diagonal", diagonal}}; }
 
 HeadsSelection HeadsSelection::from_json(const Json& j) {
   if (!j.is_object()) throw Error("heads selection: expected an object");
   HeadsSelection s;
-  s.embed_norm = bool_field(j, "heads", "embed_norm", s.embed_norm);
-  s.diagonal = bool_field(j, "heads", "diagonal", s.diagonal);
+  s.embed_norm = json_bool(j, "heads", "embed_norm", s.embed_norm);
+  s.diagonal = json_bool(j, "heads", "diagonal", s.diagonal);
   return s;
 }
 

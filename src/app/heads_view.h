@@ -49,10 +49,4 @@ class HeadsView final : public SelectionView<HeadsSelection> {
   bool weights_raw_ = false;  // which weights summary_ came from
 };
 
-// One head's summary as `circuitscope heads --json` writes it (shared with the CLI's shape):
-// {"layer","head","ov_copying_score","qk_copying_score","ov_eigenvalues":[[re,im]],
-//  "qk_eigenvalues","positional_share","ov_diagonal_top1","ov_diagonal_top5",
-//  "attn_current","attn_previous"}
-Json head_summary_json(const HeadSummary& h);
-
 }  // namespace cs::app

@@ -68,15 +68,8 @@ class HeadsTrigramPlan final : public WorkPlan {
 };
 
 Json trigram_json(const HeadTrigram& e, const TokenDisplay& display) {
-  Json j;
-  j["layer"] = e.layer;
-  j["head"] = e.head;
-  j["source"] = token_json(e.t.source, display);
-  j["destination"] = token_json(e.t.destination, display);
-  j["out"] = token_json(e.t.out, display);
-  j["qk"] = e.t.qk;
-  j["ov"] = e.t.ov;
-  j["score"] = e.t.score;
+  Json j{{"layer", e.layer}, {"head", e.head}};
+  j.update(skip_trigram_json(e.t, display));
   return j;
 }
 

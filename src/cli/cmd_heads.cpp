@@ -21,8 +21,6 @@ namespace cs::cli {
 
 namespace {
 
-Json number_or_null(double v) { return std::isfinite(v) ? Json(float(v)) : Json(nullptr); }
-
 std::string fixed(double v, int width, int prec) {
   if (!std::isfinite(v)) return std::string(size_t(width - 1), ' ') + "-";
   char buf[32];
@@ -47,21 +45,7 @@ int cmd_heads(const std::vector<std::string>& words) {
     j["weights"] = weights_kind(lm.model);
     j["embed_norm"] = opt.circuit.normalize_embed;
     Json a = Json::array();
-    for (const HeadSummary& h : heads) {
-      Json e;
-      e["layer"] = h.layer;
-      e["head"] = h.head;
-      e["ov_copying_score"] = number_or_null(h.ov_copying_score);
-      e["qk_copying_score"] = number_or_null(h.qk_copying_score);
-      e["ov_eigenvalues"] = complex_list_json(h.ov_eigenvalues);
-      e["qk_eigenvalues"] = complex_list_json(h.qk_eigenvalues);
-      e["positional_share"] = number_or_null(h.positional_share);
-      e["ov_diagonal_top1"] = number_or_null(h.ov_diagonal_top1);
-      e["ov_diagonal_top5"] = number_or_null(h.ov_diagonal_top5);
-      e["attn_current"] = number_or_null(h.attn_current);
-      e["attn_previous"] = number_or_null(h.attn_previous);
-      a.push_back(std::move(e));
-    }
+    for (const HeadSummary& h : heads) a.push_back(head_summary_json(h));
     j["heads"] = std::move(a);
     print_json(std::cout, j, 2);
     return 0;

@@ -48,16 +48,8 @@ int cmd_skip_trigrams(const std::vector<std::string>& words) {
     j["qk_rms"] = float(r.qk_rms);
     j["ov_rms"] = float(r.ov_rms);
     Json a = Json::array();
-    for (const SkipTrigram& t : r.trigrams) {
-      Json e;
-      e["source"] = token_json(lm, t.source);
-      e["destination"] = token_json(lm, t.destination);
-      e["out"] = token_json(lm, t.out);
-      e["score"] = t.score;
-      e["qk"] = t.qk;
-      e["ov"] = t.ov;
-      a.push_back(std::move(e));
-    }
+    const TokenDisplay display = token_display_of(lm);
+    for (const SkipTrigram& t : r.trigrams) a.push_back(skip_trigram_json(t, display));
     j["entries"] = std::move(a);
     print_json(std::cout, j, 2);
     return 0;

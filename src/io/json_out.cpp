@@ -93,4 +93,32 @@ Json complex_list_json(std::span<const std::complex<double>> zs) {
   return a;
 }
 
+Json head_summary_json(const HeadSummary& h) {
+  auto number_or_null = [](double v) { return std::isfinite(v) ? Json(float(v)) : Json(nullptr); };
+  Json e;
+  e["layer"] = h.layer;
+  e["head"] = h.head;
+  e["ov_copying_score"] = number_or_null(h.ov_copying_score);
+  e["qk_copying_score"] = number_or_null(h.qk_copying_score);
+  e["ov_eigenvalues"] = complex_list_json(h.ov_eigenvalues);
+  e["qk_eigenvalues"] = complex_list_json(h.qk_eigenvalues);
+  e["positional_share"] = number_or_null(h.positional_share);
+  e["ov_diagonal_top1"] = number_or_null(h.ov_diagonal_top1);
+  e["ov_diagonal_top5"] = number_or_null(h.ov_diagonal_top5);
+  e["attn_current"] = number_or_null(h.attn_current);
+  e["attn_previous"] = number_or_null(h.attn_previous);
+  return e;
+}
+
+Json skip_trigram_json(const SkipTrigram& t, const TokenDisplay& display) {
+  Json e;
+  e["source"] = token_json(t.source, display);
+  e["destination"] = token_json(t.destination, display);
+  e["out"] = token_json(t.out, display);
+  e["score"] = t.score;
+  e["qk"] = t.qk;
+  e["ov"] = t.ov;
+  return e;
+}
+
 }  // namespace cs

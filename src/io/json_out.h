@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "core/direct_path.h"
+#include "core/head_summary.h"
+#include "core/skip_trigrams.h"
 #include "core/model.h"
 
 namespace cs {
@@ -60,5 +62,15 @@ Json per_head_json(const RowMat& m);
 Json complex_json(std::complex<double> z);
 // [[re, im], ...]
 Json complex_list_json(std::span<const std::complex<double>> zs);
+
+// One head's summary (core/head_summary.h), as `circuitscope heads --json`
+// and the page's Heads view write it: {"layer","head","ov_copying_score",
+// "qk_copying_score","ov_eigenvalues":[[re,im]],"qk_eigenvalues",
+// "positional_share","ov_diagonal_top1","ov_diagonal_top5","attn_current",
+// "attn_previous"}; a score that does not apply (NaN) is null.
+Json head_summary_json(const HeadSummary& h);
+
+// One skip-trigram: {"source":{id,token},"destination","out","score","qk","ov"}.
+Json skip_trigram_json(const SkipTrigram& t, const TokenDisplay& display);
 
 }  // namespace cs
