@@ -125,10 +125,12 @@ RowMat n_rows(const Model& m, bool normalized, Eigen::Index r0, Eigen::Index r1)
   return X;
 }
 
-// Rows per unit of a vocabulary pass: about 2^23 multiply-adds of d_model^2 each.
+// Rows per unit of a vocabulary pass: about 2^25 multiply-adds of d_model^2 each
+// (128 rows at d_model 512: ~10 ms in wasm; smaller units cost more in
+// per-unit conversions than in arithmetic, tests/bench/RESULTS.md).
 Eigen::Index rows_per_unit(int d_model) {
   const Eigen::Index dd = Eigen::Index(d_model) * d_model;
-  return std::clamp<Eigen::Index>((Eigen::Index(1) << 23) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
+  return std::clamp<Eigen::Index>((Eigen::Index(1) << 25) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
 }
 
 // G += X^T X for a float chunk X [rows, d] (lower triangle via a rank update, then mirrored).

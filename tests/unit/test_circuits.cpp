@@ -375,9 +375,9 @@ TEST_P(Positional, FrobeniusNormsFromTheFactorsEqualDenseSums) {
 
 TEST_P(Positional, SlicedVocabularySumsEqualOneShot) {
   ModelConfig c = variant_config(GetParam());
-  // Rows per unit are about 2^23 / d_model^2 (at least 16): a wide model gives several units.
+  // Rows per unit are about 2^25 / d_model^2 (at least 16): a wide model gives several units.
   c.d_vocab = 50;
-  c.d_model = 730;
+  c.d_model = 1460;
   c.n_heads = 2;
   c.d_head = 5;
   Model m(c);
