@@ -1,23 +1,20 @@
-// The JSON type the page writes (state for tests and automation, selections,
-// results): as the CLI's JSON, insertion-ordered keys and floats printed as
-// the shortest decimal that reads back to the same float.
+// The JSON the page writes (state for tests and automation, selections,
+// results) is the CLI's (io/json_out.h: insertion-ordered keys, floats printed
+// as the shortest decimal that reads back to the same float), plus the
+// selection-field readers every view uses.
 #pragma once
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
 #include "core/error.h"
+#include "io/json_out.h"
 
 namespace cs::app {
 
-using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
-                                  std::uint64_t, float>;
+using cs::Json;
 
 // Compact text; invalid UTF-8 (a byte-level token) is replaced, not thrown on.
-inline std::string dump(const Json& j) {
-  return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
-}
+inline std::string dump(const Json& j) { return dump_json(j); }
 
 // A field of a view's selection: `fallback` when absent; cs::Error naming the
 // view and the field when it has the wrong type.
