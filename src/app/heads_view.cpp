@@ -21,10 +21,23 @@ HeadsSelection HeadsSelection::from_json(const Json& j) {
   return s;
 }
 
-void HeadsView::on_model(Session& s, ModelChange) {
+void HeadsView::on_model(Session& s, ModelChange change) {
   // Old results are never shown for another model or other weights.
   summary_.clear();
+  if (change == ModelChange::NewModel) sel_.diagonal = diagonal_is_quick(s);
   start(s);
+}
+
+// The diagonal test scans every head's full vocab x vocab OV circuit. It is on
+// by default when that is at most 2e10 multiply-adds (a few seconds in wasm:
+// 2048 tokens, 8 heads of 16 take 5e8); on a 48,262-token model with 16 heads
+// of 64 it is 2.4e12 (minutes), so it waits for the user to tick it.
+bool HeadsView::diagonal_is_quick(const Session& s) {
+  const LoadedModel* m = s.shown();
+  if (!m) return true;
+  const ModelConfig& c = m->model.config();
+  const double cost = double(c.d_vocab) * double(c.vocab_out()) * double(c.d_head) * double(c.n_layers * c.n_heads);
+  return cost <= 2e10;
 }
 
 void HeadsView::start(Session& s) {

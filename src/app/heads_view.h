@@ -44,6 +44,7 @@ class HeadsView final : public SelectionView<HeadsSelection> {
  private:
   void apply_selection(Session& s) override { start(s); }
   void start(Session& s);
+  static bool diagonal_is_quick(const Session& s);
 
   Summary summary_{kSummarySlot};
   bool weights_raw_ = false;  // which weights summary_ came from

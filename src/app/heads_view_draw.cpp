@@ -53,7 +53,7 @@ void HeadsView::draw(Session& s) {
   bool diag = sel_.diagonal;
   if (ImGui::Checkbox("Diagonal test", &diag)) set_diagonal(s, diag);
   ui::help_marker("A full scan of every head's vocab x vocab OV circuit: exact, but the slowest part on a large "
-                  "vocabulary.");
+                  "vocabulary (off by default there: it can take minutes).");
   ImGui::Separator();
   session_ui::job_progress(s, kSummarySlot);
   if (!summary_.has()) return;

@@ -132,6 +132,7 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
     if (opt.keep_cache) cache.resid.push_back(x);
   }
 
+  if (!opt.logits) return res;  // attention patterns only: no unembedding
   // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out].
   normalize_rows(m, x, -1);
   res.logits.resize(T, c.vocab_out());

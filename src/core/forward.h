@@ -26,6 +26,9 @@ struct ForwardCache {
 
 struct ForwardOptions {
   bool keep_cache = true;
+  // false: stop after the last block (logits left empty). The unembedding is
+  // most of the work on a large vocabulary; attention statistics need none.
+  bool logits = true;
 };
 
 struct ForwardResult {

@@ -109,7 +109,7 @@ struct AttnSums {
   void add(const Model& m, const std::vector<int>& seq) {
     const ModelConfig& c = m.config();
     if (seq.size() < 2) return;
-    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = true});
+    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = true, .logits = false});
     for (int l = 0; l < c.n_layers; ++l)
       for (int h = 0; h < c.n_heads; ++h) {
         const RowMat& A = r.cache.attn(l, h, c.n_heads);  // [query, key]

@@ -392,3 +392,33 @@ TEST(Model, RandomizeIsDeterministicAndHasTheRequestedScale) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+// logits = false stops before the unembedding: no logits, the same cache.
+TEST(Forward, WithoutLogitsKeepsTheSameCache) {
+  ModelConfig c;
+  c.n_layers = 2;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.d_head = 8;
+  c.n_ctx = 12;
+  c.d_vocab = 40;
+  c.normalization = Norm::LN;
+  Model m(c);
+  randomize(m, 31, 0.6f);
+  const std::vector<int> tokens{3, 1, 4, 1, 5, 9, 2, 6};
+  const ForwardResult full = forward(m, tokens);
+  const ForwardResult part = forward(m, tokens, ForwardOptions{.keep_cache = true, .logits = false});
+  EXPECT_EQ(full.logits.rows(), 8);
+  EXPECT_EQ(part.logits.size(), 0);
+  ASSERT_EQ(part.cache.pattern.size(), full.cache.pattern.size());
+  for (size_t i = 0; i < full.cache.pattern.size(); ++i)
+    EXPECT_TRUE(part.cache.pattern[i] == full.cache.pattern[i]) << "pattern " << i;
+  ASSERT_EQ(part.cache.resid.size(), full.cache.resid.size());
+  EXPECT_TRUE(part.cache.resid.back() == full.cache.resid.back());
+}
+
+}  // namespace
+}  // namespace cs
