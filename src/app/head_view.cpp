@@ -84,10 +84,12 @@ void HeadView::on_model(Session& s, ModelChange change) {
     }
   }
   clamp_selection(s);
-  start_all(s);
+  // The scans wait until the tab is shown (show()).
+  pending_start_ = true;
 }
 
 void HeadView::start_all(Session& s) {
+  pending_start_ = false;
   const LoadedModel* m = s.shown();
   if (!m || m->model.config().n_layers == 0) {
     for (const char* slot : {kOvOutsSlot, kOvSourcesSlot, kQkSourcesSlot, kQkDestinationsSlot, kEigenSlot})

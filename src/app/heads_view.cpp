@@ -25,7 +25,9 @@ void HeadsView::on_model(Session& s, ModelChange change) {
   // Old results are never shown for another model or other weights.
   summary_.clear();
   if (change == ModelChange::NewModel) sel_.diagonal = diagonal_is_quick(s);
-  start(s);
+  // Full-vocabulary work waits until the tab is shown (show()).
+  s.jobs().cancel(kSummarySlot);
+  pending_start_ = true;
 }
 
 // The diagonal test scans every head's full vocab x vocab OV circuit. It is on
@@ -41,6 +43,7 @@ bool HeadsView::diagonal_is_quick(const Session& s) {
 }
 
 void HeadsView::start(Session& s) {
+  pending_start_ = false;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kSummarySlot);

@@ -138,10 +138,13 @@ void SkipTrigramsView::on_model(Session& s, ModelChange change) {
     sel_ = fresh;
   }
   clamp_selection(s);
-  start(s);
+  // The scans wait until the tab is shown (show()).
+  s.jobs().cancel(kTableSlot);
+  pending_start_ = true;
 }
 
 void SkipTrigramsView::start(Session& s) {
+  pending_start_ = false;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kTableSlot);

@@ -60,6 +60,10 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   void draw(Session& s) override;  // skip_trigrams_view_draw.cpp
 #endif
 
+  // The tab is shown: start what a model change left waiting.
+  void show(Session& s) {
+    if (pending_start_) start(s);
+  }
   void set_head(Session& s, int layer, int head, bool all_heads);
   void set_embed_norm(Session& s, bool on);
   void set_top_n(Session& s, int n);
@@ -89,6 +93,7 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   int bug_layer_ = 0, bug_head_ = 0, bug_rows_[2] = {-1, -1};  // what bug_ belongs to
   std::string bug_note_;
   bool weights_raw_ = false;
+  bool pending_start_ = false;  // a model change's jobs wait for show()
 };
 
 }  // namespace cs::app

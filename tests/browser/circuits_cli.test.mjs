@@ -59,6 +59,7 @@ async function check(t, page, raw) {
   await waitIdle(page, { timeout: 120000 });
 
   await t.test(`Heads grid == heads --json (${label})`, async () => {
+    await openTab(page, 'heads');  // the grid computes once its tab is shown
     const s = await waitForState(page, (x) => results(x, 'heads').summary.freshness === 'current',
       { what: 'heads summary', timeout: 120000 });
     const view = results(s, 'heads').summary;

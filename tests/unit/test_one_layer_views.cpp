@@ -296,8 +296,13 @@ TEST_P(OneLayerViews, HeadsGridHoldsEveryHeadsEigenvalueScore) {
   App a;
   load(a, model_1l(13, 19, norm, pos));
   Session& s = a.session();
-  run_jobs(s);
   HeadsView& v = *a.view<HeadsView>();
+  // Nothing is computed for a tab that is not shown.
+  EXPECT_TRUE(s.jobs().idle());
+  EXPECT_FALSE(v.summary().has());
+  v.show(s);
+  EXPECT_FALSE(s.jobs().idle());
+  run_jobs(s);
   ASSERT_TRUE(v.summary().has());
   ASSERT_EQ(v.summary().value().size(), 3u);
   for (int h = 0; h < 3; ++h) {
