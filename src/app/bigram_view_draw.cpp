@@ -38,16 +38,8 @@ void BigramView::draw(Session& s) {
       "straight to the unembedding, skipping every attention head: logits = ln_final(W_E[current]) @ W_U + b_U "
       "(TransformerLens convention, row vectors; the paper's W_U W_E). A zero-layer model can only learn bigram "
       "statistics this way; in a deeper model it is the part of the prediction that ignores the context.");
-  const LoadedModel* lm = s.shown();
-  if (!lm) {
-    ui::explain("Load a model to see its bigram table.");
-    return;
-  }
-  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
-  ImGui::TextWrapped("Numbers from the %s.",
-                     lm->model.processing.any() ? "processed weights (TransformerLens defaults)"
-                                                : "raw weights (as stored)");
-  ImGui::PopStyleColor();
+  const LoadedModel* lm = session_ui::shown_for_view(s, "see its bigram table", false);
+  if (!lm) return;
   ImGui::Separator();
 
   // Right-click menu on a token row: reuse the token elsewhere in the view.

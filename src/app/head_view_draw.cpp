@@ -39,20 +39,8 @@ void HeadView::draw(Session& s) {
       "looks: attending to a source token changes every output logit by the OV entry, E W_V W_O W_U. Rows and "
       "columns are computed from the weights (TransformerLens convention, row vectors; the paper writes the "
       "transposes). E = each row of W_E, through the head's LayerNorm unless unticked.");
-  if (!lm) {
-    ui::explain("Load a model to explore its heads.");
-    return;
-  }
+  if (!session_ui::shown_for_view(s, "explore its heads", true)) return;
   const ModelConfig& c = lm->model.config();
-  if (c.n_layers == 0) {
-    ui::explain("This model has no attention layers.");
-    return;
-  }
-  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
-  ImGui::TextWrapped("Numbers from the %s.", lm->model.processing.any()
-                                                 ? "processed weights (TransformerLens defaults)"
-                                                 : "raw weights (as stored)");
-  ImGui::PopStyleColor();
   int lh[2] = {sel_.layer, sel_.head};
   ImGui::SetNextItemWidth(fmaxf(ImGui::GetFontSize() * 6.f, 80.f));
   if (ImGui::InputInt2("layer, head", lh)) select_head(s, lh[0], lh[1]);

@@ -31,21 +31,9 @@ void HeadsView::draw(Session& s) {
       "the top 1 / top 5 outputs when the head attends to it. Positional: the share of the head's attention "
       "scores that comes from positions rather than tokens; prev / current: its mean attention to the previous "
       "and the current token on random tokens. Click a head to open it.");
-  const LoadedModel* lm = s.shown();
-  if (!lm) {
-    ui::explain("Load a model to see its heads.");
-    return;
-  }
+  const LoadedModel* lm = session_ui::shown_for_view(s, "see its heads", true);
+  if (!lm) return;
   const ModelConfig& c = lm->model.config();
-  if (c.n_layers == 0) {
-    ui::explain("This model has no attention layers: only the direct path (the bigram table).");
-    return;
-  }
-  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
-  ImGui::TextWrapped("Numbers from the %s.", lm->model.processing.any()
-                                                 ? "processed weights (TransformerLens defaults)"
-                                                 : "raw weights (as stored)");
-  ImGui::PopStyleColor();
   bool norm = sel_.embed_norm;
   if (ImGui::Checkbox("LayerNorm on W_E (as the paper)", &norm)) set_embed_norm(s, norm);
   ui::help_marker("The circuits read E = each row of W_E through the head's LayerNorm, as the paper does for "

@@ -1,6 +1,9 @@
 // The Session's tokens and jobs for the widget kit (session_ui.h).
 #include "app/session_ui.h"
 
+#include <string>
+
+#include "app/ui.h"
 #include "imgui.h"
 #include "io/tokenizer.h"
 
@@ -33,6 +36,24 @@ bool job_progress(Session& s, const char* slot) {
   if (j->frames == 0) return true;
   if (widgets::progress_line(slot, "computing the " + j->label + "...", j->progress)) s.jobs().cancel(slot);
   return true;
+}
+
+const LoadedModel* shown_for_view(const Session& s, const char* what, bool needs_layers) {
+  const LoadedModel* lm = s.shown();
+  if (!lm) {
+    ui::explain((std::string("Load a model to ") + what + ".").c_str());
+    return nullptr;
+  }
+  if (needs_layers && lm->model.config().n_layers == 0) {
+    ui::explain("This model has no attention layers: only the direct path (the bigram table).");
+    return nullptr;
+  }
+  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
+  ImGui::TextWrapped("Numbers from the %s.", lm->model.processing.any()
+                                                 ? "processed weights (TransformerLens defaults)"
+                                                 : "raw weights (as stored)");
+  ImGui::PopStyleColor();
+  return lm;
 }
 
 }  // namespace cs::app::session_ui

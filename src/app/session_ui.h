@@ -17,5 +17,10 @@ widgets::FindTokens find_tokens(const Session& s);
 // job) while the job in `slot` runs past its first frame; returns true while
 // the job runs (also in its first frame, when nothing is drawn: no flicker).
 bool job_progress(Session& s, const char* slot);
+// The shown model for a view, or nullptr after explaining why there is
+// nothing to show ("Load a model to <what>.", or, with needs_layers, that the
+// model has no attention layers); when there is one, the line saying whether
+// the numbers come from the processed or the raw weights.
+const LoadedModel* shown_for_view(const Session& s, const char* what, bool needs_layers);
 
 }  // namespace cs::app::session_ui

@@ -21,21 +21,8 @@ void SkipTrigramsView::draw(Session& s) {
       "appeared earlier, predict [out]\": the destination attends to the source (a large QK entry) and attending "
       "to the source raises [out] (a large OV entry). Score = (QK entry / RMS of the QK circuit) x (OV entry / "
       "RMS of the OV circuit), over pairs where both are positive.");
-  const LoadedModel* lm = s.shown();
-  if (!lm) {
-    ui::explain("Load a model to list its skip-trigrams.");
-    return;
-  }
-  const ModelConfig& c = lm->model.config();
-  if (c.n_layers == 0) {
-    ui::explain("This model has no attention layers.");
-    return;
-  }
-  ImGui::PushStyleColor(ImGuiCol_Text, ui::kAccentText);
-  ImGui::TextWrapped("Numbers from the %s.", lm->model.processing.any()
-                                                 ? "processed weights (TransformerLens defaults)"
-                                                 : "raw weights (as stored)");
-  ImGui::PopStyleColor();
+  const LoadedModel* lm = session_ui::shown_for_view(s, "list its skip-trigrams", true);
+  if (!lm) return;
 
   bool all = sel_.all_heads;
   if (ImGui::Checkbox("all heads", &all)) set_head(s, sel_.layer, sel_.head, all);
