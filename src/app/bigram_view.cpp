@@ -12,18 +12,6 @@ CS_REGISTER_VIEW(BigramView, 0);
 
 namespace {
 
-// [{"id","token","logit","prob"}], as the CLI's `bigrams --json`.
-Json ranked_json(const Session& s, const std::vector<Ranked>& list) {
-  Json a = Json::array();
-  for (const auto& r : list) a.push_back(Json{{"id", r.id}, {"token", s.token_display(r.id)}, {"logit", r.logit},
-                                              {"prob", r.prob}});
-  return a;
-}
-
-Json freshness_json(const Freshness& f) {
-  return Json{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
-}
-
 }  // namespace
 
 // ---- selection ------------------------------------------------------------------
@@ -222,10 +210,11 @@ void BigramView::clear_block_tokens(Session& s) {
 // ---- state for tests ----------------------------------------------------------
 
 Json BigramView::state_json(const Session& s) const {
+  const TokenDisplay display = s.token_display_fn();
   auto ranking = [&](const Ranking& r, const TokenK& wanted) {
     Json j = freshness_json(r.freshness(wanted, s.generation(), s.jobs()));
     j["key"] = r.has() ? Json{{"token", r.key().token}, {"k", r.key().k}} : Json(nullptr);
-    j["value"] = ranked_json(s, r.has() ? r.value() : std::vector<Ranked>{});
+    j["value"] = ranked_json(r.has() ? r.value() : std::vector<Ranked>{}, display);
     return j;
   };
   Json j;
@@ -233,27 +222,21 @@ Json BigramView::state_json(const Session& s) const {
   j["top_sources"] = ranking(top_sources_, wanted_top_sources());
   Json b = freshness_json(block_.freshness(sel_.block_tokens, s.generation(), s.jobs()));
   b["key"] = block_.has() ? Json(block_.key()) : Json(nullptr);
-  Json rows = Json::array();
-  if (block_.has())
-    for (long r = 0; r < block_.value().rows(); ++r) {
-      Json row = Json::array();
-      for (long c = 0; c < block_.value().cols(); ++c) row.push_back(block_.value()(r, c));
-      rows.push_back(row);
-    }
-  b["value"] = rows;
+  b["value"] = block_.has() ? matrix_json(block_.value()) : Json::array();
   j["block"] = b;
   return j;
 }
 
 void BigramView::legacy_state_json(const Session& s, Json& root) const {
+  const TokenDisplay display = s.token_display_fn();
   Json b = sel_.to_json();
   // The results on screen and the selection each belongs to (-1: none yet);
   // pending while a job computes newer ones.
   b["top_next_source"] = top_next_.has() ? top_next_.key().token : -1;
-  b["top_next"] = ranked_json(s, top_next_.has() ? top_next_.value() : std::vector<Ranked>{});
+  b["top_next"] = ranked_json(top_next_.has() ? top_next_.value() : std::vector<Ranked>{}, display);
   b["top_next_pending"] = s.jobs().running(kTopNextSlot);
   b["top_sources_next"] = top_sources_.has() ? top_sources_.key().token : -1;
-  b["top_sources"] = ranked_json(s, top_sources_.has() ? top_sources_.value() : std::vector<Ranked>{});
+  b["top_sources"] = ranked_json(top_sources_.has() ? top_sources_.value() : std::vector<Ranked>{}, display);
   b["top_sources_pending"] = s.jobs().running(kTopSourcesSlot);
   root["bigram"] = b;
 }

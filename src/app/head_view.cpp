@@ -97,12 +97,16 @@ void HeadView::start_all(Session& s) {
     return;
   }
   weights_raw_ = !m->model.processing.any();
+  start_rankings(s);
+  start_eigen(s);
+  compute_positional(s);
+}
+
+void HeadView::start_rankings(Session& s) {
   start_ranking(s, ov_outs_, kOvOutsSlot, true, true, sel_.ov_source);
   start_ranking(s, ov_sources_, kOvSourcesSlot, true, false, sel_.ov_out);
   start_ranking(s, qk_sources_, kQkSourcesSlot, false, true, sel_.qk_destination);
   start_ranking(s, qk_destinations_, kQkDestinationsSlot, false, false, sel_.qk_source);
-  start_eigen(s);
-  compute_positional(s);
 }
 
 // A row (top k of row `id`) or a column (top k of column `id`) of the head's
@@ -206,10 +210,7 @@ void HeadView::set_embed_norm(Session& s, bool on) {
 void HeadView::set_k(Session& s, int k) {
   sel_.k = k;
   clamp_selection(s);
-  start_ranking(s, ov_outs_, kOvOutsSlot, true, true, sel_.ov_source);
-  start_ranking(s, ov_sources_, kOvSourcesSlot, true, false, sel_.ov_out);
-  start_ranking(s, qk_sources_, kQkSourcesSlot, false, true, sel_.qk_destination);
-  start_ranking(s, qk_destinations_, kQkDestinationsSlot, false, false, sel_.qk_source);
+  start_rankings(s);
 }
 
 void HeadView::select_ov_source(Session& s, int id) {
@@ -243,15 +244,12 @@ void HeadView::set_positions(Session& s, int first, int count) {
 
 Json HeadView::state_json(const Session& s) const {
   const uint64_t gen = s.generation();
-  const TokenDisplay display = [&s](int id) { return s.token_display(id); };
+  const TokenDisplay display = s.token_display_fn();
   auto head_json = [](int layer, int head, bool embed_norm) {
     return Json{{"layer", layer}, {"head", head}, {"embed_norm", embed_norm}};
   };
-  auto fresh = [](const Freshness& f) {
-    return Json{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
-  };
   auto ranking = [&](const Ranking& r, int wanted_id) {
-    Json j = fresh(r.freshness(query(wanted_id), gen, s.jobs()));
+    Json j = freshness_json(r.freshness(query(wanted_id), gen, s.jobs()));
     if (r.has()) {
       const CircuitQuery& k = r.key();
       j["key"] = head_json(k.layer, k.head, k.embed_norm);
@@ -272,7 +270,7 @@ Json HeadView::state_json(const Session& s) const {
   j["ov_sources"] = ranking(ov_sources_, sel_.ov_out);
   j["qk_sources"] = ranking(qk_sources_, sel_.qk_destination);
   j["qk_destinations"] = ranking(qk_destinations_, sel_.qk_source);
-  Json e = fresh(eigen_.freshness(head_key(), gen, s.jobs()));
+  Json e = freshness_json(eigen_.freshness(head_key(), gen, s.jobs()));
   e["key"] = eigen_.has() ? head_json(eigen_.key().layer, eigen_.key().head, eigen_.key().embed_norm) : Json(nullptr);
   if (eigen_.has()) {
     const HeadEigen& v = eigen_.value();
@@ -284,17 +282,10 @@ Json HeadView::state_json(const Session& s) const {
     e["value"] = nullptr;
   }
   j["eigen"] = e;
-  Json p = fresh(positional_.freshness(positional_key(), gen, s.jobs()));
+  Json p = freshness_json(positional_.freshness(positional_key(), gen, s.jobs()));
   p["key"] = positional_.has() ? Json{{"first", positional_.key().first}, {"count", positional_.key().count}}
                                : Json(nullptr);
-  Json rows = Json::array();
-  if (positional_.has())
-    for (long r = 0; r < positional_.value().rows(); ++r) {
-      Json row = Json::array();
-      for (long c = 0; c < positional_.value().cols(); ++c) row.push_back(positional_.value()(r, c));
-      rows.push_back(row);
-    }
-  p["value"] = rows;
+  p["value"] = positional_.has() ? matrix_json(positional_.value()) : Json::array();
   j["positional"] = p;
   return j;
 }

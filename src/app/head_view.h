@@ -116,6 +116,7 @@ class HeadView final : public SelectionView<HeadSelection> {
   void apply_selection(Session& s) override;
   void clamp_selection(const Session& s);
   void start_all(Session& s);
+  void start_rankings(Session& s);  // the four ranked lists
   // One ranked list: a row (outs / sources) or a column of the OV or QK matrix.
   void start_ranking(Session& s, Ranking& r, const char* slot, bool ov, bool row, int id);
   void start_eigen(Session& s);

@@ -81,7 +81,7 @@ void HeadsView::set_diagonal(Session& s, bool on) {
 
 Json HeadsView::state_json(const Session& s) const {
   const Freshness f = summary_.freshness(sel_, s.generation(), s.jobs());
-  Json j{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
+  Json j = freshness_json(f);
   j["key"] = summary_.has() ? summary_.key().to_json() : Json(nullptr);
   j["weights"] = weights_raw_ ? "raw" : "processed";
   Json heads = Json::array();

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "app/jobs.h"
+#include "app/json.h"
 
 namespace cs::app {
 
@@ -34,6 +35,11 @@ struct Freshness {
     return pending ? "pending" : "current";
   }
 };
+
+// {"freshness": label(), "stale", "pending"}: how every view reports a result's freshness.
+inline Json freshness_json(const Freshness& f) {
+  return Json{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
+}
 
 template <class Key, class Value>
 class Result {

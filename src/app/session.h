@@ -16,6 +16,7 @@
 
 #include "app/jobs.h"
 #include "core/direct_path.h"
+#include "io/json_out.h"
 #include "io/model_io.h"
 
 namespace cs::app {
@@ -126,6 +127,10 @@ class Session {
 
   // Token helpers (tokenizer display, or "#id" without a tokenizer).
   std::string token_display(int id) const;
+  // token_display as a function for the JSON writers (io/json_out.h); the session must outlive it.
+  TokenDisplay token_display_fn() const {
+    return [this](int id) { return token_display(id); };
+  }
   int vocab() const;      // d_vocab of the shown model (0 without one)
   int vocab_out() const;  // d_vocab_out of the shown model
   // query as text: exact vocabulary/byte match first, then its tokenization;

@@ -235,9 +235,9 @@ void SkipTrigramsView::choose_bug_pair(Session& s, int a, int b) {
 // ---- state for tests ----------------------------------------------------------------------
 
 Json SkipTrigramsView::state_json(const Session& s) const {
-  const TokenDisplay display = [&s](int id) { return s.token_display(id); };
+  const TokenDisplay display = s.token_display_fn();
   const Freshness f = table_.freshness(table_key(), s.generation(), s.jobs());
-  Json t{{"freshness", f.label()}, {"stale", f.stale}, {"pending", f.pending}};
+  Json t = freshness_json(f);
   if (table_.has()) {
     const SkipTrigramsKey& k = table_.key();
     t["key"] = Json{{"layer", k.layer}, {"head", k.head}, {"all_heads", k.all_heads},

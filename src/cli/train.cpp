@@ -408,9 +408,9 @@ int cmd_train(const std::vector<std::string>& words) {
     j["log"] = log_path;
     if (e) {
       if (e->heldout_loss) j["heldout_loss"] = *e->heldout_loss;
-      if (e->prev_token.size()) j["prev_token"] = per_head_json(e->prev_token);
+      if (e->prev_token.size()) j["prev_token"] = matrix_json(e->prev_token);
       if (e->pm_tokens > 0) {
-        j["prefix_matching"] = per_head_json(e->prefix_matching);
+        j["prefix_matching"] = matrix_json(e->prefix_matching);
         j["repeat_loss_first"] = e->repeat.first;
         j["repeat_loss_repeats"] = e->repeat.repeats;
       }

@@ -69,7 +69,7 @@ Json token_values_json(std::span<const TokenValue> list, const TokenDisplay& dis
   return a;
 }
 
-Json per_head_json(const RowMat& m) {
+Json matrix_json(const RowMat& m) {
   Json a = Json::array();
   for (Eigen::Index l = 0; l < m.rows(); ++l) {
     Json row = Json::array();

@@ -55,8 +55,8 @@ struct TokenValue {
 // [{"id","token","value"}] in the list's order.
 Json token_values_json(std::span<const TokenValue> list, const TokenDisplay& display);
 
-// A [n_layers, n_heads] matrix as [layer][head] arrays of numbers (NaN -> null).
-Json per_head_json(const RowMat& m);
+// A matrix as arrays of rows (NaN -> null): per-head [layer][head] scores, a heatmap block.
+Json matrix_json(const RowMat& m);
 
 // [re, im]
 Json complex_json(std::complex<double> z);
