@@ -11,9 +11,13 @@
 #include "app/session.h"
 #include "core/model.h"
 #include "io/model_io.h"
+#include "app_test_helpers.h"
 
 namespace cs::app {
 namespace {
+
+using apptest::run_jobs;
+using apptest::stage;
 
 Model small_model(uint64_t seed, int d_vocab = 50, Norm norm = Norm::LN) {
   ModelConfig c;
@@ -28,24 +32,6 @@ Model small_model(uint64_t seed, int d_vocab = 50, Norm norm = Norm::LN) {
   Model m(c);
   randomize(m, seed, 0.5f);
   return m;
-}
-
-void stage(Session& s, const FileSet& files) {
-  for (const auto& [name, bytes] : files) {
-    uint8_t* p = s.stage_file(name, bytes.size());
-    ASSERT_NE(p, nullptr);
-    if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-  }
-}
-
-// Ticks (a small budget: many slices) until no job runs.
-int run_jobs(Session& s, double budget_ms = 1.0) {
-  int ticks = 0;
-  while (!s.jobs().idle() && ticks < 100000) {
-    s.tick(budget_ms);
-    ++ticks;
-  }
-  return ticks;
 }
 
 std::vector<float> params(const Model& m) { return std::vector<float>(m.data(), m.data() + m.size()); }

@@ -21,10 +21,15 @@
 #include "app/skip_trigrams_view.h"
 #include "core/error.h"
 #include "io/model_io.h"
+#include "app_test_helpers.h"
 #include "naive_reference.h"
 
 namespace cs::app {
 namespace {
+
+// Tiny budgets: many slices.
+void run_jobs(Session& s) { apptest::run_jobs(s, 0.05); }
+void load(App& a, const Model& m) { apptest::load(a, m, 0.05); }
 
 using Dense = std::vector<std::vector<double>>;
 
@@ -41,23 +46,6 @@ Model model_1l(uint64_t seed, int d_vocab, Norm norm, PosEmbed pos) {
   Model m(c);
   randomize(m, seed, 0.6f);
   return m;
-}
-
-void run_jobs(Session& s) {
-  for (int i = 0; i < 1000000 && !s.jobs().idle(); ++i) s.tick(0.05);  // tiny budgets: many slices
-}
-
-void load(App& a, const Model& m) {
-  Session& s = a.session();
-  for (const auto& [name, bytes] : save_model(m)) {
-    uint8_t* p = s.stage_file(name, bytes.size());
-    ASSERT_NE(p, nullptr);
-    std::memcpy(p, bytes.data(), bytes.size());
-  }
-  s.load_staged("test", "Test", "", "bundled");
-  run_jobs(s);
-  ASSERT_EQ(s.error(), "");
-  ASSERT_NE(s.shown(), nullptr);
 }
 
 // E = each row of W_E through block 0's normalization (loops).

@@ -16,10 +16,14 @@
 #include "app/bigram_view.h"
 #include "core/error.h"
 #include "io/model_io.h"
+#include "app_test_helpers.h"
 #include "naive_reference.h"
 
 namespace cs::app {
 namespace {
+
+using apptest::load;
+using apptest::run_jobs;
 
 // ---- a test-only view, registered with the one line a new view needs ----------
 struct CountSelection {
@@ -62,23 +66,6 @@ Model small_model(uint64_t seed, int d_vocab, Norm norm = Norm::LN) {
   Model m(c);
   randomize(m, seed, 0.7f);
   return m;
-}
-
-void run_jobs(Session& s, double budget_ms = 1.0) {
-  for (int i = 0; i < 100000 && !s.jobs().idle(); ++i) s.tick(budget_ms);
-}
-
-void load(App& a, const Model& m) {
-  Session& s = a.session();
-  for (const auto& [name, bytes] : save_model(m)) {
-    uint8_t* p = s.stage_file(name, bytes.size());
-    ASSERT_NE(p, nullptr);
-    std::memcpy(p, bytes.data(), bytes.size());
-  }
-  s.load_staged("test", "Test", "", "bundled");
-  run_jobs(s);
-  ASSERT_EQ(s.error(), "");
-  ASSERT_NE(s.shown(), nullptr);
 }
 
 // Ids of v sorted by value descending (ties: smaller id first).
