@@ -210,27 +210,42 @@ CircuitOptions circuit_options(const Args& args) {
   return o;
 }
 
-void print_circuit_top(const Args& args, const LoadedModel& lm, const HeadRef& h, const std::string& circuit,
-                       const std::string& fixed_key, int fixed_id, const std::string& listed,
-                       std::span<const IdValue> top) {
+int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c) {
+  Args args(words, {{"--json", "--raw", "--no-embed-norm"}, {"--head", c.row_flag, c.col_flag, "--top"}});
+  args.expect_positional(1, "MODEL");
+  const HeadRef h = head_syntax(args);
+  if (args.has(c.row_flag) == args.has(c.col_flag))
+    throw UsageError(std::string("give exactly one of ") + c.row_flag + " ID or " + c.col_flag + " ID");
+  const int k = int(args.integer("--top", 1, 1'000'000).value_or(10));
+  const bool row = args.has(c.row_flag);
+  const char* flag = row ? c.row_flag : c.col_flag;
+  const int id = *token_id_option(args, flag);
+
+  LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
+  check_head(h, lm.model.config());
+  const CircuitOptions opt = circuit_options(args);
+  const VocabMatrix M = c.matrix(lm.model, h.layer, h.head, opt);
+  check_token_id(flag, id, int(row ? M.n_rows() : M.n_cols()), row ? "d_vocab" : c.col_bound);
   std::vector<TokenValue> list;
-  for (const IdValue& t : top) list.push_back({t.id, t.value});
-  const bool embed_norm = circuit_options(args).normalize_embed;
+  for (const IdValue& t : row ? M.row_top_k(id, k) : M.column_top_k(id, k)) list.push_back({t.id, t.value});
+  const std::string key = flag + 2;  // "--source" -> "source"
+  const char* listed = row ? c.row_listed : c.col_listed;
+
   if (args.has("--json")) {
     Json j;
-    j["circuit"] = circuit;
+    j["circuit"] = c.circuit;
     j["head"] = Json{{"layer", h.layer}, {"head", h.head}};
     j["weights"] = weights_kind(lm.model);
-    j["embed_norm"] = embed_norm;
-    j[fixed_key] = token_json(lm, fixed_id);
+    j["embed_norm"] = opt.normalize_embed;
+    j[key] = token_json(lm, id);
     j["top"] = token_values_json(list, token_display_of(lm));
     print_json(std::cout, j, 2);
-    return;
+    return 0;
   }
   std::ostringstream s;
-  s << circuit << " circuit of head " << h.layer << "." << h.head << ", " << fixed_key << " "
-    << token_display(lm, fixed_id) << " (#" << fixed_id << "): top " << listed << ", " << weights_kind(lm.model)
-    << " weights" << (embed_norm ? "" : ", W_E not normalized") << "\n";
+  s << c.circuit << " circuit of head " << h.layer << "." << h.head << ", " << key << " " << token_display(lm, id)
+    << " (#" << id << "): top " << listed << ", " << weights_kind(lm.model) << " weights"
+    << (opt.normalize_embed ? "" : ", W_E not normalized") << "\n";
   s << "rank  id      value       token\n";
   for (size_t i = 0; i < list.size(); ++i) {
     char buf[64];
@@ -238,6 +253,7 @@ void print_circuit_top(const Args& args, const LoadedModel& lm, const HeadRef& h
     s << buf << token_display(lm, list[i].id) << "\n";
   }
   std::cout << s.str();
+  return 0;
 }
 
 }  // namespace cs::cli

@@ -108,14 +108,23 @@ std::optional<int> token_id_option(const Args& args, const std::string& name);
 void check_token_id(const std::string& name, int id, int bound, const char* bound_name);
 // CircuitOptions from --no-embed-norm (core/circuits.h).
 CircuitOptions circuit_options(const Args& args);
-// The output of `ov` and `qk`: one entry of the circuit fixed (`fixed_key`,
-// e.g. "source", with its id), the top entries along the other index.
-// JSON: {"circuit", "head": {"layer","head"}, "weights", "embed_norm",
-//        fixed_key: {"id","token"}, "top": [{"id","token","value"}]};
-// else a table. `listed` names what the top ids are ("out tokens").
-void print_circuit_top(const Args& args, const LoadedModel& lm, const HeadRef& h, const std::string& circuit,
-                       const std::string& fixed_key, int fixed_id, const std::string& listed,
-                       std::span<const IdValue> top);
+
+// `ov` / `qk`: one row or one column of a head's factored vocab x vocab
+// circuit (core/vocab_matrix.h), its top K entries. The row flag picks a row
+// (its entries listed over the columns), the column flag a column. JSON:
+// {"circuit", "head": {"layer","head"}, "weights", "embed_norm",
+//  <key of the given token>: {"id","token"}, "top": [{"id","token","value"}]};
+// else a table.
+struct CircuitLookup {
+  const char* circuit;                 // "ov" | "qk"
+  VocabMatrix (*matrix)(const Model&, int layer, int head, const CircuitOptions&);
+  const char* row_flag;                // e.g. "--source": a row
+  const char* row_listed;              // what a row's entries are, e.g. "out tokens"
+  const char* col_flag;                // e.g. "--out": a column
+  const char* col_listed;              // e.g. "source tokens"
+  const char* col_bound;               // the columns' bound in messages: "d_vocab" | "d_vocab_out"
+};
+int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& lookup);
 
 // ---- subcommands: each returns the process exit code ----------------------
 int cmd_info(const std::vector<std::string>& args);

@@ -12,24 +12,8 @@
 namespace cs::cli {
 
 int cmd_ov(const std::vector<std::string>& words) {
-  Args args(words, {{"--json", "--raw", "--no-embed-norm"}, {"--head", "--source", "--out", "--top"}});
-  args.expect_positional(1, "MODEL");
-  const HeadRef h = head_syntax(args);
-  if (args.has("--source") == args.has("--out")) throw UsageError("give exactly one of --source ID or --out ID");
-  const int k = int(args.integer("--top", 1, 1'000'000).value_or(10));
-  const std::optional<int> source = token_id_option(args, "--source"), out = token_id_option(args, "--out");
-
-  LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
-  const ModelConfig& c = lm.model.config();
-  check_head(h, c);
-  if (source) check_token_id("--source", *source, c.d_vocab, "d_vocab");
-  if (out) check_token_id("--out", *out, c.vocab_out(), "d_vocab_out");
-  const VocabMatrix ov = ov_circuit_matrix(lm.model, h.layer, h.head, circuit_options(args));
-  if (source)
-    print_circuit_top(args, lm, h, "ov", "source", *source, "out tokens", ov.row_top_k(*source, k));
-  else
-    print_circuit_top(args, lm, h, "ov", "out", *out, "source tokens", ov.column_top_k(*out, k));
-  return 0;
+  return circuit_lookup(words, {"ov", ov_circuit_matrix, "--source", "out tokens", "--out", "source tokens",
+                                "d_vocab_out"});
 }
 
 }  // namespace cs::cli
