@@ -194,19 +194,17 @@ void SkipTrigramsView::compute_bug(Session& s) {
 }
 
 void SkipTrigramsView::set_head(Session& s, int layer, int head, bool all_heads) {
-  bug_.reset();
+  forget_bug();
   sel_.layer = layer;
   sel_.head = head;
   sel_.all_heads = all_heads;
-  sel_.bug_a = sel_.bug_b = -1;
   clamp_selection(s);
   start(s);
 }
 
 void SkipTrigramsView::set_embed_norm(Session& s, bool on) {
-  bug_.reset();
+  forget_bug();
   sel_.embed_norm = on;
-  sel_.bug_a = sel_.bug_b = -1;
   start(s);
 }
 
@@ -217,13 +215,18 @@ void SkipTrigramsView::set_top_n(Session& s, int n) {
 }
 
 void SkipTrigramsView::set_filters(Session& s, int source, int destination, int out) {
-  bug_.reset();
+  forget_bug();
   sel_.source = source;
   sel_.destination = destination;
   sel_.out = out;
-  sel_.bug_a = sel_.bug_b = -1;
   clamp_selection(s);
   start(s);
+}
+
+// The table is about to change: the chosen pair and its cross terms go.
+void SkipTrigramsView::forget_bug() {
+  bug_.reset();
+  sel_.bug_a = sel_.bug_b = -1;
 }
 
 void SkipTrigramsView::choose_bug_pair(Session& s, int a, int b) {

@@ -87,6 +87,7 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   void clamp_selection(const Session& s);
   void start(Session& s);
   void compute_bug(Session& s);
+  void forget_bug();
 
   Result<SkipTrigramsKey, std::vector<HeadTrigram>> table_{kTableSlot};
   std::optional<SkipTrigramBug> bug_;
