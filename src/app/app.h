@@ -50,6 +50,12 @@ class App {
   void request_tab(std::string id) { requested_tab_ = std::move(id); }
   std::string take_requested_tab() { return std::exchange(requested_tab_, std::string()); }
   void set_open_view(std::string id) { open_view_ = std::move(id); }
+  // What the tab bar does for the tab it draws, without drawing (native
+  // tests): records it as open and runs the view's deferred work (View::shown).
+  void show(View& v) {
+    set_open_view(v.id());
+    v.shown(session_);
+  }
   const std::string& open_view() const { return open_view_; }
 
  private:

@@ -70,6 +70,7 @@ void Page::draw(App& app) {
       const ImGuiTabItemFlags flags = requested == v->id() ? ImGuiTabItemFlags_SetSelected : 0;
       if (ImGui::BeginTabItem(v->title(), nullptr, flags)) {
         app.set_open_view(v->id());
+        v->shown(s);  // starts work a model change left waiting for this tab
         ImGui::BeginChild((std::string("##scroll-") + v->id()).c_str());
         ImGui::PushID(v->id());
         v->draw(s);

@@ -149,7 +149,7 @@ void BigramView::start_top_sources(Session& s) {
   o.priority = 1;
   o.failed = [&s](const std::string& message) { s.set_error(message); };
   s.jobs().start<BigramTopSources>(
-      kTopSourcesSlot, std::make_unique<BigramTopSources>(m->model, key.token, key.k),
+      kTopSourcesSlot, std::make_unique<BigramTopSources>(m->model, key.token, key.k, m->embed_stats),
       [this, key, generation](BigramTopSources& q) { top_sources_.set(key, generation, q.result()); },
       std::move(o));
 }

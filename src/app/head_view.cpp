@@ -84,12 +84,12 @@ void HeadView::on_model(Session& s, ModelChange change) {
     }
   }
   clamp_selection(s);
-  // The scans wait until the tab is shown (show()).
-  pending_start_ = true;
+  // The scans wait until the tab is shown (View::shown).
+  defer_until_shown();
 }
 
 void HeadView::start_all(Session& s) {
-  pending_start_ = false;
+  clear_deferred();
   const LoadedModel* m = s.shown();
   if (!m || m->model.config().n_layers == 0) {
     for (const char* slot : {kOvOutsSlot, kOvSourcesSlot, kQkSourcesSlot, kQkDestinationsSlot, kEigenSlot})
@@ -119,8 +119,9 @@ void HeadView::start_ranking(Session& s, Ranking& r, const char* slot, bool ov, 
   }
   const CircuitQuery key = query(id);
   const uint64_t generation = s.generation();
-  CircuitOptions opt;
-  opt.normalize_embed = key.embed_norm;
+  // A selection set as a whole (URL, JSON) often changes one lookup: the others stay.
+  if (r.holds(key, generation) && !s.jobs().info(slot)) return;
+  const CircuitOptions opt = circuit_options(*m, key.embed_norm);
   const VocabMatrix M = ov ? ov_circuit_matrix(m->model, key.layer, key.head, opt)
                            : qk_circuit_matrix(m->model, key.layer, key.head, opt);
   JobOptions o;
@@ -146,8 +147,7 @@ void HeadView::start_eigen(Session& s) {
   }
   const bool embed_norm = sel_.embed_norm;
   const uint64_t generation = s.generation();
-  CircuitOptions opt;
-  opt.normalize_embed = embed_norm;
+  const CircuitOptions opt = circuit_options(*m, embed_norm);
   JobOptions o;
   o.label = "eigenvalues";
   o.keep = m;
@@ -185,8 +185,7 @@ void HeadView::compute_positional(Session& s) {
     positional_.clear();
     return;
   }
-  CircuitOptions opt;
-  opt.normalize_embed = sel_.embed_norm;
+  const CircuitOptions opt = circuit_options(*m, sel_.embed_norm);
   std::vector<int> pos(size_t(sel_.pos_count));
   for (int i = 0; i < sel_.pos_count; ++i) pos[size_t(i)] = sel_.pos_first + i;
   const QkTerms t = qk_terms(m->model, sel_.layer, sel_.head, {}, pos, {}, pos, opt);

@@ -83,10 +83,6 @@ class HeadView final : public SelectionView<HeadSelection> {
 #endif
 
   // User intents; each clamps to the shown model and restarts what it changes.
-  // The tab is shown: start what a model change left waiting.
-  void show(Session& s) {
-    if (pending_start_) start_all(s);
-  }
   void select_head(Session& s, int layer, int head);
   void set_embed_norm(Session& s, bool on);
   void set_k(Session& s, int k);
@@ -116,6 +112,7 @@ class HeadView final : public SelectionView<HeadSelection> {
   void apply_selection(Session& s) override;
   void clamp_selection(const Session& s);
   void start_all(Session& s);
+  void start_deferred(Session& s) override { start_all(s); }
   void start_rankings(Session& s);  // the four ranked lists
   // One ranked list: a row (outs / sources) or a column of the OV or QK matrix.
   void start_ranking(Session& s, Ranking& r, const char* slot, bool ov, bool row, int id);
@@ -131,7 +128,6 @@ class HeadView final : public SelectionView<HeadSelection> {
   // over W_E per model and embed_norm), kept so that switching heads is instant.
   Result<bool, std::shared_ptr<const EmbedGrams>> grams_{kEigenSlot};
   bool weights_raw_ = false;
-  bool pending_start_ = false;  // a model change's jobs wait for show()
 };
 
 }  // namespace cs::app

@@ -26,7 +26,6 @@ std::vector<widgets::RankedRow> ranked_rows(const std::vector<IdValue>& list) {
 }  // namespace
 
 void HeadView::draw(Session& s) {
-  show(s);
   const widgets::TokenText tokens = session_ui::token_text(s);
   const widgets::FindTokens find = session_ui::find_tokens(s);
   const LoadedModel* lm = s.shown();

@@ -25,9 +25,9 @@ void HeadsView::on_model(Session& s, ModelChange change) {
   // Old results are never shown for another model or other weights.
   summary_.clear();
   if (change == ModelChange::NewModel) sel_.diagonal = diagonal_is_quick(s);
-  // Full-vocabulary work waits until the tab is shown (show()).
+  // Full-vocabulary work waits until the tab is shown (View::shown).
   s.jobs().cancel(kSummarySlot);
-  pending_start_ = true;
+  defer_until_shown();
 }
 
 // The diagonal test scans every head's full vocab x vocab OV circuit. It is on
@@ -43,7 +43,7 @@ bool HeadsView::diagonal_is_quick(const Session& s) {
 }
 
 void HeadsView::start(Session& s) {
-  pending_start_ = false;
+  clear_deferred();
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kSummarySlot);
@@ -53,7 +53,7 @@ void HeadsView::start(Session& s) {
   const uint64_t generation = s.generation();
   const bool raw = !m->model.processing.any();
   HeadSummaryOptions opt;
-  opt.circuit.normalize_embed = key.embed_norm;
+  opt.circuit = circuit_options(*m, key.embed_norm);
   opt.diagonal = key.diagonal;
   JobOptions o;
   o.label = "head summaries";

@@ -36,10 +36,6 @@ class HeadsView final : public SelectionView<HeadsSelection> {
   void draw(Session& s) override;  // heads_view_draw.cpp
 #endif
 
-  // The tab is shown: start what a model change left waiting.
-  void show(Session& s) {
-    if (pending_start_) start(s);
-  }
   void set_embed_norm(Session& s, bool on);
   void set_diagonal(Session& s, bool on);
   using Summary = Result<HeadsSelection, std::vector<HeadSummary>>;
@@ -48,11 +44,11 @@ class HeadsView final : public SelectionView<HeadsSelection> {
  private:
   void apply_selection(Session& s) override { start(s); }
   void start(Session& s);
+  void start_deferred(Session& s) override { start(s); }
   static bool diagonal_is_quick(const Session& s);
 
   Summary summary_{kSummarySlot};
   bool weights_raw_ = false;  // which weights summary_ came from
-  bool pending_start_ = false;  // a model change's jobs wait for show()
 };
 
 }  // namespace cs::app

@@ -22,7 +22,6 @@ std::string score_text(double x, const char* format = "%+.2f") { return std::isn
 }  // namespace
 
 void HeadsView::draw(Session& s) {
-  show(s);
   ui::heading("Heads: what each attention head does, read from its weights");
   ui::explain(
       "Each cell is one head (layer.head). Copying: the eigenvalues of the head's OV circuit (what attending to a "

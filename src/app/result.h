@@ -58,6 +58,10 @@ class Result {
     value_ = std::move(value);
     has_ = true;
   }
+  // True when it is the result for `wanted` on model `generation` (nothing to recompute).
+  bool holds(const Key& wanted, uint64_t generation) const {
+    return has_ && generation_ == generation && key_ == wanted;
+  }
   void clear() {
     has_ = false;
     key_ = Key{};

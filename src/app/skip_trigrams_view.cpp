@@ -138,13 +138,13 @@ void SkipTrigramsView::on_model(Session& s, ModelChange change) {
     sel_ = fresh;
   }
   clamp_selection(s);
-  // The scans wait until the tab is shown (show()).
+  // The scans wait until the tab is shown (View::shown).
   s.jobs().cancel(kTableSlot);
-  pending_start_ = true;
+  defer_until_shown();
 }
 
 void SkipTrigramsView::start(Session& s) {
-  pending_start_ = false;
+  clear_deferred();
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kTableSlot);
@@ -184,8 +184,7 @@ void SkipTrigramsView::compute_bug(Session& s) {
     bug_note_ = "the two trigrams must come from the same head and share their source token";
     return;
   }
-  CircuitOptions opt;
-  opt.normalize_embed = table_.key().embed_norm;
+  const CircuitOptions opt = circuit_options(*m, table_.key().embed_norm);
   bug_ = skip_trigram_bugs(m->model, a.layer, a.head, a.t, b.t, a.qk_rms, a.ov_rms, opt);
   bug_layer_ = a.layer;
   bug_head_ = a.head;

@@ -60,10 +60,6 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   void draw(Session& s) override;  // skip_trigrams_view_draw.cpp
 #endif
 
-  // The tab is shown: start what a model change left waiting.
-  void show(Session& s) {
-    if (pending_start_) start(s);
-  }
   void set_head(Session& s, int layer, int head, bool all_heads);
   void set_embed_norm(Session& s, bool on);
   void set_top_n(Session& s, int n);
@@ -86,6 +82,7 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   void apply_selection(Session& s) override;
   void clamp_selection(const Session& s);
   void start(Session& s);
+  void start_deferred(Session& s) override { start(s); }
   void compute_bug(Session& s);
   void forget_bug();
 
@@ -94,7 +91,6 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   int bug_layer_ = 0, bug_head_ = 0, bug_rows_[2] = {-1, -1};  // what bug_ belongs to
   std::string bug_note_;
   bool weights_raw_ = false;
-  bool pending_start_ = false;  // a model change's jobs wait for show()
 };
 
 }  // namespace cs::app

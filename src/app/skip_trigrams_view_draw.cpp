@@ -12,7 +12,6 @@
 namespace cs::app {
 
 void SkipTrigramsView::draw(Session& s) {
-  show(s);
   const widgets::TokenText tokens = session_ui::token_text(s);
   const widgets::FindTokens find = session_ui::find_tokens(s);
   ui::heading("Skip-trigrams: [source] ... [destination] \xE2\x86\x92 [out]");

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "app/json.h"
@@ -44,6 +45,26 @@ class View {
   // ImGui: the view's tab contents.
   virtual void draw(Session& s) = 0;
 #endif
+
+  // ---- work that waits until the tab is shown ----
+  // A view with heavy work (full-vocabulary scans) calls defer_until_shown()
+  // in on_model instead of starting it, so nothing runs behind another tab.
+  // The page calls shown() each frame the tab is drawn (App::show natively),
+  // which runs start_deferred() once.
+  void shown(Session& s) {
+    if (std::exchange(deferred_, false)) start_deferred(s);
+  }
+  bool deferred() const { return deferred_; }
+
+ protected:
+  void defer_until_shown() { deferred_ = true; }
+  // An intent that starts the view's work itself: nothing waits any more.
+  void clear_deferred() { deferred_ = false; }
+  // What a deferred model change starts (called once by shown()).
+  virtual void start_deferred(Session&) {}
+
+ private:
+  bool deferred_ = false;
 };
 
 // A view whose selection is a struct Sel with

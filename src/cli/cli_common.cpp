@@ -204,10 +204,8 @@ void check_token_id(const std::string& name, int id, int bound, const char* boun
                 ")");
 }
 
-CircuitOptions circuit_options(const Args& args) {
-  CircuitOptions o;
-  o.normalize_embed = !args.has("--no-embed-norm");
-  return o;
+CircuitOptions circuit_options(const Args& args, const LoadedModel& lm) {
+  return circuit_options(lm, !args.has("--no-embed-norm"));
 }
 
 int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c) {
@@ -223,7 +221,7 @@ int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c
 
   LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
   check_head(h, lm.model.config());
-  const CircuitOptions opt = circuit_options(args);
+  const CircuitOptions opt = circuit_options(args, lm);
   const VocabMatrix M = c.matrix(lm.model, h.layer, h.head, opt);
   check_token_id(flag, id, int(row ? M.n_rows() : M.n_cols()), row ? "d_vocab" : c.col_bound);
   std::vector<TokenValue> list;

@@ -106,8 +106,8 @@ void check_head(const HeadRef& h, const ModelConfig& c);
 // "--out 99 is outside [0, d_vocab_out = 40)").
 std::optional<int> token_id_option(const Args& args, const std::string& name);
 void check_token_id(const std::string& name, int id, int bound, const char* bound_name);
-// CircuitOptions from --no-embed-norm (core/circuits.h).
-CircuitOptions circuit_options(const Args& args);
+// CircuitOptions from --no-embed-norm (core/circuits.h), with lm's embed_stats.
+CircuitOptions circuit_options(const Args& args, const LoadedModel& lm);
 
 // `ov` / `qk`: one row or one column of a head's factored vocab x vocab
 // circuit (core/vocab_matrix.h), its top K entries. The row flag picks a row

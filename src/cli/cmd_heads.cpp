@@ -34,10 +34,10 @@ int cmd_heads(const std::vector<std::string>& words) {
   Args args(words, {{"--json", "--raw", "--no-embed-norm", "--no-diagonal"}, {"--seed"}});
   args.expect_positional(1, "MODEL");
   HeadSummaryOptions opt;
-  opt.circuit = circuit_options(args);
   opt.seed = uint64_t(args.integer("--seed", 0, INT64_MAX).value_or(0));
   opt.diagonal = !args.has("--no-diagonal");
   LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
+  opt.circuit = circuit_options(args, lm);
   const std::vector<HeadSummary> heads = head_summaries(lm.model, opt);
 
   if (args.has("--json")) {

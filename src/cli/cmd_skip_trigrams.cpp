@@ -37,7 +37,7 @@ int cmd_skip_trigrams(const std::vector<std::string>& words) {
   if (q.source) check_token_id("--source", *q.source, c.d_vocab, "d_vocab");
   if (q.destination) check_token_id("--destination", *q.destination, c.d_vocab, "d_vocab");
   if (q.out) check_token_id("--out", *q.out, c.vocab_out(), "d_vocab_out");
-  const CircuitOptions opt = circuit_options(args);
+  const CircuitOptions opt = circuit_options(args, lm);
   const SkipTrigramResult r = skip_trigrams(lm.model, h.layer, h.head, opt, q);
 
   if (args.has("--json")) {

@@ -14,8 +14,6 @@
 
 namespace cs {
 
-namespace {
-
 void check_head(const Model& m, int layer, int head, const char* fn) {
   const ModelConfig& c = m.config();
   if (layer < 0 || layer >= c.n_layers)
@@ -25,6 +23,12 @@ void check_head(const Model& m, int layer, int head, const char* fn) {
     throw Error(std::string(fn) + ": head " + std::to_string(head) + " is outside [0, n_heads = " +
                 std::to_string(c.n_heads) + ")");
 }
+
+std::string head_name(const char* fn, int layer, int head) {
+  return std::string(fn) + "(" + std::to_string(layer) + ", " + std::to_string(head) + ")";
+}
+
+namespace {
 
 void check_square(const Model& m, const char* fn) {
   const ModelConfig& c = m.config();
@@ -112,37 +116,49 @@ namespace {
 
 bool grams_normalized(const Model& m, const CircuitOptions& opt) { return m.config().normalizes() && opt.normalize_embed; }
 
-// Rows [r0, r1) of N (circuits.h): W_E rows, centred and scaled when `normalized`
-// (the normalization without w and b, as normalize_rows computes it).
-RowMat n_rows(const Model& m, bool normalized, Eigen::Index r0, Eigen::Index r1) {
-  RowMat X = m.W_E().middleRows(r0, r1 - r0);
-  if (!normalized) return X;
+// X = rows [r0, r0 + X.rows()) of N (circuits.h): W_E rows, centred and scaled
+// when `normalized` (the normalization without w and b, as normalize_rows computes it).
+template <class Block>
+void n_rows(const Model& m, bool normalized, Eigen::Index r0, Block X) {
+  X = m.W_E().middleRows(r0, X.rows());
+  if (!normalized) return;
   const float D = float(X.cols());
   const Eigen::VectorXf mean = X.rowwise().sum() / D;
   X.colwise() -= mean;
   const Eigen::ArrayXf inv = (X.rowwise().squaredNorm().array() / D + m.config().eps).rsqrt();
   X.array().colwise() *= inv;
-  return X;
 }
 
-// Rows per unit of a vocabulary pass: about 2^25 multiply-adds of d_model^2 each
-// (128 rows at d_model 512: ~10 ms in wasm; smaller units cost more in
-// per-unit conversions than in arithmetic, tests/bench/RESULTS.md).
+// Rows per unit of a vocabulary pass: about 2^kUnitLog2 multiply-adds of
+// d_model^2 each. In the page a unit must fit in a frame slice (2^25: 128 rows
+// at d_model 512, about 10 ms in wasm; smaller units cost more in per-unit
+// conversions than in arithmetic). Natively no frame waits and a GEMM with a
+// longer inner dimension runs faster (2^26: 256 rows). tests/bench/RESULTS.md.
+#ifdef __EMSCRIPTEN__
+constexpr int kUnitLog2 = 25;
+#else
+constexpr int kUnitLog2 = 26;
+#endif
 Eigen::Index rows_per_unit(int d_model) {
   const Eigen::Index dd = Eigen::Index(d_model) * d_model;
-  return std::clamp<Eigen::Index>((Eigen::Index(1) << 25) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
+  return std::clamp<Eigen::Index>((Eigen::Index(1) << kUnitLog2) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
 }
 
-// G += X^T X for a float chunk X [rows, d] (lower triangle via a rank update, then mirrored).
-void add_gram(Eigen::MatrixXd& G, const RowMat& X) {
-  Eigen::MatrixXf t = Eigen::MatrixXf::Zero(X.cols(), X.cols());
-  t.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
-  Eigen::MatrixXf full = t.selfadjointView<Eigen::Lower>();
-  G += full.cast<double>();
+// Lower triangle of G += X^T X for a float chunk X [rows, d] through the float
+// scratch acc [d, d] (a symmetric rank update computes half of it).
+template <class Block>
+void add_gram_lower(Eigen::MatrixXd& G, const Block& X, Eigen::MatrixXf& acc) {
+  acc.setZero();
+  acc.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
+  G.triangularView<Eigen::Lower>() += acc.cast<double>();
 }
+
+void mirror_lower(Eigen::MatrixXd& G) { G.triangularView<Eigen::StrictlyUpper>() = G.transpose(); }
 
 }  // namespace
 
+// Units reuse x_ and acc_: allocating (and so faulting in) megabytes per unit
+// cost more than the arithmetic (tests/bench/RESULTS.md).
 EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool want_UUt) : m_(m) {
   const ModelConfig& c = m.config();
   const Eigen::Index V = c.d_vocab, Vo = c.vocab_out(), D = c.d_model;
@@ -156,30 +172,42 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
     g_.U_sum = Eigen::VectorXd::Zero(D);
   }
   const Eigen::Index step = rows_per_unit(c.d_model);
+  add("vocabulary sums", double(D * D), [this, step, D] {
+    x_.resize(step, D);
+    acc_.resize(D, D);
+  });
   for (Eigen::Index r0 = 0; r0 < V; r0 += step) {
     const Eigen::Index r1 = std::min(V, r0 + step);
     add("vocabulary sums", double((r1 - r0) * D * D * (g_.square ? 2 : 1)), [this, r0, r1] {
-      const RowMat X = n_rows(m_, g_.normalized, r0, r1);  // [rows, d_model]
-      add_gram(g_.NtN, X);
+      auto X = x_.topRows(r1 - r0);  // [rows, d_model]
+      n_rows(m_, g_.normalized, r0, X);
+      add_gram_lower(g_.NtN, X, acc_);
       g_.N_sum += X.colwise().sum().transpose().cast<double>();
       if (g_.square) {
         const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
-        const Eigen::MatrixXf UX = U * X;                 // [d_model, d_model]
-        g_.UN += UX.cast<double>();
+        acc_.noalias() = U * X;                           // [d_model, d_model]
+        g_.UN += acc_.cast<double>();
         g_.U_sum += U.rowwise().sum().cast<double>();
       }
     });
   }
+  add("vocabulary sums", double(D * D), [this] { mirror_lower(g_.NtN); });
   if (want_UUt) {
     g_.UUt = Eigen::MatrixXd::Zero(D, D);
     for (Eigen::Index c0 = 0; c0 < Vo; c0 += step) {
       const Eigen::Index c1 = std::min(Vo, c0 + step);
       add("unembedding sums", double((c1 - c0) * D * D), [this, c0, c1] {
-        const RowMat Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();  // [cols, d_model]
-        add_gram(g_.UUt, Ut);
+        auto Ut = x_.topRows(c1 - c0);  // [cols, d_model]
+        Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();
+        add_gram_lower(g_.UUt, Ut, acc_);
       });
     }
+    add("unembedding sums", double(D * D), [this] { mirror_lower(g_.UUt); });
   }
+  add("vocabulary sums", 1.0, [this] {
+    x_.resize(0, 0);  // the scratch is not kept with the result
+    acc_.resize(0, 0);
+  });
 }
 
 const EmbedGrams& EmbedGramsPlan::result() const {
@@ -349,17 +377,11 @@ namespace {
 
 // The two sides of the positional term matrices: E rows (block l's norm when
 // asked) and P rows (W_pos; block l's norm for standard positions when asked).
-VocabSide token_side(const Model& m, int layer, const CircuitOptions& opt) {
-  return VocabSide::rows_of(m.W_E(), opt.normalize_embed ? layer : kNoNorm);
-}
 VocabSide position_side(const Model& m, int layer, const CircuitOptions& opt, const char* fn) {
   const ModelConfig& c = m.config();
   if (!c.has_pos()) throw Error(std::string(fn) + ": the model has no positional embeddings (positional = none)");
   const bool norm = c.positional == PosEmbed::Standard && opt.normalize_embed;
   return VocabSide::rows_of(m.W_pos(), norm ? layer : kNoNorm);
-}
-std::string head_label(const char* fn, int layer, int head) {
-  return std::string(fn) + "(" + std::to_string(layer) + ", " + std::to_string(head) + ")";
 }
 
 }  // namespace
@@ -367,7 +389,7 @@ std::string head_label(const char* fn, int layer, int head) {
 VocabMatrix qk_token_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "qk_token_position_matrix");
   // E [d_vocab, d_model] W_Q [d_model, d_head] W_K^T [d_head, d_model] P^T [d_model, n_ctx]
-  return VocabMatrix(m, head_label("qk_token_position_matrix", layer, head), token_side(m, layer, opt),
+  return VocabMatrix(m, head_name("qk_token_position_matrix", layer, head), embed_side(m, layer, opt),
                      position_side(m, layer, opt, "qk_token_position_matrix"), RowMat(m.W_Q(layer, head)),
                      RowMat(m.W_K(layer, head).transpose()));
 }
@@ -375,15 +397,15 @@ VocabMatrix qk_token_position_matrix(const Model& m, int layer, int head, const 
 VocabMatrix qk_position_token_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "qk_position_token_matrix");
   // P [n_ctx, d_model] W_Q W_K^T E^T [d_model, d_vocab]
-  return VocabMatrix(m, head_label("qk_position_token_matrix", layer, head),
-                     position_side(m, layer, opt, "qk_position_token_matrix"), token_side(m, layer, opt),
+  return VocabMatrix(m, head_name("qk_position_token_matrix", layer, head),
+                     position_side(m, layer, opt, "qk_position_token_matrix"), embed_side(m, layer, opt),
                      RowMat(m.W_Q(layer, head)), RowMat(m.W_K(layer, head).transpose()));
 }
 
 VocabMatrix qk_position_position_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "qk_position_position_matrix");
   // P [n_ctx, d_model] W_Q W_K^T P^T [d_model, n_ctx]
-  return VocabMatrix(m, head_label("qk_position_position_matrix", layer, head),
+  return VocabMatrix(m, head_name("qk_position_position_matrix", layer, head),
                      position_side(m, layer, opt, "qk_position_position_matrix"),
                      position_side(m, layer, opt, "qk_position_position_matrix"), RowMat(m.W_Q(layer, head)),
                      RowMat(m.W_K(layer, head).transpose()));

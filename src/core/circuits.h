@@ -35,6 +35,7 @@
 #include <complex>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/model.h"
@@ -43,6 +44,7 @@
 namespace cs {
 
 class VocabMatrix;  // core/vocab_matrix.h
+struct RowStats;    // core/vocab_matrix.h
 
 // W_V[h] W_O[h]: [d_model, d_model] (TL; the paper's W_OV transposed).
 RowMat ov_circuit(const Model& m, int layer, int head);
@@ -50,8 +52,17 @@ RowMat ov_circuit(const Model& m, int layer, int head);
 // score(query row x, key row y) = x qk_circuit y^T (before attn_scale and biases).
 RowMat qk_circuit(const Model& m, int layer, int head);
 
+// Throws cs::Error naming `fn` when (layer, head) is not a head of m.
+void check_head(const Model& m, int layer, int head, const char* fn);
+// "fn(layer, head)": how error messages name a head's matrix.
+std::string head_name(const char* fn, int layer, int head);
+
 struct CircuitOptions {
   bool normalize_embed = true;  // apply block `layer`'s normalization to each row of W_E (see above)
+  // row_stats of W_E's rows, when computed beforehand (LoadedModel::embed_stats):
+  // a row or column of a circuit then reads W_E once. Optional; must belong
+  // to this model's W_E.
+  std::shared_ptr<const RowStats> embed_stats;
 };
 
 // E as the head of block `layer` reads it (see above): [d_vocab, d_model].
@@ -110,6 +121,8 @@ class EmbedGramsPlan final : public WorkPlan {
  private:
   const Model& m_;
   EmbedGrams g_;
+  RowMat x_;             // scratch: one unit's rows [rows_per_unit, d_model]
+  Eigen::MatrixXf acc_;  // scratch: one unit's float sum [d_model, d_model]
 };
 EmbedGrams embed_grams(const Model& m, const CircuitOptions& opt = {}, bool want_UUt = false);
 

@@ -115,12 +115,13 @@ const std::vector<Ranked>& BigramTopNext::result() const {
   return result_;
 }
 
-BigramTopSources::BigramTopSources(const Model& m, int next, int k) : m_(m), next_(next), k_(k) {
+BigramTopSources::BigramTopSources(const Model& m, int next, int k, std::shared_ptr<const RowStats> embed_stats)
+    : m_(m), next_(next), k_(k) {
   const ModelConfig& c = m.config();
   check_next(c, next, "bigram_top_sources");
   const Eigen::Index Vin = c.d_vocab, V = c.vocab_out(), D = c.d_model;
   k_ = std::clamp(k, 0, c.d_vocab);
-  add_column_units(*this, direct_path_matrix(m), next, col_, "bigram column");
+  add_column_units(*this, direct_path_matrix(m, std::move(embed_stats)), next, col_, "bigram column");
   if (k_ == 0) return;
   add("top k", double(Vin), [this] {
     for (const IdValue& t : top_k_of(col_, k_)) top_.push_back(t.id);

@@ -6,6 +6,7 @@
 // the final LayerNorm applied to each row of W_E (identity without norm).
 // The full matrix is never formed: rows and columns are computed on demand.
 #pragma once
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "core/sliced.h"
 
 namespace cs {
+
+struct RowStats;  // core/vocab_matrix.h
 
 struct Ranked {
   int id = 0;
@@ -56,7 +59,8 @@ class BigramTopNext final : public WorkPlan {
 // entry at `next`).
 class BigramTopSources final : public WorkPlan {
  public:
-  BigramTopSources(const Model& m, int next, int k);
+  // embed_stats: row_stats of W_E (optional: the column pass reads W_E once).
+  BigramTopSources(const Model& m, int next, int k, std::shared_ptr<const RowStats> embed_stats = nullptr);
   int next() const { return next_; }
   const std::vector<Ranked>& result() const;  // once done()
  private:

@@ -18,16 +18,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-void check_head(const Model& m, int layer, int head, const char* fn) {
-  const ModelConfig& c = m.config();
-  if (layer < 0 || layer >= c.n_layers)
-    throw Error(std::string(fn) + ": layer " + std::to_string(layer) + " is outside [0, n_layers = " +
-                std::to_string(c.n_layers) + ")");
-  if (head < 0 || head >= c.n_heads)
-    throw Error(std::string(fn) + ": head " + std::to_string(head) + " is outside [0, n_heads = " +
-                std::to_string(c.n_heads) + ")");
-}
-
 // Appends one unit per unit of `sub` to `plan`, each running exactly one of
 // sub's units (step(0) always runs one unit and then stops).
 void forward_units(WorkPlan& plan, SlicedComputation* sub, size_t units, const std::string& stage, double cost) {

@@ -118,6 +118,16 @@ void dot_chunk(const VocabSide& s, const DotPrep& p, Eigen::Index r0, Eigen::Ind
     return;
   }
   const ConstMatMap base = s.base();
+  if (s.stats) {  // one dot product per row: x . a, then the stored mean and variance
+    if (s.stored_transposed)
+      out.segment(r0, n).noalias() = base.middleCols(r0, n).transpose() * p.A.col(0);
+    else
+      out.segment(r0, n).noalias() = base.middleRows(r0, n) * p.A.col(0);
+    const auto mu = s.stats->mean.segment(r0, n).array();
+    const auto var = s.stats->var.segment(r0, n).array();
+    out.segment(r0, n).array() = (var + p.eps).rsqrt() * (out.segment(r0, n).array() - mu * p.sum_a) + p.bias;
+    return;
+  }
   if (s.stored_transposed) {
     const auto cols = base.middleCols(r0, n);
     const Eigen::VectorXf sq = cols.colwise().squaredNorm().transpose();
@@ -163,6 +173,10 @@ VocabMatrix::VocabMatrix(const Model& m, std::string name, VocabSide a, VocabSid
     if (s->norm != kNoNorm && (s->norm < kFinalNorm || s->norm >= L))
       throw Error(name_ + ": normalization layer " + std::to_string(s->norm) + " is outside [0, n_layers = " +
                   std::to_string(L) + ") (or final / none)");
+  for (const VocabSide* s : {&a_, &b_})
+    if (s->stats && (s->stats->data != s->data || s->stats->mean.size() != s->n() || s->stats->var.size() != s->n()))
+      throw Error(name_ + ": the row statistics given belong to other weights (" +
+                  std::to_string(s->stats->mean.size()) + " rows, the side has " + std::to_string(s->n()) + ")");
   const bool p1 = P1.size() > 0, p2 = P2.size() > 0;
   // Width of norm_a(A) P1 P2 must meet norm_b(B).
   Eigen::Index w = a_.d();
@@ -259,38 +273,68 @@ RowMat VocabMatrix::block(std::span<const int> rows, std::span<const int> cols) 
 
 // ---- factories ---------------------------------------------------------------------
 
-namespace {
-void check_head(const Model& m, int layer, int head, const char* fn) {
-  const ModelConfig& c = m.config();
-  if (layer < 0 || layer >= c.n_layers) throw Error(range_msg(fn, "layer", layer, "n_layers", c.n_layers));
-  if (head < 0 || head >= c.n_heads) throw Error(range_msg(fn, "head", head, "n_heads", c.n_heads));
-}
-std::string head_name(const char* fn, int layer, int head) {
-  return std::string(fn) + "(" + std::to_string(layer) + ", " + std::to_string(head) + ")";
-}
-}  // namespace
-
-VocabMatrix direct_path_matrix(const Model& m) {
+VocabMatrix direct_path_matrix(const Model& m, std::shared_ptr<const RowStats> embed_stats) {
   // norm_final(W_E) [d_vocab, d_model] . W_U [d_model, d_vocab_out] + b_U
-  return VocabMatrix(m, "direct_path", VocabSide::rows_of(m.W_E(), kFinalNorm), VocabSide::columns_of(m.W_U()),
-                     RowMat(), RowMat(), Vec(m.b_U()));
+  return VocabMatrix(m, "direct_path", embed_side(m, kFinalNorm, std::move(embed_stats)),
+                     VocabSide::columns_of(m.W_U()), RowMat(), RowMat(), Vec(m.b_U()));
 }
 
 VocabMatrix ov_circuit_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "ov_circuit_matrix");
   // E [d_vocab, d_model] W_V [d_model, d_head] W_O [d_head, d_model] (W_U^T)^T [d_model, d_vocab_out]
-  return VocabMatrix(m, head_name("ov_circuit_matrix", layer, head),
-                     VocabSide::rows_of(m.W_E(), opt.normalize_embed ? layer : kNoNorm),
+  return VocabMatrix(m, head_name("ov_circuit_matrix", layer, head), embed_side(m, layer, opt),
                      VocabSide::columns_of(m.W_U()), RowMat(m.W_V(layer, head)), RowMat(m.W_O(layer, head)));
 }
 
 VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const CircuitOptions& opt) {
   check_head(m, layer, head, "qk_circuit_matrix");
-  const int norm = opt.normalize_embed ? layer : kNoNorm;
   // E [d_vocab, d_model] W_Q [d_model, d_head] W_K^T [d_head, d_model] E^T [d_model, d_vocab]
-  return VocabMatrix(m, head_name("qk_circuit_matrix", layer, head), VocabSide::rows_of(m.W_E(), norm),
-                     VocabSide::rows_of(m.W_E(), norm), RowMat(m.W_Q(layer, head)),
-                     RowMat(m.W_K(layer, head).transpose()));
+  return VocabMatrix(m, head_name("qk_circuit_matrix", layer, head), embed_side(m, layer, opt),
+                     embed_side(m, layer, opt), RowMat(m.W_Q(layer, head)), RowMat(m.W_K(layer, head).transpose()));
+}
+
+VocabSide embed_side(const Model& m, int norm, std::shared_ptr<const RowStats> stats) {
+  VocabSide s = VocabSide::rows_of(m.W_E(), norm);
+  s.stats = std::move(stats);
+  return s;
+}
+
+VocabSide embed_side(const Model& m, int layer, const CircuitOptions& opt) {
+  return embed_side(m, opt.normalize_embed ? layer : kNoNorm, opt.embed_stats);
+}
+
+// ---- row statistics ----------------------------------------------------------------
+
+RowStatsPlan::RowStatsPlan(const VocabSide& s) : r_(std::make_shared<RowStats>()) {
+  r_->data = s.data;
+  r_->mean.resize(s.n());
+  r_->var.resize(s.n());
+  const Eigen::Index N = s.n(), per = rows_per_unit(s);
+  for (Eigen::Index u0 = 0; u0 < N; u0 += per) {
+    const Eigen::Index u1 = std::min(N, u0 + per);
+    add("row statistics", double((u1 - u0) * s.d()), [r = r_.get(), s, u0, u1] {
+      const ConstMatMap base = s.base();
+      const float inv_d = 1.f / float(s.d());
+      for (Eigen::Index i = u0; i < u1; ++i) {
+        // two passes over the row, as normalize_rows centres before squaring
+        const auto x = s.stored_transposed ? base.col(i).transpose().eval() : base.row(i).eval();
+        const float mu = x.sum() * inv_d;
+        r->mean[i] = mu;
+        r->var[i] = (x.array() - mu).square().sum() * inv_d;
+      }
+    });
+  }
+}
+
+std::shared_ptr<const RowStats> RowStatsPlan::result() const {
+  if (!done()) throw Error("row statistics: result() before the computation finished");
+  return r_;
+}
+
+std::shared_ptr<const RowStats> row_stats(const VocabSide& s) {
+  RowStatsPlan p(s);
+  p.run();
+  return p.result();
 }
 
 std::vector<IdValue> top_k_of(const Vec& v, int k) {

@@ -44,6 +44,13 @@ namespace cs {
 inline constexpr int kNoNorm = -2;
 inline constexpr int kFinalNorm = -1;
 
+// Mean and variance over the d entries of each of a side's n rows, as stored
+// (before any w and b): what normalizing a row needs besides the row itself.
+struct RowStats {
+  const float* data = nullptr;  // the storage they were computed from (VocabSide::data)
+  Eigen::VectorXf mean, var;    // [n]
+};
+
 // One side of the factorization: its rows are the rows of base(), or the
 // columns of base() when `stored_transposed` (W_U [d_model, d_vocab_out] gives
 // rows of length d_model, one per output token).
@@ -52,14 +59,26 @@ struct VocabSide {
   Eigen::Index stored_rows = 0, stored_cols = 0;
   bool stored_transposed = false;
   int norm = kNoNorm;
+  // Mean and variance of every row, when computed beforehand (RowStats below):
+  // a normalized row or column query then reads each row once for one dot
+  // product instead of also summing it and its squares. Optional.
+  std::shared_ptr<const RowStats> stats;
 
   // Rows of `m` as they are: [n, d].
-  static VocabSide rows_of(ConstMatMap m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), false, norm}; }
+  static VocabSide rows_of(ConstMatMap m, int norm = kNoNorm) {
+    return {m.data(), m.rows(), m.cols(), false, norm, nullptr};
+  }
   // Columns of `m` as rows (m^T): m is [d, n].
-  static VocabSide columns_of(ConstMatMap m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), true, norm}; }
+  static VocabSide columns_of(ConstMatMap m, int norm = kNoNorm) {
+    return {m.data(), m.rows(), m.cols(), true, norm, nullptr};
+  }
   // The same for a mutable map (a non-const Model's accessors).
-  static VocabSide rows_of(const MatMap& m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), false, norm}; }
-  static VocabSide columns_of(const MatMap& m, int norm = kNoNorm) { return {m.data(), m.rows(), m.cols(), true, norm}; }
+  static VocabSide rows_of(const MatMap& m, int norm = kNoNorm) {
+    return {m.data(), m.rows(), m.cols(), false, norm, nullptr};
+  }
+  static VocabSide columns_of(const MatMap& m, int norm = kNoNorm) {
+    return {m.data(), m.rows(), m.cols(), true, norm, nullptr};
+  }
   ConstMatMap base() const { return ConstMatMap(data, stored_rows, stored_cols); }
   Eigen::Index n() const { return stored_transposed ? stored_cols : stored_rows; }  // number of rows
   Eigen::Index d() const { return stored_transposed ? stored_rows : stored_cols; }  // row length
@@ -135,7 +154,13 @@ class VocabMatrix {
 
 // The direct path, bigram logits: norm_final(W_E) W_U + b_U, [d_vocab, d_vocab_out];
 // row = current token, column = next token. Positional embeddings left out.
-VocabMatrix direct_path_matrix(const Model& m);
+// embed_stats: row_stats of W_E's rows (optional; faster columns).
+VocabMatrix direct_path_matrix(const Model& m, std::shared_ptr<const RowStats> embed_stats = nullptr);
+// W_E's rows under normalization `norm`, with W_E's row statistics when given.
+VocabSide embed_side(const Model& m, int norm, std::shared_ptr<const RowStats> stats);
+// E as block `layer` reads it: normalized by its ln1 when opt.normalize_embed,
+// with opt.embed_stats.
+VocabSide embed_side(const Model& m, int layer, const CircuitOptions& opt);
 // A head's full OV circuit E W_V[l,h] W_O[l,h] W_U: [d_vocab, d_vocab_out];
 // entry (source, out) = logit effect on `out` of attending to `source`.
 // E = W_E, normalized by block l's ln1 when opt.normalize_embed. No biases.
@@ -143,6 +168,17 @@ VocabMatrix ov_circuit_matrix(const Model& m, int layer, int head, const Circuit
 // A head's full QK circuit E W_Q[l,h] W_K[l,h]^T E^T: [d_vocab, d_vocab];
 // entry (destination/query token, source/key token), before attn_scale, no biases.
 VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
+
+// RowStats of a side's rows, one unit per chunk of rows (the side's storage
+// must outlive the plan).
+class RowStatsPlan final : public WorkPlan {
+ public:
+  explicit RowStatsPlan(const VocabSide& s);
+  std::shared_ptr<const RowStats> result() const;  // once done()
+ private:
+  std::shared_ptr<RowStats> r_;
+};
+std::shared_ptr<const RowStats> row_stats(const VocabSide& s);
 
 // Indices of the k largest entries of v, value descending, ties by smaller id
 // (k clamped to [0, v.size()]).

@@ -25,8 +25,10 @@
 #include <new>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "core/error.h"
+#include "core/vocab_matrix.h"
 #include "io/model_io.h"
 #include "io/safetensors.h"
 
@@ -191,6 +193,7 @@ class Loader {
   bool fold_aside_ = false;  // LN tensors go to ln_, the model is allocated as LNPre
   LayerNormWeights ln_;
   std::unique_ptr<WeightProcessing> processing_;
+  std::unique_ptr<RowStatsPlan> stats_;  // of W_E's rows, last
   std::string stage_ = "checked";
 };
 
@@ -469,8 +472,14 @@ bool Loader::step(double budget_ms) {
       stage_ = processing_->stage();
     }
     if (allocated_ && job_ == needs_.size() && (!opt_.process || (processing_ && processing_->done()))) {
-      finished_ = true;
-      stage_ = "done";
+      // W_E as final: its row statistics (core/vocab_matrix.h), for the circuits' row and column queries.
+      if (!stats_) stats_ = std::make_unique<RowStatsPlan>(VocabSide::rows_of(std::as_const(model_).W_E()));
+      if (stats_->step(budget_ms - elapsed_ms())) {
+        finished_ = true;
+        stage_ = "done";
+      } else {
+        stage_ = stats_->stage();
+      }
     }
     if (elapsed_ms() >= budget_ms) break;
   }
@@ -480,8 +489,9 @@ bool Loader::step(double budget_ms) {
 float Loader::progress() const {
   if (finished_) return 1.f;
   const double conv = total_floats_ ? double(floats_done_) / double(total_floats_) : 1.0;
-  if (!opt_.process) return float(0.99 * conv);
-  return float(0.85 * conv + 0.14 * (processing_ ? double(processing_->progress()) : 0.0));
+  const double stats = stats_ ? double(stats_->progress()) : 0.0;
+  if (!opt_.process) return float(0.97 * conv + 0.02 * stats);
+  return float(0.83 * conv + 0.14 * (processing_ ? double(processing_->progress()) : 0.0) + 0.02 * stats);
 }
 
 LoadedModel Loader::take() {
@@ -493,6 +503,7 @@ LoadedModel Loader::take() {
   r.tokenizer = std::move(tokenizer_);
   r.warnings = std::move(warnings_);
   r.weights_file = base_name(weights_file_);
+  r.embed_stats = stats_->result();  // refers to W_E's storage, which moved into r.model unchanged
   return r;
 }
 
@@ -504,6 +515,13 @@ struct ModelLoadJob::State {
   std::shared_ptr<const FileSet> files;  // the loader's safetensors view borrows these bytes
   std::unique_ptr<Loader> loader;
 };
+
+CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed) {
+  CircuitOptions o;
+  o.normalize_embed = normalize_embed;
+  o.embed_stats = m.embed_stats;
+  return o;
+}
 
 ModelLoadJob::ModelLoadJob(FileSet files, const LoadOptions& opt)
     : ModelLoadJob(std::make_shared<const FileSet>(std::move(files)), opt) {}

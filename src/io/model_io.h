@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/vocab_matrix.h"
 #include "core/processing.h"
 #include "io/tokenizer.h"
 
@@ -48,7 +49,14 @@ struct LoadedModel {
   std::optional<Tokenizer> tokenizer;
   std::vector<std::string> warnings;        // e.g. "blocks.0.attn.W_Q has 3 NaN/Inf values"
   std::string weights_file;                 // which file the tensors came from
+  // Mean and variance of each row of model.W_E() (core/vocab_matrix.h): pass
+  // them as CircuitOptions::embed_stats. They refer to model's storage: a
+  // copy of `model` needs its own.
+  std::shared_ptr<const RowStats> embed_stats;
 };
+
+// CircuitOptions for a loaded model: W_E normalized or not, with its embed_stats.
+CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed);
 
 // Parses config.json text (TransformerLens keys and the public toy models' keys:
 // n_layers, d_model, n_heads, d_head, n_ctx, d_vocab, d_vocab_out, attn_scale,

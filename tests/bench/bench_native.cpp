@@ -12,6 +12,9 @@
 //                           B x C entries of the product (the scans' baseline), with its GFLOP/s
 //   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
 //   qk_row, qk_column       one row / one column of head 0.0's full QK circuit
+//                           (with W_E's row statistics from the load, as the page queries)
+//   *_no_stats              the same without them (every W_E row's mean and variance recomputed)
+//   embed_row_stats         the load's pass computing those statistics
 //   embed_grams             the one vocabulary pass (EmbedGrams) the small matrices use
 //   copying_scores_16_heads embed_grams + the OV and QK copying scores of all 16 heads
 //                           (ov_small_matrix / qk_small_matrix, small_eigenvalues, copying_score)
@@ -38,12 +41,12 @@ const Model& raw_model() {
   return m;
 }
 
-const Model& processed_model() {
-  static const Model m = [] {
-    return load_model(bench::model_files(raw_model(), false)).model;
-  }();
-  return m;
+// Loaded as the page and the CLI load it: processed, with W_E's row statistics.
+const LoadedModel& processed() {
+  static const LoadedModel lm = load_model(bench::model_files(raw_model(), false));
+  return lm;
 }
+const Model& processed_model() { return processed().model; }
 
 void load(benchmark::State& state, bool f16) {
   FileSet files = bench::model_files(raw_model(), f16);
@@ -133,47 +136,28 @@ void eigen_gemm(benchmark::State& state) {
       benchmark::Counter(scan_flops(V, V, K) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void ov_row(benchmark::State& state) {
+// One row or column of head 0.0's OV or QK circuit, 64 tokens in turn; with
+// W_E's row statistics from the load (as the page and the CLI query) or
+// without them (each normalized row's mean and variance recomputed).
+void circuit_line(benchmark::State& state, bool ov, bool row, bool stats) {
   const Model& m = processed_model();
-  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
+  CircuitOptions opt = circuit_options(processed(), true);
+  if (!stats) opt.embed_stats = nullptr;
+  const VocabMatrix M = ov ? ov_circuit_matrix(m, 0, 0, opt) : qk_circuit_matrix(m, 0, 0, opt);
   std::vector<int> ids = bench::token_sequence(m.config(), 64);
   size_t i = 0;
   for (auto _ : state) {
-    Vec r = M.row(ids[i++ % ids.size()]);
+    const int t = ids[i++ % ids.size()];
+    Vec r = row ? M.row(t) : M.column(t);
     benchmark::DoNotOptimize(r.data());
   }
 }
 
-void ov_column(benchmark::State& state) {
+void embed_row_stats(benchmark::State& state) {
   const Model& m = processed_model();
-  const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
-  std::vector<int> ids = bench::token_sequence(m.config(), 64);
-  size_t i = 0;
   for (auto _ : state) {
-    Vec r = M.column(ids[i++ % ids.size()]);
-    benchmark::DoNotOptimize(r.data());
-  }
-}
-
-void qk_row(benchmark::State& state) {
-  const Model& m = processed_model();
-  const VocabMatrix M = qk_circuit_matrix(m, 0, 0);
-  std::vector<int> ids = bench::token_sequence(m.config(), 64);
-  size_t i = 0;
-  for (auto _ : state) {
-    Vec r = M.row(ids[i++ % ids.size()]);
-    benchmark::DoNotOptimize(r.data());
-  }
-}
-
-void qk_column(benchmark::State& state) {
-  const Model& m = processed_model();
-  const VocabMatrix M = qk_circuit_matrix(m, 0, 0);
-  std::vector<int> ids = bench::token_sequence(m.config(), 64);
-  size_t i = 0;
-  for (auto _ : state) {
-    Vec r = M.column(ids[i++ % ids.size()]);
-    benchmark::DoNotOptimize(r.data());
+    auto st = row_stats(VocabSide::rows_of(m.W_E()));
+    benchmark::DoNotOptimize(st->mean.data());
   }
 }
 
@@ -217,10 +201,15 @@ int main(int argc, char** argv) {
       ->Args({256, 512})     // the scans' blocks (512 KB)
       ->Unit(benchmark::kSecond)
       ->Iterations(2);
-  benchmark::RegisterBenchmark("ov_row", ov_row)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("ov_column", ov_column)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("qk_row", qk_row)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("qk_column", qk_column)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("ov_row", circuit_line, true, true, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("ov_column", circuit_line, true, false, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_row", circuit_line, false, true, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_column", circuit_line, false, false, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("ov_column_no_stats", circuit_line, true, false, false)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_row_no_stats", circuit_line, false, true, false)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("qk_column_no_stats", circuit_line, false, false, false)
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("embed_row_stats", embed_row_stats)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("embed_grams", grams)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_eigen_16_heads", copying_eigen_all)->Unit(benchmark::kMillisecond);

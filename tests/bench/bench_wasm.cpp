@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
       FileSet files = bench::model_files(raw, f16);
       out.push_back(time_it(name, [&] { g_sink = g_sink + load_model(files).model.data()[0]; }, 3, 2.0));
     }
-    Model m = load_model(bench::model_files(raw, false)).model;
+    const LoadedModel lm = load_model(bench::model_files(raw, false));  // with W_E's row statistics
+    const Model& m = lm.model;
     raw = Model();  // free memory before the rest
     std::vector<int> ids = bench::token_sequence(m.config(), 1024);
     if (wanted("forward_1024"))
@@ -86,7 +87,11 @@ int main(int argc, char** argv) {
       out.push_back(time_it("bigram_top_sources_k10",
                             [&] { g_sink = g_sink + bigram_top_sources(m, ids[i++ % 64], 10)[0].logit; }, 20, 1.0));
     // Head 0.0's full OV / QK circuits (factored, vocab_matrix.h).
-    const VocabMatrix ov = ov_circuit_matrix(m, 0, 0), qk = qk_circuit_matrix(m, 0, 0);
+    // Rows and columns with W_E's row statistics from the load (as the page
+    // queries) and, *_no_stats, without (each row's mean and variance recomputed).
+    const CircuitOptions page_opt = circuit_options(lm, true);
+    const VocabMatrix ov = ov_circuit_matrix(m, 0, 0, page_opt), qk = qk_circuit_matrix(m, 0, 0, page_opt);
+    const VocabMatrix ov_ns = ov_circuit_matrix(m, 0, 0), qk_ns = qk_circuit_matrix(m, 0, 0);
     if (wanted("ov_top_entries_n100")) {
       nlohmann::json r = time_it("ov_top_entries_n100",
                                  [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
@@ -101,6 +106,10 @@ int main(int argc, char** argv) {
         {"ov_column", [&](int t) { return ov.column(t)(0); }},
         {"qk_row", [&](int t) { return qk.row(t)(0); }},
         {"qk_column", [&](int t) { return qk.column(t)(0); }},
+        {"ov_column_no_stats", [&](int t) { return ov_ns.column(t)(0); }},
+        {"qk_row_no_stats", [&](int t) { return qk_ns.row(t)(0); }},
+        {"qk_column_no_stats", [&](int t) { return qk_ns.column(t)(0); }},
+        {"embed_row_stats", [&](int) { return row_stats(VocabSide::rows_of(m.W_E()))->mean(0); }},
     };
     for (const auto& [name, fn] : lines)
       if (wanted(name)) out.push_back(time_it(name, [&, f = fn] { g_sink = g_sink + f(ids[i++ % 64]); }, 20, 1.0));

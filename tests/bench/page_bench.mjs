@@ -24,7 +24,12 @@
 //    result is on screen, with the longest C++ frame meanwhile (50 tokens);
 //  - bigram_top_sources_k10: the reverse lookup at once through the bridge,
 //    for comparison with the sliced one the view runs;
-//  - page_raw_reload: ticking "raw weights" (a second load from the kept bytes).
+//  - page_raw_reload: ticking "raw weights" (a second load from the kept bytes);
+//  - page_heads_grid, page_head_view_open, page_skip_trigrams_one_head: a
+//    one-layer view's tab opened (its work starts then) until its results are
+//    on screen, with the longest C++ frame and job step meanwhile;
+//  - ov_row, ov_column, qk_row, qk_column: one lookup of the head view changed
+//    (as its token pickers do) until the new top-k is on screen (20 tokens).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -285,6 +290,100 @@ async function queries(app) {
   val('page_raw_reload_wasm_memory', MB((await memory(page)).wasm), 'MB (peak)');
 }
 
+// ---- the one-layer views on the toy-shaped model ---------------------------------------
+// Opens a tab (its work starts when it is first shown) and waits, frame by
+// frame, until `done(state)`; returns the time and the frame statistics meanwhile.
+async function untilDone(page, tab, selection, doneFn, timeoutMs) {
+  await resetFrameStats(page);
+  await mainThreadSince(page);
+  const t0 = await page.evaluate(({ tab, selection }) => {
+    const t = performance.now();
+    if (selection) {
+      const r = Module.ccall('cs_set_selections', 'string', ['string'], [JSON.stringify(selection)]);
+      if (r) throw new Error(`cs_set_selections: ${r}`);
+    }
+    if (tab) Module.ccall('cs_open_view', null, ['string'], [tab]);
+    return t;
+  }, { tab, selection });
+  const at = await page.waitForFunction(doneFn, null, { polling: 'raf', timeout: timeoutMs });
+  const t1 = await at.jsonValue();
+  return { ms: t1 - t0, f: await frameStats(page), main: await mainThreadSince(page) };
+}
+
+function report(prefix, r) {
+  ms(prefix, r.ms);
+  ms(`${prefix}_max_cpp_frame`, r.f.max_ms);
+  ms(`${prefix}_max_cpp_work`, r.f.max_work_ms);
+  ms(`${prefix}_max_jobs_in_frame`, r.f.max_jobs_ms);
+  longestStep(prefix, r.f);
+  val(`${prefix}_frames`, r.f.frames, `frames (p95 ${round(r.f.p95_ms)} ms, ${r.f.over_50ms} over 50 ms)`);
+  ms(`${prefix}_max_main_thread_task`, r.main.maxTask);
+}
+
+async function oneLayerViews(app) {
+  const { page } = app;
+  await watchMainThread(page);
+  // Heads grid: every head's eigenvalues (one vocabulary pass), positional share, attention (diagonal off at this size).
+  report('page_heads_grid', await untilDone(page, 'heads', null, () => {
+    const s = window.circuitscopeShell.state();
+    return s.open_view === 'heads' && s.views.heads.results.summary.freshness === 'current' ? performance.now() : false;
+  }, 600000));
+  // Head view: four ranked lookups, eigenvalues, positional QK.
+  const lists = ['ov_outs', 'ov_sources', 'qk_sources', 'qk_destinations'];
+  report('page_head_view_open', await untilDone(page, 'head', null, () => {
+    const s = window.circuitscopeShell.state();
+    const r = s.views.head.results;
+    return s.open_view === 'head' && ['ov_outs', 'ov_sources', 'qk_sources', 'qk_destinations', 'eigen']
+      .every((k) => r[k].freshness === 'current') ? performance.now() : false;
+  }, 600000));
+  // One lookup at a time, as the token pickers change one selection field.
+  const V = (await getState(page)).model.config.d_vocab;
+  const fields = { ov_source: ['ov_outs', 'ov_row'], ov_out: ['ov_sources', 'ov_column'],
+    qk_destination: ['qk_sources', 'qk_row'], qk_source: ['qk_destinations', 'qk_column'] };
+  for (const [field, [result, name]] of Object.entries(fields)) {
+    const ids = Array.from({ length: 20 }, (_, i) => (i * 7919 + 101 + name.length) % V);
+    const r = await page.evaluate(async ({ field, result, ids }) => {
+      const raf = () => new Promise((res) => requestAnimationFrame(res));
+      const stats = () => JSON.parse(Module.ccall('cs_frame_stats_json', 'string', [], []));
+      const out = [];
+      for (const id of ids) {
+        await raf();
+        const sel = window.circuitscopeShell.state().views.head.selection;
+        sel[field] = id;
+        Module.ccall('cs_frame_stats_reset', null, [], []);
+        const t0 = performance.now();
+        const err = Module.ccall('cs_set_selections', 'string', ['string'], [JSON.stringify({ head: sel })]);
+        if (err) throw new Error(err);
+        let frames = 0;
+        for (;;) {
+          await raf();
+          frames++;
+          const x = window.circuitscopeShell.state().views.head.results[result];
+          if (x.freshness === 'current' && x.key && x.key.id === id) break;
+          if (frames > 2000) throw new Error(`${field} ${id} did not finish`);
+        }
+        const s = stats();
+        out.push({ latency: performance.now() - t0, frames, maxFrame: s.max_ms, maxWork: s.max_work_ms,
+          step: s.longest_job_step });
+      }
+      return out;
+    }, { field, result, ids });
+    ms(`${name}`, median(r.map((x) => x.latency)));
+    ms(`page_head_${name}_latency_max`, max(r.map((x) => x.latency)));
+    val(`page_head_${name}_frames`, median(r.map((x) => x.frames)), 'frames (median)');
+    ms(`page_head_${name}_max_cpp_frame`, max(r.map((x) => x.maxFrame)));
+    ms(`page_head_${name}_max_cpp_work`, max(r.map((x) => x.maxWork)));
+    longestStep(`page_head_${name}`, { longest_job_step: r.map((x) => x.step).sort((a, b) => b.ms - a.ms)[0] });
+  }
+  // Skip-trigram table of one head: full-vocabulary scans of its QK and OV circuits.
+  report('page_skip_trigrams_one_head', await untilDone(page, 'skip_trigrams',
+    { skip_trigrams: { layer: 0, head: 0, all_heads: false, top_n: 100 } }, () => {
+      const s = window.circuitscopeShell.state();
+      const t = s.views.skip_trigrams.results.table;
+      return s.open_view === 'skip_trigrams' && t.freshness === 'current' ? performance.now() : false;
+    }, 600000));
+}
+
 async function main() {
   if (!existsSync(join(distDir, 'circuitscope.wasm'))) throw new Error(`${distDir}/circuitscope.wasm not found: build the page first`);
   if (!existsSync(cliPath)) throw new Error(`CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
@@ -301,7 +400,12 @@ async function main() {
       log(`${kind}: ${round(statSync(join(dir, 'model.safetensors')).size / 1e6)} MB`);
       const app = await loadToy(kind, dir);
       try {
-        if (kind === 'f32') await queries(app);
+        if (kind === 'f32') {
+          await queries(app);
+          await app.page.evaluate(() => Module.ccall('cs_set_raw', null, ['number'], [0]));
+          await waitIdle(app.page, { timeout: 300000 });
+          if (process.env.PAGE_BENCH_ONE_LAYER !== '0') await oneLayerViews(app);
+        }
       } finally {
         await app.close();
       }

@@ -303,6 +303,36 @@ TEST(ModelIo, SaveThenLoadIsBitExact) {
     }
 }
 
+// The loader's last stage: the mean and variance of every row of the final
+// W_E (after processing, which centres it), for the circuits' row and column
+// queries; they refer to the returned model's own storage.
+TEST(ModelIo, LoadedModelCarriesTheRowStatisticsOfItsFinalEmbedding) {
+  const FileSet files = cs::save_model(tiny_model());
+  for (bool process : {false, true}) {
+    cs::LoadOptions opt = raw();
+    opt.process = process;
+    cs::ModelLoadJob job(files, opt);
+    while (!job.step(0.0)) {
+    }
+    const cs::LoadedModel r = job.take();
+    ASSERT_TRUE(r.embed_stats) << "process " << process;
+    const cs::ConstMatMap E = r.model.W_E();
+    EXPECT_EQ(r.embed_stats->data, E.data());
+    ASSERT_EQ(r.embed_stats->mean.size(), E.rows());
+    for (Eigen::Index i = 0; i < E.rows(); ++i) {
+      double sum = 0, sq = 0;
+      for (Eigen::Index k = 0; k < E.cols(); ++k) sum += E(i, k);
+      const double mu = sum / double(E.cols());
+      for (Eigen::Index k = 0; k < E.cols(); ++k) sq += (E(i, k) - mu) * (E(i, k) - mu);
+      EXPECT_NEAR(r.embed_stats->mean[i], mu, 1e-6) << "process " << process << " row " << i;
+      EXPECT_NEAR(r.embed_stats->var[i], sq / double(E.cols()), 1e-6) << "process " << process << " row " << i;
+    }
+    // and circuit_options hands them on
+    EXPECT_EQ(cs::circuit_options(r, false).embed_stats, r.embed_stats);
+    EXPECT_FALSE(cs::circuit_options(r, false).normalize_embed);
+  }
+}
+
 TEST(ModelIo, SaveF16StoresTheNearestHalves) {
   const Model m = tiny_model();
   const FileSet files = cs::save_model(m, {}, true);

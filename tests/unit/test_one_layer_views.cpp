@@ -202,6 +202,19 @@ TEST_P(OneLayerViews, HeadViewHoldsTheDenseCircuitsRowsColumnsAndEigenvalues) {
   } else if (pos == PosEmbed::None) {
     EXPECT_FALSE(v.positional().has());
   }
+
+  // The selection set again with one lookup changed (as a URL or a widget
+  // would): only that lookup is recomputed, the other three stay current.
+  Json sel = v.selection_json();
+  sel["qk_source"] = 4;
+  a.set_selections(Json{{"head", sel}});
+  EXPECT_NE(s.jobs().info(HeadView::kQkDestinationsSlot), nullptr);
+  for (const char* slot : {HeadView::kOvOutsSlot, HeadView::kOvSourcesSlot, HeadView::kQkSourcesSlot})
+    EXPECT_EQ(s.jobs().info(slot), nullptr) << slot;
+  run_jobs(s);
+  for (size_t i = 0; i < col.size(); ++i) col[i] = d.qk[i][4];
+  expect_ranking(v.qk_destinations().value(), top(col, 6), "QK column 4");
+  expect_ranking(v.ov_outs().value(), top(d.ov[3], 6), "OV row 3, kept");
 }
 
 TEST_P(OneLayerViews, SkipTrigramTableIsTheBruteForceRanking) {
@@ -288,7 +301,7 @@ TEST_P(OneLayerViews, HeadsGridHoldsEveryHeadsEigenvalueScore) {
   // Nothing is computed for a tab that is not shown.
   EXPECT_TRUE(s.jobs().idle());
   EXPECT_FALSE(v.summary().has());
-  v.show(s);
+  a.show(v);
   EXPECT_FALSE(s.jobs().idle());
   run_jobs(s);
   ASSERT_TRUE(v.summary().has());

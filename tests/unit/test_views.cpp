@@ -43,12 +43,15 @@ class TestOnlyView final : public SelectionView<CountSelection> {
   void on_model(Session& s, ModelChange) override {
     ++models_seen;
     sel_.token = clamp_token(sel_.token, s.vocab());
+    defer_until_shown();  // its "work" waits for its tab
   }
   Json state_json(const Session&) const override { return Json{{"models_seen", models_seen}}; }
   int models_seen = 0;
+  int starts = 0;  // deferred work run
 
  private:
   void apply_selection(Session& s) override { sel_.token = clamp_token(sel_.token, s.vocab()); }
+  void start_deferred(Session&) override { ++starts; }
 };
 
 CS_REGISTER_VIEW(TestOnlyView, 1000);
@@ -105,6 +108,28 @@ TEST(Views, AViewRegisteredInItsOwnFileShowsUpEverywhere) {
   a.set_selections(Json{{"test_only", Json{{"token", 99}}}});
   EXPECT_EQ(a.views_json()["test_only"]["selection"], Json({{"token", 29}})) << "clamped to the vocabulary";
   EXPECT_THROW(a.set_selections(Json{{"no_such_view", Json::object()}}), Error);
+}
+
+// Work a model change defers runs once, when (and only when) its tab is shown.
+TEST(Views, DeferredWorkRunsOnceWhenItsTabIsShown) {
+  App a;
+  TestOnlyView& v = *a.view<TestOnlyView>();
+  load(a, small_model(1, 30));
+  EXPECT_TRUE(v.deferred());
+  EXPECT_EQ(v.starts, 0);
+  a.show(*a.find("bigram"));  // another tab
+  EXPECT_EQ(v.starts, 0);
+  EXPECT_EQ(a.open_view(), "bigram");
+  a.show(v);
+  EXPECT_EQ(v.starts, 1);
+  EXPECT_FALSE(v.deferred());
+  EXPECT_EQ(a.open_view(), "test_only");
+  a.show(v);  // every frame shows the tab again: nothing more runs
+  EXPECT_EQ(v.starts, 1);
+  load(a, small_model(2, 31));  // a new model defers again
+  EXPECT_EQ(v.starts, 1);
+  a.show(v);
+  EXPECT_EQ(v.starts, 2);
 }
 
 // ---- the bigram view ----------------------------------------------------------------

@@ -258,6 +258,18 @@ TEST_P(VocabMatrixDense, EveryOperationMatchesDenseLoops) {
   }
   check_all(ov_circuit_matrix(m, 0, 1).transposed(), transpose(dense_ov(m, 0, 1, true)), false);
 
+  // The same with W_E's row statistics computed beforehand (rows and columns
+  // then read W_E once).
+  const std::shared_ptr<const RowStats> st = row_stats(VocabSide::rows_of(m.W_E()));
+  check_all(direct_path_matrix(m, st), dense_direct(m), false);
+  for (bool normalize : {true, false}) {
+    CircuitOptions opt{normalize};
+    opt.embed_stats = st;
+    check_all(ov_circuit_matrix(m, 1, 1, opt), dense_ov(m, 1, 1, normalize), false);
+    check_all(qk_circuit_matrix(m, 1, 0, opt), dense_qk(m, 1, 0, normalize), false);
+    check_all(qk_circuit_matrix(m, 1, 0, opt).transposed(), transpose(dense_qk(m, 1, 0, normalize)), false);
+  }
+
   // The general form with positional rows: norm_final(W_pos) W_U.
   if (pos != PosEmbed::None) {
     const VocabMatrix P(m, "pos", VocabSide::rows_of(m.W_pos(), kFinalNorm), VocabSide::columns_of(m.W_U()));
@@ -364,6 +376,59 @@ TEST(VocabMatrixSliced, StepsGiveTheSameBitsAsRun) {
   const Mat D = dense_ov(m, 1, 1, true);
   const Vec r = ov.row(299);
   for (size_t j = 0; j < D[299].size(); ++j) EXPECT_NEAR(r[Eigen::Index(j)], D[299][j], 2e-5 * scale_of(D));
+}
+
+std::string error_of(const std::function<void()>& f);
+
+TEST(VocabMatrixRowStats, MeanAndVarianceOfEveryRowOrColumnAsLoopsGiveThem) {
+  Model m(config(Norm::LN, PosEmbed::Standard, 23, 19));
+  randomize(m, 8, 0.7f);
+  for (bool transposed : {false, true}) {
+    const VocabSide s = transposed ? VocabSide::columns_of(m.W_U()) : VocabSide::rows_of(m.W_E());
+    const std::shared_ptr<const RowStats> st = row_stats(s);
+    ASSERT_EQ(st->data, s.data);
+    ASSERT_EQ(st->mean.size(), s.n());
+    ASSERT_EQ(st->var.size(), s.n());
+    const ConstMatMap base = s.base();
+    for (Eigen::Index i = 0; i < s.n(); ++i) {
+      double sum = 0, sq = 0;
+      for (Eigen::Index k = 0; k < s.d(); ++k) sum += transposed ? base(k, i) : base(i, k);
+      const double mu = sum / double(s.d());
+      for (Eigen::Index k = 0; k < s.d(); ++k) {
+        const double x = (transposed ? base(k, i) : base(i, k)) - mu;
+        sq += x * x;
+      }
+      EXPECT_NEAR(st->mean[i], mu, 1e-6) << "row " << i;
+      EXPECT_NEAR(st->var[i], sq / double(s.d()), 1e-6) << "row " << i;
+    }
+  }
+}
+
+TEST(VocabMatrixRowStats, GivenStatisticsAreWhatTheQueriesUse) {
+  Model m(config(Norm::LN, PosEmbed::Standard, 23, 19));
+  randomize(m, 9, 0.7f);
+  const std::shared_ptr<const RowStats> st = row_stats(VocabSide::rows_of(m.W_E()));
+  // Statistics of the right storage but with one row's mean moved: that row's
+  // entry of every column changes, the others stay (so the stored numbers,
+  // not a recomputation, are what a column reads).
+  auto moved = std::make_shared<RowStats>(*st);
+  moved->mean[4] += 0.5f;
+  CircuitOptions opt;
+  opt.embed_stats = moved;
+  const Vec good = ov_circuit_matrix(m, 0, 1).column(7);
+  const Vec off = ov_circuit_matrix(m, 0, 1, opt).column(7);
+  for (Eigen::Index i = 0; i < good.size(); ++i)
+    if (i == 4)
+      EXPECT_GT(std::abs(off[i] - good[i]), 1e-4);
+    else
+      EXPECT_NEAR(off[i], good[i], 1e-5 * (1 + std::abs(good[i])));
+  // Statistics of other weights are refused, naming the matrix.
+  Model other(config(Norm::LN, PosEmbed::Standard, 23, 19));
+  randomize(other, 10, 0.7f);
+  opt.embed_stats = row_stats(VocabSide::rows_of(other.W_E()));
+  const std::string e = error_of([&] { ov_circuit_matrix(m, 0, 1, opt); });
+  EXPECT_NE(e.find("ov_circuit_matrix(0, 1): the row statistics given belong to other weights"), std::string::npos)
+      << e;
 }
 
 std::string error_of(const std::function<void()>& f) {
