@@ -207,6 +207,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   Json bundled = Json::array();
   for (const auto& b : s.bundled()) bundled.push_back(Json{{"id", b.id}, {"title", b.title}});
   j["bundled"] = bundled;
+  j["bundled_pick"] = s.bundled().empty() ? Json(nullptr) : Json(s.bundled()[size_t(s.bundled_pick())].id);
   j["show_raw"] = s.show_raw();
   j["raw_pending"] = s.raw_pending();
   const cs::app::ActiveModel* a = s.active();

@@ -53,19 +53,19 @@ void Page::draw_open(Session& s) {
 
   const auto& bundled = s.bundled();
   if (!bundled.empty()) {
-    bundled_pick_ = std::clamp(bundled_pick_, 0, int(bundled.size()) - 1);
+    const int pick = s.bundled_pick();
     ImGui::SetNextItemWidth(std::max(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.f, 80.f));
-    if (ImGui::BeginCombo("##bundled", bundled[size_t(bundled_pick_)].title.c_str())) {
+    if (ImGui::BeginCombo("##bundled", bundled[size_t(pick)].title.c_str())) {
       for (int i = 0; i < int(bundled.size()); ++i) {
         const auto& b = bundled[size_t(i)];
-        if (ImGui::Selectable(b.title.c_str(), i == bundled_pick_)) bundled_pick_ = i;
+        if (ImGui::Selectable(b.title.c_str(), i == pick)) s.pick_bundled(i);
         if (ImGui::IsItemHovered() && !b.description.empty()) ImGui::SetTooltip("%s", b.description.c_str());
       }
       ImGui::EndCombo();
     }
     ImGui::SameLine();
     ImGui::BeginDisabled(s.download().active);
-    if (ImGui::Button("Load")) platform::load_bundled(bundled[size_t(bundled_pick_)].id);
+    if (ImGui::Button("Load")) platform::load_bundled(bundled[size_t(s.bundled_pick())].id);
     ImGui::EndDisabled();
   }
 

@@ -207,6 +207,12 @@ void Session::set_bundled_index(const std::string& json_text) {
   }
 }
 
+int Session::bundled_pick() const {
+  for (size_t i = 0; i < bundled_.size(); ++i)
+    if (bundled_[i].id == picked_bundled_) return int(i);
+  return 0;
+}
+
 // ---- loading ---------------------------------------------------------------
 
 float Session::load_progress() const {
@@ -225,6 +231,7 @@ void Session::finish_load(LoadedModel model) {
     if (pending_->origin == "files" && !loaded->model.config().name.empty())
       pending_->title = loaded->model.config().name;
     pending_->processed = std::move(loaded);
+    if (pending_->origin == "bundled") picked_bundled_ = pending_->id;
     active_ = std::move(pending_);
     error_.clear();
     shown_changed(ModelChange::NewModel);

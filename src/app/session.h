@@ -88,6 +88,11 @@ class Session {
   // ---- bundled models ------------------------------------------------------
   void set_bundled_index(const std::string& json_text);  // assets/models/index.json
   const std::vector<BundledModel>& bundled() const { return bundled_; }
+  // The bundled model the picker shows: the one the user picked, else the
+  // bundled model shown last (however it was loaded: the picker, a link, a
+  // script), else the first. Index into bundled() (0 when there are none).
+  int bundled_pick() const;
+  void pick_bundled(int index) { picked_bundled_ = bundled_.empty() ? std::string() : bundled_.at(size_t(index)).id; }
   DownloadProgress& download() { return download_; }
   const DownloadProgress& download() const { return download_; }
 
@@ -145,6 +150,7 @@ class Session {
   void shown_changed(ModelChange change);
 
   std::vector<BundledModel> bundled_;
+  std::string picked_bundled_;  // id; set by pick_bundled and by a bundled model's load
   DownloadProgress download_;
 
   FileSet staged_;

@@ -12,7 +12,6 @@ class Page {
  private:
   void draw_model_panel(Session& s);  // model_panel.cpp: open/pick a model, the model card
   void draw_open(Session& s);
-  int bundled_pick_ = 0;  // index into Session::bundled()
 };
 
 }  // namespace cs::app

@@ -141,7 +141,10 @@ test('one-layer views hold what the CLI computes', { timeout: 600000 }, async (t
     const { page, errors } = app;
     await waitIdle(page);
     await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), MODEL_ID);
-    await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
+    const loaded = await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active,
+      { what: MODEL_ID });
+    // The model picker shows the bundled model on screen, even loaded by a script.
+    assert.equal(loaded.bundled_pick, MODEL_ID);
     await check(t, page, false);
     for (const tab of ['heads', 'head', 'skip_trigrams']) {
       await openTab(page, tab);

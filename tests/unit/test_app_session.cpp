@@ -132,5 +132,31 @@ TEST(AppSession, ABadFileOrCancelKeepsTheShownModel) {
   EXPECT_EQ(s.error(), "");
 }
 
+// The bundled-model picker shows the bundled model on screen however it was
+// loaded (its own Load button, a link, a script), until the user picks another.
+TEST(AppSession, TheBundledPickerFollowsTheBundledModelShown) {
+  Session s;
+  s.set_bundled_index(R"([{"id": "zero", "title": "Zero", "files": ["a"]},
+                          {"id": "one", "title": "One", "files": ["a"]},
+                          {"id": "two", "title": "Two", "files": ["a"]}])");
+  ASSERT_EQ(s.bundled().size(), 3u);
+  EXPECT_EQ(s.bundled_pick(), 0) << "the first until anything is shown";
+  stage(s, save_model(small_model(5)));
+  s.load_staged("two", "Two", "", "bundled");
+  run_jobs(s);
+  ASSERT_EQ(s.active()->id, "two");
+  EXPECT_EQ(s.bundled_pick(), 2);
+  s.pick_bundled(1);  // the user picks another, not loaded yet
+  EXPECT_EQ(s.bundled_pick(), 1);
+  stage(s, save_model(small_model(6)));
+  s.load_staged("file:model.safetensors", "Mine", "", "files");  // the user's files: the pick stays
+  run_jobs(s);
+  EXPECT_EQ(s.bundled_pick(), 1);
+  stage(s, save_model(small_model(7)));
+  s.load_staged("zero", "Zero", "", "bundled");
+  run_jobs(s);
+  EXPECT_EQ(s.bundled_pick(), 0);
+}
+
 }  // namespace
 }  // namespace cs::app
