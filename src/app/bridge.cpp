@@ -151,7 +151,8 @@ EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { session().cancel_load(); }
 
 // C++ time per frame since the last cs_frame_stats_reset():
 // {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
-//  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"}}
+//  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"},
+//  "longest_job" and "slowest_done": {"ms","done_ms","frames","label"} (JobRunner::JobRecord)}
 // (work: the frame without its WebGL calls, which wait on the browser's GPU process)
 // (first_frame_at_ms: performance.now() when the first frame was drawn).
 EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
@@ -173,6 +174,11 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   j["first_frame_at_ms"] = f.first_frame_at;
   const auto& step = session().jobs().longest_step();  // the longest single job step in the window
   j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};
+  auto job_json = [](const cs::app::JobRunner::JobRecord& r) {
+    return Json{{"ms", r.ms}, {"done_ms", r.done_ms}, {"frames", r.frames}, {"label", r.label}};
+  };
+  j["longest_job"] = job_json(session().jobs().longest_job());
+  j["slowest_done"] = job_json(session().jobs().slowest_done());
   out = dump(j);
   return out.c_str();
 }

@@ -95,7 +95,11 @@ void JobRunner::tick(double budget_ms) {
     if (!error.empty()) {
       if (ended.opt.failed) ended.opt.failed(error);
     } else if (ended.done) {
+      const double d0 = now_();
       ended.done();
+      const JobRecord r{ended.info.ms, now_() - d0, ended.info.frames, ended.info.label};
+      if (r.ms > longest_job_.ms) longest_job_ = r;
+      if (r.done_ms > slowest_done_.done_ms) slowest_done_ = r;
     }
   }
 }

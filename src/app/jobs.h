@@ -70,7 +70,20 @@ class JobRunner {
     std::string label, stage;
   };
   const StepRecord& longest_step() const { return longest_; }
-  void reset_longest_step() { longest_ = StepRecord{}; }
+  // The finished job with the most step time since reset_longest_step(): its
+  // total over all its steps, the ticks it took and the time of its done
+  // callback (which runs in the frame it finishes); and the slowest callback.
+  struct JobRecord {
+    double ms = 0, done_ms = 0;
+    int frames = 0;
+    std::string label;
+  };
+  const JobRecord& longest_job() const { return longest_job_; }
+  const JobRecord& slowest_done() const { return slowest_done_; }
+  void reset_longest_step() {
+    longest_ = StepRecord{};
+    longest_job_ = slowest_done_ = JobRecord{};
+  }
 
   // One budget per frame for ALL jobs together: steps the jobs by priority
   // (then age), each getting what is left of budget_ms; a job that finds the
@@ -92,6 +105,7 @@ class JobRunner {
   std::map<std::string, Entry> jobs_;
   uint64_t serial_ = 0;
   StepRecord longest_;
+  JobRecord longest_job_, slowest_done_;
 };
 
 }  // namespace cs::app

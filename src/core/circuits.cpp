@@ -130,12 +130,12 @@ void n_rows(const Model& m, bool normalized, Eigen::Index r0, Block X) {
 }
 
 // Rows per unit of a vocabulary pass: about 2^kUnitLog2 multiply-adds of
-// d_model^2 each. In the page a unit must fit in a frame slice (2^25: 128 rows
-// at d_model 512, about 10 ms in wasm; smaller units cost more in per-unit
-// conversions than in arithmetic). Natively no frame waits and a GEMM with a
-// longer inner dimension runs faster (2^26: 256 rows). tests/bench/RESULTS.md.
+// d_model^2 each. In the page a unit must fit in a frame slice (2^24: 64 rows
+// at d_model 512; 2^25 took up to 34 ms in Chromium). Natively no frame waits
+// and a GEMM with a longer inner dimension runs faster (2^26: 256 rows).
+// tests/bench/RESULTS.md.
 #ifdef __EMSCRIPTEN__
-constexpr int kUnitLog2 = 25;
+constexpr int kUnitLog2 = 24;
 #else
 constexpr int kUnitLog2 = 26;
 #endif

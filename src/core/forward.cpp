@@ -3,12 +3,15 @@
 // every weight multiplies on the right (x @ W).
 //
 // Cost is dominated by products, all done as Eigen GEMMs: per head q, k, v
-// ([T, d_model] @ [d_model, d_head]), the scores (lower triangle only) and
-// A v (triangular product), the heads' outputs (one [T, n_heads*d_head] @
-// [n_heads*d_head, d_model] GEMM when no per-head cache is wanted) and the
-// unembedding (one [T, d_model] @ [d_model, d_vocab_out] GEMM).
+// ([T, d_model] @ [d_model, d_head]), the scores and A v in blocks of query
+// rows (each block against the keys it may see), the heads' outputs (one
+// [T, n_heads*d_head] @ [n_heads*d_head, d_model] GEMM in row blocks when no
+// per-head cache is wanted) and the unembedding ([T, d_model] @ W_U in blocks
+// of columns). Each is a unit of ForwardPlan, so the page can spread a pass
+// over frames; forward() runs the plan to the end.
 #include "core/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -49,96 +52,164 @@ void check_tokens(const Model& m, std::span<const int> tokens) {
                   " is outside [0, d_vocab = " + std::to_string(c.d_vocab) + ")");
 }
 
-// In place: A <- softmax over each row's causal part (columns 0..i of row i);
-// columns above the diagonal become exactly 0. Only the lower triangle of A
-// is read.
-void causal_softmax(RowMat& A) {
-  const Eigen::Index T = A.rows();
-  for (Eigen::Index i = 0; i < T; ++i) {
-    auto row = A.row(i);
+// In place: rows [r0, r0 + A.rows()) of a pattern, A holding their first
+// r0 + A.rows() columns (the keys they may see): softmax over each row's
+// causal part (columns 0..i of global row i); the columns after it become
+// exactly 0. Only the causal part is read.
+template <class Block>
+void causal_softmax_rows(Block A, Eigen::Index r0) {
+  for (Eigen::Index r = 0; r < A.rows(); ++r) {
+    const Eigen::Index i = r0 + r;
+    auto row = A.row(r);
     auto live = row.head(i + 1);
     const float mx = live.maxCoeff();
     live = (live.array() - mx).exp();
     live /= live.sum();
-    if (i + 1 < T) row.tail(T - i - 1).setZero();
+    if (i + 1 < A.cols()) row.tail(A.cols() - i - 1).setZero();
   }
+}
+
+// Rows (or columns) per unit for about unit_macs multiply-adds each, at least 16.
+Eigen::Index rows_for(double unit_macs, double macs_per_row, Eigen::Index total) {
+  const double rows = std::min(unit_macs / std::max(macs_per_row, 1.0), double(std::max<Eigen::Index>(total, 16)));
+  return std::max<Eigen::Index>(16, Eigen::Index(rows));
 }
 
 }  // namespace
 
-ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt) {
+ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const ForwardOptions& opt, double unit_macs)
+    : m_(m), tokens_(tokens.begin(), tokens.end()), opt_(opt) {
   const ModelConfig& c = m.config();
   check_tokens(m, tokens);
-  const Eigen::Index T = Eigen::Index(tokens.size());
-  const int D = c.d_model, H = c.n_heads, Dh = c.d_head, L = c.n_layers;
-  const float inv_scale = 1.f / c.scale();
+  const Eigen::Index T = Eigen::Index(tokens_.size());
+  const Eigen::Index D = c.d_model, H = c.n_heads, Dh = c.d_head, Vo = c.vocab_out();
+  const int L = c.n_layers;
+  const double Td = double(T), Dd = double(D), Dhd = double(Dh);
 
-  ForwardResult res;
-  ForwardCache& cache = res.cache;
-  if (opt.keep_cache) {
-    cache.resid.reserve(size_t(L) + 1);
-    cache.pattern.reserve(size_t(L) * H);
-    cache.head_out.reserve(size_t(L) * H);
-  }
+  add("embedding", Td * Dd, [this, T, D, H, Dh, L] {
+    ForwardCache& cache = res_.cache;
+    if (opt_.keep_cache) {
+      cache.resid.reserve(size_t(L) + 1);
+      cache.pattern.reserve(size_t(L) * size_t(H));
+      cache.head_out.reserve(size_t(L) * size_t(H));
+    }
+    // x0 = W_E[tokens] (+ W_pos[0..T) for Standard positions): [T, d_model].
+    const ConstMatMap W_E = m_.W_E();
+    x_.resize(T, D);
+    for (Eigen::Index t = 0; t < T; ++t) x_.row(t) = W_E.row(tokens_[size_t(t)]);
+    if (m_.config().positional == PosEmbed::Standard) x_ += m_.W_pos().topRows(T);
+    if (opt_.keep_cache) cache.resid.push_back(x_);
+    y_.resize(T, D);
+    q_.resize(T, Dh);
+    k_.resize(T, Dh);
+    v_.resize(T, Dh);
+    A_ = RowMat::Zero(T, T);  // columns a row block never writes stay 0
+    z_.resize(T, H * Dh);
+  });
 
-  // x0 = W_E[tokens] (+ W_pos[0..T) for Standard positions): [T, d_model].
-  const ConstMatMap W_E = m.W_E();
-  RowMat x(T, D);
-  for (Eigen::Index t = 0; t < T; ++t) x.row(t) = W_E.row(tokens[size_t(t)]);
-  if (c.positional == PosEmbed::Standard) x += m.W_pos().topRows(T);
-  if (opt.keep_cache) cache.resid.push_back(x);
-
-  RowMat y(T, D), qk_in;      // normalized stream; Shortformer's q/k input
-  RowMat q(T, Dh), k(T, Dh), v(T, Dh);  // one head's queries, keys, values: [T, d_head]
-  RowMat A(T, T);                        // attention pattern [T(query), T(key)]
-  RowMat z(T, Eigen::Index(H) * Dh);     // every head's A v side by side: [T, n_heads * d_head]
-
+  // Query rows per pattern unit (scores, softmax and A v of those rows), rows
+  // per output-projection unit, W_U columns per unembedding unit.
+  const Eigen::Index qrows = rows_for(unit_macs, 2.0 * Td * Dhd, T);
+  const Eigen::Index orows = rows_for(unit_macs, double(H * Dh) * Dd, T);
+  const Eigen::Index ucols = rows_for(unit_macs, Td * Dd, Vo);
   for (int l = 0; l < L; ++l) {
-    y = x;
-    normalize_rows(m, y, l);
-    const RowMat* qk_src = &y;
-    if (c.positional == PosEmbed::Shortformer) {
-      qk_in = y + m.W_pos().topRows(T);  // positions reach Q and K only
-      qk_src = &qk_in;
-    }
-    for (int h = 0; h < H; ++h) {
+    const std::string block = "block " + std::to_string(l);
+    add(block + ": normalization", Td * Dd, [this, l, T] {
+      y_ = x_;
+      normalize_rows(m_, y_, l);
+      if (m_.config().positional == PosEmbed::Shortformer) qk_in_ = y_ + m_.W_pos().topRows(T);  // Q and K only
+    });
+    for (int h = 0; h < int(H); ++h) {
+      const std::string head = block + ", head " + std::to_string(h);
       // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per position)
-      q.noalias() = *qk_src * m.W_Q(l, h);
-      q.rowwise() += m.b_Q(l, h).transpose();
-      q *= inv_scale;  // scores = q k^T / attn_scale
-      k.noalias() = *qk_src * m.W_K(l, h);
-      k.rowwise() += m.b_K(l, h).transpose();
-      v.noalias() = y * m.W_V(l, h);
-      v.rowwise() += m.b_V(l, h).transpose();
-      // Only the causal (lower) triangle of the scores is computed and used.
-      A.triangularView<Eigen::Lower>() = q * k.transpose();
-      causal_softmax(A);
-      z.middleCols(Eigen::Index(h) * Dh, Dh).noalias() = A.triangularView<Eigen::Lower>() * v;
-      if (opt.keep_cache) cache.pattern.push_back(A);
-    }
-    // W_O is [n_heads, d_head, d_model] contiguous: as a matrix it is
-    // [n_heads * d_head, d_model], so sum_h z_h W_O[h] = z W_O in one GEMM.
-    if (opt.keep_cache) {
-      for (int h = 0; h < H; ++h) {
-        RowMat out = z.middleCols(Eigen::Index(h) * Dh, Dh) * m.W_O(l, h);
-        x += out;
-        cache.head_out.push_back(std::move(out));
+      add(head + ": queries", Td * Dd * Dhd, [this, l, h] {
+        q_.noalias() = qk_src() * m_.W_Q(l, h);
+        q_.rowwise() += m_.b_Q(l, h).transpose();
+        q_ *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
+      });
+      add(head + ": keys", Td * Dd * Dhd, [this, l, h] {
+        k_.noalias() = qk_src() * m_.W_K(l, h);
+        k_.rowwise() += m_.b_K(l, h).transpose();
+      });
+      add(head + ": values", Td * Dd * Dhd, [this, l, h] {
+        v_.noalias() = y_ * m_.W_V(l, h);
+        v_.rowwise() += m_.b_V(l, h).transpose();
+      });
+      for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
+        const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
+        // Rows r0..r1 see keys 0..r1: scores [n, r1], softmax, then A v [n, d_head].
+        add(head + ": pattern", 2.0 * double(n) * double(r1) * Dhd, [this, h, r0, n, r1, T, Dh] {
+          auto S = A_.block(r0, 0, n, r1);
+          S.noalias() = q_.middleRows(r0, n) * k_.topRows(r1).transpose();
+          causal_softmax_rows(S, r0);
+          z_.block(r0, Eigen::Index(h) * Dh, n, Dh).noalias() = S * v_.topRows(r1);
+          if (r1 == T && opt_.keep_cache) res_.cache.pattern.push_back(A_);
+        });
       }
-    } else {
-      const ConstMatMap W_O_all(m.W_O(l, 0).data(), Eigen::Index(H) * Dh, D);
-      x.noalias() += z * W_O_all;
     }
-    x.rowwise() += m.b_O(l).transpose();
-    if (opt.keep_cache) cache.resid.push_back(x);
+    if (opt_.keep_cache) {
+      for (int h = 0; h < int(H); ++h)
+        add(block + ": head outputs", Td * Dhd * Dd, [this, l, h, Dh] {
+          RowMat out = z_.middleCols(Eigen::Index(h) * Dh, Dh) * m_.W_O(l, h);
+          x_ += out;
+          res_.cache.head_out.push_back(std::move(out));
+        });
+    } else {
+      // W_O is [n_heads, d_head, d_model] contiguous: as a matrix it is
+      // [n_heads * d_head, d_model], so sum_h z_h W_O[h] = z W_O (in row blocks).
+      for (Eigen::Index r0 = 0; r0 < T; r0 += orows) {
+        const Eigen::Index n = std::min(orows, T - r0);
+        add(block + ": head outputs", double(n) * double(H * Dh) * Dd, [this, l, r0, n, H, Dh, D] {
+          const ConstMatMap W_O_all(m_.W_O(l, 0).data(), H * Dh, D);
+          x_.middleRows(r0, n).noalias() += z_.middleRows(r0, n) * W_O_all;
+        });
+      }
+    }
+    add(block + ": output bias", Td * Dd, [this, l] {
+      x_.rowwise() += m_.b_O(l).transpose();
+      if (opt_.keep_cache) res_.cache.resid.push_back(x_);
+    });
   }
 
-  if (!opt.logits) return res;  // attention patterns only: no unembedding
-  // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out].
-  normalize_rows(m, x, -1);
-  res.logits.resize(T, c.vocab_out());
-  res.logits.noalias() = x * m.W_U();
-  res.logits.rowwise() += m.b_U().transpose();
-  return res;
+  if (opt_.logits) {
+    // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out], in blocks of W_U's columns.
+    add("final normalization", Td * Dd, [this, T, Vo] {
+      normalize_rows(m_, x_, -1);
+      res_.logits.resize(T, Vo);
+    });
+    for (Eigen::Index c0 = 0; c0 < Vo; c0 += ucols) {
+      const Eigen::Index n = std::min(ucols, Vo - c0);
+      add("unembedding", Td * Dd * double(n), [this, c0, n] {
+        auto out = res_.logits.middleCols(c0, n);
+        out.noalias() = x_ * m_.W_U().middleCols(c0, n);
+        out.rowwise() += m_.b_U().segment(c0, n).transpose();
+      });
+    }
+  }
+  add("done", 1.0, [this] {
+    // Scratch goes; the result stays.
+    x_ = y_ = qk_in_ = q_ = k_ = v_ = A_ = z_ = RowMat();
+  });
+}
+
+const RowMat& ForwardPlan::qk_src() const {
+  return m_.config().positional == PosEmbed::Shortformer ? qk_in_ : y_;
+}
+
+const ForwardResult& ForwardPlan::result() const {
+  if (!done()) throw Error("forward: result() before the computation finished");
+  return res_;
+}
+
+ForwardResult ForwardPlan::take() {
+  if (!done()) throw Error("forward: take() before the computation finished");
+  return std::move(res_);
+}
+
+ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt) {
+  ForwardPlan p(m, tokens, opt);
+  p.run();
+  return p.take();
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -38,6 +39,33 @@ struct ForwardResult {
 
 // Throws cs::Error if tokens is empty, longer than n_ctx (positional models), or has an id outside [0, d_vocab).
 ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt = {});
+
+// The same pass as a plan of small units (core/sliced.h: about 2^24
+// multiply-adds each, so the page spreads it over frames): the embedding; per
+// block its normalization, per head q, k and v, then the pattern and A v in
+// blocks of query rows; the heads' outputs; then the unembedding in blocks of
+// W_U's columns. forward() runs it to the end. Checks the tokens like
+// forward() (throws in the constructor). The model must outlive the plan.
+class ForwardPlan final : public WorkPlan {
+ public:
+  // unit_macs: the size of a unit in multiply-adds (smaller in tests, to
+  // exercise the blocks on small models).
+  static constexpr double kUnitMacs = double(1 << 24);
+  ForwardPlan(const Model& m, std::span<const int> tokens, const ForwardOptions& opt = {},
+              double unit_macs = kUnitMacs);
+  const ForwardResult& result() const;  // once done()
+  ForwardResult take();                 // once done(): moves the result out
+ private:
+  const RowMat& qk_src() const;  // the q/k input: y, or y + W_pos (Shortformer)
+  const Model& m_;
+  std::vector<int> tokens_;
+  ForwardOptions opt_;
+  ForwardResult res_;
+  RowMat x_, y_, qk_in_;   // residual stream, its normalization, Shortformer's q/k input [T, d_model]
+  RowMat q_, k_, v_;       // one head's queries, keys, values [T, d_head]
+  RowMat A_;               // one head's pattern [T(query), T(key)]
+  RowMat z_;               // every head's A v side by side [T, n_heads * d_head]
+};
 
 // Per-position next-token cross-entropy: out[t] = -log softmax(logits[t])[tokens[t+1]], t in [0, T-1).
 std::vector<float> token_losses(const RowMat& logits, std::span<const int> tokens);

@@ -18,12 +18,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Appends one unit per unit of `sub` to `plan`, each running exactly one of
-// sub's units (step(0) always runs one unit and then stops).
-void forward_units(WorkPlan& plan, SlicedComputation* sub, size_t units, const std::string& stage, double cost) {
-  for (size_t i = 0; i < units; ++i) plan.add(stage, cost, [sub] { sub->step(0.0); });
-}
-
 }  // namespace
 
 // ---- OV diagonal test --------------------------------------------------------------
@@ -40,7 +34,7 @@ OvDiagonalScan::OvDiagonalScan(const Model& m, int layer, int head, const Circui
   impl_->scan = std::make_unique<VocabTopKPerRow>(ov_circuit_matrix(m, layer, head, opt), k);
   const size_t units = impl_->scan->units();
   const double cost = double(c.d_vocab) * double(c.vocab_out()) * double(c.d_head) / double(std::max<size_t>(units, 1));
-  forward_units(*this, impl_->scan.get(), units, "OV diagonal", cost);
+  add_units_of(impl_->scan.get(), units, "OV diagonal", cost);
   add("OV diagonal", double(c.d_vocab), [this] {
     const auto& rows = impl_->scan->result();  // [d_vocab][k], value descending
     size_t top1 = 0, top5 = 0;
@@ -96,19 +90,19 @@ struct AttnSums {
     prev = Eigen::MatrixXd::Zero(c.n_layers, c.n_heads);
     count = 0;
   }
-  void add(const Model& m, const std::vector<int>& seq) {
-    const ModelConfig& c = m.config();
-    if (seq.size() < 2) return;
-    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = true, .logits = false});
+  // The patterns of one sequence's forward pass (attention statistics need no logits).
+  static constexpr ForwardOptions kForward{.keep_cache = true, .logits = false};
+  void add(const ModelConfig& c, const ForwardCache& cache, size_t length) {
+    if (length < 2) return;
     for (int l = 0; l < c.n_layers; ++l)
       for (int h = 0; h < c.n_heads; ++h) {
-        const RowMat& A = r.cache.attn(l, h, c.n_heads);  // [query, key]
+        const RowMat& A = cache.attn(l, h, c.n_heads);  // [query, key]
         for (Eigen::Index i = 1; i < A.rows(); ++i) {
           cur(l, h) += double(A(i, i));
           prev(l, h) += double(A(i, i - 1));
         }
       }
-    count += seq.size() - 1;
+    count += length - 1;
   }
   AttentionShares result() const {
     AttentionShares s;
@@ -127,7 +121,8 @@ struct AttnSums {
 AttentionShares attention_current_previous(const Model& m, const std::vector<std::vector<int>>& sequences) {
   AttnSums sums;
   sums.init(m.config());
-  for (const auto& seq : sequences) sums.add(m, seq);
+  for (const auto& seq : sequences)
+    if (seq.size() >= 2) sums.add(m.config(), forward(m, seq, AttnSums::kForward).cache, seq.size());
   return sums.result();
 }
 
@@ -142,6 +137,7 @@ struct HeadSummaryPlan::Impl {
   std::vector<std::unique_ptr<PositionalShareAccumulator>> shares;  // per head
   std::vector<std::unique_ptr<OvDiagonalScan>> diagonals;           // per head (when asked)
   std::vector<std::vector<int>> sequences;
+  std::vector<std::unique_ptr<ForwardPlan>> passes;  // per sequence, dropped once summed
   AttnSums attn;
 };
 
@@ -165,7 +161,7 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
 
   // The vocabulary sums, then one unit per eigen-problem.
   I.grams = std::make_unique<EmbedGramsPlan>(m, opt.circuit, /*want_UUt=*/false);
-  forward_units(*this, I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
+  add_units_of(I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
                                                                            double(std::max<size_t>(I.grams->units(), 1)));
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
@@ -202,9 +198,16 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
   I.sequences = random_token_sequences(c, opt.seed, opt.attn_sequences, opt.attn_length);
   I.attn.init(c);
   for (size_t i = 0; i < I.sequences.size(); ++i) {
+    if (I.sequences[i].size() < 2) continue;
+    I.passes.push_back(std::make_unique<ForwardPlan>(m, I.sequences[i], AttnSums::kForward));
+    ForwardPlan* p = I.passes.back().get();
     const double T = double(I.sequences[i].size());
-    add("attention patterns", T * c.d_model * (3.0 * c.d_model + c.vocab_out()) + T * T * c.d_model,
-        [this, &m, i] { impl_->attn.add(m, impl_->sequences[i]); });
+    add_units_of(p, p->units(), "attention patterns",
+                  T * c.d_model * 4.0 * c.d_model / double(std::max<size_t>(p->units(), 1)));
+    add("attention patterns", T * T * c.n_layers * c.n_heads, [this, &m, i, idx = I.passes.size() - 1] {
+      impl_->attn.add(m.config(), impl_->passes[idx]->result().cache, impl_->sequences[i].size());
+      impl_->passes[idx].reset();
+    });
   }
   add("attention patterns", 1, [this, L, H] {
     const AttentionShares a = impl_->attn.result();
@@ -222,7 +225,7 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
         I.diagonals.push_back(std::make_unique<OvDiagonalScan>(m, l, h, opt.circuit));
         OvDiagonalScan* d = I.diagonals.back().get();
         const size_t units = d->units();
-        forward_units(*this, d, units, "OV diagonal",
+        add_units_of(d, units, "OV diagonal",
                       double(c.d_vocab) * c.vocab_out() * c.d_head / double(std::max<size_t>(units, 1)));
         HeadSummary* s = &result_[size_t(l) * H + h];
         add("OV diagonal", 1, [this, d, s, idx = I.diagonals.size() - 1] {

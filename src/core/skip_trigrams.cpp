@@ -97,10 +97,6 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     I.grams.reset();
   });
 
-  auto forward = [this](SlicedComputation* sub, size_t units, const char* stage) {
-    for (size_t i = 0; i < units; ++i) add(stage, 1, [sub] { sub->step(0.0); });
-  };
-
   // 2. Sources and, per source, destinations and outs.
   const bool by_source = bool(query.source);
   const bool both = !by_source && query.destination && query.out;
@@ -137,8 +133,8 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     // Row d of QK (QK[d, s] for every s) and column o of OV (OV[s, o] for every s).
     I.qk_row = std::make_unique<VocabRowQuery>(*I.QK, *query.destination);
     I.ov_col = std::make_unique<VocabColumnQuery>(*I.OV, *query.out);
-    forward(I.qk_row.get(), I.qk_row->units(), "QK row");
-    forward(I.ov_col.get(), I.ov_col->units(), "OV column");
+    add_units_of(I.qk_row.get(), I.qk_row->units(), "QK row", 1);
+    add_units_of(I.ov_col.get(), I.ov_col->units(), "OV column", 1);
     add("skip-trigrams", double(V), [this] {
       Impl& I = *impl_;
       const Vec& r = I.qk_row->result();
@@ -158,7 +154,7 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     I.dests.assign(size_t(nsrc), {});
     I.outs.assign(size_t(nsrc), {});
     I.qk_row = std::make_unique<VocabRowQuery>(*I.QK, *query.destination);
-    forward(I.qk_row.get(), I.qk_row->units(), "QK row");
+    add_units_of(I.qk_row.get(), I.qk_row->units(), "QK row", 1);
     add("sources", double(V), [this, nsrc] {
       Impl& I = *impl_;
       const Vec& r = I.qk_row->result();
@@ -186,7 +182,7 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     I.dests.assign(size_t(nsrc), {});
     I.outs.assign(size_t(nsrc), {});
     I.ov_col = std::make_unique<VocabColumnQuery>(*I.OV, *query.out);
-    forward(I.ov_col.get(), I.ov_col->units(), "OV column");
+    add_units_of(I.ov_col.get(), I.ov_col->units(), "OV column", 1);
     add("sources", double(V), [this, nsrc] {
       Impl& I = *impl_;
       const std::vector<IdValue> top = top_k_of(I.ov_col->result(), nsrc);
@@ -204,8 +200,8 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     for (int s = 0; s < V; ++s) I.sources[size_t(s)] = s;
     I.qk_cols = std::make_unique<VocabTopKPerRow>(I.QK->transposed(), k);
     I.ov_rows = std::make_unique<VocabTopKPerRow>(*I.OV, k);
-    forward(I.qk_cols.get(), I.qk_cols->units(), "QK columns");
-    forward(I.ov_rows.get(), I.ov_rows->units(), "OV rows");
+    add_units_of(I.qk_cols.get(), I.qk_cols->units(), "QK columns", 1);
+    add_units_of(I.ov_rows.get(), I.ov_rows->units(), "OV rows", 1);
     add("skip-trigrams", double(V), [this] {
       Impl& I = *impl_;
       I.dests = I.qk_cols->result();

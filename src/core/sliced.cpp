@@ -13,6 +13,10 @@ void SlicedComputation::run() {
   }
 }
 
+void WorkPlan::add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each) {
+  for (size_t i = 0; i < units; ++i) add(stage, cost_each, [sub] { sub->step(0.0); });
+}
+
 void WorkPlan::add(std::string stage, double cost, std::function<void()> work) {
   if (!(cost > 0)) cost = 1;
   cost_total_ += cost;

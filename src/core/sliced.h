@@ -47,6 +47,10 @@ class WorkPlan : public SlicedComputation {
 
   // Appends a unit. `stage` is shown while it runs; `cost` > 0.
   void add(std::string stage, double cost, std::function<void()> work);
+  // Appends `units` units, each running exactly one unit of `sub` (step(0)
+  // runs one unit and stops): a plan made of other plans. `sub` must outlive
+  // this plan's run; pass sub's units() for all of it.
+  void add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each);
 
   bool step(double budget_ms) override;
   bool done() const override { return next_ == units_.size(); }

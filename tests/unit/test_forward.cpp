@@ -390,6 +390,52 @@ TEST(Model, RandomizeIsDeterministicAndHasTheRequestedScale) {
   EXPECT_NEAR(pos_sd, 0.1, 0.03);  // W_pos at W_E's scale
 }
 
+// The sliced pass with units small enough that the pattern, the head outputs
+// and the unembedding each take several blocks (16 rows or columns): the same
+// numbers as the loops of the naive reference, and the same bits however it
+// is stepped.
+TEST(Forward, SlicedPlanInSmallBlocksMatchesTheReferenceAndItsOwnRun) {
+  int combo = 0;
+  for (PosEmbed pos : kPos)
+    for (Norm norm : kNorm)
+      for (bool keep : {true, false}) {
+        ModelConfig c = small_config(2, pos, norm);
+        c.n_ctx = 40;
+        c.d_vocab = 50;
+        Model m(c);
+        randomize(m, 500 + combo, norm == Norm::None ? 0.5f : 0.8f);
+        const std::vector<int> tokens = some_tokens(37, c.d_vocab, combo++);
+        const std::string what = std::string("pos ") + to_string(pos) + " norm " + to_string(norm) +
+                                 (keep ? " cache" : " no cache");
+        ForwardPlan once(m, tokens, ForwardOptions{.keep_cache = keep}, /*unit_macs=*/64);
+        ForwardPlan stepped(m, tokens, ForwardOptions{.keep_cache = keep}, 64);
+        // embedding; per layer: normalization, per head q, k, v and 3 blocks of
+        // query rows (37 = 16 + 16 + 5), 3 head-output units (per head, or 3
+        // row blocks), the bias; final normalization, 4 blocks of W_U's 50
+        // columns, the end.
+        EXPECT_EQ(once.units(), size_t(1 + 2 * (1 + 3 * (3 + 3) + 3 + 1) + 1 + 4 + 1)) << what;
+        once.run();
+        int steps = 0;
+        while (!stepped.step(0.0)) ++steps;
+        EXPECT_EQ(size_t(steps + 1), stepped.units()) << what << ": step(0) runs one unit";
+        const naive::Result want = naive::forward(m, tokens);
+        const ForwardResult& a = once.result();
+        const ForwardResult& b = stepped.result();
+        expect_close(a.logits, want.logits, 1e-4, what + " logits");
+        EXPECT_TRUE(a.logits == b.logits) << what;
+        if (keep) {
+          ASSERT_EQ(a.cache.pattern.size(), want.pattern.size()) << what;
+          for (size_t i = 0; i < want.pattern.size(); ++i) {
+            expect_close(a.cache.pattern[i], want.pattern[i], 1e-4, what + " pattern " + std::to_string(i));
+            expect_close(a.cache.head_out[i], want.head_out[i], 1e-4, what + " head_out " + std::to_string(i));
+            EXPECT_TRUE(a.cache.pattern[i] == b.cache.pattern[i]) << what;
+          }
+          for (size_t l = 0; l < want.resid.size(); ++l)
+            expect_close(a.cache.resid[l], want.resid[l], 1e-4, what + " resid " + std::to_string(l));
+        }
+      }
+}
+
 }  // namespace
 }  // namespace cs
 

@@ -179,5 +179,30 @@ TEST(Jobs, ListIsByPriorityThenAge) {
   EXPECT_EQ(order, (std::vector<std::string>{"a", "c", "b"}));
 }
 
+// What the page benchmark reads: a finished job's total step time, its ticks
+// and its done callback's time, on the test's clock.
+TEST(Jobs, RecordsTheLongestFinishedJobAndTheSlowestCallback) {
+  FakeClock clock;
+  JobRunner jobs([&] { return clock.now; });
+  auto start = [&](const char* slot, int units, double cb_ms) {
+    JobOptions o;
+    o.label = slot;
+    jobs.start<FakeWork>(slot, std::make_unique<FakeWork>(clock, units, 1.0, slot),
+                         [&clock, cb_ms](FakeWork&) { clock.now += cb_ms; }, std::move(o));
+  };
+  start("long", 7, 0.5);  // 7 units of 1 ms: 3 ticks of a 3 ms budget
+  start("short", 1, 4.0);
+  while (!jobs.idle()) jobs.tick(3.0);
+  EXPECT_EQ(jobs.longest_job().label, "long");
+  EXPECT_DOUBLE_EQ(jobs.longest_job().ms, 7.0);
+  EXPECT_DOUBLE_EQ(jobs.longest_job().done_ms, 0.5);
+  EXPECT_GE(jobs.longest_job().frames, 3);
+  EXPECT_EQ(jobs.slowest_done().label, "short");
+  EXPECT_DOUBLE_EQ(jobs.slowest_done().done_ms, 4.0);
+  jobs.reset_longest_step();
+  EXPECT_EQ(jobs.longest_job().label, "");
+  EXPECT_EQ(jobs.longest_job().ms, 0.0);
+}
+
 }  // namespace
 }  // namespace cs::app
