@@ -39,7 +39,7 @@ class HeadsTrigramPlan final : public WorkPlan {
     for (auto& sc : scans_) {
       WorkPlan* p = sc.plan.get();
       const std::string stage = "skip-trigrams of head " + std::to_string(sc.layer) + "." + std::to_string(sc.head);
-      for (size_t u = 0; u < p->units(); ++u) add(stage, 1.0, [p] { p->step(0.0); });
+      add_units_of(p, p->units(), stage, 1.0);
     }
     add("ranking", 1.0, [this] { merge(); });
   }

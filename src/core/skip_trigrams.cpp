@@ -55,18 +55,14 @@ struct SkipTrigramScan::Impl {
   std::unique_ptr<VocabTopKPerRow> qk_cols, ov_rows;  // no filter
   std::unique_ptr<VocabRowQuery> qk_row;              // destination filter: QK row d
   std::unique_ptr<VocabColumnQuery> ov_col;           // out filter: OV column o
+  std::vector<SkipTrigram> best;                      // the top_n candidates so far
 };
 
 SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const CircuitOptions& opt,
                                  const SkipTrigramQuery& query)
     : impl_(std::make_unique<Impl>()) {
   const ModelConfig& c = m.config();
-  if (layer < 0 || layer >= c.n_layers)
-    throw Error("skip_trigrams: layer " + std::to_string(layer) + " is outside [0, n_layers = " +
-                std::to_string(c.n_layers) + ")");
-  if (head < 0 || head >= c.n_heads)
-    throw Error("skip_trigrams: head " + std::to_string(head) + " is outside [0, n_heads = " +
-                std::to_string(c.n_heads) + ")");
+  check_head(m, layer, head, "skip_trigrams");
   if (query.top_n < 1) throw Error("skip_trigrams: top_n must be >= 1 (got " + std::to_string(query.top_n) + ")");
   if (query.per_source_k < 1)
     throw Error("skip_trigrams: per_source_k must be >= 1 (got " + std::to_string(query.per_source_k) + ")");
@@ -211,23 +207,32 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
     });
   }
 
-  // 3. Candidates with both entries positive, ranked by score.
-  add("skip-trigrams", double(V) * k * k, [this] {
-    Impl& I = *impl_;
-    const double qr = result_.qk_rms, orr = result_.ov_rms;
-    std::vector<SkipTrigram> cand;
-    for (size_t i = 0; i < I.sources.size(); ++i)
-      for (const IdValue& d : I.dests[i]) {
-        if (!(d.value > 0)) continue;
-        for (const IdValue& o : I.outs[i])
-          if (o.value > 0) cand.push_back(make_trigram(I.sources[i], d.id, o.id, d.value, o.value, qr, orr));
-      }
-    const size_t keep = std::min(cand.size(), size_t(I.q.top_n));
-    std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(keep), cand.end(), trigram_before);
-    cand.resize(keep);
-    result_.trigrams = std::move(cand);
-    I.dests.clear();
-    I.outs.clear();
+  // 3. Candidates with both entries positive, ranked by score: in blocks of
+  // sources (up to V k^2 candidates in all), each block's candidates joining
+  // the best top_n kept so far. trigram_before is a total order, so the result
+  // is the top_n of all candidates whatever the blocks.
+  const int block = int(std::clamp<int64_t>(query.candidates_per_unit / std::max<int64_t>(1, int64_t(k) * k), 1, V));
+  for (int b0 = 0; b0 < V; b0 += block) {
+    add("skip-trigrams", double(std::min(block, V - b0)) * k * k, [this, b0, block] {
+      Impl& I = *impl_;
+      const double qr = result_.qk_rms, orr = result_.ov_rms;
+      std::vector<SkipTrigram>& cand = I.best;
+      const size_t end = std::min(I.sources.size(), size_t(b0) + size_t(block));
+      for (size_t i = size_t(b0); i < end; ++i)
+        for (const IdValue& d : I.dests[i]) {
+          if (!(d.value > 0)) continue;
+          for (const IdValue& o : I.outs[i])
+            if (o.value > 0) cand.push_back(make_trigram(I.sources[i], d.id, o.id, d.value, o.value, qr, orr));
+        }
+      const size_t keep = std::min(cand.size(), size_t(I.q.top_n));
+      std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(keep), cand.end(), trigram_before);
+      cand.resize(keep);
+    });
+  }
+  add("skip-trigrams", 1, [this] {
+    result_.trigrams = std::move(impl_->best);
+    impl_->dests.clear();
+    impl_->outs.clear();
   });
 }
 

@@ -51,6 +51,9 @@ struct SkipTrigramQuery {
   int per_source_k = 5;
   int sources_k = 50;
   std::optional<int> source, destination, out;
+  // Candidates ranked per unit of the final step (slicing only: the result
+  // does not depend on it).
+  int64_t candidates_per_unit = int64_t(1) << 17;
 };
 
 struct SkipTrigramResult {

@@ -206,9 +206,14 @@ TEST_P(SkipTrigrams, EqualBruteForceForEveryKindOfQuery) {
         big.per_source_k = 40;  // more than d_vocab: clamped
         queries.push_back(big);
         for (size_t i = 0; i < queries.size(); ++i)
-          expect_same(skip_trigrams(m, l, h, CircuitOptions{norm}, queries[i]), D, queries[i],
-                      "head " + std::to_string(l) + "." + std::to_string(h) + " query " + std::to_string(i),
-                      /*as_set=*/i + 1 == queries.size());
+          for (int64_t per_unit : {int64_t(1) << 17, int64_t(7)}) {  // one ranking unit, or one per source
+            SkipTrigramQuery qi = queries[i];
+            qi.candidates_per_unit = per_unit;
+            expect_same(skip_trigrams(m, l, h, CircuitOptions{norm}, qi), D, qi,
+                        "head " + std::to_string(l) + "." + std::to_string(h) + " query " + std::to_string(i) +
+                            " candidates per unit " + std::to_string(per_unit),
+                        /*as_set=*/i + 1 == queries.size());
+          }
       }
 }
 
