@@ -13,27 +13,6 @@
 
 namespace cs {
 
-uint64_t Rng::next() {
-  // SplitMix64 (Steele, Lea, Flood 2014): a Weyl sequence through a mixer.
-  state_ += 0x9E3779B97F4A7C15ull;
-  uint64_t z = state_;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t Rng::below(uint64_t n) {
-  if (n == 0) throw Error("Rng::below: n must be > 0");
-  // Reject the top partial block so every residue is equally likely.
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t x;
-  do x = next();
-  while (x >= limit);
-  return x % n;
-}
-
-double Rng::uniform() { return double(next() >> 11) * 0x1.0p-53; }
-
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();

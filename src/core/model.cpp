@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace cs {
 
@@ -270,33 +271,6 @@ VecMap Model::b_U() { return unconst(std::as_const(*this).b_U()); }
 
 namespace {
 
-// splitmix64 (Steele, Lea, Flood 2014): a 64-bit counter through a mixing function.
-struct SplitMix64 {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-};
-
-// Approximately N(0, 1): the Irwin-Hall sum of 12 uniforms on (0, 1), minus 6
-// (variance exactly 1, bounded to +-6). Computed in integers; the result is a
-// multiple of 2^-16 below 6 in magnitude, i.e. at most 19 significant bits.
-double gaussian(SplitMix64& rng) {
-  int64_t sum = 0;
-  for (int i = 0; i < 3; ++i) {
-    uint64_t r = rng.next();
-    for (int j = 0; j < 4; ++j) {
-      sum += int64_t(r & 0xFFFF);  // uniform k in [0, 65536): u = (k + 0.5) / 65536
-      r >>= 16;
-    }
-  }
-  // sum_i u_i - 6 = (sum + 6 - 6 * 65536) / 65536, exact in double.
-  return double(sum + 6 - 6 * 65536) / 65536.0;
-}
-
 // offset + scale * z rounded once to float. scale is a float (24 bits) and z has
 // at most 19 bits, so the product is exact in double: with or without a fused
 // multiply-add (native compilers contract a*b+c, wasm has no FMA) the double
@@ -305,7 +279,7 @@ float affine(double offset, float scale, double z) { return float(offset + doubl
 }  // namespace
 
 void randomize(Model& m, uint64_t seed, float std) {
-  SplitMix64 rng{seed ^ 0x6A09E667F3BCC909ull};
+  Rng rng(seed ^ 0x6A09E667F3BCC909ull);
   float* d = m.data();
   for (const TensorSpec& s : m.tensors()) {
     const std::string& n = s.name;
@@ -317,7 +291,7 @@ void randomize(Model& m, uint64_t seed, float std) {
     const double offset = ln_weight ? 1.0 : 0.0;
     const float scale = ln_weight ? 0.2f : bias ? 0.5f * std : std;
     for (size_t i = 0; i < s.numel; ++i) {
-      const float v = affine(offset, scale, gaussian(rng));
+      const float v = affine(offset, scale, rng.gaussian());
       d[s.offset + i] = v;
     }
   }

@@ -2,7 +2,7 @@
 // and compiler (no std:: distributions), and its whole state is one word, so a
 // trainer can save and restore it. Used for repeated random tokens
 // (core/induction.h), training data and initialisation (src/train), random
-// test models. The member functions are defined in core/induction.cpp.
+// test models, the composition baseline (core/composition.h).
 #pragma once
 #include <cstdint>
 
@@ -16,6 +16,9 @@ class Rng {
   uint64_t below(uint64_t n);
   // Uniform in [0, 1) with 53 random bits.
   double uniform();
+  // Approximately N(0, 1) (Irwin-Hall, bounded to +-6; at most 19
+  // significant bits, so scaled by a float it is exact in double).
+  double gaussian();
   uint64_t state() const { return state_; }
   void set_state(uint64_t s) { state_ = s; }
 
