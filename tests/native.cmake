@@ -34,6 +34,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.circuits PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
+  # composition against dense products computed in the test (tests/cli/composition.test.mjs)
+  add_test(NAME cli.composition
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/composition.test.mjs)
+  set_tests_properties(cli.composition PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 300)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
   # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
   foreach(t cli induction_forms)

@@ -136,5 +136,6 @@ int cmd_heads(const std::vector<std::string>& args);
 int cmd_ov(const std::vector<std::string>& args);
 int cmd_qk(const std::vector<std::string>& args);
 int cmd_skip_trigrams(const std::vector<std::string>& args);
+int cmd_composition(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

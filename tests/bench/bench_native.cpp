@@ -15,6 +15,9 @@
 //                           (with W_E's row statistics from the load, as the page queries)
 //   *_no_stats              the same without them (every W_E row's mean and variance recomputed)
 //   embed_row_stats         the load's pass computing those statistics
+//   composition_4l          Q-, K- and V-composition of every pair of a 4-layer, 8-head,
+//                           d_model 512 model (random baseline excluded)
+//   composition_baseline    the random baseline (32 pairs of 512 x 64 x 512 products)
 //   embed_grams             the one vocabulary pass (EmbedGrams) the small matrices use
 //   copying_scores_16_heads embed_grams + the OV and QK copying scores of all 16 heads
 //                           (ov_small_matrix / qk_small_matrix, small_eigenvalues, copying_score)
@@ -28,6 +31,7 @@
 
 #include "bench_common.h"
 #include "core/circuits.h"
+#include "core/composition.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
 #include "core/vocab_matrix.h"
@@ -153,6 +157,31 @@ void circuit_line(benchmark::State& state, bool ov, bool row, bool stats) {
   }
 }
 
+// The toy shape with 4 layers (the vocabulary plays no part: 512 tokens).
+const Model& four_layers() {
+  static const Model m = [] {
+    ModelConfig c = bench::toy_config();
+    c.n_layers = 4;
+    c.d_vocab = 512;
+    return bench::random_model(c);
+  }();
+  return m;
+}
+
+void composition_4l(benchmark::State& state) {
+  const Model& m = four_layers();
+  CompositionOptions opt;
+  opt.baseline_samples = 1;  // the baseline is timed on its own below
+  for (auto _ : state) {
+    const CompositionScores s = composition_scores(m, opt);
+    benchmark::DoNotOptimize(s.K.data());
+  }
+}
+
+void composition_baseline_32(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(composition_baseline(512, 64, 0, 32));
+}
+
 void embed_row_stats(benchmark::State& state) {
   const Model& m = processed_model();
   for (auto _ : state) {
@@ -210,6 +239,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("qk_column_no_stats", circuit_line, false, false, false)
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("embed_row_stats", embed_row_stats)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("composition_4l", composition_4l)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("composition_baseline", composition_baseline_32)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("embed_grams", grams)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_eigen_16_heads", copying_eigen_all)->Unit(benchmark::kMillisecond);

@@ -16,6 +16,7 @@
 
 #include "bench_common.h"
 #include "core/circuits.h"
+#include "core/composition.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
 #include "core/vocab_matrix.h"
@@ -113,6 +114,19 @@ int main(int argc, char** argv) {
     };
     for (const auto& [name, fn] : lines)
       if (wanted(name)) out.push_back(time_it(name, [&, f = fn] { g_sink = g_sink + f(ids[i++ % 64]); }, 20, 1.0));
+    // Composition of every pair of a 4-layer toy-shaped model (composition.h); the baseline alone.
+    if (wanted("composition_4l")) {
+      ModelConfig c4 = bench::toy_config();
+      c4.n_layers = 4;
+      c4.d_vocab = 512;
+      const Model m4 = bench::random_model(c4);
+      CompositionOptions o;
+      o.baseline_samples = 1;
+      out.push_back(time_it("composition_4l", [&] { g_sink = g_sink + float(composition_scores(m4, o).K(0, 8)); }, 3, 1.0));
+    }
+    if (wanted("composition_baseline"))
+      out.push_back(time_it("composition_baseline",
+                            [&] { g_sink = g_sink + float(composition_baseline(512, 64, 0, 32)); }, 3, 1.0));
     // Copying scores (circuits.h): the vocabulary pass, then all 16 heads' OV and QK eigenvalues.
     if (wanted("embed_grams"))
       out.push_back(time_it("embed_grams", [&] { g_sink = g_sink + float(embed_grams(m).NtN(0, 0)); }, 3, 1.0));

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch CPU baseline for the copying-score benchmarks (bench_native /
-bench_wasm: copying_scores_16_heads).
+"""PyTorch CPU baselines for the copying-score and composition benchmarks
+(bench_native / bench_wasm: copying_scores_16_heads, composition_4l).
 
 Builds a random model of the same shapes as tests/bench/bench_common.cpp (the
 attn-only-2l shape: 2 layers, d_model 512, 8 heads of 64, d_vocab 48262; not
@@ -17,6 +17,13 @@ n_heads, ...], in float32. W_E is used as is (TransformerLens' recipe does not
 normalise it; the C++ benchmark also applies ln1 to W_E, an extra O(d_vocab
 d_model) pass). Prints {"benchmarks":[{"name","ms","min_ms","reps"}, ...]} on
 stdout and a line per benchmark on stderr. Timings are never asserted.
+Composition (composition_4l): the Q-, K- and V-composition scores of every
+pair of heads of a 4-layer model of the same widths, the way TransformerLens'
+all_composition_scores does: left = OV = FactoredMatrix(W_V, W_O), right =
+QK, QK^T or OV, broadcast over [L, H, L, H]; a FactoredMatrix's norm from the
+singular values of the factors (svd of A and B, then of the small middle
+matrix), the product (left @ right.A) @ right.B kept factored.
+
 Needs `import torch` (Debian: python3-torch); scripts/bench runs it when that works.
 """
 import json
@@ -60,6 +67,34 @@ def copying_scores(m):
     return ov, qk
 
 
+def factored_norm(A, B):
+    """Frobenius norm of A @ B ([..., d, r] @ [..., r, d']) as FactoredMatrix.norm() computes it."""
+    U_A, S_A, Vh_A = torch.linalg.svd(A, full_matrices=False)
+    U_B, S_B, Vh_B = torch.linalg.svd(B, full_matrices=False)
+    middle = S_A[..., :, None] * (Vh_A @ U_B) * S_B[..., None, :]
+    return torch.linalg.svdvals(middle).pow(2).sum(-1).sqrt()
+
+
+def composition_scores(m):
+    """{"Q", "K", "V"}: [L, H, L, H] composition scores (all pairs, as TransformerLens; l1 >= l2 not masked)."""
+    W_Q, W_K, W_V, W_O = m["W_Q"], m["W_K"], m["W_V"], m["W_O"]
+    left_norm = factored_norm(W_V, W_O)  # [L, H]
+    out = {}
+    for mode in ("Q", "K", "V"):
+        if mode == "Q":
+            A2, B2 = W_Q, W_K.transpose(-1, -2)
+        elif mode == "K":
+            A2, B2 = W_K, W_Q.transpose(-1, -2)
+        else:
+            A2, B2 = W_V, W_O
+        right_norm = factored_norm(A2, B2)  # [L, H]
+        # (left @ right.A) @ right.B = FactoredMatrix(W_V1, (W_O1 A2) B2), broadcast over pairs.
+        B = (W_O[:, :, None, None] @ A2[None, None]) @ B2[None, None]  # [L, H, L, H, d_head, d_model]
+        A = W_V[:, :, None, None].expand(*B.shape[:4], *W_V.shape[-2:])
+        out[mode] = factored_norm(A, B) / left_norm[:, :, None, None] / right_norm[None, None]
+    return out
+
+
 def time_it(name, fn, min_reps=3, min_seconds=2.0):
     fn()  # warm-up
     total, best, reps = 0.0, float("inf"), 0
@@ -82,6 +117,14 @@ def main():
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         out.append(time_it(f"torch_copying_scores_16_heads_t{threads}", lambda: copying_scores(m)))
+    torch.set_num_threads(default_threads)
+    g = torch.Generator().manual_seed(99)
+    m4 = {n: torch.randn(4, N_HEADS, *shape, generator=g) * 0.05
+          for n, shape in (("W_Q", (D_MODEL, D_HEAD)), ("W_K", (D_MODEL, D_HEAD)), ("W_V", (D_MODEL, D_HEAD)),
+                           ("W_O", (D_HEAD, D_MODEL)))}
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        out.append(time_it(f"torch_composition_4l_t{threads}", lambda: composition_scores(m4)))
     torch.set_num_threads(default_threads)
     ov, qk = copying_scores(m)
     print(f"torch {torch.__version__}; OV scores {ov.flatten()[:4].tolist()}..., "

@@ -1,0 +1,164 @@
+// Composition scores (composition.h; the math in docs/two-layer.md).
+//
+// A score ||(A1 B1)(A2 B2)|| with A [d, r], B [r, d] never forms a d x d
+// matrix: with A1 = Q1 R1 (thin QR, Q1 orthonormal columns) and
+// B2^T = Q2 R2, ||A1 M B2|| = ||R1 M R2^T|| for any M, so
+//   ||(A1 B1)(A2 B2)|| = ||Z1^T Z2||,  Z1 = (R1 B1)^T [d, k],  Z2 = A2 R2^T [d, k]
+// (k = min(d, r)), and ||A1 B1|| = ||Z1||, ||A2 B2|| = ||Z2||. For every pair
+// of heads at once, Z1 of all earlier heads times Z2 of all later heads is one
+// GEMM per pair of layers and kind.
+#include "core/composition.h"
+
+#include <Eigen/QR>
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace cs {
+
+const char* to_string(CompositionKind k) {
+  switch (k) {
+    case CompositionKind::Q: return "Q";
+    case CompositionKind::K: return "K";
+    case CompositionKind::V: return "V";
+  }
+  return "?";
+}
+
+const Eigen::MatrixXd& CompositionScores::of(CompositionKind k) const {
+  return k == CompositionKind::Q ? Q : k == CompositionKind::K ? K : V;
+}
+
+double CompositionScores::at(CompositionKind k, int l1, int h1, int l2, int h2) const {
+  if (l1 < 0 || l1 >= n_layers || l2 < 0 || l2 >= n_layers || h1 < 0 || h1 >= n_heads || h2 < 0 || h2 >= n_heads)
+    throw Error("composition score: head " + std::to_string(l1) + "." + std::to_string(h1) + " or " +
+                std::to_string(l2) + "." + std::to_string(h2) + " is outside the model (" +
+                std::to_string(n_layers) + " layers of " + std::to_string(n_heads) + " heads)");
+  return of(k)(l1 * n_heads + h1, l2 * n_heads + h2);
+}
+
+namespace {
+
+// R of the thin QR of X [d, r]: [min(d, r), r], upper triangular (X^T X = R^T R).
+Eigen::MatrixXd qr_r(const Eigen::MatrixXd& X) {
+  const Eigen::Index k = std::min(X.rows(), X.cols());
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(X);
+  return qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
+}
+
+// Z1 = (R(A1) B1)^T: the left product's factor.
+Eigen::MatrixXd left_factor(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1) {
+  return (qr_r(A1) * B1).transpose();
+}
+// Z2 = A2 R(B2^T)^T: the right product's factor.
+Eigen::MatrixXd right_factor(const Eigen::MatrixXd& A2, const Eigen::MatrixXd& B2) {
+  return A2 * qr_r(B2.transpose()).transpose();
+}
+
+double ratio(double num, double n1, double n2) { return n1 > 0 && n2 > 0 ? num / (n1 * n2) : 0.0; }
+
+Eigen::MatrixXd d(const ConstMatMap& x) { return x.cast<double>(); }
+
+}  // namespace
+
+double composition_score(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1, const Eigen::MatrixXd& A2,
+                         const Eigen::MatrixXd& B2) {
+  const Eigen::Index dm = A1.rows();
+  if (B1.cols() != dm || A2.rows() != dm || B2.cols() != dm || A1.cols() != B1.rows() || A2.cols() != B2.rows())
+    throw Error("composition_score: factors must be A [d, r] and B [r, d] with one d");
+  const Eigen::MatrixXd Z1 = left_factor(A1, B1), Z2 = right_factor(A2, B2);
+  return ratio((Z1.transpose() * Z2).norm(), Z1.norm(), Z2.norm());
+}
+
+double composition_baseline(int d_model, int d_head, uint64_t seed, int samples) {
+  if (d_model < 1 || d_head < 1) throw Error("composition_baseline: d_model and d_head must be >= 1");
+  if (samples < 1) throw Error("composition_baseline: samples must be >= 1 (got " + std::to_string(samples) + ")");
+  Rng rng(seed ^ 0xC0DEC0DE12345678ull);
+  auto gaussian = [&](int rows, int cols) {
+    Eigen::MatrixXd X(rows, cols);
+    for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.gaussian();
+    return X;
+  };
+  double sum = 0;
+  for (int s = 0; s < samples; ++s) {
+    const Eigen::MatrixXd A1 = gaussian(d_model, d_head), B1 = gaussian(d_head, d_model);
+    const Eigen::MatrixXd A2 = gaussian(d_model, d_head), B2 = gaussian(d_head, d_model);
+    sum += composition_score(A1, B1, A2, B2);
+  }
+  return sum / samples;
+}
+
+CompositionScores composition_scores(const Model& m, const CompositionOptions& opt) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads, D = c.d_model;
+  CompositionScores r;
+  r.n_layers = L;
+  r.n_heads = H;
+  r.Q = r.K = r.V = Eigen::MatrixXd::Zero(L * H, L * H);
+  r.baseline = composition_baseline(D, c.d_head, opt.seed, opt.baseline_samples);
+  if (L < 2) return r;
+
+  // Per head: Z of its OV circuit as the earlier head, and as the later head
+  // Z of what it reads with: queries (W_QK = W_Q W_K^T), keys (W_QK^T) and
+  // values (W_OV = W_V W_O). All [d_model, k]; side by side per layer:
+  // [d_model, n_heads * k] (float, for the GEMMs), with their norms.
+  const int k = std::min(D, c.d_head);
+  struct LayerFactors {
+    Eigen::MatrixXf ov_left, q_right, k_right, v_right;  // [d_model, n_heads * k]
+    Eigen::VectorXd ov_norm, qk_norm, ov2_norm;          // [n_heads]
+  };
+  std::vector<LayerFactors> f(static_cast<size_t>(L));
+  for (int l = 0; l < L; ++l) {
+    LayerFactors& F = f[size_t(l)];
+    F.ov_left.resize(D, H * k);
+    F.q_right.resize(D, H * k);
+    F.k_right.resize(D, H * k);
+    F.v_right.resize(D, H * k);
+    F.ov_norm.resize(H);
+    F.qk_norm.resize(H);
+    F.ov2_norm.resize(H);
+    for (int h = 0; h < H; ++h) {
+      const Eigen::MatrixXd WQ = d(m.W_Q(l, h)), WK = d(m.W_K(l, h)), WV = d(m.W_V(l, h)), WO = d(m.W_O(l, h));
+      const Eigen::MatrixXd ovl = left_factor(WV, WO);                  // OV = W_V W_O, earlier
+      const Eigen::MatrixXd qr = right_factor(WQ, WK.transpose());      // QK = W_Q W_K^T
+      const Eigen::MatrixXd kr = right_factor(WK, WQ.transpose());      // QK^T = W_K W_Q^T
+      const Eigen::MatrixXd vr = right_factor(WV, WO);                  // OV, later
+      F.ov_left.middleCols(h * k, k) = ovl.cast<float>();
+      F.q_right.middleCols(h * k, k) = qr.cast<float>();
+      F.k_right.middleCols(h * k, k) = kr.cast<float>();
+      F.v_right.middleCols(h * k, k) = vr.cast<float>();
+      F.ov_norm[h] = ovl.norm();
+      F.qk_norm[h] = qr.norm();
+      F.ov2_norm[h] = vr.norm();
+    }
+  }
+
+  // For each later layer, the earlier layers' OV factors against its three.
+  Eigen::MatrixXf C;
+  for (int l2 = 1; l2 < L; ++l2) {
+    const LayerFactors& F2 = f[size_t(l2)];
+    for (const CompositionKind kind : {CompositionKind::Q, CompositionKind::K, CompositionKind::V}) {
+      const Eigen::MatrixXf& right = kind == CompositionKind::Q ? F2.q_right
+                                     : kind == CompositionKind::K ? F2.k_right
+                                                                  : F2.v_right;
+      const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
+      Eigen::MatrixXd& out = kind == CompositionKind::Q ? r.Q : kind == CompositionKind::K ? r.K : r.V;
+      for (int l1 = 0; l1 < l2; ++l1) {
+        const LayerFactors& F1 = f[size_t(l1)];
+        C.noalias() = F1.ov_left.transpose() * right;  // [n_heads * k, n_heads * k]
+        for (int h1 = 0; h1 < H; ++h1)
+          for (int h2 = 0; h2 < H; ++h2) {
+            const double num = C.block(h1 * k, h2 * k, k, k).cast<double>().norm();
+            out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
+          }
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace cs
