@@ -34,10 +34,10 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.circuits PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
-  # composition against dense products computed in the test (tests/cli/composition.test.mjs)
-  add_test(NAME cli.composition
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/composition.test.mjs)
-  set_tests_properties(cli.composition PROPERTIES
+  # composition and detect against dense products and patterns computed in the test (tests/cli/two_layer.test.mjs)
+  add_test(NAME cli.two_layer
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/two_layer.test.mjs)
+  set_tests_properties(cli.two_layer PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);

@@ -254,4 +254,26 @@ int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c
   return 0;
 }
 
+void check_input_args(const Args& args) {
+  if (args.has("--text") && args.has("--ids")) throw UsageError("give --text or --ids, not both");
+  if (!args.has("--text") && !args.has("--ids")) throw UsageError("missing --text TEXT or --ids 1,2,3");
+  if (args.has("--ids")) {
+    if (args.has("--no-bos")) throw UsageError("--no-bos applies to --text only (--ids are used as given)");
+    parse_id_list(*args.value("--ids"), "--ids");  // usage errors before the model is read
+  }
+}
+
+std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
+  auto text = args.value("--text");
+  if (auto ids_text = args.value("--ids")) return parse_id_list(*ids_text, "--ids");
+  if (!lm.tokenizer) throw Error("--text needs a tokenizer.json with the model; use --ids");
+  std::vector<int> ids;
+  if (!args.has("--no-bos"))
+    if (auto bos = lm.tokenizer->bos_id()) ids.push_back(*bos);
+  std::vector<int> enc = lm.tokenizer->encode(*text);
+  ids.insert(ids.end(), enc.begin(), enc.end());
+  if (ids.empty()) throw Error("--text '' encodes to no tokens (and the tokenizer has no BOS)");
+  return ids;
+}
+
 }  // namespace cs::cli

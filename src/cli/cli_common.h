@@ -67,6 +67,13 @@ class Args {
 int64_t parse_int(std::string_view text, const std::string& what, int64_t min, int64_t max);
 // "1,2,3" -> {1,2,3}; spaces around numbers allowed; empty items rejected (UsageError).
 std::vector<int> parse_id_list(std::string_view text, const std::string& what);
+// The input tokens of a command that takes --text TEXT | --ids 1,2,3 [--no-bos]:
+// check_input_args before the model is read (UsageError: neither or both,
+// --no-bos with --ids, a bad id list); input_ids then encodes --text with the
+// model's tokenizer, its BOS first unless --no-bos (as TransformerLens), or
+// returns --ids as given.
+void check_input_args(const Args& args);
+std::vector<int> input_ids(const Args& args, const LoadedModel& lm);
 
 // MODEL argument: a folder (every regular file in it, by base name) or one
 // file (just that file). Throws cs::Error when it cannot be read.
@@ -137,5 +144,6 @@ int cmd_ov(const std::vector<std::string>& args);
 int cmd_qk(const std::vector<std::string>& args);
 int cmd_skip_trigrams(const std::vector<std::string>& args);
 int cmd_composition(const std::vector<std::string>& args);
+int cmd_detect(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

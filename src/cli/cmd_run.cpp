@@ -44,19 +44,6 @@ void write_matrix(std::ostream& out, const RowMat& m) {
   out << ']';
 }
 
-std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
-  auto text = args.value("--text");
-  if (auto ids_text = args.value("--ids")) return parse_id_list(*ids_text, "--ids");
-  if (!lm.tokenizer) throw Error("--text needs a tokenizer.json with the model; use --ids");
-  std::vector<int> ids;
-  if (!args.has("--no-bos"))
-    if (auto bos = lm.tokenizer->bos_id()) ids.push_back(*bos);
-  std::vector<int> enc = lm.tokenizer->encode(*text);
-  ids.insert(ids.end(), enc.begin(), enc.end());
-  if (ids.empty()) throw Error("--text '' encodes to no tokens (and the tokenizer has no BOS)");
-  return ids;
-}
-
 void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>& ids, const RowMat& logits,
                 const std::vector<float>& losses, float loss) {
   RowMat lp = log_softmax_rows(logits);
@@ -84,12 +71,7 @@ void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>
 int cmd_run(const std::vector<std::string>& words) {
   Args args(words, {{"--json", "--logits", "--patterns", "--raw", "--no-bos"}, {"--text", "--ids"}});
   args.expect_positional(1, "MODEL");
-  if (args.has("--text") && args.has("--ids")) throw UsageError("give --text or --ids, not both");
-  if (!args.has("--text") && !args.has("--ids")) throw UsageError("missing --text TEXT or --ids 1,2,3");
-  if (args.has("--ids")) {
-    if (args.has("--no-bos")) throw UsageError("--no-bos applies to --text only (--ids are used as given)");
-    parse_id_list(*args.value("--ids"), "--ids");  // usage errors before the model is read
-  }
+  check_input_args(args);
   if ((args.has("--logits") || args.has("--patterns")) && !args.has("--json"))
     throw UsageError("--logits and --patterns need --json");
   LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));

@@ -38,6 +38,8 @@ const Command kCommands[] = {
      "skip-trigrams MODEL --head L.H [--top N] [--source ID] [--destination ID] [--out ID] [--per-source K] "
      "[--sources K] [--json] [--raw] [--no-embed-norm]"},
     {"composition", cs::cli::cmd_composition, "composition MODEL [--json] [--raw] [--seed S] [--samples N]"},
+    {"detect", cs::cli::cmd_detect,
+     "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
     {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "

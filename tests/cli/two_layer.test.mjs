@@ -1,18 +1,21 @@
-// CLI test of `circuitscope composition` (node --test): every Q-, K- and
+// CLI tests of the two-layer commands (node --test).
+// `circuitscope composition`: every Q-, K- and
 // V-composition score of small random models from `circuitscope make-random`
 // against dense d_model x d_model products computed HERE from the safetensors
 // weights (--raw: the weights as stored; double precision, plain loops), as
 // docs/two-layer.md defines them (row vectors: W_OV = W_V W_O, W_QK = W_Q W_K^T):
 //   Q: |W_OV1 W_QK2| / (|W_OV1| |W_QK2|),  K: |W_OV1 W_QK2^T| / ...,  V: |W_OV1 W_OV2| / ...
+// `circuitscope detect`: the head detector's scores against the definitions
+// applied HERE to the attention patterns of helpers.mjs' reference forward pass.
 // Environment: CIRCUITSCOPE_BIN, CIRCUITSCOPE_SOURCE_DIR.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { cli, cliJson, readSafetensors, tempDir } from './helpers.mjs';
+import { cli, cliJson, readSafetensors, referenceForward, tempDir } from './helpers.mjs';
 
 const work = tempDir();
-const MODEL = { args: ['--layers', '3', '--d-model', '12', '--heads', '2', '--d-head', '4', '--ctx', '8', '--vocab', '20',
+const MODEL = { args: ['--layers', '3', '--d-model', '12', '--heads', '2', '--d-head', '4', '--ctx', '12', '--vocab', '20',
   '--pos', 'standard', '--norm', 'LN', '--seed', '31'] };
 
 before(() => {
@@ -74,5 +77,45 @@ describe('composition', () => {
     const bad = cli(['composition', MODEL.dir, '--samples', '0']);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--samples/);
+  });
+});
+
+// TransformerLens' "mul" score of pattern rule(i, j) on attention A (docs/two-layer.md).
+function detectorScore(A, ids, rule, noBos, noCurrent) {
+  let hit = 0, all = 0;
+  for (let i = 0; i < A.length; i++) for (let j = 0; j <= i; j++) {
+    if ((noBos && j === 0) || (noCurrent && i === j)) continue;
+    all += A[i][j];
+    if (rule(ids, i, j)) hit += A[i][j];
+  }
+  return all > 0 ? hit / all : 0;
+}
+const RULES = {
+  previous_token: (t, i, j) => j === i - 1,
+  duplicate_token: (t, i, j) => j < i && t[j] === t[i],
+  induction: (t, i, j) => j >= 1 && j - 1 !== i && t[j - 1] === t[i],
+};
+
+describe('detect', () => {
+  const ids = [1, 5, 9, 2, 5, 9, 2, 7, 1, 5];
+  for (const [flags, noBos, noCurrent] of [[[], false, false], [['--exclude-bos', '--exclude-current'], true, true]]) {
+    test(`--json ${flags.join(' ') || '(no exclusions)'}: every head's three scores equal the definitions`, () => {
+      const j = cliJson(['detect', MODEL.dir, '--ids', ids.join(','), '--json', '--raw', ...flags]);
+      assert.deepEqual(j.ids, ids);
+      const { patterns } = referenceForward(MODEL.t, MODEL.cfg, ids);
+      for (const [key, rule] of Object.entries(RULES))
+        patterns.forEach((layer, l) => layer.forEach((A, h) => {
+          const want = detectorScore(A, ids, rule, noBos, noCurrent);
+          assert.ok(Math.abs(j[key][l][h] - want) < 1e-5, `${key} ${l}.${h}: ${j[key][l][h]} vs ${want}`);
+        }));
+    });
+  }
+  test('bad input: usage errors exit 2 with one line', () => {
+    const r = cli(['detect', MODEL.dir, '--ids', '1,2', '--text', 'x']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    const out = cli(['detect', MODEL.dir, '--ids', '1,99']);
+    assert.notEqual(out.code, 0);
+    assert.match(out.stderr, /99/);
   });
 });
