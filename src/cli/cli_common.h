@@ -145,5 +145,6 @@ int cmd_qk(const std::vector<std::string>& args);
 int cmd_skip_trigrams(const std::vector<std::string>& args);
 int cmd_composition(const std::vector<std::string>& args);
 int cmd_detect(const std::vector<std::string>& args);
+int cmd_induction(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

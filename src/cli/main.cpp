@@ -40,6 +40,8 @@ const Command kCommands[] = {
     {"composition", cs::cli::cmd_composition, "composition MODEL [--json] [--raw] [--seed S] [--samples N]"},
     {"detect", cs::cli::cmd_detect,
      "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
+    {"induction", cs::cli::cmd_induction,
+     "induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E]"},
     {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/forward.h"
+#include "core/vocab_matrix.h"
 
 namespace cs {
 
@@ -216,6 +217,35 @@ RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_
                        std::span<const int> exclude) {
   return repeat_loss(m, repeated_random_tokens(m.config().d_vocab, n, repeats, examples, seed, bos, exclude), n,
                      repeats, bos >= 0);
+}
+
+RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const CircuitOptions& opt) {
+  const ModelConfig& c = m.config();
+  if (c.d_vocab != c.vocab_out())
+    throw Error("token_copying_scores: the OV circuit is not square (d_vocab != d_vocab_out)");
+  if (tokens.empty()) throw Error("token_copying_scores: no tokens");
+  std::vector<int> ids(tokens.begin(), tokens.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (int t : ids)
+    if (t < 0 || t >= c.d_vocab)
+      throw Error("token_copying_scores: token " + std::to_string(t) + " is outside [0, d_vocab = " +
+                  std::to_string(c.d_vocab) + ")");
+  RowMat out(c.n_layers, c.n_heads);
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h) {
+      const VocabMatrix OV = ov_circuit_matrix(m, l, h, opt);
+      double sum = 0;
+      for (int t : ids) {
+        const Vec row = OV.row(t);  // [d_vocab_out]
+        const Eigen::ArrayXd r = (row.cast<double>().array() - row.cast<double>().mean()).max(0.0);
+        const double mass = r.sum();
+        const double share = mass > 0 ? r[t] / mass : 0.0;
+        sum += std::clamp(4.0 * share - 1.0, -1.0, 1.0);
+      }
+      out(l, h) = float(sum / double(ids.size()));
+    }
+  return out;
 }
 
 }  // namespace cs

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "core/circuits.h"  // CircuitOptions
 #include "core/model.h"
 #include "core/rng.h"  // Rng
 
@@ -95,5 +96,15 @@ RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequ
                        bool has_bos);
 RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
                        std::span<const int> exclude = {});
+
+// [I]'s copying score of every head, from its OV circuit (docs/two-layer.md,
+// "Copying on tokens"): for each distinct token t of `tokens`, the row
+// OV[t, :] (the logit effect of attending to t; core/vocab_matrix.h), centred
+// and rectified, r = max(OV[t, :] - mean(OV[t, :]), 0); the share of the
+// rectified mass on t itself, s_t = r[t] / sum(r), rescaled from [0, 0.5] to
+// [-1, 1] (4 s_t - 1, clamped to [-1, 1]); averaged over the tokens. Throws
+// cs::Error when the OV circuit is not square, a token is out of range or
+// `tokens` is empty. Returns [n_layers, n_heads].
+RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const CircuitOptions& opt = {});
 
 }  // namespace cs

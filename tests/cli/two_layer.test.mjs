@@ -7,6 +7,9 @@
 //   Q: |W_OV1 W_QK2| / (|W_OV1| |W_QK2|),  K: |W_OV1 W_QK2^T| / ...,  V: |W_OV1 W_OV2| / ...
 // `circuitscope detect`: the head detector's scores against the definitions
 // applied HERE to the attention patterns of helpers.mjs' reference forward pass.
+// `circuitscope induction`: prefix-matching scores and losses from that
+// reference pass on the sequences it reports, copying scores from OV rows
+// formed HERE (E = ln1(W_E) with the raw weights).
 // Environment: CIRCUITSCOPE_BIN, CIRCUITSCOPE_SOURCE_DIR.
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -117,5 +120,66 @@ describe('detect', () => {
     const out = cli(['detect', MODEL.dir, '--ids', '1,99']);
     assert.notEqual(out.code, 0);
     assert.match(out.stderr, /99/);
+  });
+});
+
+describe('induction', () => {
+  test('--json: prefix matching, copying and the two losses equal the definitions', () => {
+    const j = cliJson(['induction', MODEL.dir, '--json', '--raw', '--tokens', '5', '--repeats', '2', '--examples', '3', '--seed', '4']);
+    const { n_layers: L, n_heads: H, d_model: D, d_vocab: V } = MODEL.cfg;
+    assert.equal(j.sequences.length, 3);
+    assert.equal(j.bos, null, 'make-random writes no tokenizer');
+    // Prefix matching: attention from a repeated token to the tokens right after its earlier occurrences.
+    const pm = Array.from({ length: L }, () => Array(H).fill(0));
+    let dests = 0, first = 0, nFirst = 0, rep = 0, nRep = 0;
+    for (const ids of j.sequences) {
+      assert.equal(ids.length, 10);
+      const { patterns, logits } = referenceForward(MODEL.t, MODEL.cfg, ids);
+      for (let i = 0; i < ids.length; i++) {
+        const earlier = ids.slice(0, i).includes(ids[i]);
+        if (!earlier) continue;
+        dests++;
+        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++)
+          for (let k = 1; k <= i; k++) if (ids[k - 1] === ids[i]) pm[l][h] += patterns[l][h][i][k];
+      }
+      for (let t = 1; t < ids.length; t++) {
+        const row = logits[t - 1], mx = Math.max(...row);
+        const lse = mx + Math.log(row.reduce((s, x) => s + Math.exp(x - mx), 0));
+        const loss = lse - row[ids[t]];
+        if (t < 5) { first += loss; nFirst++; } else { rep += loss; nRep++; }
+      }
+    }
+    for (let l = 0; l < L; l++) for (let h = 0; h < H; h++)
+      assert.ok(Math.abs(j.prefix_matching[l][h] - pm[l][h] / dests) < 1e-5, `prefix ${l}.${h}`);
+    assert.ok(Math.abs(j.loss_first - first / nFirst) < 1e-4, `loss_first ${j.loss_first} vs ${first / nFirst}`);
+    assert.ok(Math.abs(j.loss_repeat - rep / nRep) < 1e-4, 'loss_repeat');
+    // Copying: OV rows of the distinct tokens, centred, rectified, share on the token, 4 s - 1.
+    const WE = MODEL.t['embed.W_E'].values, WU = MODEL.t['unembed.W_U'].values;
+    const tokens = [...new Set(j.sequences.flat())];
+    for (let l = 0; l < L; l++) {
+      const w = MODEL.t[`blocks.${l}.ln1.w`].values, b = MODEL.t[`blocks.${l}.ln1.b`].values;
+      for (let h = 0; h < H; h++) {
+        const ov = mul(head(`blocks.${l}.attn.W_V`, h), head(`blocks.${l}.attn.W_O`, h));
+        let want = 0;
+        for (const t of tokens) {
+          const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
+          const mu = x.reduce((s, v) => s + v, 0) / D;
+          const sd = Math.sqrt(x.reduce((s, v) => s + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
+          const e = x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
+          const y = ov[0].map((_, c) => e.reduce((s, v, d) => s + v * ov[d][c], 0));
+          const row = Array.from({ length: V }, (_, o) => y.reduce((s, v, d) => s + v * WU[d * V + o], 0));
+          const mean = row.reduce((s, v) => s + v, 0) / V;
+          const r = row.map((v) => Math.max(v - mean, 0));
+          const mass = r.reduce((s, v) => s + v, 0);
+          want += Math.min(1, Math.max(-1, 4 * (mass > 0 ? r[t] / mass : 0) - 1)) / tokens.length;
+        }
+        assert.ok(Math.abs(j.copying[l][h] - want) < 1e-4, `copying ${l}.${h}: ${j.copying[l][h]} vs ${want}`);
+      }
+    }
+  });
+  test('a sequence longer than n_ctx is refused with the reason', () => {
+    const r = cli(['induction', MODEL.dir, '--tokens', '25', '--repeats', '4']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /n_ctx/);
   });
 });

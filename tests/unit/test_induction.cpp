@@ -308,5 +308,64 @@ TEST(InContextLearning, EarlyMinusLateLossPositiveForInduction) {
   EXPECT_THROW(in_context_learning_score(b.m, seqs, 5, 61), Error);  // sequences have 61 tokens
 }
 
+// [I]'s copying score from the OV circuit: against the definition applied to
+// OV rows formed here with loops (no normalization: E = W_E).
+TEST(TokenCopyingScores, EqualTheDefinitionOnDenseOvRows) {
+  ModelConfig c;
+  c.n_layers = 2;
+  c.d_model = 8;
+  c.n_heads = 2;
+  c.d_head = 4;
+  c.n_ctx = 8;
+  c.d_vocab = 15;
+  c.normalization = Norm::None;
+  Model m(c);
+  randomize(m, 71, 0.7f);
+  const std::vector<int> tokens = {3, 9, 3, 0, 14};
+  const RowMat s = token_copying_scores(m, tokens);
+  const Model& cm = m;
+  const ConstMatMap WE = cm.W_E(), WU = cm.W_U();
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 2; ++h) {
+      const ConstMatMap WV = cm.W_V(l, h), WO = cm.W_O(l, h);
+      double want = 0;
+      for (int t : {0, 3, 9, 14}) {  // distinct tokens
+        std::vector<double> row(15, 0.0);
+        for (int o = 0; o < 15; ++o)
+          for (int a = 0; a < 8; ++a)
+            for (int k = 0; k < 4; ++k)
+              for (int b = 0; b < 8; ++b) row[size_t(o)] += double(WE(t, a)) * WV(a, k) * WO(k, b) * WU(b, o);
+        double mean = 0;
+        for (double v : row) mean += v / 15;
+        double mass = 0;
+        for (double& v : row) mass += (v = std::max(v - mean, 0.0));
+        const double share = mass > 0 ? row[size_t(t)] / mass : 0.0;
+        want += std::clamp(4 * share - 1, -1.0, 1.0) / 4;
+      }
+      EXPECT_NEAR(s(l, h), want, 1e-5) << "head " << l << "." << h;
+    }
+  EXPECT_THROW(token_copying_scores(m, std::vector<int>{}), Error);
+  EXPECT_THROW(token_copying_scores(m, std::vector<int>{15}), Error);
+}
+
+// A head whose OV circuit is the identity on the embeddings copies perfectly: +1.
+TEST(TokenCopyingScores, AnIdentityOvCircuitScoresOne) {
+  ModelConfig c;
+  c.n_layers = 1;
+  c.d_model = 6;
+  c.n_heads = 1;
+  c.d_head = 6;
+  c.n_ctx = 4;
+  c.d_vocab = 6;
+  c.normalization = Norm::None;
+  Model m(c);
+  m.W_E().setIdentity();
+  m.W_V(0, 0).setIdentity();
+  m.W_O(0, 0).setIdentity();
+  m.W_U().setIdentity();
+  const RowMat s = token_copying_scores(m, std::vector<int>{0, 2, 5});
+  EXPECT_FLOAT_EQ(s(0, 0), 1.f);
+}
+
 }  // namespace
 }  // namespace cs
