@@ -165,14 +165,17 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
   g_.normalized = grams_normalized(m, opt);
   g_.square = V == Vo;
   g_.d_vocab = V;
-  g_.NtN = Eigen::MatrixXd::Zero(D, D);
-  g_.N_sum = Eigen::VectorXd::Zero(D);
-  if (g_.square) {
-    g_.UN = Eigen::MatrixXd::Zero(D, D);
-    g_.U_sum = Eigen::VectorXd::Zero(D);
-  }
   const Eigen::Index step = rows_per_unit(c.d_model);
-  add("vocabulary sums", double(D * D), [this, step, D] {
+  // Memory is allocated in the first unit, not here: a plan is built in the
+  // frame that asks for it, its units run in frame slices.
+  add("vocabulary sums", double(D * D), [this, step, D, want_UUt] {
+    g_.NtN = Eigen::MatrixXd::Zero(D, D);
+    g_.N_sum = Eigen::VectorXd::Zero(D);
+    if (g_.square) {
+      g_.UN = Eigen::MatrixXd::Zero(D, D);
+      g_.U_sum = Eigen::VectorXd::Zero(D);
+    }
+    if (want_UUt) g_.UUt = Eigen::MatrixXd::Zero(D, D);
     x_.resize(step, D);
     acc_.resize(D, D);
   });
@@ -193,7 +196,6 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
   }
   add("vocabulary sums", double(D * D), [this] { mirror_lower(g_.NtN); });
   if (want_UUt) {
-    g_.UUt = Eigen::MatrixXd::Zero(D, D);
     for (Eigen::Index c0 = 0; c0 < Vo; c0 += step) {
       const Eigen::Index c1 = std::min(Vo, c0 + step);
       add("unembedding sums", double((c1 - c0) * D * D), [this, c0, c1] {
@@ -434,8 +436,8 @@ PositionalShareAccumulator::PositionalShareAccumulator(const Model& m, int layer
   pos_.assign(samples_.size(), 0.0);
   if (!m.config().has_pos()) return;  // no positional terms: share 0, nothing to run
   chunks_ = int((samples_.size() + kChunk - 1) / kChunk);
-  W_Q_ = d(m.W_Q(layer, head));
-  W_K_ = d(m.W_K(layer, head));
+  // W_Q_ and W_K_ (double copies) are made by the first chunk: building the
+  // accumulator stays cheap in the frame that asks for it.
 }
 
 namespace {
@@ -498,6 +500,10 @@ void PositionalShareAccumulator::run_chunk(int ci) {
     const QkSample& s = samples_[s0 + size_t(r)];
     split_input(m_, layer_, opt_.normalize_embed, s.query_token, s.query_pos, Aq.row(r).data(), Pq.row(r).data());
     split_input(m_, layer_, opt_.normalize_embed, s.key_token, s.key_pos, Ak.row(r).data(), Pk.row(r).data());
+  }
+  if (W_Q_.size() == 0) {
+    W_Q_ = d(m_.W_Q(layer_, head_));
+    W_K_ = d(m_.W_K(layer_, head_));
   }
   const RowMatD QA = Aq * W_Q_, QP = Pq * W_Q_, KA = Ak * W_K_, KP = Pk * W_K_;  // [n, d_head]
   for (Eigen::Index r = 0; r < n; ++r) {

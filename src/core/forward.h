@@ -49,8 +49,15 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
 class ForwardPlan final : public WorkPlan {
  public:
   // unit_macs: the size of a unit in multiply-adds (smaller in tests, to
-  // exercise the blocks on small models).
+  // exercise the blocks on small models). In the page a unit must fit a frame
+  // slice (2^24: a few ms in wasm); natively nothing waits on frames, and
+  // narrow blocks of W_U cost more in packing than in arithmetic (2^27;
+  // tests/bench/RESULTS.md).
+#ifdef __EMSCRIPTEN__
   static constexpr double kUnitMacs = double(1 << 24);
+#else
+  static constexpr double kUnitMacs = double(1 << 27);
+#endif
   ForwardPlan(const Model& m, std::span<const int> tokens, const ForwardOptions& opt = {},
               double unit_macs = kUnitMacs);
   const ForwardResult& result() const;  // once done()
