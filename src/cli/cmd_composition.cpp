@@ -4,7 +4,8 @@
 // baseline not subtracted), and the baseline itself.
 // JSON: {"weights": "processed"|"raw", "n_layers", "n_heads",
 //        "Q": [l1][h1][l2][h2], "K": ..., "V": ... (0 where l1 >= l2),
-//        "baseline": mean score of random matrices of the same shapes}
+//        "baseline": mean score of random matrices of the same shapes,
+//        "virtual_norm": [l1][h1][l2][h2] = ||W_OV1 W_OV2||, the size of the virtual head's OV circuit}
 // Text: for each kind, the pairs above the baseline, highest first.
 #include <algorithm>
 #include <cstdio>
@@ -20,7 +21,8 @@ namespace cs::cli {
 
 namespace {
 
-Json nested(const CompositionScores& s, CompositionKind k) {
+// [l1][h1][l2][h2] of a [n_layers * n_heads]^2 matrix.
+Json nested(const CompositionScores& s, const Eigen::MatrixXd& M) {
   Json a = Json::array();
   for (int l1 = 0; l1 < s.n_layers; ++l1) {
     Json b = Json::array();
@@ -28,7 +30,7 @@ Json nested(const CompositionScores& s, CompositionKind k) {
       Json c = Json::array();
       for (int l2 = 0; l2 < s.n_layers; ++l2) {
         Json d = Json::array();
-        for (int h2 = 0; h2 < s.n_heads; ++h2) d.push_back(s.at(k, l1, h1, l2, h2));
+        for (int h2 = 0; h2 < s.n_heads; ++h2) d.push_back(M(l1 * s.n_heads + h1, l2 * s.n_heads + h2));
         c.push_back(std::move(d));
       }
       b.push_back(std::move(c));
@@ -55,7 +57,8 @@ int cmd_composition(const std::vector<std::string>& words) {
     j["weights"] = weights_kind(lm.model);
     j["n_layers"] = s.n_layers;
     j["n_heads"] = s.n_heads;
-    for (CompositionKind k : kinds) j[to_string(k)] = nested(s, k);
+    for (CompositionKind k : kinds) j[to_string(k)] = nested(s, s.of(k));
+    j["virtual_norm"] = nested(s, s.virtual_norm);
     j["baseline"] = s.baseline;
     print_json(std::cout, j, 2);
     return 0;

@@ -98,7 +98,7 @@ CompositionScores composition_scores(const Model& m, const CompositionOptions& o
   CompositionScores r;
   r.n_layers = L;
   r.n_heads = H;
-  r.Q = r.K = r.V = Eigen::MatrixXd::Zero(L * H, L * H);
+  r.Q = r.K = r.V = r.virtual_norm = Eigen::MatrixXd::Zero(L * H, L * H);
   r.baseline = composition_baseline(D, c.d_head, opt.seed, opt.baseline_samples);
   if (L < 2) return r;
 
@@ -154,6 +154,7 @@ CompositionScores composition_scores(const Model& m, const CompositionOptions& o
           for (int h2 = 0; h2 < H; ++h2) {
             const double num = C.block(h1 * k, h2 * k, k, k).cast<double>().norm();
             out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
+            if (kind == CompositionKind::V) r.virtual_norm(l1 * H + h1, l2 * H + h2) = num;
           }
       }
     }

@@ -29,6 +29,10 @@ struct CompositionScores {
   // + h1), column = later head (l2 * n_heads + h2); 0 unless l1 < l2. Raw
   // scores (the baseline not subtracted).
   Eigen::MatrixXd Q, K, V;
+  // ||W_OV^h1 W_OV^h2||: the size of the virtual head h2 o h1's OV circuit
+  // W_V1 W_O1 W_V2 W_O2 [d_model, d_model] (V-composition's numerator);
+  // indexed like V, 0 unless l1 < l2.
+  Eigen::MatrixXd virtual_norm;
   double baseline = 0;  // composition_baseline(d_model, d_head, ...)
   const Eigen::MatrixXd& of(CompositionKind k) const;
   double at(CompositionKind k, int l1, int h1, int l2, int h2) const;

@@ -293,6 +293,20 @@ VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const Circuit
                      embed_side(m, layer, opt), RowMat(m.W_Q(layer, head)), RowMat(m.W_K(layer, head).transpose()));
 }
 
+VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt) {
+  check_head(m, l1, h1, "virtual_ov_circuit_matrix");
+  check_head(m, l2, h2, "virtual_ov_circuit_matrix");
+  if (l1 >= l2)
+    throw Error("virtual_ov_circuit_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
+                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  // E W_V1 [d_vocab, d_head]; (W_O1 W_V2) W_O2 [d_head, d_model]; W_U
+  const RowMat P2 = (RowMat(m.W_O(l1, h1)) * m.W_V(l2, h2)) * m.W_O(l2, h2);
+  return VocabMatrix(m,
+                     "virtual_ov_circuit_matrix(" + std::to_string(l1) + "." + std::to_string(h1) + " -> " +
+                         std::to_string(l2) + "." + std::to_string(h2) + ")",
+                     embed_side(m, l1, opt), VocabSide::columns_of(m.W_U()), RowMat(m.W_V(l1, h1)), P2);
+}
+
 VocabSide embed_side(const Model& m, int norm, std::shared_ptr<const RowStats> stats) {
   VocabSide s = VocabSide::rows_of(m.W_E(), norm);
   s.stats = std::move(stats);

@@ -169,6 +169,13 @@ VocabMatrix ov_circuit_matrix(const Model& m, int layer, int head, const Circuit
 // entry (destination/query token, source/key token), before attn_scale, no biases.
 VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const CircuitOptions& opt = {});
 
+// The OV circuit of the virtual head h2 o h1 (head h1 of layer l1 < l2 read
+// by the values of head h2 of layer l2): E W_V1 W_O1 W_V2 W_O2 W_U,
+// [d_vocab, d_vocab_out]; entry (source, out) = the logit effect on `out`
+// of h2 attending to a position where h1 attended to `source`. E as in
+// ov_circuit_matrix, through block l1's ln1. Kept factored with rank d_head.
+VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt = {});
+
 // RowStats of a side's rows, one unit per chunk of rows (the side's storage
 // must outlive the plan).
 class RowStatsPlan final : public WorkPlan {

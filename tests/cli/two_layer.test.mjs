@@ -60,6 +60,8 @@ describe('composition', () => {
       assert.ok(Math.abs(at('Q') - score(o1, qk(l2, h2))) < 2e-6, `Q ${where}: ${at('Q')} vs ${score(o1, qk(l2, h2))}`);
       assert.ok(Math.abs(at('K') - score(o1, tr(qk(l2, h2)))) < 2e-6, `K ${where}`);
       assert.ok(Math.abs(at('V') - score(o1, ov(l2, h2))) < 2e-6, `V ${where}`);
+      const vn = fro(mul(o1, ov(l2, h2)));
+      assert.ok(Math.abs(j.virtual_norm[l1][h1][l2][h2] - vn) < 2e-6 * Math.max(1, vn), `virtual norm ${where}`);
     }
     // Random matrices of these shapes score about 1/sqrt(d_model), not 0.
     const d = MODEL.cfg.d_model;

@@ -81,6 +81,8 @@ TEST(Composition, EveryPairEqualsTheDenseProducts) {
             EXPECT_NEAR(s.at(CompositionKind::Q, l1, h1, l2, h2), score(ov1, qk2), 2e-6) << what;
             EXPECT_NEAR(s.at(CompositionKind::K, l1, h1, l2, h2), score(ov1, transpose(qk2)), 2e-6) << what;
             EXPECT_NEAR(s.at(CompositionKind::V, l1, h1, l2, h2), score(ov1, ov2), 2e-6) << what;
+            const double vn = fro(mul(ov1, ov2));
+            EXPECT_NEAR(s.virtual_norm(l1 * H + h1, l2 * H + h2), vn, 2e-6 * std::max(1.0, vn)) << what;
           }
       }
   }

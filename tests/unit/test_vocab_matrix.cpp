@@ -101,6 +101,23 @@ Mat dense_ov(const Model& m, int l, int h, bool normalize) {
   return dense_unembed(m, EVO, false);
 }
 
+// E W_V1 W_O1 W_V2 W_O2 W_U: the virtual head h2 o h1.
+Mat dense_virtual_ov(const Model& m, int l1, int h1, int l2, int h2, bool normalize) {
+  const size_t D = size_t(m.config().d_model), Dh = size_t(m.config().d_head);
+  const Mat E = normalized_rows(m, "embed.W_E", ln_prefix(m, l1, normalize));
+  Mat X = E;  // [n, D], through h1's then h2's OV
+  for (auto [l, h] : {std::pair{l1, h1}, std::pair{l2, h2}}) {
+    const Mat XV = times_head_in(m, X, naive::blk(l, "attn.W_V"), h);  // [n, Dh]
+    const naive::Tensor W_O = naive::tensor(m, naive::blk(l, "attn.W_O"));
+    Mat XVO = naive::zeros(X.size(), D);
+    for (size_t i = 0; i < X.size(); ++i)
+      for (size_t d = 0; d < D; ++d)
+        for (size_t e = 0; e < Dh; ++e) XVO[i][d] += XV[i][e] * W_O[(size_t(h) * Dh + e) * D + d];
+    X = XVO;
+  }
+  return dense_unembed(m, X, false);
+}
+
 // E W_Q W_K^T E^T.
 Mat dense_qk(const Model& m, int l, int h, bool normalize) {
   const Mat E = normalized_rows(m, "embed.W_E", ln_prefix(m, l, normalize));
@@ -257,6 +274,11 @@ TEST_P(VocabMatrixDense, EveryOperationMatchesDenseLoops) {
     check_all(qk_circuit_matrix(m, 0, 1, opt), dense_qk(m, 0, 1, normalize), false);
   }
   check_all(ov_circuit_matrix(m, 0, 1).transposed(), transpose(dense_ov(m, 0, 1, true)), false);
+
+  // A virtual head's OV circuit (layer 0 head 1 read by layer 1 head 0's values).
+  for (bool normalize : {true, false})
+    check_all(virtual_ov_circuit_matrix(m, 0, 1, 1, 0, CircuitOptions{normalize}),
+              dense_virtual_ov(m, 0, 1, 1, 0, normalize), false);
 
   // The same with W_E's row statistics computed beforehand (rows and columns
   // then read W_E once).
@@ -457,6 +479,8 @@ TEST(VocabMatrixErrors, BadIndicesNameTheIndexAndBound) {
   EXPECT_NE(error_of([&] { ov_circuit_matrix(m, 2, 0); }).find("layer 2 is outside [0, n_layers = 2)"),
             std::string::npos);
   EXPECT_NE(error_of([&] { qk_circuit_matrix(m, 0, 2); }).find("head 2 is outside [0, n_heads = 2)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { virtual_ov_circuit_matrix(m, 1, 0, 1, 1); }).find("must be in an earlier layer"),
             std::string::npos);
   EXPECT_NE(error_of([&] { VocabMatrix(m, "bad", VocabSide::rows_of(m.W_E()), VocabSide::rows_of(m.W_E()),
                                        RowMat(m.W_V(0, 0))); })
