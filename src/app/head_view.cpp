@@ -136,46 +136,32 @@ void HeadView::start_ranking(Session& s, Ranking& r, const char* slot, bool ov, 
 }
 
 // Eigenvalues come from the d_head x d_head products (docs/one-layer.md), made
-// from the vocabulary sums: one sliced pass over W_E per model and embed_norm
-// (the job), then a few small products per head (at once).
+// from the vocabulary sums: one sliced pass over W_E per model and embed_norm,
+// kept for the next head, then each head's small products, all units of one
+// job (HeadEigenPlan).
 void HeadView::start_eigen(Session& s) {
   const auto m = s.shown_shared();
   if (!m) return;
-  if (grams_.has() && grams_.generation() == s.generation() && grams_.key() == sel_.embed_norm) {
-    finish_eigen(s);
-    return;
-  }
   const bool embed_norm = sel_.embed_norm;
   const uint64_t generation = s.generation();
-  const CircuitOptions opt = circuit_options(*m, embed_norm);
+  const HeadKey key = head_key();
+  if (eigen_.holds(key, generation) && !s.jobs().info(kEigenSlot)) return;
+  // The vocabulary sums of this model and option, when an earlier head computed them.
+  std::shared_ptr<const EmbedGrams> grams;
+  if (grams_.holds(embed_norm, generation)) grams = grams_.value();
   JobOptions o;
   o.label = "eigenvalues";
   o.keep = m;
   o.priority = 1;
   o.failed = [&s](const std::string& message) { s.set_error(message); };
-  s.jobs().start<EmbedGramsPlan>(
-      kEigenSlot, std::make_unique<EmbedGramsPlan>(m->model, opt, false),
-      [this, &s, embed_norm, generation](EmbedGramsPlan& p) {
-        grams_.set(embed_norm, generation, std::make_shared<const EmbedGrams>(p.result()));
-        if (s.generation() == generation && sel_.embed_norm == embed_norm) finish_eigen(s);
+  s.jobs().start<HeadEigenPlan>(
+      kEigenSlot,
+      std::make_unique<HeadEigenPlan>(m->model, key.layer, key.head, circuit_options(*m, embed_norm), grams),
+      [this, embed_norm, generation, key](HeadEigenPlan& p) {
+        grams_.set(embed_norm, generation, p.grams());
+        eigen_.set(key, generation, p.result());
       },
       std::move(o));
-}
-
-void HeadView::finish_eigen(Session& s) {
-  const LoadedModel* m = s.shown();
-  if (!m || !grams_.has()) return;
-  const EmbedGrams& g = *grams_.value();
-  HeadEigen e;
-  if (g.square) {
-    e.ov = small_eigenvalues(ov_small_matrix(m->model, sel_.layer, sel_.head, g), "OV circuit");
-    e.ov_score = copying_score(e.ov);
-  } else {
-    e.ov_score = std::nan("");
-  }
-  e.qk = small_eigenvalues(qk_small_matrix(m->model, sel_.layer, sel_.head, g), "QK circuit");
-  e.qk_score = copying_score(e.qk);
-  eigen_.set(head_key(), s.generation(), std::move(e));
 }
 
 // At most 64 x 64 positions of P W_Q W_K^T P^T: computed at once.

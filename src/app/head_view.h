@@ -57,10 +57,6 @@ struct PositionalKey {
   int first = 0, count = 0;
   bool operator==(const PositionalKey&) const = default;
 };
-struct HeadEigen {
-  std::vector<std::complex<double>> ov, qk;  // descending modulus; ov empty when d_vocab != d_vocab_out
-  double ov_score = 0, qk_score = 0;         // copying_score of each (NaN for ov when empty)
-};
 
 class HeadView final : public SelectionView<HeadSelection> {
  public:
@@ -117,7 +113,6 @@ class HeadView final : public SelectionView<HeadSelection> {
   // One ranked list: a row (outs / sources) or a column of the OV or QK matrix.
   void start_ranking(Session& s, Ranking& r, const char* slot, bool ov, bool row, int id);
   void start_eigen(Session& s);
-  void finish_eigen(Session& s);
   void compute_positional(Session& s);
 
   Ranking ov_outs_{kOvOutsSlot}, ov_sources_{kOvSourcesSlot};

@@ -272,6 +272,80 @@ Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const Embed
   return d(m.W_K(layer, head)).transpose() * embed_gram_for_layer(m, layer, g) * d(m.W_Q(layer, head));
 }
 
+struct HeadEigenPlan::Impl {
+  std::unique_ptr<EmbedGramsPlan> plan;  // when the sums were not given
+  std::shared_ptr<const EmbedGrams> grams;
+  Eigen::MatrixXd M, T;                  // a d_model x d_model sum, and the left factor times it [d_head, d_model]
+};
+
+HeadEigenPlan::HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
+                             std::shared_ptr<const EmbedGrams> grams)
+    : impl_(std::make_unique<Impl>()) {
+  check_head(m, layer, head, "head eigenvalues");
+  const ModelConfig& c = m.config();
+  const Eigen::Index D = c.d_model;
+  Impl& I = *impl_;
+  if (grams) {
+    I.grams = std::move(grams);
+  } else {
+    I.plan = std::make_unique<EmbedGramsPlan>(m, opt, false);
+    add_units_of(I.plan.get(), I.plan->units(), "vocabulary sums", double(c.d_vocab) * double(D) * double(D) * 2.0 /
+                                                                     double(std::max<size_t>(I.plan->units(), 1)));
+    add("vocabulary sums", 1, [this] {
+      impl_->grams = std::make_shared<const EmbedGrams>(std::move(impl_->plan->mutable_result()));
+      impl_->plan.reset();
+    });
+  }
+  // L [d_head, d_model] times M [d_model, d_model] in blocks of columns, then
+  // times R [d_model, d_head]: the small matrix and its eigenvalues.
+  const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, c.d_head * D), 16, D);
+  auto small = [&](const char* what, bool ov) {
+    add(what, double(D) * double(D), [this, &m, layer, head, ov] {
+      Impl& I = *impl_;
+      I.M = ov ? unembed_embed_for_layer(m, layer, *I.grams) : embed_gram_for_layer(m, layer, *I.grams);
+      I.T.resize(m.config().d_head, I.M.cols());
+    });
+    for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
+      const Eigen::Index n = std::min(cols, D - c0);
+      add(what, double(c.d_head) * double(D) * double(n), [this, &m, layer, head, ov, c0, n] {
+        Impl& I = *impl_;
+        const Eigen::MatrixXd L = ov ? d(m.W_O(layer, head)) : Eigen::MatrixXd(d(m.W_K(layer, head)).transpose());
+        I.T.middleCols(c0, n).noalias() = L * I.M.middleCols(c0, n);
+      });
+    }
+    add(what, double(c.d_head) * double(D) * double(c.d_head), [this, &m, layer, head, ov] {
+      Impl& I = *impl_;
+      const Eigen::MatrixXd S = I.T * (ov ? d(m.W_V(layer, head)) : d(m.W_Q(layer, head)));  // [d_head, d_head]
+      if (ov) {
+        result_.ov = small_eigenvalues(S, "OV circuit");
+        result_.ov_score = copying_score(result_.ov);
+      } else {
+        result_.qk = small_eigenvalues(S, "QK circuit");
+        result_.qk_score = copying_score(result_.qk);
+      }
+      I.M.resize(0, 0);
+      I.T.resize(0, 0);
+    });
+  };
+  if (c.d_vocab == c.vocab_out())
+    small("OV eigenvalues", true);
+  else
+    result_.ov_score = std::nan("");
+  small("QK eigenvalues", false);
+}
+
+HeadEigenPlan::~HeadEigenPlan() = default;
+
+const HeadEigen& HeadEigenPlan::result() const {
+  if (!done()) throw Error("head eigenvalues: result() before the computation finished");
+  return result_;
+}
+
+std::shared_ptr<const EmbedGrams> HeadEigenPlan::grams() const {
+  if (!done()) throw Error("head eigenvalues: grams() before the computation finished");
+  return impl_->grams;
+}
+
 double ov_frobenius_sq(const Model& m, int layer, int head, const EmbedGrams& g) {
   check_head(m, layer, head, "ov_frobenius_sq");
   if (g.UUt.size() == 0) throw Error("ov_frobenius_sq: the vocabulary sums lack W_U W_U^T (want_UUt)");

@@ -135,6 +135,28 @@ Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const Embed
 Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g);
 // The d_head eigenvalues of a small matrix, sorted by descending modulus.
 std::vector<std::complex<double>> small_eigenvalues(const Eigen::MatrixXd& S, const char* what);
+// One head's eigenvalues and copying scores (what the page's Head view
+// shows): the vocabulary sums first unless given (they serve every head of the
+// model and option), then each small matrix's d_head x d_model x d_model
+// product in blocks of columns, then the two d_head x d_head eigenvalue
+// problems; every unit a few ms in wasm. The model must outlive the plan.
+struct HeadEigen {
+  std::vector<std::complex<double>> ov, qk;  // descending modulus; ov empty when d_vocab != d_vocab_out
+  double ov_score = 0, qk_score = 0;         // copying_score of each (NaN for ov when empty)
+};
+class HeadEigenPlan final : public WorkPlan {
+ public:
+  HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
+                std::shared_ptr<const EmbedGrams> grams = nullptr);
+  ~HeadEigenPlan() override;
+  const HeadEigen& result() const;                   // once done()
+  std::shared_ptr<const EmbedGrams> grams() const;   // once done(): the sums it used
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  HeadEigen result_;
+};
+
 // Squared Frobenius norms of the full circuits, exactly from the factors:
 // ||L R^T||_F^2 = trace((L^T L)(R^T R)).
 //   OV: L = E W_V, R = (W_O W_U)^T (needs g.UUt)      over d_vocab x d_vocab_out entries

@@ -387,7 +387,8 @@ async function oneLayerViews(app) {
     ms(`page_head_${name}_max_cpp_work`, max(r.map((x) => x.maxWork)));
     longestStep(`page_head_${name}`, { longest_job_step: r.map((x) => x.step).sort((a, b) => b.ms - a.ms)[0] });
   }
-  // Skip-trigram table of one head: full-vocabulary scans of its QK and OV circuits.
+  // Skip-trigram table of one head: full-vocabulary scans of its QK and OV circuits (minutes; PAGE_BENCH_SKIP_TRIGRAMS=0 leaves it out).
+  if (process.env.PAGE_BENCH_SKIP_TRIGRAMS === '0') return;
   report('page_skip_trigrams_one_head', await untilDone(page, 'skip_trigrams',
     { skip_trigrams: { layer: 0, head: 0, all_heads: false, top_n: 100 } }, () => {
       const s = window.circuitscopeShell.state();

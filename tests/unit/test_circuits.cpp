@@ -344,6 +344,31 @@ TEST_P(Positional, QkEigenvaluesAreTheNonzeroEigenvaluesOfTheDenseQkCircuit) {
       }
 }
 
+// The page's per-head plan: the same eigenvalues as the dense circuits, with
+// the sums computed by the plan or given, run at once or a unit per step.
+TEST_P(Positional, HeadEigenPlanGivesTheDenseCircuitsEigenvalues) {
+  Model m(variant_config(GetParam()));
+  randomize(m, 22, 0.6f);
+  for (bool norm : {true, false}) {
+    const CircuitOptions opt{norm};
+    std::shared_ptr<const EmbedGrams> grams;
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 2; ++h) {
+        HeadEigenPlan p(m, l, h, opt, grams);
+        EXPECT_GT(p.units(), 4u);
+        while (!p.step(0.0)) {
+        }
+        const std::string what = std::to_string(l) + "." + std::to_string(h) + (grams ? " (sums given)" : "");
+        expect_eigen_match(p.result().qk, nonzero_dense_eigenvalues(dense_full_qk(m, l, h, norm), 1e-7), "qk " + what);
+        expect_eigen_match(p.result().ov, nonzero_dense_eigenvalues(dense_full_ov(m, l, h, norm), 1e-7), "ov " + what);
+        EXPECT_NEAR(p.result().ov_score, copying_score(ov_eigenvalues(m, l, h, opt)), 1e-9) << what;
+        EXPECT_NEAR(p.result().qk_score, copying_score(qk_eigenvalues(m, l, h, opt)), 1e-9) << what;
+        grams = p.grams();  // the next head reuses the sums
+        ASSERT_TRUE(grams);
+      }
+  }
+}
+
 TEST_P(Positional, FrobeniusNormsFromTheFactorsEqualDenseSums) {
   ModelConfig c = variant_config(GetParam());
   Model m(c);
