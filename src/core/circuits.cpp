@@ -275,7 +275,6 @@ Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const Embed
 struct HeadEigenPlan::Impl {
   std::unique_ptr<EmbedGramsPlan> plan;  // when the sums were not given
   std::shared_ptr<const EmbedGrams> grams;
-  Eigen::MatrixXd M, T;                  // a d_model x d_model sum, and the left factor times it [d_head, d_model]
 };
 
 HeadEigenPlan::HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
@@ -296,41 +295,50 @@ HeadEigenPlan::HeadEigenPlan(const Model& m, int layer, int head, const CircuitO
       impl_->plan.reset();
     });
   }
+  add_head_eigen_units(*this, m, layer, head, [this]() -> const EmbedGrams& { return *impl_->grams; }, &result_);
+}
+
+void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
+                          std::function<const EmbedGrams&()> grams, HeadEigen* out) {
+  check_head(m, layer, head, "head eigenvalues");
+  const ModelConfig& c = m.config();
+  const Eigen::Index D = c.d_model;
   // L [d_head, d_model] times M [d_model, d_model] in blocks of columns, then
-  // times R [d_model, d_head]: the small matrix and its eigenvalues.
+  // times R [d_model, d_head]: the small matrix, then its eigenvalues.
+  struct Scratch {
+    Eigen::MatrixXd M, T;  // a d_model x d_model sum; L M [d_head, d_model]
+  };
+  auto sc = std::make_shared<Scratch>();
   const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, c.d_head * D), 16, D);
   auto small = [&](const char* what, bool ov) {
-    add(what, double(D) * double(D), [this, &m, layer, head, ov] {
-      Impl& I = *impl_;
-      I.M = ov ? unembed_embed_for_layer(m, layer, *I.grams) : embed_gram_for_layer(m, layer, *I.grams);
-      I.T.resize(m.config().d_head, I.M.cols());
+    plan.add(what, double(D) * double(D), [sc, grams, &m, layer, ov] {
+      sc->M = ov ? unembed_embed_for_layer(m, layer, grams()) : embed_gram_for_layer(m, layer, grams());
+      sc->T.resize(m.config().d_head, sc->M.cols());
     });
     for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
       const Eigen::Index n = std::min(cols, D - c0);
-      add(what, double(c.d_head) * double(D) * double(n), [this, &m, layer, head, ov, c0, n] {
-        Impl& I = *impl_;
+      plan.add(what, double(c.d_head) * double(D) * double(n), [sc, &m, layer, head, ov, c0, n] {
         const Eigen::MatrixXd L = ov ? d(m.W_O(layer, head)) : Eigen::MatrixXd(d(m.W_K(layer, head)).transpose());
-        I.T.middleCols(c0, n).noalias() = L * I.M.middleCols(c0, n);
+        sc->T.middleCols(c0, n).noalias() = L * sc->M.middleCols(c0, n);
       });
     }
-    add(what, double(c.d_head) * double(D) * double(c.d_head), [this, &m, layer, head, ov] {
-      Impl& I = *impl_;
-      const Eigen::MatrixXd S = I.T * (ov ? d(m.W_V(layer, head)) : d(m.W_Q(layer, head)));  // [d_head, d_head]
+    plan.add(what, double(c.d_head) * double(D) * double(c.d_head), [sc, &m, layer, head, ov, out] {
+      const Eigen::MatrixXd S = sc->T * (ov ? d(m.W_V(layer, head)) : d(m.W_Q(layer, head)));  // [d_head, d_head]
       if (ov) {
-        result_.ov = small_eigenvalues(S, "OV circuit");
-        result_.ov_score = copying_score(result_.ov);
+        out->ov = small_eigenvalues(S, "OV circuit");
+        out->ov_score = copying_score(out->ov);
       } else {
-        result_.qk = small_eigenvalues(S, "QK circuit");
-        result_.qk_score = copying_score(result_.qk);
+        out->qk = small_eigenvalues(S, "QK circuit");
+        out->qk_score = copying_score(out->qk);
       }
-      I.M.resize(0, 0);
-      I.T.resize(0, 0);
+      sc->M.resize(0, 0);
+      sc->T.resize(0, 0);
     });
   };
   if (c.d_vocab == c.vocab_out())
     small("OV eigenvalues", true);
   else
-    result_.ov_score = std::nan("");
+    out->ov_score = std::nan("");
   small("QK eigenvalues", false);
 }
 

@@ -34,6 +34,7 @@
 #pragma once
 #include <complex>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -144,6 +145,11 @@ struct HeadEigen {
   std::vector<std::complex<double>> ov, qk;  // descending modulus; ov empty when d_vocab != d_vocab_out
   double ov_score = 0, qk_score = 0;         // copying_score of each (NaN for ov when empty)
 };
+// Appends to `plan` the units that compute head (layer, head)'s HeadEigen
+// into *out from the sums grams() returns when they run (so the sums may be
+// computed by earlier units of the same plan). *out must outlive the plan.
+void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
+                          std::function<const EmbedGrams&()> grams, HeadEigen* out);
 class HeadEigenPlan final : public WorkPlan {
  public:
   HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,

@@ -138,6 +138,7 @@ struct HeadSummaryPlan::Impl {
   std::vector<std::unique_ptr<OvDiagonalScan>> diagonals;           // per head (when asked)
   std::vector<std::vector<int>> sequences;
   std::vector<std::unique_ptr<ForwardPlan>> passes;  // per sequence, dropped once summed
+  std::vector<HeadEigen> eigen;                       // per head, moved into the result
   AttnSums attn;
 };
 
@@ -163,18 +164,19 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
   I.grams = std::make_unique<EmbedGramsPlan>(m, opt.circuit, /*want_UUt=*/false);
   add_units_of(I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
                                                                            double(std::max<size_t>(I.grams->units(), 1)));
+  // Each head's small products in blocks (core/circuits.h), into I.eigen.
+  I.eigen.resize(result_.size());
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
-      HeadSummary* s = &result_[size_t(l) * H + h];
-      const double cost = dd * c.d_head * 2;
-      if (square)
-        add("OV eigenvalues", cost, [this, &m, l, h, s] {
-          s->ov_eigenvalues = small_eigenvalues(ov_small_matrix(m, l, h, impl_->grams->result()), "head_summaries");
-          s->ov_copying_score = copying_score(s->ov_eigenvalues);
-        });
-      add("QK eigenvalues", cost, [this, &m, l, h, s] {
-        s->qk_eigenvalues = small_eigenvalues(qk_small_matrix(m, l, h, impl_->grams->result()), "head_summaries");
-        s->qk_copying_score = copying_score(s->qk_eigenvalues);
+      HeadEigen* e = &I.eigen[size_t(l) * H + h];
+      add_head_eigen_units(*this, m, l, h, [this]() -> const EmbedGrams& { return impl_->grams->result(); }, e);
+      add("eigenvalues", 1, [this, e, s = &result_[size_t(l) * H + h], square] {
+        s->qk_eigenvalues = std::move(e->qk);
+        s->qk_copying_score = e->qk_score;
+        if (square) {
+          s->ov_eigenvalues = std::move(e->ov);
+          s->ov_copying_score = e->ov_score;
+        }
       });
     }
   add("vocabulary sums", 1, [this] { impl_->grams.reset(); });
