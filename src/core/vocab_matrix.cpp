@@ -682,4 +682,9 @@ const std::vector<std::vector<IdValue>>& VocabTopKPerRow::result() const {
   return result_;
 }
 
+std::vector<std::vector<IdValue>> VocabTopKPerRow::take() {
+  if (!done()) throw Error("vocab top k per row: take() before the computation finished");
+  return std::move(result_);
+}
+
 }  // namespace cs

@@ -261,6 +261,7 @@ class VocabTopKPerRow final : public WorkPlan {
   VocabTopKPerRow(const VocabMatrix& M, int k);
   ~VocabTopKPerRow() override;
   const std::vector<std::vector<IdValue>>& result() const;
+  std::vector<std::vector<IdValue>> take();  // once done(): moves the result out
  private:
   std::unique_ptr<ScanState> s_;
   std::vector<std::vector<IdValue>> result_;
