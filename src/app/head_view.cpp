@@ -120,7 +120,7 @@ void HeadView::start_ranking(Session& s, Ranking& r, const char* slot, bool ov, 
   const CircuitQuery key = query(id);
   const uint64_t generation = s.generation();
   // A selection set as a whole (URL, JSON) often changes one lookup: the others stay.
-  if (r.holds(key, generation) && !s.jobs().info(slot)) return;
+  if (r.freshness(key, generation, s.jobs()).current()) return;
   const CircuitOptions opt = circuit_options(*m, key.embed_norm);
   const VocabMatrix M = ov ? ov_circuit_matrix(m->model, key.layer, key.head, opt)
                            : qk_circuit_matrix(m->model, key.layer, key.head, opt);
@@ -145,7 +145,7 @@ void HeadView::start_eigen(Session& s) {
   const bool embed_norm = sel_.embed_norm;
   const uint64_t generation = s.generation();
   const HeadKey key = head_key();
-  if (eigen_.holds(key, generation) && !s.jobs().info(kEigenSlot)) return;
+  if (eigen_.freshness(key, generation, s.jobs()).current()) return;
   // The vocabulary sums of this model and option, when an earlier head computed them.
   std::shared_ptr<const EmbedGrams> grams;
   if (grams_.holds(embed_norm, generation)) grams = grams_.value();

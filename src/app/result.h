@@ -28,6 +28,8 @@ struct Freshness {
     if (!has) return false;
     return pending ? pending_frames > 0 : stale;
   }
+  // Held, for the wanted input and model, and nothing newer coming: nothing to recompute.
+  bool current() const { return has && !stale && !pending; }
   // "none" | "current" | "stale" | "pending" (stale wins over pending).
   const char* label() const {
     if (!has) return pending ? "pending" : "none";
@@ -58,7 +60,8 @@ class Result {
     value_ = std::move(value);
     has_ = true;
   }
-  // True when it is the result for `wanted` on model `generation` (nothing to recompute).
+  // True when it belongs to `wanted` on model `generation`, whether or not a
+  // job runs in its slot (freshness() adds that).
   bool holds(const Key& wanted, uint64_t generation) const {
     return has_ && generation_ == generation && key_ == wanted;
   }
@@ -73,7 +76,7 @@ class Result {
   Freshness freshness(const Key& wanted, uint64_t generation, const JobRunner& jobs) const {
     Freshness f;
     f.has = has_;
-    f.stale = has_ && (generation_ != generation || !(key_ == wanted));
+    f.stale = has_ && !holds(wanted, generation);
     if (const JobRunner::Info* j = jobs.info(slot_)) {
       f.pending = true;
       f.pending_frames = j->frames;
