@@ -12,6 +12,7 @@
 
 #include "cli/cli_common.h"
 #include "core/head_detector.h"
+#include "io/json_out.h"
 
 namespace cs::cli {
 
@@ -32,15 +33,7 @@ int cmd_detect(const std::vector<std::string>& words) {
     Json j;
     j["weights"] = weights_kind(lm.model);
     j["ids"] = ids;
-    for (HeadPattern k : kinds) {
-      Json a = Json::array();
-      for (int l = 0; l < c.n_layers; ++l) {
-        Json row = Json::array();
-        for (int h = 0; h < c.n_heads; ++h) row.push_back(s.of(k)(l, h));
-        a.push_back(std::move(row));
-      }
-      j[to_string(k)] = std::move(a);
-    }
+    for (HeadPattern k : kinds) j[to_string(k)] = matrix_json(s.of(k));
     print_json(std::cout, j, 2);
     return 0;
   }

@@ -15,23 +15,9 @@
 #include "cli/cli_common.h"
 #include "core/error.h"
 #include "core/induction.h"
+#include "io/json_out.h"
 
 namespace cs::cli {
-
-namespace {
-
-Json per_head(const RowMat& s) {
-  Json a = Json::array();
-  for (Eigen::Index l = 0; l < s.rows(); ++l) {
-    Json row = Json::array();
-    for (Eigen::Index h = 0; h < s.cols(); ++h)
-      row.push_back(std::isfinite(s(l, h)) ? Json(double(s(l, h))) : Json(nullptr));
-    a.push_back(std::move(row));
-  }
-  return a;
-}
-
-}  // namespace
 
 int cmd_induction(const std::vector<std::string>& words) {
   Args args(words, {{"--json", "--raw"}, {"--seed", "--tokens", "--repeats", "--examples"}});
@@ -65,8 +51,8 @@ int cmd_induction(const std::vector<std::string>& words) {
     j["seed"] = seed;
     j["bos"] = bos >= 0 ? Json(bos) : Json(nullptr);
     j["sequences"] = seqs;
-    j["prefix_matching"] = per_head(prefix);
-    j["copying"] = per_head(copying);
+    j["prefix_matching"] = matrix_json(prefix);
+    j["copying"] = matrix_json(copying);
     j["loss_first"] = loss.first;
     j["loss_repeat"] = loss.repeats;
     print_json(std::cout, j, 2);
