@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <string>
 
 #include "core/error.h"
@@ -231,16 +232,19 @@ RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const C
     if (t < 0 || t >= c.d_vocab)
       throw Error("token_copying_scores: token " + std::to_string(t) + " is outside [0, d_vocab = " +
                   std::to_string(c.d_vocab) + ")");
+  std::vector<int> all(static_cast<size_t>(c.vocab_out()));
+  std::iota(all.begin(), all.end(), 0);
   RowMat out(c.n_layers, c.n_heads);
   for (int l = 0; l < c.n_layers; ++l)
     for (int h = 0; h < c.n_heads; ++h) {
-      const VocabMatrix OV = ov_circuit_matrix(m, l, h, opt);
+      // The tokens' OV rows at once: one product over W_U, not a pass per token.
+      const RowMat rows = ov_circuit_matrix(m, l, h, opt).block(ids, all);  // [tokens, d_vocab_out]
       double sum = 0;
-      for (int t : ids) {
-        const Vec row = OV.row(t);  // [d_vocab_out]
-        const Eigen::ArrayXd r = (row.cast<double>().array() - row.cast<double>().mean()).max(0.0);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const Eigen::ArrayXd row = rows.row(Eigen::Index(i)).transpose().cast<double>().array();
+        const Eigen::ArrayXd r = (row - row.mean()).max(0.0);
         const double mass = r.sum();
-        const double share = mass > 0 ? r[t] / mass : 0.0;
+        const double share = mass > 0 ? r[ids[i]] / mass : 0.0;
         sum += std::clamp(4.0 * share - 1.0, -1.0, 1.0);
       }
       out(l, h) = float(sum / double(ids.size()));
