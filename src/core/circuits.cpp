@@ -258,18 +258,29 @@ Eigen::MatrixXd unembed_embed_for_layer(const Model& m, int layer, const EmbedGr
 
 Eigen::MatrixXd d(const ConstMatMap& x) { return x.cast<double>(); }
 
+// The three factors of a head's small matrix S = L M R:
+//   OV: W_O [d_head, d_model] (W_U E) [d_model, d_model] W_V [d_model, d_head]
+//   QK: W_K^T [d_head, d_model] (E^T E) [d_model, d_model] W_Q [d_model, d_head]
+struct SmallFactors {
+  Eigen::MatrixXd L, M, R;
+};
+SmallFactors small_factors(const Model& m, int layer, int head, const EmbedGrams& g, bool ov) {
+  if (ov) return {d(m.W_O(layer, head)), unembed_embed_for_layer(m, layer, g), d(m.W_V(layer, head))};
+  return {d(m.W_K(layer, head)).transpose(), embed_gram_for_layer(m, layer, g), d(m.W_Q(layer, head))};
+}
+
 }  // namespace
 
 Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
   check_head(m, layer, head, "ov_small_matrix");
-  // W_O [d_head, d_model] (W_U E) [d_model, d_model] W_V [d_model, d_head]
-  return d(m.W_O(layer, head)) * unembed_embed_for_layer(m, layer, g) * d(m.W_V(layer, head));
+  const SmallFactors f = small_factors(m, layer, head, g, true);
+  return f.L * f.M * f.R;
 }
 
 Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
   check_head(m, layer, head, "qk_small_matrix");
-  // W_K^T [d_head, d_model] (E^T E) [d_model, d_model] W_Q [d_model, d_head]
-  return d(m.W_K(layer, head)).transpose() * embed_gram_for_layer(m, layer, g) * d(m.W_Q(layer, head));
+  const SmallFactors f = small_factors(m, layer, head, g, false);
+  return f.L * f.M * f.R;
 }
 
 struct HeadEigenPlan::Impl {
@@ -303,27 +314,27 @@ void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
   check_head(m, layer, head, "head eigenvalues");
   const ModelConfig& c = m.config();
   const Eigen::Index D = c.d_model;
-  // L [d_head, d_model] times M [d_model, d_model] in blocks of columns, then
-  // times R [d_model, d_head]: the small matrix, then its eigenvalues.
+  // L M R (small_factors) with L M in blocks of M's columns, then the
+  // eigenvalues of the small matrix.
   struct Scratch {
-    Eigen::MatrixXd M, T;  // a d_model x d_model sum; L M [d_head, d_model]
+    SmallFactors f;
+    Eigen::MatrixXd LM;  // [d_head, d_model]
   };
   auto sc = std::make_shared<Scratch>();
   const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, c.d_head * D), 16, D);
   auto small = [&](const char* what, bool ov) {
-    plan.add(what, double(D) * double(D), [sc, grams, &m, layer, ov] {
-      sc->M = ov ? unembed_embed_for_layer(m, layer, grams()) : embed_gram_for_layer(m, layer, grams());
-      sc->T.resize(m.config().d_head, sc->M.cols());
+    plan.add(what, double(D) * double(D), [sc, grams, &m, layer, head, ov] {
+      sc->f = small_factors(m, layer, head, grams(), ov);
+      sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
     });
     for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
       const Eigen::Index n = std::min(cols, D - c0);
-      plan.add(what, double(c.d_head) * double(D) * double(n), [sc, &m, layer, head, ov, c0, n] {
-        const Eigen::MatrixXd L = ov ? d(m.W_O(layer, head)) : Eigen::MatrixXd(d(m.W_K(layer, head)).transpose());
-        sc->T.middleCols(c0, n).noalias() = L * sc->M.middleCols(c0, n);
+      plan.add(what, double(c.d_head) * double(D) * double(n), [sc, c0, n] {
+        sc->LM.middleCols(c0, n).noalias() = sc->f.L * sc->f.M.middleCols(c0, n);
       });
     }
-    plan.add(what, double(c.d_head) * double(D) * double(c.d_head), [sc, &m, layer, head, ov, out] {
-      const Eigen::MatrixXd S = sc->T * (ov ? d(m.W_V(layer, head)) : d(m.W_Q(layer, head)));  // [d_head, d_head]
+    plan.add(what, double(c.d_head) * double(D) * double(c.d_head), [sc, ov, out] {
+      const Eigen::MatrixXd S = sc->LM * sc->f.R;  // [d_head, d_head]
       if (ov) {
         out->ov = small_eigenvalues(S, "OV circuit");
         out->ov_score = copying_score(out->ov);
@@ -331,8 +342,7 @@ void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
         out->qk = small_eigenvalues(S, "QK circuit");
         out->qk_score = copying_score(out->qk);
       }
-      sc->M.resize(0, 0);
-      sc->T.resize(0, 0);
+      *sc = Scratch{};
     });
   };
   if (c.d_vocab == c.vocab_out())
