@@ -17,6 +17,7 @@
 #include "core/model.h"
 #include "core/vocab_matrix.h"
 #include "naive_reference.h"
+#include "test_models.h"
 
 namespace cs {
 namespace {
@@ -143,25 +144,7 @@ TEST(CopyingScore, FromKnownEigenvalues) {
   EXPECT_NEAR(copying_score(std::vector<cd>{cd(-3, 0)}), -1.0, 1e-12);
 }
 
-// One head on 6 tokens with W_E = W_V = W_O = I (d_model = d_head = d_vocab = 6)
-// and W_U a chosen matrix P: the full OV circuit is P itself.
-Model identity_head(const Eigen::MatrixXf& P) {
-  ModelConfig c;
-  c.n_layers = 1;
-  c.d_model = 6;
-  c.n_heads = 1;
-  c.d_head = 6;
-  c.n_ctx = 4;
-  c.d_vocab = 6;
-  c.normalization = Norm::None;
-  c.positional = PosEmbed::None;
-  Model m(c);
-  m.W_E().setIdentity();
-  m.W_V(0, 0).setIdentity();
-  m.W_O(0, 0).setIdentity();
-  m.W_U() = P;
-  return m;
-}
+using testmodels::identity_head;
 
 TEST(CopyingScore, CopyingAntiCopyingAndRotatingHeads) {
   // Copying: the head raises the logit of the token it attends to.

@@ -15,6 +15,7 @@
 #include "core/forward.h"
 #include "core/induction.h"
 #include "core/model.h"
+#include "test_models.h"
 
 namespace cs {
 namespace {
@@ -350,19 +351,7 @@ TEST(TokenCopyingScores, EqualTheDefinitionOnDenseOvRows) {
 
 // A head whose OV circuit is the identity on the embeddings copies perfectly: +1.
 TEST(TokenCopyingScores, AnIdentityOvCircuitScoresOne) {
-  ModelConfig c;
-  c.n_layers = 1;
-  c.d_model = 6;
-  c.n_heads = 1;
-  c.d_head = 6;
-  c.n_ctx = 4;
-  c.d_vocab = 6;
-  c.normalization = Norm::None;
-  Model m(c);
-  m.W_E().setIdentity();
-  m.W_V(0, 0).setIdentity();
-  m.W_O(0, 0).setIdentity();
-  m.W_U().setIdentity();
+  const Model m = testmodels::identity_head(Eigen::MatrixXf::Identity(6, 6));
   const RowMat s = token_copying_scores(m, std::vector<int>{0, 2, 5});
   EXPECT_FLOAT_EQ(s(0, 0), 1.f);
 }
