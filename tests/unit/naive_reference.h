@@ -19,6 +19,22 @@ using Mat = std::vector<std::vector<double>>;  // [rows][cols]
 
 inline Mat zeros(size_t r, size_t c) { return Mat(r, std::vector<double>(c, 0.0)); }
 
+inline Mat transpose(const Mat& a) {
+  Mat t = zeros(a.empty() ? 0 : a[0].size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].size(); ++j) t[j][i] = a[i][j];
+  return t;
+}
+
+// a [n, k] times b [k, m].
+inline Mat matmul(const Mat& a, const Mat& b) {
+  Mat c = zeros(a.size(), b.empty() ? 0 : b[0].size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t k = 0; k < b.size(); ++k)
+      for (size_t j = 0; j < b[k].size(); ++j) c[i][j] += a[i][k] * b[k][j];
+  return c;
+}
+
 // Element i of the tensor called `name` (flat row-major index).
 inline double w(const Model& m, const std::string& name, size_t i) {
   const TensorSpec* s = m.find(name);

@@ -11,11 +11,12 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/rng.h"
+#include "naive_reference.h"
 
 namespace cs {
 namespace {
 
-using Dense = std::vector<std::vector<double>>;
+using Dense = naive::Mat;
 
 template <class M>
 Dense mat(const M& x) {
@@ -24,26 +25,15 @@ Dense mat(const M& x) {
     for (Eigen::Index j = 0; j < x.cols(); ++j) a[size_t(i)][size_t(j)] = x(i, j);
   return a;
 }
-Dense transpose(const Dense& a) {
-  Dense t(a[0].size(), std::vector<double>(a.size()));
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t j = 0; j < a[0].size(); ++j) t[j][i] = a[i][j];
-  return t;
-}
-Dense mul(const Dense& a, const Dense& b) {
-  Dense c(a.size(), std::vector<double>(b[0].size(), 0.0));
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t k = 0; k < b.size(); ++k)
-      for (size_t j = 0; j < b[0].size(); ++j) c[i][j] += a[i][k] * b[k][j];
-  return c;
-}
+using naive::matmul;
+using naive::transpose;
 double fro(const Dense& a) {
   double s = 0;
   for (const auto& row : a)
     for (double v : row) s += v * v;
   return std::sqrt(s);
 }
-double score(const Dense& left, const Dense& right) { return fro(mul(left, right)) / (fro(left) * fro(right)); }
+double score(const Dense& left, const Dense& right) { return fro(matmul(left, right)) / (fro(left) * fro(right)); }
 
 ModelConfig config(int layers, Norm norm) {
   ModelConfig c;
@@ -66,7 +56,7 @@ TEST(Composition, EveryPairEqualsTheDenseProducts) {
     const int H = 3;
     for (int l1 = 0; l1 < 3; ++l1)
       for (int h1 = 0; h1 < H; ++h1) {
-        const Dense ov1 = mul(mat(m.W_V(l1, h1)), mat(m.W_O(l1, h1)));  // [d, d]
+        const Dense ov1 = matmul(mat(m.W_V(l1, h1)), mat(m.W_O(l1, h1)));  // [d, d]
         for (int l2 = 0; l2 < 3; ++l2)
           for (int h2 = 0; h2 < H; ++h2) {
             const std::string what = std::to_string(l1) + "." + std::to_string(h1) + " -> " + std::to_string(l2) +
@@ -76,12 +66,12 @@ TEST(Composition, EveryPairEqualsTheDenseProducts) {
                 EXPECT_EQ(s.at(k, l1, h1, l2, h2), 0.0) << what << ": not an earlier head";
               continue;
             }
-            const Dense qk2 = mul(mat(m.W_Q(l2, h2)), transpose(mat(m.W_K(l2, h2))));
-            const Dense ov2 = mul(mat(m.W_V(l2, h2)), mat(m.W_O(l2, h2)));
+            const Dense qk2 = matmul(mat(m.W_Q(l2, h2)), transpose(mat(m.W_K(l2, h2))));
+            const Dense ov2 = matmul(mat(m.W_V(l2, h2)), mat(m.W_O(l2, h2)));
             EXPECT_NEAR(s.at(CompositionKind::Q, l1, h1, l2, h2), score(ov1, qk2), 2e-6) << what;
             EXPECT_NEAR(s.at(CompositionKind::K, l1, h1, l2, h2), score(ov1, transpose(qk2)), 2e-6) << what;
             EXPECT_NEAR(s.at(CompositionKind::V, l1, h1, l2, h2), score(ov1, ov2), 2e-6) << what;
-            const double vn = fro(mul(ov1, ov2));
+            const double vn = fro(matmul(ov1, ov2));
             EXPECT_NEAR(s.virtual_norm(l1 * H + h1, l2 * H + h2), vn, 2e-6 * std::max(1.0, vn)) << what;
           }
       }
@@ -135,7 +125,7 @@ TEST(Composition, BaselineMatchesAMonteCarloEstimate) {
         for (double& v : row) v = rng.gaussian();
       return x;
     };
-    const Dense L = mul(g(d, r), g(r, d)), R = mul(g(d, r), g(r, d));
+    const Dense L = matmul(g(d, r), g(r, d)), R = matmul(g(d, r), g(r, d));
     xs.push_back(score(L, R));
   }
   double mean = 0, var = 0;

@@ -130,12 +130,7 @@ Mat dense_qk(const Model& m, int l, int h, bool normalize) {
   return out;
 }
 
-Mat transpose(const Mat& a) {
-  Mat t = naive::zeros(a.empty() ? 0 : a[0].size(), a.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t j = 0; j < a[i].size(); ++j) t[j][i] = a[i][j];
-  return t;
-}
+using naive::transpose;
 
 std::vector<double> column_of(const Mat& a, size_t j) {
   std::vector<double> c;
