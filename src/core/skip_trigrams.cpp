@@ -84,7 +84,7 @@ SkipTrigramScan::SkipTrigramScan(const Model& m, int layer, int head, const Circ
 
   // 1. rms(QK), rms(OV) from the factors.
   I.grams = std::make_unique<EmbedGramsPlan>(m, opt, /*want_UUt=*/true);
-  for (size_t i = 0; i < I.grams->units(); ++i) add("Frobenius norms", 1, [this] { impl_->grams->step(0.0); });
+  add_units_of(I.grams.get(), I.grams->units(), "Frobenius norms", 1);
   add("Frobenius norms", 1, [this, V, Vo] {
     Impl& I = *impl_;
     const EmbedGrams& g = I.grams->result();
