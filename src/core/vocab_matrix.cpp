@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/forward.h"
+#include "core/kernels.h"
 
 namespace cs {
 
@@ -107,22 +108,25 @@ void folded_dot(const Rows& rows, const Sq& sq, const DotPrep& p, Eigen::Index r
   out.segment(r0, n).array() = (var + p.eps).rsqrt() * (S.col(0).array() - mu * p.sum_a) + p.bias;
 }
 
+// out[0, n) = (side rows r0..r0+n as stored) . v: one pass over the rows
+// (kernels.h: SIMD128 in wasm).
+void base_dot(const VocabSide& s, Eigen::Index r0, Eigen::Index n, const float* v, float* out) {
+  if (s.stored_transposed)  // rows are columns r0.. of base [d, stored_cols]
+    kernels::gemv_t(s.data + r0, s.stored_rows, n, s.stored_cols, v, out);
+  else
+    kernels::gemv(s.data + r0 * s.stored_cols, n, s.stored_cols, s.stored_cols, v, out);
+}
+
 // out.segment(r0, n) = norm(side rows r0..r0+n) . p.v + p.bias.
 void dot_chunk(const VocabSide& s, const DotPrep& p, Eigen::Index r0, Eigen::Index n, Vec& out) {
   if (!p.normalizes) {
-    if (s.stored_transposed)
-      out.segment(r0, n).noalias() = s.base().middleCols(r0, n).transpose() * p.v;
-    else
-      out.segment(r0, n).noalias() = s.base().middleRows(r0, n) * p.v;
+    base_dot(s, r0, n, p.v.data(), out.data() + r0);
     if (p.bias != 0.f) out.segment(r0, n).array() += p.bias;
     return;
   }
   const ConstMatMap base = s.base();
   if (s.stats) {  // one dot product per row: x . a, then the stored mean and variance
-    if (s.stored_transposed)
-      out.segment(r0, n).noalias() = base.middleCols(r0, n).transpose() * p.A.col(0);
-    else
-      out.segment(r0, n).noalias() = base.middleRows(r0, n) * p.A.col(0);
+    base_dot(s, r0, n, p.A.col(0).data(), out.data() + r0);
     const auto mu = s.stats->mean.segment(r0, n).array();
     const auto var = s.stats->var.segment(r0, n).array();
     out.segment(r0, n).array() = (var + p.eps).rsqrt() * (out.segment(r0, n).array() - mu * p.sum_a) + p.bias;
