@@ -39,7 +39,10 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kProcessingKey = "circuitscope.processing";  // __metadata__ key written by save_model
-constexpr int64_t kChunk = int64_t(1) << 20;                        // floats converted per slice
+// Floats converted per slice: 1 MB of output. Each slice writes memory the
+// model was just given, and in the page the first touch of fresh wasm memory
+// costs page faults (4 MB slices took 52-102 ms there, 1 MB ones a quarter).
+constexpr int64_t kChunk = int64_t(1) << 18;
 
 std::string base_name(const std::string& path) {
   const size_t slash = path.find_last_of("/\\");
