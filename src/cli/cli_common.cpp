@@ -171,24 +171,45 @@ Json token_json(const LoadedModel& lm, int id) { return cs::token_json(id, token
 
 void print_json(std::ostream& out, const Json& j, int indent) { out << dump_json(j, indent) << '\n'; }
 
-HeadRef head_syntax(const Args& args) {
+HeadRef parse_head(std::string_view text, const std::string& option) {
   HeadRef h;
+  h.text = std::string(text);
+  h.option = option;
+  const size_t dot = text.find('.');
+  if (dot == std::string::npos) throw UsageError(option + " '" + h.text + "' is not LAYER.HEAD (e.g. 0.3)");
+  h.layer = int(parse_int(text.substr(0, dot), option + " '" + h.text + "' layer", 0, INT32_MAX));
+  h.head = int(parse_int(text.substr(dot + 1), option + " '" + h.text + "' head", 0, INT32_MAX));
+  return h;
+}
+
+HeadRef head_syntax(const Args& args) {
   auto v = args.value("--head");
   if (!v) throw UsageError("--head LAYER.HEAD is required");
-  h.text = *v;
-  const size_t dot = v->find('.');
-  if (dot == std::string::npos) throw UsageError("--head '" + *v + "' is not LAYER.HEAD (e.g. 0.3)");
-  h.layer = int(parse_int(std::string_view(*v).substr(0, dot), "--head '" + *v + "' layer", 0, INT32_MAX));
-  h.head = int(parse_int(std::string_view(*v).substr(dot + 1), "--head '" + *v + "' head", 0, INT32_MAX));
-  return h;
+  return parse_head(*v, "--head");
+}
+
+std::vector<HeadRef> parse_head_list(std::string_view text, const std::string& option) {
+  std::vector<HeadRef> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    std::string_view item = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) throw UsageError(option + " '" + std::string(text) + "' has an empty item (expected L.H,L.H,...)");
+    out.push_back(parse_head(item, option));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 void check_head(const HeadRef& h, const ModelConfig& c) {
   if (h.layer >= c.n_layers)
-    throw Error("--head " + h.text + ": layer " + std::to_string(h.layer) + " is outside [0, n_layers = " +
+    throw Error(h.option + " " + h.text + ": layer " + std::to_string(h.layer) + " is outside [0, n_layers = " +
                 std::to_string(c.n_layers) + ")");
   if (h.head >= c.n_heads)
-    throw Error("--head " + h.text + ": head " + std::to_string(h.head) + " is outside [0, n_heads = " +
+    throw Error(h.option + " " + h.text + ": head " + std::to_string(h.head) + " is outside [0, n_heads = " +
                 std::to_string(c.n_heads) + ")");
 }
 
@@ -274,6 +295,29 @@ std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
   ids.insert(ids.end(), enc.begin(), enc.end());
   if (ids.empty()) throw Error("--text '' encodes to no tokens (and the tokenizer has no BOS)");
   return ids;
+}
+
+std::vector<std::vector<int>> input_windows(const Args& args, const LoadedModel& lm) {
+  const std::vector<int> ids = input_ids(args, lm);
+  const ModelConfig& c = lm.model.config();
+  std::optional<int> bos;
+  if (args.has("--text") && !args.has("--no-bos") && lm.tokenizer) bos = lm.tokenizer->bos_id();
+  std::vector<std::vector<int>> out;
+  if (!c.has_pos() || ids.size() <= size_t(c.n_ctx)) {
+    out.push_back(ids);
+  } else {
+    out.emplace_back(ids.begin(), ids.begin() + c.n_ctx);
+    const size_t per = bos ? size_t(c.n_ctx) - 1 : size_t(c.n_ctx);
+    for (size_t i = size_t(c.n_ctx); i < ids.size() && per > 0; i += per) {
+      std::vector<int> w;
+      if (bos) w.push_back(*bos);
+      w.insert(w.end(), ids.begin() + std::ptrdiff_t(i), ids.begin() + std::ptrdiff_t(std::min(ids.size(), i + per)));
+      out.push_back(std::move(w));
+    }
+  }
+  std::erase_if(out, [](const std::vector<int>& w) { return w.size() < 2; });
+  if (out.empty()) throw Error("the input has " + std::to_string(ids.size()) + " token(s): nothing to predict");
+  return out;
 }
 
 }  // namespace cs::cli

@@ -74,6 +74,11 @@ std::vector<int> parse_id_list(std::string_view text, const std::string& what);
 // returns --ids as given.
 void check_input_args(const Args& args);
 std::vector<int> input_ids(const Args& args, const LoadedModel& lm);
+// The same input as windows of at most n_ctx tokens (models with positions;
+// one window otherwise): consecutive slices of the encoded text, each after
+// the first starting again with the BOS when the first did. Windows of one
+// token (nothing to predict) are dropped.
+std::vector<std::vector<int>> input_windows(const Args& args, const LoadedModel& lm);
 
 // MODEL argument: a folder (every regular file in it, by base name) or one
 // file (just that file). Throws cs::Error when it cannot be read.
@@ -104,9 +109,14 @@ void print_json(std::ostream& out, const Json& j, int indent = -1);
 // (cs::Error: "--head 3.0: layer 3 is outside [0, n_layers = 1)").
 struct HeadRef {
   int layer = 0, head = 0;
-  std::string text;  // as given
+  std::string text;              // as given
+  std::string option = "--head";  // the option it came from, for messages
 };
 HeadRef head_syntax(const Args& args);
+// "L.H" given to `option` (UsageError naming the option when it is not).
+HeadRef parse_head(std::string_view text, const std::string& option);
+// "L.H,L.H,..." (e.g. --ablate 0.1,1.3): each as parse_head; empty items rejected.
+std::vector<HeadRef> parse_head_list(std::string_view text, const std::string& option);
 void check_head(const HeadRef& h, const ModelConfig& c);
 // An optional token id option (--source, --out, ...): syntax now (UsageError),
 // then check_token_id against the vocabulary it indexes (cs::Error
@@ -145,6 +155,7 @@ int cmd_qk(const std::vector<std::string>& args);
 int cmd_skip_trigrams(const std::vector<std::string>& args);
 int cmd_composition(const std::vector<std::string>& args);
 int cmd_detect(const std::vector<std::string>& args);
+int cmd_terms(const std::vector<std::string>& args);
 int cmd_induction(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

@@ -1,10 +1,16 @@
-// `circuitscope run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]`
+// `circuitscope run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]
+//                  [--ablate L.H,L.H,...]`
 // Runs the forward pass (core/forward.h) on one sequence.
 // JSON: {"ids": [..], "tokens": [display..], "weights": "processed"|"raw",
 //        "loss": mean next-token loss (null for one token), "losses": per position [T-1],
 //        "logits": [T][d_vocab_out] (--logits), "patterns": [layer][head][query][key] (--patterns)}
 // --text prepends the tokenizer's BOS (if it has one) unless --no-bos, as
 // TransformerLens does by default; --ids are used exactly as given.
+// --ablate: pattern-preserving ablation (docs/two-layer.md): the patterns of
+// the full run are kept and forced, the listed heads' outputs zeroed; loss,
+// losses, logits and the predictions are the ablated run's, and the JSON adds
+// "ablated": [{"layer", "head"}..], "loss_full", "losses_full". The patterns
+// are the full run's (the ones forced).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -45,9 +51,14 @@ void write_matrix(std::ostream& out, const RowMat& m) {
 }
 
 void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>& ids, const RowMat& logits,
-                const std::vector<float>& losses, float loss) {
+                const std::vector<float>& losses, float loss, const std::vector<HeadRef>& ablated, float loss_full) {
   RowMat lp = log_softmax_rows(logits);
   out << "weights: " << lm.model.processing.describe() << "\n";
+  if (!ablated.empty()) {
+    out << "ablated (patterns preserved):";
+    for (const HeadRef& h : ablated) out << ' ' << h.layer << '.' << h.head;
+    out << "; mean loss of the full model: " << loss_full << " nats\n";
+  }
   out << "pos  id      token            loss(next)  top prediction\n";
   for (size_t t = 0; t < ids.size(); ++t) {
     Eigen::Index best = 0;
@@ -69,23 +80,40 @@ void print_text(std::ostream& out, const LoadedModel& lm, const std::vector<int>
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& words) {
-  Args args(words, {{"--json", "--logits", "--patterns", "--raw", "--no-bos"}, {"--text", "--ids"}});
+  Args args(words, {{"--json", "--logits", "--patterns", "--raw", "--no-bos"}, {"--text", "--ids", "--ablate"}});
   args.expect_positional(1, "MODEL");
   check_input_args(args);
   if ((args.has("--logits") || args.has("--patterns")) && !args.has("--json"))
     throw UsageError("--logits and --patterns need --json");
+  std::vector<HeadRef> ablated;
+  if (auto v = args.value("--ablate")) ablated = parse_head_list(*v, "--ablate");
   LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
+  const ModelConfig& c = lm.model.config();
+  for (const HeadRef& h : ablated) check_head(h, c);
   std::vector<int> ids = input_ids(args, lm);
 
   ForwardOptions fo;
-  fo.keep_cache = args.has("--patterns");
+  fo.keep_cache = args.has("--patterns") || !ablated.empty();
   ForwardResult r = forward(lm.model, ids, fo);
-  std::vector<float> losses = token_losses(r.logits, ids);
-  float loss = mean_loss(r.logits, ids);
+  std::vector<float> losses_full, losses = token_losses(r.logits, ids);
+  float loss_full = 0, loss = mean_loss(r.logits, ids);
+  if (!ablated.empty()) {
+    ForwardOptions ao;
+    ao.keep_cache = false;
+    ao.ablate.assign(size_t(c.n_layers) * size_t(c.n_heads), 0);
+    for (const HeadRef& h : ablated) ao.ablate[size_t(h.layer) * size_t(c.n_heads) + size_t(h.head)] = 1;
+    ao.frozen_patterns = r.cache.pattern;
+    RowMat ablated_logits = forward(lm.model, ids, ao).logits;
+    losses_full = std::move(losses);
+    loss_full = loss;
+    losses = token_losses(ablated_logits, ids);
+    loss = mean_loss(ablated_logits, ids);
+    r.logits = std::move(ablated_logits);
+  }
 
   if (!args.has("--json")) {
     std::ostringstream s;
-    print_text(s, lm, ids, r.logits, losses, loss);
+    print_text(s, lm, ids, r.logits, losses, loss, ablated, loss_full);
     std::cout << s.str();
     return 0;
   }
@@ -98,6 +126,13 @@ int cmd_run(const std::vector<std::string>& words) {
   head["weights"] = weights_kind(lm.model);
   head["loss"] = std::isfinite(loss) ? Json(loss) : Json(nullptr);
   head["losses"] = losses;
+  if (!ablated.empty()) {
+    Json a = Json::array();
+    for (const HeadRef& h : ablated) a.push_back(Json{{"layer", h.layer}, {"head", h.head}});
+    head["ablated"] = a;
+    head["loss_full"] = std::isfinite(loss_full) ? Json(loss_full) : Json(nullptr);
+    head["losses_full"] = losses_full;
+  }
 
   // Everything is computed; from here on only printing happens.
   std::ostream& out = std::cout;
@@ -109,7 +144,6 @@ int cmd_run(const std::vector<std::string>& words) {
     write_matrix(out, r.logits);
   }
   if (args.has("--patterns")) {
-    const ModelConfig& c = lm.model.config();
     out << ",\"patterns\":[";
     for (int l = 0; l < c.n_layers; ++l) {
       out << (l ? ",[" : "[");

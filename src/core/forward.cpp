@@ -75,12 +75,33 @@ Eigen::Index rows_for(double unit_macs, double macs_per_row, Eigen::Index total)
   return std::max<Eigen::Index>(16, Eigen::Index(rows));
 }
 
+void check_options(const Model& m, size_t T, const ForwardOptions& opt) {
+  const ModelConfig& c = m.config();
+  const size_t heads = size_t(c.n_layers) * size_t(c.n_heads);
+  if (!opt.ablate.empty() && opt.ablate.size() != heads)
+    throw Error("forward: ablate has " + std::to_string(opt.ablate.size()) + " entries, expected n_layers * n_heads = " +
+                std::to_string(heads));
+  if (opt.frozen_patterns.empty()) return;
+  if (opt.frozen_patterns.size() != heads)
+    throw Error("forward: frozen_patterns has " + std::to_string(opt.frozen_patterns.size()) +
+                " patterns, expected n_layers * n_heads = " + std::to_string(heads));
+  for (size_t i = 0; i < heads; ++i) {
+    const RowMat& A = opt.frozen_patterns[i];
+    if (size_t(A.rows()) != T || size_t(A.cols()) != T)
+      throw Error("forward: frozen_patterns[" + std::to_string(i) + "] (head " + std::to_string(i / size_t(c.n_heads)) +
+                  "." + std::to_string(i % size_t(c.n_heads)) + ") is " + std::to_string(A.rows()) + " x " +
+                  std::to_string(A.cols()) + ", expected " + std::to_string(T) + " x " + std::to_string(T) +
+                  " (one row and column per token)");
+  }
+}
+
 }  // namespace
 
 ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const ForwardOptions& opt, double unit_macs)
     : m_(m), tokens_(tokens.begin(), tokens.end()), opt_(opt) {
   const ModelConfig& c = m.config();
   check_tokens(m, tokens);
+  check_options(m, tokens.size(), opt);
   const Eigen::Index T = Eigen::Index(tokens_.size());
   const Eigen::Index D = c.d_model, H = c.n_heads, Dh = c.d_head, Vo = c.vocab_out();
   const int L = c.n_layers;
@@ -121,16 +142,20 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
     });
     for (int h = 0; h < int(H); ++h) {
       const std::string head = block + ", head " + std::to_string(h);
-      // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per position)
-      add(head + ": queries", Td * Dd * Dhd, [this, l, h] {
-        q_.noalias() = qk_src() * m_.W_Q(l, h);
-        q_.rowwise() += m_.b_Q(l, h).transpose();
-        q_ *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
-      });
-      add(head + ": keys", Td * Dd * Dhd, [this, l, h] {
-        k_.noalias() = qk_src() * m_.W_K(l, h);
-        k_.rowwise() += m_.b_K(l, h).transpose();
-      });
+      const size_t idx = size_t(l) * size_t(H) + size_t(h);
+      const bool frozen = !opt_.frozen_patterns.empty();
+      if (!frozen) {
+        // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per position)
+        add(head + ": queries", Td * Dd * Dhd, [this, l, h] {
+          q_.noalias() = qk_src() * m_.W_Q(l, h);
+          q_.rowwise() += m_.b_Q(l, h).transpose();
+          q_ *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
+        });
+        add(head + ": keys", Td * Dd * Dhd, [this, l, h] {
+          k_.noalias() = qk_src() * m_.W_K(l, h);
+          k_.rowwise() += m_.b_K(l, h).transpose();
+        });
+      }
       add(head + ": values", Td * Dd * Dhd, [this, l, h] {
         v_.noalias() = y_ * m_.W_V(l, h);
         v_.rowwise() += m_.b_V(l, h).transpose();
@@ -138,11 +163,19 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
         const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
         // Rows r0..r1 see keys 0..r1: scores [n, r1], softmax, then A v [n, d_head].
-        add(head + ": pattern", 2.0 * double(n) * double(r1) * Dhd, [this, h, r0, n, r1, T, Dh] {
+        add(head + ": pattern", 2.0 * double(n) * double(r1) * Dhd, [this, h, idx, frozen, r0, n, r1, T, Dh] {
           auto S = A_.block(r0, 0, n, r1);
-          S.noalias() = q_.middleRows(r0, n) * k_.topRows(r1).transpose();
-          causal_softmax_rows(S, r0);
-          z_.block(r0, Eigen::Index(h) * Dh, n, Dh).noalias() = S * v_.topRows(r1);
+          if (frozen) {
+            S = opt_.frozen_patterns[idx].block(r0, 0, n, r1);
+          } else {
+            S.noalias() = q_.middleRows(r0, n) * k_.topRows(r1).transpose();
+            causal_softmax_rows(S, r0);
+          }
+          auto z = z_.block(r0, Eigen::Index(h) * Dh, n, Dh);
+          if (!opt_.ablate.empty() && opt_.ablate[idx])
+            z.setZero();  // the head's output z W_O is then 0 (and its cached head_out)
+          else
+            z.noalias() = S * v_.topRows(r1);
           if (r1 == T && opt_.keep_cache) res_.cache.pattern.push_back(A_);
         });
       }

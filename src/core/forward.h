@@ -30,14 +30,40 @@ struct ForwardOptions {
   // false: stop after the last block (logits left empty). The unembedding is
   // most of the work on a large vocabulary; attention statistics need none.
   bool logits = true;
+  // Pattern-preserving ablation (docs/two-layer.md, "Ablation"): run once,
+  // keep the patterns, then run again with them forced and some heads'
+  // outputs zeroed, so only the ablated heads' own contributions go.
+  // Heads whose outputs are zeroed: [n_layers * n_heads] (index l * n_heads + h),
+  // or empty for none. Their patterns are still computed (or forced) and cached.
+  std::vector<char> ablate;
+  // Patterns to use instead of computing them: [n_layers * n_heads] of
+  // [T(query), T(key)] (a ForwardCache's `pattern`), or empty to compute them.
+  // Queries and keys are then not computed at all.
+  std::vector<RowMat> frozen_patterns;
 };
+
+// For attention statistics: the cache kept, no unembedding.
+inline ForwardOptions patterns_only() {
+  ForwardOptions o;
+  o.keep_cache = true;
+  o.logits = false;
+  return o;
+}
+// Logits only, no cache.
+inline ForwardOptions logits_only() {
+  ForwardOptions o;
+  o.keep_cache = false;
+  return o;
+}
 
 struct ForwardResult {
   RowMat logits;       // [T, d_vocab_out]
   ForwardCache cache;  // empty unless keep_cache
 };
 
-// Throws cs::Error if tokens is empty, longer than n_ctx (positional models), or has an id outside [0, d_vocab).
+// Throws cs::Error if tokens is empty, longer than n_ctx (positional models),
+// or has an id outside [0, d_vocab); or if opt.ablate / opt.frozen_patterns
+// do not have the model's and the tokens' shapes.
 ForwardResult forward(const Model& m, std::span<const int> tokens, const ForwardOptions& opt = {});
 
 // The same pass as a plan of small units (core/sliced.h: about 2^24

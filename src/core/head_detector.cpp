@@ -62,7 +62,7 @@ DetectorScores detect_heads(const Model& m, const std::vector<std::vector<int>>&
   RowMat* outs[] = {&s.previous_token, &s.duplicate_token, &s.induction};
   for (RowMat* r : outs) *r = RowMat::Zero(c.n_layers, c.n_heads);
   for (const std::vector<int>& seq : sequences) {
-    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = true, .logits = false});
+    const ForwardResult r = forward(m, seq, patterns_only());
     for (int kind = 0; kind < 3; ++kind) {
       const RowMat P = detection_pattern(kinds[kind], seq);
       RowMat& out = *outs[kind];

@@ -90,8 +90,6 @@ struct AttnSums {
     prev = Eigen::MatrixXd::Zero(c.n_layers, c.n_heads);
     count = 0;
   }
-  // The patterns of one sequence's forward pass (attention statistics need no logits).
-  static constexpr ForwardOptions kForward{.keep_cache = true, .logits = false};
   void add(const ModelConfig& c, const ForwardCache& cache, size_t length) {
     if (length < 2) return;
     for (int l = 0; l < c.n_layers; ++l)
@@ -122,7 +120,7 @@ AttentionShares attention_current_previous(const Model& m, const std::vector<std
   AttnSums sums;
   sums.init(m.config());
   for (const auto& seq : sequences)
-    if (seq.size() >= 2) sums.add(m.config(), forward(m, seq, AttnSums::kForward).cache, seq.size());
+    if (seq.size() >= 2) sums.add(m.config(), forward(m, seq, patterns_only()).cache, seq.size());
   return sums.result();
 }
 
@@ -201,7 +199,7 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
   I.attn.init(c);
   for (size_t i = 0; i < I.sequences.size(); ++i) {
     if (I.sequences[i].size() < 2) continue;
-    I.passes.push_back(std::make_unique<ForwardPlan>(m, I.sequences[i], AttnSums::kForward));
+    I.passes.push_back(std::make_unique<ForwardPlan>(m, I.sequences[i], patterns_only()));
     ForwardPlan* p = I.passes.back().get();
     const double T = double(I.sequences[i].size());
     add_units_of(p, p->units(), "attention patterns",

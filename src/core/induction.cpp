@@ -38,7 +38,7 @@ ForwardResult run(const Model& m, const std::vector<int>& seq, const char* what)
   if (c.has_pos() && seq.size() > size_t(c.n_ctx))
     throw Error(std::string(what) + ": a sequence of " + std::to_string(seq.size()) +
                 " tokens is longer than n_ctx " + std::to_string(c.n_ctx));
-  return forward(m, seq, ForwardOptions{.keep_cache = true});
+  return forward(m, seq);  // with the cache
 }
 
 }  // namespace
@@ -173,7 +173,7 @@ double in_context_learning_score(const Model& m, const std::vector<std::vector<i
     if (late >= T)
       throw Error("in_context_learning_score: sequence " + std::to_string(s) + " has " + std::to_string(T) +
                   " tokens, too short for the late position " + std::to_string(late));
-    const ForwardResult r = forward(m, seq, ForwardOptions{.keep_cache = false});
+    const ForwardResult r = forward(m, seq, logits_only());
     // losses[t - 1] = -log p(seq[t] | seq[0..t)).
     const std::vector<float> losses = token_losses(r.logits, seq);
     const auto loss_at = [&](int t) {

@@ -76,7 +76,10 @@ export function halfToFloat(h) {
 // Reference forward pass of an attention-only transformer (docs/model.md),
 // row vectors, TransformerLens key names. cfg: the "config" object of
 // `circuitscope info --json`. Returns { logits: [T][V], patterns: [L][H][T][T] }.
-export function referenceForward(tensors, cfg, ids) {
+// opts.forced: patterns [layer][head][query][key] to use instead of computing
+// them; opts.ablate: a Set of "L.H" whose outputs are left out (pattern-
+// preserving ablation when given with opts.forced).
+export function referenceForward(tensors, cfg, ids, opts = {}) {
   const T = ids.length, D = cfg.d_model, H = cfg.n_heads, Dh = cfg.d_head, V = cfg.d_vocab_out;
   const get = (name) => {
     const t = tensors[name];
@@ -138,7 +141,9 @@ export function referenceForward(tensors, cfg, ids) {
         for (let j = 0; j <= i; j++) row[j] = ex[j] / sum;
         A.push(row);
       }
+      if (opts.forced) A.splice(0, T, ...opts.forced[l][h]);
       layerPatterns.push(A);
+      if (opts.ablate && opts.ablate.has(`${l}.${h}`)) continue;
       for (let i = 0; i < T; i++) {
         const z = new Array(Dh).fill(0);
         for (let j = 0; j <= i; j++) for (let e = 0; e < Dh; e++) z[e] += A[i][j] * v[j][e];

@@ -94,7 +94,10 @@ inline double attn_scale(const ModelConfig& c) {
   return c.attn_scale > 0 ? double(c.attn_scale) : std::sqrt(double(c.d_head));
 }
 
-inline Result forward(const Model& m, const std::vector<int>& tokens) {
+// forced: patterns to use instead of computing them ([n_layers * n_heads] of
+// [T][T]); ablate: heads whose outputs are left out (same indexing).
+inline Result forward(const Model& m, const std::vector<int>& tokens, const std::vector<Mat>* forced = nullptr,
+                      const std::vector<bool>* ablate = nullptr) {
   const ModelConfig& c = m.config();
   const size_t T = tokens.size(), D = size_t(c.d_model), H = size_t(c.n_heads), Dh = size_t(c.d_head);
   const size_t V = size_t(c.d_vocab_out > 0 ? c.d_vocab_out : c.d_vocab);
@@ -151,8 +154,10 @@ inline Result forward(const Model& m, const std::vector<int>& tokens) {
         for (size_t j = 0; j <= i; ++j) sum += std::exp(s[j] - mx);
         for (size_t j = 0; j <= i; ++j) A[i][j] = std::exp(s[j] - mx) / sum;
       }
+      if (forced) A = (*forced)[size_t(l) * H + h];
+      const bool off = ablate && (*ablate)[size_t(l) * H + h];
       Mat out = zeros(T, D);
-      for (size_t i = 0; i < T; ++i) {
+      for (size_t i = 0; i < T && !off; ++i) {
         std::vector<double> z(Dh, 0.0);
         for (size_t j = 0; j <= i; ++j)
           for (size_t e = 0; e < Dh; ++e) z[e] += A[i][j] * v[j][e];

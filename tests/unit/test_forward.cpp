@@ -468,3 +468,105 @@ TEST(Forward, WithoutLogitsKeepsTheSameCache) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+naive::Mat to_naive(const RowMat& a) {
+  naive::Mat m = naive::zeros(size_t(a.rows()), size_t(a.cols()));
+  for (Eigen::Index i = 0; i < a.rows(); ++i)
+    for (Eigen::Index j = 0; j < a.cols(); ++j) m[size_t(i)][size_t(j)] = a(i, j);
+  return m;
+}
+
+// Pattern-preserving ablation: the patterns of the clean run forced, some
+// heads' outputs zeroed; against the reference doing the same by definition.
+TEST(Forward, PatternPreservingAblationMatchesTheReference) {
+  int combo = 0;
+  for (PosEmbed pos : kPos)
+    for (Norm norm : kNorm)
+      for (bool keep : {true, false}) {
+        ModelConfig c = small_config(2, pos, norm);
+        Model m(c);
+        randomize(m, 700 + combo, norm == Norm::None ? 0.5f : 0.8f);
+        const std::vector<int> tokens = some_tokens(c.n_ctx, c.d_vocab, 40 + combo++);
+        const std::string what = std::string("pos ") + to_string(pos) + " norm " + to_string(norm) +
+                                 (keep ? " cache" : " no cache");
+        const ForwardResult clean = forward(m, tokens);
+
+        // Nothing ablated, patterns forced: the clean run again.
+        ForwardOptions same{.keep_cache = keep, .frozen_patterns = clean.cache.pattern};
+        same.ablate.assign(6, 0);
+        const ForwardResult again = forward(m, tokens, same);
+        EXPECT_LE((again.logits - clean.logits).cwiseAbs().maxCoeff(), 1e-5f) << what;
+
+        // Heads 0.1 and 1.2 ablated.
+        ForwardOptions ab{.keep_cache = keep, .frozen_patterns = clean.cache.pattern};
+        ab.ablate = {0, 1, 0, 0, 0, 1};
+        const ForwardResult got = forward(m, tokens, ab);
+        std::vector<naive::Mat> forced;
+        for (const RowMat& A : clean.cache.pattern) forced.push_back(to_naive(A));
+        const std::vector<bool> off{false, true, false, false, false, true};
+        const naive::Result want = naive::forward(m, tokens, &forced, &off);
+        expect_close(got.logits, want.logits, 1e-4, what + " logits");
+        // The ablation changes the prediction (else this test could not fail).
+        EXPECT_GT((got.logits - clean.logits).cwiseAbs().maxCoeff(), 1e-3f) << what;
+        if (keep) {
+          for (size_t i = 0; i < 6; ++i) {
+            // Layer 1's patterns stay the clean ones although its input changed.
+            EXPECT_TRUE(got.cache.pattern[i] == clean.cache.pattern[i]) << what << " pattern " << i;
+            expect_close(got.cache.head_out[i], want.head_out[i], 1e-4, what + " head_out " + std::to_string(i));
+          }
+          EXPECT_EQ(got.cache.head_out[1].cwiseAbs().maxCoeff(), 0.f) << what;
+        }
+        // Without forcing, the same ablation recomputes layer 1's patterns from the changed stream.
+        const naive::Result unforced = naive::forward(m, tokens, nullptr, &off);
+        ForwardOptions ab2{.keep_cache = true};
+        ab2.ablate = ab.ablate;
+        const ForwardResult got2 = forward(m, tokens, ab2);
+        expect_close(got2.logits, unforced.logits, 1e-4, what + " logits, patterns recomputed");
+      }
+}
+
+// Any forced pattern is used as given (here: uniform over the causal prefix).
+TEST(Forward, FrozenPatternsAreUsedAsGiven) {
+  ModelConfig c = small_config(2, PosEmbed::Standard, Norm::LN);
+  Model m(c);
+  randomize(m, 77, 0.8f);
+  const std::vector<int> tokens = some_tokens(c.n_ctx, c.d_vocab, 5);
+  const Eigen::Index T = Eigen::Index(tokens.size());
+  RowMat U = RowMat::Zero(T, T);
+  for (Eigen::Index i = 0; i < T; ++i) U.row(i).head(i + 1).setConstant(1.f / float(i + 1));
+  ForwardOptions o;
+  o.frozen_patterns.assign(6, U);
+  const ForwardResult got = forward(m, tokens, o);
+  const std::vector<naive::Mat> forced(6, to_naive(U));
+  expect_close(got.logits, naive::forward(m, tokens, &forced).logits, 1e-4, "uniform patterns");
+}
+
+TEST(Forward, AblationOptionsWithWrongShapesNameTheField) {
+  ModelConfig c = small_config(2, PosEmbed::Standard, Norm::LN);
+  Model m(c);
+  randomize(m, 1, 0.5f);
+  const std::vector<int> tokens{1, 2, 3};
+  auto message = [&](const ForwardOptions& o) {
+    try {
+      forward(m, tokens, o);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ForwardOptions a;
+  a.ablate.assign(5, 0);
+  EXPECT_EQ(message(a), "forward: ablate has 5 entries, expected n_layers * n_heads = 6");
+  ForwardOptions f;
+  f.frozen_patterns.assign(2, RowMat::Zero(3, 3));
+  EXPECT_EQ(message(f), "forward: frozen_patterns has 2 patterns, expected n_layers * n_heads = 6");
+  f.frozen_patterns.assign(6, RowMat::Zero(3, 3));
+  f.frozen_patterns[4] = RowMat::Zero(4, 4);
+  EXPECT_EQ(message(f), "forward: frozen_patterns[4] (head 1.1) is 4 x 4, expected 3 x 3 (one row and column per token)");
+}
+
+}  // namespace
+}  // namespace cs
