@@ -27,7 +27,7 @@ struct Command {
 const Command kCommands[] = {
     {"info", cs::cli::cmd_info, "info MODEL [--json] [--raw]"},
     {"run", cs::cli::cmd_run,
-     "run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos]"},
+     "run MODEL (--text TEXT | --ids 1,2,3) [--json] [--logits] [--patterns] [--raw] [--no-bos] [--ablate L.H,...]"},
     {"bigrams", cs::cli::cmd_bigrams, "bigrams MODEL (--token TEXT | --id N) [--top K] [--reverse] [--json] [--raw]"},
     {"heads", cs::cli::cmd_heads, "heads MODEL [--json] [--raw] [--no-embed-norm] [--seed S] [--no-diagonal]"},
     {"ov", cs::cli::cmd_ov,
@@ -38,6 +38,8 @@ const Command kCommands[] = {
      "skip-trigrams MODEL --head L.H [--top N] [--source ID] [--destination ID] [--out ID] [--per-source K] "
      "[--sources K] [--json] [--raw] [--no-embed-norm]"},
     {"composition", cs::cli::cmd_composition, "composition MODEL [--json] [--raw] [--seed S] [--samples N]"},
+    {"terms", cs::cli::cmd_terms,
+     "terms MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--max-order K]"},
     {"detect", cs::cli::cmd_detect,
      "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
     {"induction", cs::cli::cmd_induction,

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { cli, cliJson, readSafetensors, referenceForward, tempDir } from './helpers.mjs';
+import { cli, cliJson, logSoftmax, maxRelDiff, readSafetensors, referenceForward, tempDir } from './helpers.mjs';
 
 const work = tempDir();
 const MODEL = { args: ['--layers', '3', '--d-model', '12', '--heads', '2', '--d-head', '4', '--ctx', '12', '--vocab', '20',
@@ -183,5 +183,102 @@ describe('induction', () => {
     const r = cli(['induction', MODEL.dir, '--tokens', '25', '--repeats', '4']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /n_ctx/);
+  });
+});
+
+describe('run --ablate', () => {
+  const ids = [1, 5, 9, 2, 5, 9, 2, 7, 1, 5];
+  const nll = (logits, t) => -logSoftmax(logits[t])[ids[t + 1]];
+  test('pattern-preserving: patterns of the full run forced, the listed heads left out', () => {
+    const j = cliJson(['run', MODEL.dir, '--ids', ids.join(','), '--json', '--raw', '--logits', '--patterns', '--ablate', '0.1,2.0']);
+    assert.deepEqual(j.ablated, [{ layer: 0, head: 1 }, { layer: 2, head: 0 }]);
+    const full = referenceForward(MODEL.t, MODEL.cfg, ids);
+    const want = referenceForward(MODEL.t, MODEL.cfg, ids, { forced: full.patterns, ablate: new Set(['0.1', '2.0']) });
+    assert.ok(maxRelDiff(j.logits, want.logits) < 1e-4, 'ablated logits');
+    assert.ok(maxRelDiff(j.patterns, full.patterns) < 1e-4, 'the patterns shown are the full run\'s');
+    ids.slice(0, -1).forEach((_, t) => {
+      assert.ok(Math.abs(j.losses[t] - nll(want.logits, t)) < 1e-4, `loss ${t}`);
+      assert.ok(Math.abs(j.losses_full[t] - nll(full.logits, t)) < 1e-4, `full loss ${t}`);
+    });
+    // Recomputing the later layers' patterns would give other logits: the forcing is what is tested.
+    const unforced = referenceForward(MODEL.t, MODEL.cfg, ids, { ablate: new Set(['0.1', '2.0']) });
+    assert.ok(maxRelDiff(unforced.logits, want.logits) > 1e-3, 'forcing the patterns matters on this model');
+    assert.notEqual(j.loss, j.loss_full);
+  });
+  test('bad --ablate: one line naming the option; exit 2 for syntax, 1 for a head the model lacks', () => {
+    for (const [value, code, pattern] of [['0.x', 2, /--ablate '0.x'/], ['0.1,,1.0', 2, /empty item/], ['3.0', 1, /--ablate 3.0: layer 3/], ['0.2', 1, /head 2 is outside/]]) {
+      const r = cli(['run', MODEL.dir, '--ids', '1,2', '--ablate', value]);
+      assert.equal(r.code, code, `${value}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.equal(r.stdout, '');
+    }
+  });
+});
+
+// `terms`: without normalization each term is [F]'s product, formed HERE with
+// the reference pass's patterns: direct x0 W_U, head A x0 W_OV W_U, virtual
+// head A2 A1 x0 W_OV1 W_OV2 W_U; the loss without a term is the loss of the
+// full logits minus that term's.
+describe('terms', () => {
+  const M2 = {};
+  before(() => {
+    M2.dir = path.join(work, 'm2');
+    const r = cli(['make-random', M2.dir, '--layers', '2', '--d-model', '8', '--heads', '2', '--d-head', '4', '--ctx', '12',
+      '--vocab', '20', '--pos', 'standard', '--norm', 'none', '--seed', '7', '--std', '0.35']);
+    assert.equal(r.code, 0, r.stderr);
+    M2.cfg = cliJson(['info', M2.dir, '--json', '--raw']).config;
+    M2.t = readSafetensors(path.join(M2.dir, 'model.safetensors')).tensors;
+  });
+  test('--json: loss without each term and by order equal the products written out', () => {
+    const ids = [3, 8, 1, 12, 8, 1, 0, 5, 8, 1];
+    const j = cliJson(['terms', M2.dir, '--ids', ids.join(','), '--json', '--raw']);
+    const { d_model: D, d_vocab_out: V, n_heads: H } = M2.cfg;
+    const T = ids.length;
+    const WE = M2.t['embed.W_E'].values, WP = M2.t['pos_embed.W_pos'].values, WU = M2.t['unembed.W_U'].values;
+    const hd = (name, h) => {
+      const { shape, values } = M2.t[name];
+      const [, R, C] = shape;
+      return Array.from({ length: R }, (_, i) => Array.from({ length: C }, (_, k) => values[(h * R + i) * C + k]));
+    };
+    const U = Array.from({ length: D }, (_, d) => Array.from({ length: V }, (_, o) => WU[d * V + o]));
+    const x0 = ids.map((tok, p) => Array.from({ length: D }, (_, d) => WE[tok * D + d] + WP[p * D + d]));
+    const full = referenceForward(M2.t, M2.cfg, ids);
+    const A = (l, h) => full.patterns[l][h];
+    const OV = (l, h) => mul(hd(`blocks.${l}.attn.W_V`, h), hd(`blocks.${l}.attn.W_O`, h));
+    const want = new Map([['direct', mul(x0, U)]]);
+    for (let l = 0; l < 2; l++) for (let h = 0; h < H; h++) want.set(`${l}.${h}`, mul(mul(mul(A(l, h), x0), OV(l, h)), U));
+    for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++)
+      want.set(`0.${h1} > 1.${h2}`, mul(mul(mul(mul(A(1, h2), A(0, h1)), x0), mul(OV(0, h1), OV(1, h2))), U));
+    const loss = (logits) => ids.slice(0, -1).reduce((s, _, t) => s - logSoftmax(logits[t])[ids[t + 1]], 0) / (T - 1);
+    const minus = (a, ...bs) => a.map((row, t) => row.map((v, o) => bs.reduce((s, b) => s - b[t][o], v)));
+    assert.equal(j.tokens, T - 1);
+    assert.ok(Math.abs(j.loss_full - loss(full.logits)) < 1e-4);
+    const names = j.terms.map((t) => t.name);
+    assert.deepEqual([...names].sort(), [...want.keys(), 'biases'].sort());
+    for (const t of j.terms) {
+      if (t.name === 'biases') continue;
+      const w = loss(minus(full.logits, want.get(t.name)));
+      assert.ok(Math.abs(t.loss_without - w) < 1e-4, `${t.name}: ${t.loss_without} vs ${w}`);
+      assert.ok(Math.abs(t.effect - (t.loss_without - j.loss_full)) < 1e-5);
+      assert.equal(t.order, t.name === 'direct' ? 0 : t.name.split(' > ').length);
+    }
+    const second = [...want.entries()].filter(([k]) => k.includes('>')).map(([, v]) => v);
+    const first = [...want.entries()].filter(([k]) => /^\d\.\d$/.test(k)).map(([, v]) => v);
+    assert.ok(Math.abs(j.loss_by_order[0] - loss(minus(full.logits, ...first, ...second))) < 1e-4, 'order 0');
+    assert.ok(Math.abs(j.loss_by_order[1] - loss(minus(full.logits, ...second))) < 1e-4, 'order 1');
+    assert.ok(Math.abs(j.loss_by_order[2] - j.loss_full) < 1e-5, 'order 2 is the model');
+  });
+  test('text longer than n_ctx is cut into windows; bad input is one line', () => {
+    const ids = Array.from({ length: 30 }, (_, i) => (i * 7) % 20);
+    const j = cliJson(['terms', M2.dir, '--ids', ids.join(','), '--json']);
+    assert.equal(j.windows, 3);
+    assert.equal(j.tokens, 11 + 11 + 5);
+    const r = cli(['terms', M2.dir, '--ids', '1', '--json']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nothing to predict/);
+    const u = cli(['terms', M2.dir, '--ids', '1,2', '--max-order', 'x']);
+    assert.equal(u.code, 2);
+    assert.equal(u.stderr.trim().split('\n').length, 1);
   });
 });

@@ -1,0 +1,232 @@
+// Path expansion and term importance (paths.h; docs/two-layer.md, "Paths").
+#include "core/paths.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "core/error.h"
+
+namespace cs {
+
+int PathTerm::order() const {
+  switch (kind) {
+    case kDirect: return 0;
+    case kHeads: return int(heads.size());
+    default: return -1;
+  }
+}
+
+std::string PathTerm::name() const {
+  switch (kind) {
+    case kDirect: return "direct";
+    case kBiases: return "biases";
+    case kHigherOrder: return "higher order";
+    case kHeads: break;
+  }
+  std::string s;
+  for (const HeadId& h : heads) s += (s.empty() ? "" : " > ") + std::to_string(h.layer) + "." + std::to_string(h.head);
+  return s;
+}
+
+namespace {
+
+// 1 / scale of each row of a stream as the normalization computes it: [T].
+Eigen::VectorXf inv_scales(const Model& m, const RowMat& x) {
+  const float D = float(x.cols());
+  const Eigen::VectorXf mean = x.rowwise().sum() / D;
+  const Eigen::VectorXf sq = (x.colwise() - mean).rowwise().squaredNorm();
+  return (sq.array() / D + m.config().eps).rsqrt().matrix();
+}
+
+// The linear part of normalization `layer` (-1: final) with frozen scales:
+// ((X - rowmean(X)) / s) o w. Identity without normalization.
+RowMat frozen_norm(const Model& m, const RowMat& X, const Eigen::VectorXf& inv, int layer) {
+  if (!m.config().normalizes()) return X;
+  RowMat Y = X;
+  const Eigen::VectorXf mean = Y.rowwise().sum() / float(Y.cols());
+  Y.colwise() -= mean;
+  Y.array().colwise() *= inv.array();
+  if (m.config().has_ln_weights()) {
+    const ConstVecMap w = layer >= 0 ? m.ln1_w(layer) : m.ln_final_w();
+    Y.array().rowwise() *= w.transpose().array();
+  }
+  return Y;
+}
+
+// The normalization's constant part b (zero without LN weights): [d_model].
+Vec norm_bias(const Model& m, int layer) {
+  if (!m.config().has_ln_weights()) return Vec::Zero(m.config().d_model);
+  return layer >= 0 ? Vec(m.ln1_b(layer)) : Vec(m.ln_final_b());
+}
+
+void check_cache(const Model& m, size_t T, const ForwardCache& cache) {
+  const ModelConfig& c = m.config();
+  const size_t L = size_t(c.n_layers), H = size_t(c.n_heads);
+  if (cache.resid.size() != L + 1 || cache.pattern.size() != L * H)
+    throw Error("expand_paths: the cache has " + std::to_string(cache.resid.size()) + " residual streams and " +
+                std::to_string(cache.pattern.size()) + " patterns, expected n_layers + 1 = " + std::to_string(L + 1) +
+                " and n_layers * n_heads = " + std::to_string(L * H) + " (run forward with keep_cache)");
+  for (const RowMat& r : cache.resid)
+    if (size_t(r.rows()) != T || r.cols() != c.d_model)
+      throw Error("expand_paths: a cached residual stream is " + std::to_string(r.rows()) + " x " +
+                  std::to_string(r.cols()) + ", expected " + std::to_string(T) + " x d_model = " +
+                  std::to_string(c.d_model) + " (the cache of another sequence?)");
+  for (const RowMat& A : cache.pattern)
+    if (size_t(A.rows()) != T || size_t(A.cols()) != T)
+      throw Error("expand_paths: a cached pattern is " + std::to_string(A.rows()) + " x " + std::to_string(A.cols()) +
+                  ", expected " + std::to_string(T) + " x " + std::to_string(T));
+}
+
+}  // namespace
+
+PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache, int max_order) {
+  const ModelConfig& c = m.config();
+  if (max_order < 0) throw Error("expand_paths: max_order is " + std::to_string(max_order) + ", expected >= 0");
+  const Eigen::Index T = Eigen::Index(tokens.size()), D = c.d_model;
+  check_cache(m, size_t(T), cache);
+  const int L = c.n_layers, H = c.n_heads;
+
+  // Each term's contribution to the stream x_l (before block l): [T, d_model].
+  std::vector<PathTerm> terms;
+  std::vector<RowMat> stream;
+  terms.push_back(PathTerm{PathTerm::kDirect, {}});
+  stream.push_back(cache.resid[0]);  // x0 = W_E[tokens] (+ W_pos): the embedding as the run had it
+  RowMat biases = RowMat::Zero(T, D);
+  const bool higher = L > max_order;
+  RowMat rest = RowMat::Zero(T, D);  // paths of more than max_order heads
+
+  for (int l = 0; l < L; ++l) {
+    const Eigen::VectorXf inv = inv_scales(m, cache.resid[size_t(l)]);
+    const size_t existing = terms.size();
+    // The constant part of the normalized input: lin(biases) + b_l.
+    const RowMat y_const = frozen_norm(m, biases, inv, l).rowwise() + norm_bias(m, l).transpose();
+    const RowMat y_rest = frozen_norm(m, rest, inv, l);
+    RowMat new_biases = biases, new_rest = rest;
+    new_biases.rowwise() += m.b_O(l).transpose();
+    for (int h = 0; h < H; ++h) {
+      const RowMat& A = cache.attn(l, h, H);  // [T(query), T(key)]
+      // A (y W_V) W_O: [T, d_model]; b_V goes with the constant part.
+      auto head = [&](const RowMat& y, bool with_bias) {
+        RowMat v = y * m.W_V(l, h);
+        if (with_bias) v.rowwise() += m.b_V(l, h).transpose();
+        return RowMat((A * v) * m.W_O(l, h));
+      };
+      new_biases += head(y_const, true);
+      if (higher) new_rest += head(y_rest, false);
+      for (size_t i = 0; i < existing; ++i) {
+        const RowMat out = head(frozen_norm(m, stream[i], inv, l), false);
+        if (terms[i].order() + 1 > max_order) {
+          new_rest += out;
+          continue;
+        }
+        PathTerm t{PathTerm::kHeads, terms[i].heads};
+        t.heads.push_back(HeadId{l, h});
+        terms.push_back(std::move(t));
+        stream.push_back(out);
+      }
+    }
+    biases = std::move(new_biases);
+    rest = std::move(new_rest);
+  }
+
+  PathExpansion p;
+  p.max_order = max_order;
+  const Eigen::VectorXf inv_f = inv_scales(m, cache.resid[size_t(L)]);
+  // By order (direct, single heads, pairs, ...), each order in the order found
+  // (by the last head's layer, then head).
+  std::vector<size_t> idx(terms.size());
+  std::iota(idx.begin(), idx.end(), size_t(0));
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return terms[a].order() < terms[b].order(); });
+  for (size_t i : idx) {
+    p.terms.push_back(std::move(terms[i]));
+    p.resid.push_back(frozen_norm(m, stream[i], inv_f, -1));
+  }
+  if (higher) {
+    p.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
+    p.resid.push_back(frozen_norm(m, rest, inv_f, -1));
+  }
+  p.terms.push_back(PathTerm{PathTerm::kBiases, {}});
+  p.resid.push_back(frozen_norm(m, biases, inv_f, -1).rowwise() + norm_bias(m, -1).transpose());
+  return p;
+}
+
+Vec path_logit_contributions(const Model& m, const PathExpansion& p, int position, int token) {
+  const Eigen::Index T = p.resid.empty() ? 0 : p.resid[0].rows();
+  if (position < 0 || position >= T)
+    throw Error("path_logit_contributions: position " + std::to_string(position) + " is outside [0, T = " +
+                std::to_string(T) + ")");
+  const int V = m.config().vocab_out();
+  if (token < 0 || token >= V)
+    throw Error("path_logit_contributions: token " + std::to_string(token) + " is outside [0, d_vocab_out = " +
+                std::to_string(V) + ")");
+  const auto u = m.W_U().col(token);
+  Vec out(Eigen::Index(p.terms.size()));
+  for (size_t i = 0; i < p.terms.size(); ++i) {
+    out[Eigen::Index(i)] = p.resid[i].row(position).dot(u.transpose());
+    if (p.terms[i].kind == PathTerm::kBiases) out[Eigen::Index(i)] += m.b_U()[token];
+  }
+  return out;
+}
+
+RowMat path_logits(const Model& m, const PathExpansion& p, const std::vector<char>& keep) {
+  if (keep.size() != p.terms.size())
+    throw Error("path_logits: keep has " + std::to_string(keep.size()) + " entries, the expansion has " +
+                std::to_string(p.terms.size()) + " terms");
+  const Eigen::Index T = p.resid.empty() ? 0 : p.resid[0].rows();
+  RowMat x = RowMat::Zero(T, m.config().d_model);
+  bool bias = false;
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (keep[i]) {
+      x += p.resid[i];
+      bias = bias || p.terms[i].kind == PathTerm::kBiases;
+    }
+  RowMat logits = x * m.W_U();
+  if (bias) logits.rowwise() += m.b_U().transpose();
+  return logits;
+}
+
+TermImportance term_importance(const Model& m, const std::vector<std::vector<int>>& sequences, int max_order) {
+  TermImportance r;
+  r.loss_by_order.assign(size_t(max_order) + 1, 0.0);
+  auto loss_sum = [](const RowMat& logits, const std::vector<int>& seq) {
+    double s = 0;
+    for (float v : token_losses(logits, seq)) s += v;
+    return s;
+  };
+  for (const std::vector<int>& seq : sequences) {
+    if (seq.size() < 2) continue;
+    const ForwardResult run = forward(m, seq);
+    const PathExpansion p = expand_paths(m, seq, run.cache, max_order);
+    if (r.terms.empty()) {
+      r.terms = p.terms;
+      r.loss_without.assign(p.terms.size(), 0.0);
+    }
+    r.tokens += int(seq.size()) - 1;
+    r.loss_full += loss_sum(run.logits, seq);
+    const size_t n = p.terms.size();
+    for (int k = 0; k <= max_order; ++k) {
+      std::vector<char> keep(n);
+      for (size_t i = 0; i < n; ++i) {
+        const PathTerm& t = p.terms[i];
+        keep[i] = t.kind == PathTerm::kBiases || (t.order() >= 0 && t.order() <= k) ||
+                  (k == max_order && t.kind == PathTerm::kHigherOrder);
+      }
+      r.loss_by_order[size_t(k)] += loss_sum(path_logits(m, p, keep), seq);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<char> keep(n, 1);
+      keep[i] = 0;
+      r.loss_without[i] += loss_sum(path_logits(m, p, keep), seq);
+    }
+  }
+  if (r.tokens == 0) throw Error("term_importance: no sequence has two tokens or more");
+  const double inv = 1.0 / double(r.tokens);
+  r.loss_full *= inv;
+  for (double& v : r.loss_by_order) v *= inv;
+  for (double& v : r.loss_without) v *= inv;
+  return r;
+}
+
+}  // namespace cs
