@@ -34,11 +34,17 @@ using Index = Eigen::Index;
 Index rows_per_unit(Index cols) { return std::max<Index>(1, Index(kSliceFloats) / std::max<Index>(1, cols)); }
 
 // M[d, :] *= w[d] for a [d_model, n] block, then subtract each column's mean over d_model.
+// Row by row: the blocks are columns of row-major matrices (W_U's columns),
+// where a column-wise reduction would stride across whole rows.
 template <class Block, class W>
 void scale_rows_and_center_columns(Block M, const W& w) {
-  M.array().colwise() *= w.array();
-  const Eigen::RowVectorXf col_mean = M.colwise().mean();
-  M.rowwise() -= col_mean;
+  Eigen::RowVectorXf col_mean = Eigen::RowVectorXf::Zero(M.cols());
+  for (Index r = 0; r < M.rows(); ++r) {
+    M.row(r) *= w[r];
+    col_mean += M.row(r);
+  }
+  col_mean /= float(M.rows());
+  for (Index r = 0; r < M.rows(); ++r) M.row(r) -= col_mean;
 }
 
 template <class Block>
