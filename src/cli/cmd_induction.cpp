@@ -1,33 +1,53 @@
-// `circuitscope induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E]`
+// `circuitscope induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E]
+//                        [--prev L.H] [--no-embed-norm]`
 // [I]'s repeated-random-tokens experiment (core/induction.h; definitions in
 // docs/two-layer.md): `examples` sequences of N random tokens repeated R times
 // (BOS first when the tokenizer has one; defaults 25 x 4, 10 examples, as [I]),
-// each head's prefix-matching score on them and its copying score on their
-// tokens, and the mean loss on the first copy and on the repeats.
+// each head's prefix-matching and previous-token scores on them and its
+// copying score on their tokens, and the mean loss on the first copy and on
+// the repeats. With two layers or more, [F]'s scatter from the weights: each
+// head after the previous-token head (--prev, else the head of an earlier
+// layer with the highest previous-token score here) with its OV eigenvalue
+// positivity and the positivity of its K-composition term with that head
+// (core/composition.h).
 // JSON: {"weights", "tokens", "repeats", "examples", "seed", "bos",
-//        "prefix_matching": [layer][head], "copying": [layer][head] (null when
-//        d_vocab != d_vocab_out), "loss_first", "loss_repeat", "sequences": [[ids]]}
+//        "prefix_matching": [layer][head], "previous_token": [layer][head],
+//        "copying": [layer][head] (null when d_vocab != d_vocab_out),
+//        "loss_first", "loss_repeat", "sequences": [[ids]],
+//        "k_term": {"previous_head": {"layer","head"}, "heads": [{"layer","head",
+//                   "ov_positivity", "k_term_positivity", "k_term_eigenvalues": [[re,im]..]}]}
+//                  (null with one layer)}
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli_common.h"
+#include "core/composition.h"
 #include "core/error.h"
+#include "core/head_detector.h"
 #include "core/induction.h"
 #include "io/json_out.h"
 
 namespace cs::cli {
 
 int cmd_induction(const std::vector<std::string>& words) {
-  Args args(words, {{"--json", "--raw"}, {"--seed", "--tokens", "--repeats", "--examples"}});
+  Args args(words, {{"--json", "--raw", "--no-embed-norm"}, {"--seed", "--tokens", "--repeats", "--examples", "--prev"}});
   args.expect_positional(1, "MODEL");
+  std::optional<HeadRef> prev_arg;
+  if (auto v = args.value("--prev")) prev_arg = parse_head(*v, "--prev");
   const uint64_t seed = uint64_t(args.integer("--seed", 0, INT64_MAX).value_or(0));
   const int n = int(args.integer("--tokens", 1, 1 << 20).value_or(25));
   const int repeats = int(args.integer("--repeats", 2, 1 << 20).value_or(4));
   const int examples = int(args.integer("--examples", 1, 1 << 20).value_or(10));
   const LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
   const ModelConfig& c = lm.model.config();
+  if (prev_arg) {
+    check_head(*prev_arg, c);
+    if (prev_arg->layer + 1 >= c.n_layers)
+      throw Error("--prev " + prev_arg->text + ": no layer after layer " + std::to_string(prev_arg->layer) +
+                  " to compose with");
+  }
   const int bos = lm.tokenizer && lm.tokenizer->bos_id() ? *lm.tokenizer->bos_id() : -1;
   const std::vector<std::vector<int>> seqs = repeated_random_tokens(c.d_vocab, n, repeats, examples, seed, bos);
   if (c.has_pos() && seqs[0].size() > size_t(c.n_ctx))
@@ -41,6 +61,23 @@ int cmd_induction(const std::vector<std::string>& words) {
   RowMat copying = RowMat::Constant(c.n_layers, c.n_heads, std::nanf(""));
   if (c.d_vocab == c.vocab_out()) copying = token_copying_scores(lm.model, ids);
   const RepeatLoss loss = repeat_loss(lm.model, seqs, n, repeats, bos >= 0);
+  const RowMat previous = detect_heads(lm.model, seqs).previous_token;
+
+  // [F]'s scatter: the previous-token head (given, or the best of the layers before the last).
+  std::optional<HeadRef> prev = prev_arg;
+  if (!prev && c.n_layers >= 2) {
+    Eigen::Index l = 0, h = 0;
+    previous.topRows(c.n_layers - 1).maxCoeff(&l, &h);
+    prev = HeadRef{int(l), int(h), std::to_string(l) + "." + std::to_string(h), "--prev"};
+  }
+  std::vector<InductionScatterPoint> scatter;
+  std::vector<std::vector<std::complex<double>>> k_eigs;
+  if (prev) {
+    const EmbedGrams g = embed_grams(lm.model, circuit_options(args, lm));
+    scatter = induction_scatter(lm.model, prev->layer, prev->head, g);
+    for (const InductionScatterPoint& p : scatter)
+      k_eigs.push_back(k_composition_eigenvalues(lm.model, prev->layer, prev->head, p.layer, p.head, g));
+  }
 
   if (args.has("--json")) {
     Json j;
@@ -52,9 +89,26 @@ int cmd_induction(const std::vector<std::string>& words) {
     j["bos"] = bos >= 0 ? Json(bos) : Json(nullptr);
     j["sequences"] = seqs;
     j["prefix_matching"] = matrix_json(prefix);
+    j["previous_token"] = matrix_json(previous);
     j["copying"] = matrix_json(copying);
     j["loss_first"] = loss.first;
     j["loss_repeat"] = loss.repeats;
+    if (prev) {
+      Json heads = Json::array();
+      for (size_t i = 0; i < scatter.size(); ++i) {
+        const InductionScatterPoint& p = scatter[i];
+        Json eig = Json::array();
+        for (auto z : k_eigs[i]) eig.push_back(complex_json(z));
+        heads.push_back(Json{{"layer", p.layer},
+                             {"head", p.head},
+                             {"ov_positivity", std::isfinite(p.ov_positivity) ? Json(p.ov_positivity) : Json(nullptr)},
+                             {"k_term_positivity", p.k_term_positivity},
+                             {"k_term_eigenvalues", eig}});
+      }
+      j["k_term"] = Json{{"previous_head", Json{{"layer", prev->layer}, {"head", prev->head}}}, {"heads", heads}};
+    } else {
+      j["k_term"] = nullptr;
+    }
     print_json(std::cout, j, 2);
     return 0;
   }
@@ -62,13 +116,23 @@ int cmd_induction(const std::vector<std::string>& words) {
   o << "repeated random tokens: " << examples << " x (" << (bos >= 0 ? "BOS + " : "") << n << " tokens x " << repeats
     << "), seed " << seed << " (docs/two-layer.md)\n"
     << "loss on the first copy " << loss.first << " nats, on the repeats " << loss.repeats << " nats\n"
-    << "head   prefix-matching  copying\n";
+    << "head   prefix-matching  previous-token  copying\n";
   for (int l = 0; l < c.n_layers; ++l)
     for (int h = 0; h < c.n_heads; ++h) {
-      char buf[80];
-      std::snprintf(buf, sizeof buf, "%d.%-4d %15.3f  %7.3f\n", l, h, double(prefix(l, h)), double(copying(l, h)));
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%d.%-4d %15.3f  %14.3f  %7.3f\n", l, h, double(prefix(l, h)),
+                    double(previous(l, h)), double(copying(l, h)));
       o << buf;
     }
+  if (prev) {
+    o << "from the weights, with previous-token head " << prev->layer << "." << prev->head
+      << " ([F]: induction heads have both near 1)\nhead   OV positivity  K-term positivity\n";
+    for (const InductionScatterPoint& p : scatter) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%d.%-4d %13.3f  %17.3f\n", p.layer, p.head, p.ov_positivity, p.k_term_positivity);
+      o << buf;
+    }
+  }
   std::cout << o.str();
   return 0;
 }

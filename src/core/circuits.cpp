@@ -235,15 +235,20 @@ bool layer_affine(const Model& m, const EmbedGrams& g) { return g.normalized && 
 
 }  // namespace
 
-Eigen::MatrixXd embed_gram_for_layer(const Model& m, int layer, const EmbedGrams& g) {
+Eigen::MatrixXd embed_cross_gram(const Model& m, int l1, int l2, const EmbedGrams& g) {
   if (!layer_affine(m, g)) return g.NtN;
-  const Eigen::VectorXd w = m.ln1_w(layer).cast<double>(), b = m.ln1_b(layer).cast<double>();
-  // (N diag(w) + 1 b^T)^T (N diag(w) + 1 b^T)
-  //   = diag(w) N^T N diag(w) + (w o N^T 1) b^T + b (w o N^T 1)^T + V b b^T
-  const Eigen::VectorXd wn = w.cwiseProduct(g.N_sum);
-  Eigen::MatrixXd G = w.asDiagonal() * g.NtN * w.asDiagonal();
-  G += wn * b.transpose() + b * wn.transpose() + double(g.d_vocab) * b * b.transpose();
+  const Eigen::VectorXd w1 = m.ln1_w(l1).cast<double>(), b1 = m.ln1_b(l1).cast<double>();
+  const Eigen::VectorXd w2 = m.ln1_w(l2).cast<double>(), b2 = m.ln1_b(l2).cast<double>();
+  // (N diag(w1) + 1 b1^T)^T (N diag(w2) + 1 b2^T)
+  //   = diag(w1) N^T N diag(w2) + (w1 o N^T 1) b2^T + b1 (w2 o N^T 1)^T + V b1 b2^T
+  Eigen::MatrixXd G = w1.asDiagonal() * g.NtN * w2.asDiagonal();
+  G += w1.cwiseProduct(g.N_sum) * b2.transpose() + b1 * w2.cwiseProduct(g.N_sum).transpose() +
+       double(g.d_vocab) * b1 * b2.transpose();
   return G;
+}
+
+Eigen::MatrixXd embed_gram_for_layer(const Model& m, int layer, const EmbedGrams& g) {
+  return embed_cross_gram(m, layer, layer, g);
 }
 
 namespace {

@@ -130,6 +130,8 @@ EmbedGrams embed_grams(const Model& m, const CircuitOptions& opt = {}, bool want
 // From EmbedGrams of the same model and options (cheap: d_model^2 d_head):
 //   E^T E of block l                                   [d_model, d_model]
 Eigen::MatrixXd embed_gram_for_layer(const Model& m, int layer, const EmbedGrams& g);
+//   E_l1^T E_l2: E as block l1 and as block l2 reads it    [d_model, d_model]
+Eigen::MatrixXd embed_cross_gram(const Model& m, int l1, int l2, const EmbedGrams& g);
 //   W_O W_U E W_V (OV small matrix; square models only) [d_head, d_head]
 Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g);
 //   W_K^T E^T E W_Q (QK small matrix)                   [d_head, d_head]

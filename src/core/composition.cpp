@@ -12,6 +12,7 @@
 #include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -160,6 +161,42 @@ CompositionScores composition_scores(const Model& m, const CompositionOptions& o
     }
   }
   return r;
+}
+
+Eigen::MatrixXd k_composition_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
+  check_head(m, l1, h1, "k_composition_small_matrix");
+  check_head(m, l2, h2, "k_composition_small_matrix");
+  if (l1 >= l2)
+    throw Error("k_composition_small_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
+                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  const Eigen::MatrixXd WV1 = m.W_V(l1, h1).cast<double>(), WO1 = m.W_O(l1, h1).cast<double>();
+  const Eigen::MatrixXd WK2 = m.W_K(l2, h2).cast<double>(), WQ2 = m.W_Q(l2, h2).cast<double>();
+  // P2 (E_l1^T E_l2) P1 with P2 = (W_V1 W_O1 W_K2)^T [d_head, d_model], P1 = W_Q2 [d_model, d_head]
+  const Eigen::MatrixXd P2 = (WV1 * (WO1 * WK2)).transpose();
+  return P2 * embed_cross_gram(m, l1, l2, g) * WQ2;
+}
+
+std::vector<std::complex<double>> k_composition_eigenvalues(const Model& m, int l1, int h1, int l2, int h2,
+                                                            const EmbedGrams& g) {
+  return small_eigenvalues(k_composition_small_matrix(m, l1, h1, l2, h2, g), "k_composition_eigenvalues");
+}
+
+std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_layer, int prev_head,
+                                                     const EmbedGrams& g) {
+  check_head(m, prev_layer, prev_head, "induction_scatter");
+  const ModelConfig& c = m.config();
+  std::vector<InductionScatterPoint> out;
+  for (int l = prev_layer + 1; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h) {
+      InductionScatterPoint p;
+      p.layer = l;
+      p.head = h;
+      p.ov_positivity = g.square ? copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov eigenvalues"))
+                                 : std::numeric_limits<double>::quiet_NaN();
+      p.k_term_positivity = copying_score(k_composition_eigenvalues(m, prev_layer, prev_head, l, h, g));
+      out.push_back(p);
+    }
+  return out;
 }
 
 }  // namespace cs

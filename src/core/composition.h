@@ -14,8 +14,11 @@
 // product is kept as its d_head-wide factors (docs/two-layer.md).
 #pragma once
 #include <Eigen/Core>
+#include <complex>
 #include <cstdint>
+#include <vector>
 
+#include "core/circuits.h"
 #include "core/model.h"
 
 namespace cs {
@@ -50,6 +53,29 @@ CompositionScores composition_scores(const Model& m, const CompositionOptions& o
 // A: [d, r] and B: [r, d] (r <= d); 0 when either product is 0.
 double composition_score(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1, const Eigen::MatrixXd& A2,
                          const Eigen::MatrixXd& B2);
+
+// ---- the K-composition induction term (docs/two-layer.md, "Induction heads in the weights") ----
+// Its d_head x d_head small matrix (W_K2^T W_O1^T W_V1^T) (E_l1^T E_l2) W_Q2,
+// whose eigenvalues are the nonzero eigenvalues of k_composition_term_matrix
+// (core/vocab_matrix.h), from the vocabulary sums g (core/circuits.h) of the
+// same model and options.
+Eigen::MatrixXd k_composition_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g);
+// Its eigenvalues (descending modulus) and their positivity,
+// sum Re(lambda) / sum |lambda| (copying_score): near 1 when the later head
+// attends to positions whose previous token (as h1 moved it) equals the
+// current one, the induction pattern.
+std::vector<std::complex<double>> k_composition_eigenvalues(const Model& m, int l1, int h1, int l2, int h2,
+                                                            const EmbedGrams& g);
+
+// [F]'s induction-head scatter: every head of layers after `prev`'s, with its
+// OV eigenvalue positivity (copying) and the positivity of its K-composition
+// term with the earlier head `prev` (usually the previous-token head).
+struct InductionScatterPoint {
+  int layer = 0, head = 0;
+  double ov_positivity = 0;      // copying_score of the OV eigenvalues (NaN when d_vocab != d_vocab_out)
+  double k_term_positivity = 0;  // copying_score of k_composition_eigenvalues(prev -> this head)
+};
+std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_layer, int prev_head, const EmbedGrams& g);
 
 // The mean composition_score of `samples` pairs of products of independent
 // standard Gaussian factors [d_model, d_head] x [d_head, d_model] (fixed seed).

@@ -311,6 +311,20 @@ VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, in
                      embed_side(m, l1, opt), VocabSide::columns_of(m.W_U()), RowMat(m.W_V(l1, h1)), P2);
 }
 
+VocabMatrix k_composition_term_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt) {
+  check_head(m, l1, h1, "k_composition_term_matrix");
+  check_head(m, l2, h2, "k_composition_term_matrix");
+  if (l1 >= l2)
+    throw Error("k_composition_term_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
+                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  // E_l2 [d_vocab, d_model] W_Q2 [d_model, d_head]; (W_V1 W_O1 W_K2)^T [d_head, d_model]; E_l1
+  const RowMat P2 = ((RowMat(m.W_V(l1, h1)) * m.W_O(l1, h1)) * m.W_K(l2, h2)).transpose();
+  return VocabMatrix(m,
+                     "k_composition_term_matrix(" + std::to_string(l1) + "." + std::to_string(h1) + " -> " +
+                         std::to_string(l2) + "." + std::to_string(h2) + ")",
+                     embed_side(m, l2, opt), embed_side(m, l1, opt), RowMat(m.W_Q(l2, h2)), P2);
+}
+
 VocabSide embed_side(const Model& m, int norm, std::shared_ptr<const RowStats> stats) {
   VocabSide s = VocabSide::rows_of(m.W_E(), norm);
   s.stats = std::move(stats);

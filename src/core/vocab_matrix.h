@@ -176,6 +176,17 @@ VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const Circuit
 // ov_circuit_matrix, through block l1's ln1. Kept factored with rank d_head.
 VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt = {});
 
+// The K-composition induction term of a later head h2 (layer l2) with an
+// earlier head h1 (layer l1 < l2) ([F], induction heads; docs/two-layer.md):
+//   E_l2 W_Q2 W_K2^T (E_l1 W_V1 W_O1)^T = E_l2 W_Q2 (W_K2^T W_O1^T W_V1^T) E_l1^T
+// [d_vocab(query token), d_vocab(token b)]: the score a query on token a
+// gives to a key position whose stream holds h1's output from attending to
+// token b (with h1 a previous-token head: b is the token before the key).
+// An induction head scores a == b highly. E_l: W_E through block l's ln1
+// (opt.normalize_embed), as in the QK circuit; no normalization between h1's
+// output and h2's keys (as the composition scores). Kept factored, rank d_head.
+VocabMatrix k_composition_term_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt = {});
+
 // RowStats of a side's rows, one unit per chunk of rows (the side's storage
 // must outlive the plan).
 class RowStatsPlan final : public WorkPlan {

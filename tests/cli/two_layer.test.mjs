@@ -179,6 +179,71 @@ describe('induction', () => {
       }
     }
   });
+  test('--json: previous-token scores and the K-composition term of [F]\'s scatter', () => {
+    const j = cliJson(['induction', MODEL.dir, '--json', '--raw', '--tokens', '5', '--repeats', '2', '--examples', '2', '--seed', '9']);
+    const { n_layers: L, n_heads: H, d_model: D, d_vocab: V } = MODEL.cfg;
+    // Previous-token scores: the detector's definition on the reported sequences, averaged.
+    const runs = j.sequences.map((s) => referenceForward(MODEL.t, MODEL.cfg, s).patterns);
+    for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) {
+      const want = runs.reduce((acc, p, i) => acc + detectorScore(p[l][h], j.sequences[i], RULES.previous_token, false, false), 0) / runs.length;
+      assert.ok(Math.abs(j.previous_token[l][h] - want) < 1e-5, `previous ${l}.${h}`);
+    }
+    // The previous-token head: the best of the layers before the last.
+    let best = { layer: 0, head: 0 };
+    for (let l = 0; l < L - 1; l++) for (let h = 0; h < H; h++)
+      if (j.previous_token[l][h] > j.previous_token[best.layer][best.head]) best = { layer: l, head: h };
+    assert.deepEqual(j.k_term.previous_head, best);
+    const heads = cliJson(['heads', MODEL.dir, '--json', '--raw']).heads;
+    // E_l: W_E's rows through ln1 of layer l (raw weights).
+    const WE = MODEL.t['embed.W_E'].values;
+    const E = (l) => {
+      const w = MODEL.t[`blocks.${l}.ln1.w`].values, b = MODEL.t[`blocks.${l}.ln1.b`].values;
+      return Array.from({ length: V }, (_, t) => {
+        const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
+        const mu = x.reduce((a, v) => a + v, 0) / D;
+        const sd = Math.sqrt(x.reduce((a, v) => a + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
+        return x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
+      });
+    };
+    const { layer: l1, head: h1 } = best;
+    assert.equal(j.k_term.heads.length, (L - 1 - l1) * H);
+    for (const p of j.k_term.heads) {
+      // M = E_l2 W_Q2 (E_l1 W_V1 W_O1 W_K2)^T [V, V], rank <= d_head: its power sums
+      // tr(M^k), k = 1..d_head, fix the d_head eigenvalues reported (Newton's identities).
+      const q = mul(E(p.layer), head(`blocks.${p.layer}.attn.W_Q`, p.head));
+      const k = mul(mul(mul(E(l1), head(`blocks.${l1}.attn.W_V`, h1)), head(`blocks.${l1}.attn.W_O`, h1)), head(`blocks.${p.layer}.attn.W_K`, p.head));
+      const M = mul(q, tr(k));
+      const eig = p.k_term_eigenvalues;
+      assert.equal(eig.length, MODEL.cfg.d_head);
+      let Mk = M;
+      for (let n = 1; n <= eig.length; n++) {
+        const trace = Mk.reduce((a, row, i) => a + row[i], 0);
+        // sum of lambda^n over the complex eigenvalues
+        let re = 0, im = 0;
+        for (const [a, b] of eig) {
+          let zr = 1, zi = 0;
+          for (let r = 0; r < n; r++) [zr, zi] = [zr * a - zi * b, zr * b + zi * a];
+          re += zr;
+          im += zi;
+        }
+        const scale = eig.reduce((a, [x, y]) => a + Math.hypot(x, y) ** n, 0);
+        assert.ok(Math.abs(re - trace) < 1e-4 * Math.max(1, scale), `${p.layer}.${p.head} tr(M^${n}) ${trace} vs ${re}`);
+        assert.ok(Math.abs(im) < 1e-4 * Math.max(1, scale));
+        Mk = mul(Mk, M);
+      }
+      const pos = eig.reduce((a, [x]) => a + x, 0) / eig.reduce((a, [x, y]) => a + Math.hypot(x, y), 0);
+      assert.ok(Math.abs(p.k_term_positivity - pos) < 1e-5, `${p.layer}.${p.head} positivity`);
+      const hh = heads.find((x) => x.layer === p.layer && x.head === p.head);
+      assert.ok(Math.abs(p.ov_positivity - hh.ov_copying_score) < 1e-6, 'OV positivity = the heads command\'s copying score');
+    }
+    // --prev chooses the head; one in the last layer has nothing to compose with.
+    const chosen = cliJson(['induction', MODEL.dir, '--json', '--tokens', '3', '--examples', '1', '--prev', '1.1']);
+    assert.deepEqual(chosen.k_term.previous_head, { layer: 1, head: 1 });
+    assert.equal(chosen.k_term.heads.length, H);
+    const r = cli(['induction', MODEL.dir, '--prev', `${L - 1}.0`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--prev 2\.0: no layer after layer 2/);
+  });
   test('a sequence longer than n_ctx is refused with the reason', () => {
     const r = cli(['induction', MODEL.dir, '--tokens', '25', '--repeats', '4']);
     assert.equal(r.code, 1);

@@ -3,11 +3,17 @@
 // a Monte-Carlo estimate made here from dense Gaussian matrices.
 #include <gtest/gtest.h>
 
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <complex>
 #include <string>
 #include <vector>
 
+#include "core/circuits.h"
 #include "core/composition.h"
+#include "core/vocab_matrix.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/rng.h"
@@ -148,6 +154,98 @@ TEST(Composition, OneLayerHasNoPairs) {
   EXPECT_EQ(s.Q.cwiseAbs().maxCoeff(), 0.0);
   EXPECT_GT(s.baseline, 0.0);
   EXPECT_THROW(s.at(CompositionKind::Q, 0, 0, 1, 0), Error);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// E_l: the rows of W_E through block l's ln1 (as the reference normalizes a row).
+naive::Mat embed_rows(const Model& m, int l) {
+  const ModelConfig& c = m.config();
+  naive::Mat E;
+  for (int t = 0; t < c.d_vocab; ++t) {
+    std::vector<double> x(size_t(c.d_model));
+    for (int d = 0; d < c.d_model; ++d) x[size_t(d)] = m.W_E()(t, d);
+    E.push_back(naive::norm_row(m, x, naive::blk(l, "ln1")));
+  }
+  return E;
+}
+
+// E_l2 W_Q2 W_K2^T (E_l1 W_V1 W_O1)^T, every product formed densely here.
+naive::Mat dense_k_term(const Model& m, int l1, int h1, int l2, int h2) {
+  const naive::Mat q = matmul(embed_rows(m, l2), mat(m.W_Q(l2, h2)));                          // [V, d_head]
+  const naive::Mat moved = matmul(matmul(embed_rows(m, l1), mat(m.W_V(l1, h1))), mat(m.W_O(l1, h1)));  // [V, d_model]
+  const naive::Mat k = matmul(moved, mat(m.W_K(l2, h2)));                                        // [V, d_head]
+  return matmul(q, transpose(k));
+}
+
+TEST(KCompositionTerm, FactoredMatrixAndEigenvaluesEqualTheDenseTerm) {
+  for (Norm norm : {Norm::None, Norm::LN, Norm::LNPre}) {
+    Model m(config(3, norm));
+    randomize(m, 55, 0.5f);
+    const EmbedGrams g = embed_grams(m);
+    for (auto [l1, h1, l2, h2] : {std::array{0, 1, 1, 2}, std::array{0, 0, 2, 1}, std::array{1, 2, 2, 0}}) {
+      const std::string what = std::string(to_string(norm)) + " " + std::to_string(l1) + "." + std::to_string(h1) +
+                               " -> " + std::to_string(l2) + "." + std::to_string(h2);
+      const naive::Mat want = dense_k_term(m, l1, h1, l2, h2);
+      const VocabMatrix M = k_composition_term_matrix(m, l1, h1, l2, h2);
+      std::vector<int> all(20);
+      for (int i = 0; i < 20; ++i) all[size_t(i)] = i;
+      const RowMat got = M.block(all, all);
+      double scale = 1e-6;
+      for (const auto& row : want)
+        for (double v : row) scale = std::max(scale, std::abs(v));
+      for (int i = 0; i < 20; ++i)
+        for (int j = 0; j < 20; ++j) ASSERT_NEAR(got(i, j), want[size_t(i)][size_t(j)], 1e-5 * scale) << what;
+      // Eigenvalues: the small matrix's equal the dense term's largest d_head (the rest are 0).
+      Eigen::MatrixXd D(20, 20);
+      for (int i = 0; i < 20; ++i)
+        for (int j = 0; j < 20; ++j) D(i, j) = want[size_t(i)][size_t(j)];
+      Eigen::EigenSolver<Eigen::MatrixXd> es(D);
+      std::vector<std::complex<double>> dense(es.eigenvalues().begin(), es.eigenvalues().end());
+      std::sort(dense.begin(), dense.end(), [](auto a, auto b) { return std::abs(a) > std::abs(b); });
+      const auto small = k_composition_eigenvalues(m, l1, h1, l2, h2, g);
+      ASSERT_EQ(small.size(), 4u);
+      double sum_abs = 0;
+      for (auto v : small) sum_abs += std::abs(v);
+      for (size_t i = 0; i < 4; ++i) {
+        // match each small eigenvalue to the nearest of the dense top 4 (conjugate pairs share a modulus)
+        double best = 1e300;
+        for (size_t j = 0; j < 4; ++j) best = std::min(best, std::abs(small[i] - dense[j]));
+        EXPECT_LT(best, 1e-6 * sum_abs) << what << " eigenvalue " << i;
+      }
+      for (size_t j = 4; j < dense.size(); ++j) EXPECT_LT(std::abs(dense[j]), 1e-6 * sum_abs) << what;
+    }
+  }
+}
+
+// d_head = d_model, W_V1 = W_O1 = W_K2 = I: the term is E W_Q2 E^T. With
+// W_Q2 = I it is E E^T (positive semi-definite: positivity 1), with -I it is -1.
+TEST(KCompositionTerm, PositivityOfAnIdealAndAnAntiInductionHead) {
+  ModelConfig c = config(2, Norm::None);
+  c.d_head = 12;
+  c.n_heads = 2;
+  Model m(c);
+  randomize(m, 3, 0.5f);
+  m.W_V(0, 1).setIdentity();
+  m.W_O(0, 1).setIdentity();
+  for (int h = 0; h < 2; ++h) m.W_K(1, h).setIdentity();
+  m.W_Q(1, 0).setIdentity();
+  m.W_Q(1, 1) = -Eigen::MatrixXf::Identity(12, 12);
+  const EmbedGrams g = embed_grams(m);
+  const std::vector<InductionScatterPoint> pts = induction_scatter(m, 0, 1, g);
+  ASSERT_EQ(pts.size(), 2u);
+  EXPECT_EQ(pts[0].layer, 1);
+  EXPECT_EQ(pts[1].head, 1);
+  EXPECT_NEAR(pts[0].k_term_positivity, 1.0, 1e-9);
+  EXPECT_NEAR(pts[1].k_term_positivity, -1.0, 1e-9);
+  // The OV positivity is the head's own copying score.
+  EXPECT_NEAR(pts[0].ov_positivity, copying_score(ov_eigenvalues(m, 1, 0)), 1e-12);
+  EXPECT_THROW(k_composition_term_matrix(m, 1, 0, 1, 1), Error);
+  EXPECT_THROW(induction_scatter(m, 2, 0, g), Error);
 }
 
 }  // namespace
