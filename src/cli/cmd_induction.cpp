@@ -1,5 +1,5 @@
 // `circuitscope induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E]
-//                        [--prev L.H] [--no-embed-norm]`
+//                        [--prev L.H] [--no-embed-norm] [--text TEXT | --ids 1,2,3] [--no-bos]`
 // [I]'s repeated-random-tokens experiment (core/induction.h; definitions in
 // docs/two-layer.md): `examples` sequences of N random tokens repeated R times
 // (BOS first when the tokenizer has one; defaults 25 x 4, 10 examples, as [I]),
@@ -9,15 +9,21 @@
 // head after the previous-token head (--prev, else the head of an earlier
 // layer with the highest previous-token score here) with its OV eigenvalue
 // positivity and the positivity of its K-composition term with that head
-// (core/composition.h).
+// (core/composition.h). With --text or --ids, [I]'s in-context learning score
+// on that sample: the loss at token `early` minus the loss at token `late`
+// (icl_positions(n_ctx): the 50th and 500th of 512 scaled), averaged over the
+// sample's windows of n_ctx tokens that reach `late`, each loss smoothed over
+// n_ctx / 64 neighbours (as the trainer logs it).
 // JSON: {"weights", "tokens", "repeats", "examples", "seed", "bos",
 //        "prefix_matching": [layer][head], "previous_token": [layer][head],
 //        "copying": [layer][head] (null when d_vocab != d_vocab_out),
 //        "loss_first", "loss_repeat", "sequences": [[ids]],
 //        "k_term": {"previous_head": {"layer","head"}, "heads": [{"layer","head",
 //                   "ov_positivity", "k_term_positivity", "k_term_eigenvalues": [[re,im]..]}]}
-//                  (null with one layer)}
+//                  (null with one layer),
+//        "in_context_learning": {"score", "early", "late", "windows"} (with --text / --ids)}
 #include <cmath>
+#include <optional>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -32,8 +38,11 @@
 namespace cs::cli {
 
 int cmd_induction(const std::vector<std::string>& words) {
-  Args args(words, {{"--json", "--raw", "--no-embed-norm"}, {"--seed", "--tokens", "--repeats", "--examples", "--prev"}});
+  Args args(words, {{"--json", "--raw", "--no-embed-norm", "--no-bos"},
+                    {"--seed", "--tokens", "--repeats", "--examples", "--prev", "--text", "--ids"}});
   args.expect_positional(1, "MODEL");
+  const bool sample = args.has("--text") || args.has("--ids");
+  if (sample) check_input_args(args);
   std::optional<HeadRef> prev_arg;
   if (auto v = args.value("--prev")) prev_arg = parse_head(*v, "--prev");
   const uint64_t seed = uint64_t(args.integer("--seed", 0, INT64_MAX).value_or(0));
@@ -62,6 +71,23 @@ int cmd_induction(const std::vector<std::string>& words) {
   if (c.d_vocab == c.vocab_out()) copying = token_copying_scores(lm.model, ids);
   const RepeatLoss loss = repeat_loss(lm.model, seqs, n, repeats, bos >= 0);
   const RowMat previous = detect_heads(lm.model, seqs).previous_token;
+
+  // [I]'s in-context learning score on the sample's windows that reach `late`.
+  std::optional<IclPositions> icl;
+  double icl_score = 0;
+  size_t icl_windows = 0;
+  if (sample) {
+    if (!c.has_pos()) throw Error("--text/--ids: the in-context learning score needs a model with positions (n_ctx)");
+    icl = icl_positions(c.n_ctx);
+    std::vector<std::vector<int>> windows = input_windows(args, lm);
+    std::erase_if(windows, [&](const std::vector<int>& w) { return w.size() <= size_t(icl->late); });
+    if (windows.empty())
+      throw Error("--text/--ids: the in-context learning score needs windows of more than " + std::to_string(icl->late) +
+                  " tokens (late = " + std::to_string(icl->late) + " for n_ctx " + std::to_string(c.n_ctx) +
+                  "); the sample is shorter");
+    icl_windows = windows.size();
+    icl_score = in_context_learning_score(lm.model, windows, icl->early, icl->late, std::max(0, c.n_ctx / 64));
+  }
 
   // [F]'s scatter: the previous-token head (given, or the best of the layers before the last).
   std::optional<HeadRef> prev = prev_arg;
@@ -109,6 +135,9 @@ int cmd_induction(const std::vector<std::string>& words) {
     } else {
       j["k_term"] = nullptr;
     }
+    if (icl)
+      j["in_context_learning"] =
+          Json{{"score", icl_score}, {"early", icl->early}, {"late", icl->late}, {"windows", icl_windows}};
     print_json(std::cout, j, 2);
     return 0;
   }
@@ -133,6 +162,9 @@ int cmd_induction(const std::vector<std::string>& words) {
       o << buf;
     }
   }
+  if (icl)
+    o << "in-context learning score on the sample: " << icl_score << " nats (loss at token " << icl->early
+      << " minus loss at token " << icl->late << ", " << icl_windows << " window(s))\n";
   std::cout << o.str();
   return 0;
 }

@@ -43,7 +43,7 @@ const Command kCommands[] = {
     {"detect", cs::cli::cmd_detect,
      "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
     {"induction", cs::cli::cmd_induction,
-     "induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E] [--prev L.H] [--no-embed-norm]"},
+     "induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E] [--prev L.H] [--no-embed-norm] [--text TEXT | --ids 1,2,3] [--no-bos]"},
     {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "

@@ -244,6 +244,20 @@ describe('induction', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /--prev 2\.0: no layer after layer 2/);
   });
+  test('--ids: the in-context learning score on the windows that reach the late token', () => {
+    const ids = Array.from({ length: 30 }, (_, i) => (i * 7 + 3) % 20);
+    const j = cliJson(['induction', MODEL.dir, '--json', '--raw', '--tokens', '3', '--examples', '1', '--ids', ids.join(',')]);
+    // n_ctx 12: early = round(50 * 12 / 512) = 1, late = round(500 * 12 / 512) = 12, clamped to 11; no smoothing.
+    assert.deepEqual([j.in_context_learning.early, j.in_context_learning.late], [1, 11]);
+    const windows = [ids.slice(0, 12), ids.slice(12, 24)];  // the last 6 tokens do not reach token 11
+    assert.equal(j.in_context_learning.windows, 2);
+    const nll = (w, t) => -logSoftmax(referenceForward(MODEL.t, MODEL.cfg, w).logits[t - 1])[w[t]];
+    const want = windows.reduce((a, w) => a + nll(w, 1) - nll(w, 11), 0) / windows.length;
+    assert.ok(Math.abs(j.in_context_learning.score - want) < 1e-4, `${j.in_context_learning.score} vs ${want}`);
+    const short = cli(['induction', MODEL.dir, '--tokens', '3', '--ids', '1,2,3']);
+    assert.equal(short.code, 1);
+    assert.match(short.stderr, /more than 11 tokens/);
+  });
   test('a sequence longer than n_ctx is refused with the reason', () => {
     const r = cli(['induction', MODEL.dir, '--tokens', '25', '--repeats', '4']);
     assert.equal(r.code, 1);
