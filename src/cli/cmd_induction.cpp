@@ -92,17 +92,18 @@ int cmd_induction(const std::vector<std::string>& words) {
   // [F]'s scatter: the previous-token head (given, or the best of the layers before the last).
   std::optional<HeadRef> prev = prev_arg;
   if (!prev && c.n_layers >= 2) {
-    Eigen::Index l = 0, h = 0;
-    previous.topRows(c.n_layers - 1).maxCoeff(&l, &h);
-    prev = HeadRef{int(l), int(h), std::to_string(l) + "." + std::to_string(h), "--prev"};
+    const HeadId p = previous_token_head(previous);
+    prev = HeadRef{p.layer, p.head, std::to_string(p.layer) + "." + std::to_string(p.head), "--prev"};
   }
   std::vector<InductionScatterPoint> scatter;
   std::vector<std::vector<std::complex<double>>> k_eigs;
   if (prev) {
-    const EmbedGrams g = embed_grams(lm.model, circuit_options(args, lm));
-    scatter = induction_scatter(lm.model, prev->layer, prev->head, g);
+    auto g = std::make_shared<const EmbedGrams>(embed_grams(lm.model, circuit_options(args, lm)));
+    InductionScatterPlan plan(lm.model, circuit_options(args, lm), prev->layer, prev->head, {}, g);
+    plan.run();
+    scatter = plan.result().points;
     for (const InductionScatterPoint& p : scatter)
-      k_eigs.push_back(k_composition_eigenvalues(lm.model, prev->layer, prev->head, p.layer, p.head, g));
+      k_eigs.push_back(k_composition_eigenvalues(lm.model, prev->layer, prev->head, p.layer, p.head, *g));
   }
 
   if (args.has("--json")) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/head_detector.h"
 #include "core/rng.h"
 
 namespace cs {
@@ -75,92 +76,131 @@ double composition_score(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1, c
   return ratio((Z1.transpose() * Z2).norm(), Z1.norm(), Z2.norm());
 }
 
-double composition_baseline(int d_model, int d_head, uint64_t seed, int samples) {
-  if (d_model < 1 || d_head < 1) throw Error("composition_baseline: d_model and d_head must be >= 1");
-  if (samples < 1) throw Error("composition_baseline: samples must be >= 1 (got " + std::to_string(samples) + ")");
-  Rng rng(seed ^ 0xC0DEC0DE12345678ull);
+namespace {
+
+// The random generator of the baseline's pairs for a seed.
+Rng baseline_rng(uint64_t seed) { return Rng(seed ^ 0xC0DEC0DE12345678ull); }
+
+// The score of the next random pair: independent standard Gaussian factors.
+double baseline_sample(Rng& rng, int d_model, int d_head) {
   auto gaussian = [&](int rows, int cols) {
     Eigen::MatrixXd X(rows, cols);
     for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.gaussian();
     return X;
   };
+  const Eigen::MatrixXd A1 = gaussian(d_model, d_head), B1 = gaussian(d_head, d_model);
+  const Eigen::MatrixXd A2 = gaussian(d_model, d_head), B2 = gaussian(d_head, d_model);
+  return composition_score(A1, B1, A2, B2);
+}
+
+}  // namespace
+
+double composition_baseline(int d_model, int d_head, uint64_t seed, int samples) {
+  if (d_model < 1 || d_head < 1) throw Error("composition_baseline: d_model and d_head must be >= 1");
+  if (samples < 1) throw Error("composition_baseline: samples must be >= 1 (got " + std::to_string(samples) + ")");
+  Rng rng = baseline_rng(seed);
   double sum = 0;
-  for (int s = 0; s < samples; ++s) {
-    const Eigen::MatrixXd A1 = gaussian(d_model, d_head), B1 = gaussian(d_head, d_model);
-    const Eigen::MatrixXd A2 = gaussian(d_model, d_head), B2 = gaussian(d_head, d_model);
-    sum += composition_score(A1, B1, A2, B2);
-  }
+  for (int s = 0; s < samples; ++s) sum += baseline_sample(rng, d_model, d_head);
   return sum / samples;
 }
 
-CompositionScores composition_scores(const Model& m, const CompositionOptions& opt) {
-  const ModelConfig& c = m.config();
-  const int L = c.n_layers, H = c.n_heads, D = c.d_model;
-  CompositionScores r;
-  r.n_layers = L;
-  r.n_heads = H;
-  r.Q = r.K = r.V = r.virtual_norm = Eigen::MatrixXd::Zero(L * H, L * H);
-  r.baseline = composition_baseline(D, c.d_head, opt.seed, opt.baseline_samples);
-  if (L < 2) return r;
-
-  // Per head: Z of its OV circuit as the earlier head, and as the later head
-  // Z of what it reads with: queries (W_QK = W_Q W_K^T), keys (W_QK^T) and
-  // values (W_OV = W_V W_O). All [d_model, k]; side by side per layer:
-  // [d_model, n_heads * k] (float, for the GEMMs), with their norms.
-  const int k = std::min(D, c.d_head);
+// Per head: Z of its OV circuit as the earlier head, and as the later head Z
+// of what it reads with: queries (W_QK = W_Q W_K^T), keys (W_QK^T) and values
+// (W_OV = W_V W_O). All [d_model, k]; side by side per layer: [d_model,
+// n_heads * k] (float, for the GEMMs), with their norms.
+struct CompositionPlan::Impl {
   struct LayerFactors {
     Eigen::MatrixXf ov_left, q_right, k_right, v_right;  // [d_model, n_heads * k]
     Eigen::VectorXd ov_norm, qk_norm, ov2_norm;          // [n_heads]
   };
-  std::vector<LayerFactors> f(static_cast<size_t>(L));
-  for (int l = 0; l < L; ++l) {
-    LayerFactors& F = f[size_t(l)];
-    F.ov_left.resize(D, H * k);
-    F.q_right.resize(D, H * k);
-    F.k_right.resize(D, H * k);
-    F.v_right.resize(D, H * k);
-    F.ov_norm.resize(H);
-    F.qk_norm.resize(H);
-    F.ov2_norm.resize(H);
-    for (int h = 0; h < H; ++h) {
-      const Eigen::MatrixXd WQ = d(m.W_Q(l, h)), WK = d(m.W_K(l, h)), WV = d(m.W_V(l, h)), WO = d(m.W_O(l, h));
-      const Eigen::MatrixXd ovl = left_factor(WV, WO);                  // OV = W_V W_O, earlier
-      const Eigen::MatrixXd qr = right_factor(WQ, WK.transpose());      // QK = W_Q W_K^T
-      const Eigen::MatrixXd kr = right_factor(WK, WQ.transpose());      // QK^T = W_K W_Q^T
-      const Eigen::MatrixXd vr = right_factor(WV, WO);                  // OV, later
-      F.ov_left.middleCols(h * k, k) = ovl.cast<float>();
-      F.q_right.middleCols(h * k, k) = qr.cast<float>();
-      F.k_right.middleCols(h * k, k) = kr.cast<float>();
-      F.v_right.middleCols(h * k, k) = vr.cast<float>();
-      F.ov_norm[h] = ovl.norm();
-      F.qk_norm[h] = qr.norm();
-      F.ov2_norm[h] = vr.norm();
-    }
-  }
-
-  // For each later layer, the earlier layers' OV factors against its three.
+  std::vector<LayerFactors> f;
   Eigen::MatrixXf C;
-  for (int l2 = 1; l2 < L; ++l2) {
-    const LayerFactors& F2 = f[size_t(l2)];
-    for (const CompositionKind kind : {CompositionKind::Q, CompositionKind::K, CompositionKind::V}) {
-      const Eigen::MatrixXf& right = kind == CompositionKind::Q ? F2.q_right
-                                     : kind == CompositionKind::K ? F2.k_right
-                                                                  : F2.v_right;
-      const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
-      Eigen::MatrixXd& out = kind == CompositionKind::Q ? r.Q : kind == CompositionKind::K ? r.K : r.V;
-      for (int l1 = 0; l1 < l2; ++l1) {
-        const LayerFactors& F1 = f[size_t(l1)];
-        C.noalias() = F1.ov_left.transpose() * right;  // [n_heads * k, n_heads * k]
-        for (int h1 = 0; h1 < H; ++h1)
-          for (int h2 = 0; h2 < H; ++h2) {
-            const double num = C.block(h1 * k, h2 * k, k, k).cast<double>().norm();
-            out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
-            if (kind == CompositionKind::V) r.virtual_norm(l1 * H + h1, l2 * H + h2) = num;
-          }
-      }
-    }
-  }
-  return r;
+  Rng rng;
+  double baseline_sum = 0;
+};
+
+CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) : impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads, D = c.d_model;
+  if (opt.baseline_samples < 1)
+    throw Error("composition_baseline: samples must be >= 1 (got " + std::to_string(opt.baseline_samples) + ")");
+  if (D < 1 || c.d_head < 1) throw Error("composition_baseline: d_model and d_head must be >= 1");
+  r_.n_layers = L;
+  r_.n_heads = H;
+  r_.Q = r_.K = r_.V = r_.virtual_norm = Eigen::MatrixXd::Zero(L * H, L * H);
+  const double Dd = D, Kd = c.d_head;
+  // The baseline: one unit per random pair (the pairs composition_baseline draws).
+  Impl& I = *impl_;
+  I.rng = baseline_rng(opt.seed);
+  const int samples = opt.baseline_samples, Dh = c.d_head;
+  for (int i = 0; i < samples; ++i)
+    add("random baseline", 8 * Dd * Kd * Kd, [this, &I, i, samples, D, Dh] {
+      I.baseline_sum += baseline_sample(I.rng, D, Dh);
+      if (i + 1 == samples) r_.baseline = I.baseline_sum / samples;
+    });
+  if (L < 2) return;
+  const int k = std::min(D, c.d_head);
+  I.f.resize(size_t(L));
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h)
+      add("composition: factors", 12 * Dd * Kd * Kd, [&I, &m, l, h, H, D, k] {
+        Impl::LayerFactors& F = I.f[size_t(l)];
+        if (h == 0) {
+          F.ov_left.resize(D, H * k);
+          F.q_right.resize(D, H * k);
+          F.k_right.resize(D, H * k);
+          F.v_right.resize(D, H * k);
+          F.ov_norm.resize(H);
+          F.qk_norm.resize(H);
+          F.ov2_norm.resize(H);
+        }
+        const Eigen::MatrixXd WQ = d(m.W_Q(l, h)), WK = d(m.W_K(l, h)), WV = d(m.W_V(l, h)), WO = d(m.W_O(l, h));
+        const Eigen::MatrixXd ovl = left_factor(WV, WO);              // OV = W_V W_O, earlier
+        const Eigen::MatrixXd qr = right_factor(WQ, WK.transpose());  // QK = W_Q W_K^T
+        const Eigen::MatrixXd kr = right_factor(WK, WQ.transpose());  // QK^T = W_K W_Q^T
+        const Eigen::MatrixXd vr = right_factor(WV, WO);              // OV, later
+        F.ov_left.middleCols(h * k, k) = ovl.cast<float>();
+        F.q_right.middleCols(h * k, k) = qr.cast<float>();
+        F.k_right.middleCols(h * k, k) = kr.cast<float>();
+        F.v_right.middleCols(h * k, k) = vr.cast<float>();
+        F.ov_norm[h] = ovl.norm();
+        F.qk_norm[h] = qr.norm();
+        F.ov2_norm[h] = vr.norm();
+      });
+  // For each later layer, the earlier layers' OV factors against its three.
+  for (int l2 = 1; l2 < L; ++l2)
+    for (const CompositionKind kind : {CompositionKind::Q, CompositionKind::K, CompositionKind::V})
+      for (int l1 = 0; l1 < l2; ++l1)
+        add("composition: scores", Dd * double(H * k) * double(H * k), [this, &I, l1, l2, kind, H, k] {
+          const Impl::LayerFactors& F1 = I.f[size_t(l1)];
+          const Impl::LayerFactors& F2 = I.f[size_t(l2)];
+          const Eigen::MatrixXf& right = kind == CompositionKind::Q ? F2.q_right
+                                         : kind == CompositionKind::K ? F2.k_right
+                                                                      : F2.v_right;
+          const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
+          Eigen::MatrixXd& out = kind == CompositionKind::Q ? r_.Q : kind == CompositionKind::K ? r_.K : r_.V;
+          I.C.noalias() = F1.ov_left.transpose() * right;  // [n_heads * k, n_heads * k]
+          for (int h1 = 0; h1 < H; ++h1)
+            for (int h2 = 0; h2 < H; ++h2) {
+              const double num = I.C.block(h1 * k, h2 * k, k, k).cast<double>().norm();
+              out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
+              if (kind == CompositionKind::V) r_.virtual_norm(l1 * H + h1, l2 * H + h2) = num;
+            }
+        });
+  add("composition: scores", 1, [this] { impl_.reset(); });
+}
+
+CompositionPlan::~CompositionPlan() = default;
+
+const CompositionScores& CompositionPlan::result() const {
+  if (!done()) throw Error("composition scores: result() before the computation finished");
+  return r_;
+}
+
+CompositionScores composition_scores(const Model& m, const CompositionOptions& opt) {
+  CompositionPlan p(m, opt);
+  p.run();
+  return p.result();
 }
 
 Eigen::MatrixXd k_composition_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
@@ -197,6 +237,78 @@ std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_la
       out.push_back(p);
     }
   return out;
+}
+
+HeadId previous_token_head(const RowMat& previous_token) {
+  if (previous_token.rows() < 2) throw Error("previous_token_head: needs scores of two layers or more");
+  Eigen::Index l = 0, h = 0;
+  previous_token.topRows(previous_token.rows() - 1).maxCoeff(&l, &h);
+  return HeadId{int(l), int(h)};
+}
+
+struct InductionScatterPlan::Impl {
+  std::unique_ptr<EmbedGramsPlan> grams_plan;
+  std::shared_ptr<const EmbedGrams> grams;
+  std::unique_ptr<DetectorPlan> detector;
+};
+
+InductionScatterPlan::InductionScatterPlan(const Model& m, const CircuitOptions& opt, int prev_layer, int prev_head,
+                                           std::vector<std::vector<int>> sequences,
+                                           std::shared_ptr<const EmbedGrams> grams)
+    : impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = m.config();
+  if (c.n_layers < 2) throw Error("induction scatter: the model has " + std::to_string(c.n_layers) +
+                                  " layer(s); K-composition needs two or more");
+  Impl& I = *impl_;
+  if (prev_layer >= 0) {
+    check_head(m, prev_layer, prev_head, "induction scatter");
+    if (prev_layer + 1 >= c.n_layers)
+      throw Error("induction scatter: head " + std::to_string(prev_layer) + "." + std::to_string(prev_head) +
+                  " has no later layer to compose with");
+    r_.prev_layer = prev_layer;
+    r_.prev_head = prev_head;
+  } else {
+    I.detector = std::make_unique<DetectorPlan>(m, std::move(sequences));
+    add_units_of(I.detector.get(), I.detector->units(), "previous-token head", 1.0 * double(c.d_model));
+    add("previous-token head", 1, [this, &I] {
+      r_.previous_token = I.detector->result().previous_token;
+      const HeadId p = previous_token_head(r_.previous_token);
+      r_.prev_layer = p.layer;
+      r_.prev_head = p.head;
+      I.detector.reset();
+    });
+  }
+  if (grams) {
+    I.grams = std::move(grams);
+  } else {
+    I.grams_plan = std::make_unique<EmbedGramsPlan>(m, opt, false);
+    add_units_of(I.grams_plan.get(), I.grams_plan->units(), "vocabulary sums", double(c.d_model) * double(c.d_model));
+    add("vocabulary sums", 1, [&I] {
+      I.grams = std::make_shared<const EmbedGrams>(std::move(I.grams_plan->mutable_result()));
+      I.grams_plan.reset();
+    });
+  }
+  // One unit per head after the previous-token head's layer (which is known only now when found).
+  for (int l = 1; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h)
+      add("K-composition terms", double(c.d_model) * double(c.d_model) * double(c.d_head), [this, &I, &m, l, h] {
+        if (l <= r_.prev_layer) return;
+        const EmbedGrams& g = *I.grams;
+        InductionScatterPoint p;
+        p.layer = l;
+        p.head = h;
+        p.ov_positivity = g.square ? copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov eigenvalues"))
+                                   : std::numeric_limits<double>::quiet_NaN();
+        p.k_term_positivity = copying_score(k_composition_eigenvalues(m, r_.prev_layer, r_.prev_head, l, h, g));
+        r_.points.push_back(p);
+      });
+}
+
+InductionScatterPlan::~InductionScatterPlan() = default;
+
+const InductionScatter& InductionScatterPlan::result() const {
+  if (!done()) throw Error("induction scatter: result() before the computation finished");
+  return r_;
 }
 
 }  // namespace cs

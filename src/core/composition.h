@@ -16,10 +16,12 @@
 #include <Eigen/Core>
 #include <complex>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/circuits.h"
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -48,6 +50,19 @@ struct CompositionOptions {
 
 // Every score of every (earlier, later) pair. Throws cs::Error for options out of range.
 CompositionScores composition_scores(const Model& m, const CompositionOptions& opt = {});
+// The same as a plan (core/sliced.h): the random baseline, each head's
+// factors, then one GEMM per (earlier layer, later layer, kind).
+// composition_scores() runs it. The model must outlive the plan.
+class CompositionPlan final : public WorkPlan {
+ public:
+  CompositionPlan(const Model& m, const CompositionOptions& opt = {});
+  ~CompositionPlan() override;
+  const CompositionScores& result() const;  // once done()
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  CompositionScores r_;
+};
 
 // One score from factors: ||(A1 B1)(A2 B2)|| / (||A1 B1|| ||A2 B2||), with
 // A: [d, r] and B: [r, d] (r <= d); 0 when either product is 0.
@@ -76,6 +91,37 @@ struct InductionScatterPoint {
   double k_term_positivity = 0;  // copying_score of k_composition_eigenvalues(prev -> this head)
 };
 std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_layer, int prev_head, const EmbedGrams& g);
+
+// The scatter as a plan (core/sliced.h), with its previous-token head found
+// the way `circuitscope induction` finds it when none is given: the head of a
+// layer before the last with the highest previous-token detector score on
+// `sequences` (e.g. repeated_random_tokens with the CLI's defaults). Units:
+// the vocabulary sums (unless `grams` is given), the detector's forward passes
+// (when the head is not given), then one unit per later head. The model
+// must outlive the plan.
+// The previous-token head from detector scores [n_layers, n_heads] (n_layers
+// >= 2): the highest score among the layers before the last.
+HeadId previous_token_head(const RowMat& previous_token);
+
+struct InductionScatter {
+  int prev_layer = 0, prev_head = 0;  // the earlier head used
+  RowMat previous_token;              // [n_layers, n_heads] detector scores (empty when the head was given)
+  std::vector<InductionScatterPoint> points;
+};
+class InductionScatterPlan final : public WorkPlan {
+ public:
+  // prev_layer < 0: find the previous-token head on `sequences`. Throws
+  // cs::Error for a model with fewer than two layers, or a given head with no
+  // later layer.
+  InductionScatterPlan(const Model& m, const CircuitOptions& opt, int prev_layer, int prev_head,
+                       std::vector<std::vector<int>> sequences, std::shared_ptr<const EmbedGrams> grams = nullptr);
+  ~InductionScatterPlan() override;
+  const InductionScatter& result() const;  // once done()
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  InductionScatter r_;
+};
 
 // The mean composition_score of `samples` pairs of products of independent
 // standard Gaussian factors [d_model, d_head] x [d_head, d_model] (fixed seed).

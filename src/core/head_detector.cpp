@@ -53,25 +53,52 @@ const RowMat& DetectorScores::of(HeadPattern p) const {
                                                                                               : induction;
 }
 
-DetectorScores detect_heads(const Model& m, const std::vector<std::vector<int>>& sequences,
-                            const DetectorOptions& opt) {
-  if (sequences.empty()) throw Error("detect_heads: no sequences");
-  const ModelConfig& c = m.config();
-  DetectorScores s;
+namespace {
+
+void add_scores(const ModelConfig& c, const ForwardCache& cache, std::span<const int> seq, const DetectorOptions& opt,
+                double weight, DetectorScores& s) {
   const HeadPattern kinds[] = {HeadPattern::PreviousToken, HeadPattern::DuplicateToken, HeadPattern::Induction};
   RowMat* outs[] = {&s.previous_token, &s.duplicate_token, &s.induction};
-  for (RowMat* r : outs) *r = RowMat::Zero(c.n_layers, c.n_heads);
-  for (const std::vector<int>& seq : sequences) {
-    const ForwardResult r = forward(m, seq, patterns_only());
-    for (int kind = 0; kind < 3; ++kind) {
-      const RowMat P = detection_pattern(kinds[kind], seq);
-      RowMat& out = *outs[kind];
-      for (int l = 0; l < c.n_layers; ++l)
-        for (int h = 0; h < c.n_heads; ++h)
-          out(l, h) += float(detection_score(r.cache.attn(l, h, c.n_heads), P, opt) / double(sequences.size()));
-    }
+  for (int kind = 0; kind < 3; ++kind) {
+    const RowMat P = detection_pattern(kinds[kind], seq);
+    RowMat& out = *outs[kind];
+    for (int l = 0; l < c.n_layers; ++l)
+      for (int h = 0; h < c.n_heads; ++h) out(l, h) += float(detection_score(cache.attn(l, h, c.n_heads), P, opt) * weight);
   }
-  return s;
+}
+
+}  // namespace
+
+DetectorPlan::DetectorPlan(const Model& m, std::vector<std::vector<int>> sequences, const DetectorOptions& opt)
+    : seqs_(std::move(sequences)) {
+  if (seqs_.empty()) throw Error("detect_heads: no sequences");
+  const ModelConfig& c = m.config();
+  for (RowMat* r : {&s_.previous_token, &s_.duplicate_token, &s_.induction}) *r = RowMat::Zero(c.n_layers, c.n_heads);
+  const double weight = 1.0 / double(seqs_.size());
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    // Built now, so a sequence forward() rejects throws here, as detect_heads did.
+    passes_.push_back(std::make_unique<ForwardPlan>(m, seqs_[i], patterns_only()));
+    ForwardPlan* pass = passes_.back().get();
+    add_units_of(pass, pass->units(), "head detector", double(seqs_[i].size()));
+    add("head detector", double(seqs_[i].size()), [this, &m, i, pass, opt, weight] {
+      add_scores(m.config(), pass->result().cache, seqs_[i], opt, weight, s_);
+      passes_[i].reset();  // its patterns are no longer needed
+    });
+  }
+}
+
+DetectorPlan::~DetectorPlan() = default;
+
+const DetectorScores& DetectorPlan::result() const {
+  if (!done()) throw Error("head detector: result() before the computation finished");
+  return s_;
+}
+
+DetectorScores detect_heads(const Model& m, const std::vector<std::vector<int>>& sequences,
+                            const DetectorOptions& opt) {
+  DetectorPlan p(m, sequences, opt);
+  p.run();
+  return p.result();
 }
 
 }  // namespace cs

@@ -14,10 +14,13 @@
 // Scores of several sequences are averaged (each sequence weighs the same).
 // Per-head results are [n_layers, n_heads].
 #pragma once
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "core/forward.h"
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -44,5 +47,19 @@ struct DetectorScores {
 };
 DetectorScores detect_heads(const Model& m, const std::vector<std::vector<int>>& sequences,
                             const DetectorOptions& opt = {});
+
+// The same as a plan (core/sliced.h): each sequence's forward pass (patterns
+// only) in its units, then its scores. detect_heads() runs it. The model must
+// outlive the plan.
+class DetectorPlan final : public WorkPlan {
+ public:
+  DetectorPlan(const Model& m, std::vector<std::vector<int>> sequences, const DetectorOptions& opt = {});
+  ~DetectorPlan() override;
+  const DetectorScores& result() const;  // once done()
+ private:
+  std::vector<std::vector<int>> seqs_;
+  std::vector<std::unique_ptr<ForwardPlan>> passes_;
+  DetectorScores s_;
+};
 
 }  // namespace cs

@@ -21,6 +21,12 @@ using ConstMatMap = Eigen::Map<const RowMat>;
 using VecMap = Eigen::Map<Eigen::VectorXf>;
 using ConstVecMap = Eigen::Map<const Eigen::VectorXf>;
 
+// One attention head: layer and head index (written "layer.head", e.g. 1.3).
+struct HeadId {
+  int layer = 0, head = 0;
+  bool operator==(const HeadId&) const = default;
+};
+
 struct TensorSpec {
   std::string name;            // TransformerLens key, e.g. "blocks.0.attn.W_Q"
   std::vector<int64_t> shape;  // e.g. {n_heads, d_model, d_head}

@@ -30,11 +30,6 @@
 
 namespace cs {
 
-struct HeadId {
-  int layer = 0, head = 0;
-  bool operator==(const HeadId&) const = default;
-};
-
 struct PathTerm {
   enum Kind { kDirect, kHeads, kBiases, kHigherOrder } kind = kDirect;
   std::vector<HeadId> heads;  // kHeads: the path's heads, earliest layer first (its order = heads.size())

@@ -13,6 +13,7 @@
 
 #include "core/circuits.h"
 #include "core/composition.h"
+#include "core/head_detector.h"
 #include "core/vocab_matrix.h"
 #include "core/error.h"
 #include "core/model.h"
@@ -246,6 +247,67 @@ TEST(KCompositionTerm, PositivityOfAnIdealAndAnAntiInductionHead) {
   EXPECT_NEAR(pts[0].ov_positivity, copying_score(ov_eigenvalues(m, 1, 0)), 1e-12);
   EXPECT_THROW(k_composition_term_matrix(m, 1, 0, 1, 1), Error);
   EXPECT_THROW(induction_scatter(m, 2, 0, g), Error);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// The plan stepped one unit at a time gives what composition_scores and
+// composition_baseline give at once.
+TEST(Composition, SlicedPlanEqualsTheOneShotScores) {
+  Model m(config(3, Norm::LN));
+  randomize(m, 17, 0.5f);
+  const CompositionScores once = composition_scores(m, CompositionOptions{.seed = 5, .baseline_samples = 6});
+  CompositionPlan p(m, CompositionOptions{.seed = 5, .baseline_samples = 6});
+  size_t steps = 0;
+  while (!p.step(0.0)) ++steps;
+  EXPECT_EQ(steps + 1, p.units());
+  EXPECT_EQ(p.units(), size_t(6 + 3 * 3 + 3 * (1 + 2) + 1));  // baseline pairs, heads, (l1 < l2) x kinds, end
+  const CompositionScores& r = p.result();
+  EXPECT_EQ(r.baseline, composition_baseline(12, 4, 5, 6));
+  EXPECT_EQ(r.baseline, once.baseline);
+  EXPECT_TRUE(r.Q == once.Q && r.K == once.K && r.V == once.V && r.virtual_norm == once.virtual_norm);
+  EXPECT_GT(r.K.maxCoeff(), 0.0);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+TEST(InductionScatter, PlanFindsThePreviousTokenHeadAndMatchesTheOneShotScatter) {
+  Model m(config(3, Norm::LN));
+  randomize(m, 23, 0.7f);
+  const std::vector<std::vector<int>> seqs{{1, 5, 9, 2, 5, 9, 2, 7}, {3, 3, 4, 0, 3, 4}};
+  const DetectorScores d = detect_heads(m, seqs);
+  Eigen::Index bl = 0, bh = 0;
+  d.previous_token.topRows(2).maxCoeff(&bl, &bh);
+  InductionScatterPlan found(m, {}, -1, 0, seqs);
+  found.run();
+  const InductionScatter& r = found.result();
+  EXPECT_EQ(r.prev_layer, int(bl));
+  EXPECT_EQ(r.prev_head, int(bh));
+  EXPECT_TRUE(r.previous_token == d.previous_token);
+  const EmbedGrams g = embed_grams(m);
+  const auto want = induction_scatter(m, r.prev_layer, r.prev_head, g);
+  ASSERT_EQ(r.points.size(), want.size());
+  ASSERT_EQ(want.size(), size_t((2 - r.prev_layer) * 3));
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(r.points[i].layer, want[i].layer);
+    EXPECT_EQ(r.points[i].head, want[i].head);
+    EXPECT_NEAR(r.points[i].k_term_positivity, want[i].k_term_positivity, 1e-12);
+    EXPECT_NEAR(r.points[i].ov_positivity, want[i].ov_positivity, 1e-12);
+  }
+  // A given head is used as given.
+  InductionScatterPlan given(m, {}, 1, 2, {});
+  given.run();
+  EXPECT_EQ(given.result().points.size(), 3u);
+  EXPECT_EQ(given.result().previous_token.size(), 0);
+  EXPECT_THROW(InductionScatterPlan(m, {}, 2, 0, {}), Error);
 }
 
 }  // namespace
