@@ -348,4 +348,68 @@ bool eigen_plot(const char* id, const EigenPlot& p) {
   return clicked;
 }
 
+std::optional<size_t> scatter_plot(const char* id, const Scatter& s) {
+  const float fs = ImGui::GetFontSize();
+  const float side = s.size > 0.f ? s.size : fs * 18.f;
+  const float left = fs * 2.2f, bottom = fs * 2.2f;  // room for the axis titles and ranges
+  ImGui::PushID(id);
+  const ImVec2 o = ImGui::GetCursorScreenPos();
+  ImGui::InvisibleButton("##scatter", ImVec2(side + left, side + bottom));
+  const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
+  const bool hovered = ImGui::IsItemHovered();
+  if (!s.mark.empty()) ui::mark_item(s.mark.c_str());
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 b0(o.x + left, o.y), b1(o.x + left + side, o.y + side);  // the plot box
+  const ImU32 axis = ImGui::GetColorU32(ImGuiCol_Border);
+  const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
+  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+  dl->AddRectFilled(b0, b1, ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
+  dl->AddRect(b0, b1, axis, 3.f);
+  auto px = [&](float x) { return b0.x + (x - s.xmin) / std::max(1e-12f, s.xmax - s.xmin) * side; };
+  auto py = [&](float y) { return b1.y - (y - s.ymin) / std::max(1e-12f, s.ymax - s.ymin) * side; };
+  if (s.xmin < 0.f && s.xmax > 0.f) dl->AddLine(ImVec2(px(0.f), b0.y), ImVec2(px(0.f), b1.y), axis);
+  if (s.ymin < 0.f && s.ymax > 0.f) dl->AddLine(ImVec2(b0.x, py(0.f)), ImVec2(b1.x, py(0.f)), axis);
+  // Ranges at the ends of each axis, titles in the middle.
+  const std::string x0 = ui::fmt("%g", s.xmin), x1 = ui::fmt("%g", s.xmax);
+  const std::string y0 = ui::fmt("%g", s.ymin), y1 = ui::fmt("%g", s.ymax);
+  dl->AddText(ImVec2(b0.x, b1.y + 2.f), dim, x0.c_str());
+  dl->AddText(ImVec2(b1.x - ImGui::CalcTextSize(x1.c_str()).x, b1.y + 2.f), dim, x1.c_str());
+  dl->AddText(ImVec2(b0.x + (side - ImGui::CalcTextSize(s.x_title.c_str()).x) * 0.5f, b1.y + fs * 1.1f), text,
+              s.x_title.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y0.c_str()).x - 3.f, b1.y - fs), dim, y0.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y1.c_str()).x - 3.f, b0.y), dim, y1.c_str());
+  ui::add_text_vertical(dl, ImVec2(o.x, b0.y + (side + ImGui::CalcTextSize(s.y_title.c_str()).x) * 0.5f), text,
+                        s.y_title.c_str());
+  // Points, and the one nearest the mouse (within a few pixels).
+  const float dot = std::max(3.f, side / 70.f);
+  const ImVec2 mouse = ImGui::GetIO().MousePos;
+  std::optional<size_t> near;
+  float best = (dot * 2.5f) * (dot * 2.5f);
+  for (size_t i = 0; i < s.points.size(); ++i) {
+    const ScatterPoint& p = s.points[i];
+    const ImVec2 c(px(std::clamp(p.x, s.xmin, s.xmax)), py(std::clamp(p.y, s.ymin, s.ymax)));
+    dl->AddCircleFilled(c, dot, diverging_u32(p.color * 0.85f));
+    dl->AddCircle(c, dot, IM_COL32(0, 0, 0, 160));
+    if (!p.label.empty()) dl->AddText(ImVec2(c.x + dot + 2.f, c.y - fs * 0.5f), text, p.label.c_str());
+    const float d2 = (mouse.x - c.x) * (mouse.x - c.x) + (mouse.y - c.y) * (mouse.y - c.y);
+    if (hovered && d2 < best) {
+      best = d2;
+      near = i;
+    }
+  }
+  if (near) {
+    ImGui::BeginTooltip();
+    if (s.tooltip) {
+      s.tooltip(*near);
+    } else {
+      const ScatterPoint& p = s.points[*near];
+      ImGui::Text("%s: %s %.3f, %s %.3f", p.label.c_str(), s.x_title.c_str(), double(p.x), s.y_title.c_str(), double(p.y));
+    }
+    ImGui::EndTooltip();
+  }
+  ImGui::PopID();
+  if (clicked && near) return near;
+  return std::nullopt;
+}
+
 }  // namespace cs::app::widgets

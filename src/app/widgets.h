@@ -110,4 +110,23 @@ struct EigenPlot {
 // Draws it; returns true when clicked.
 bool eigen_plot(const char* id, const EigenPlot& p);
 
+// ---- scatter plot ---------------------------------------------------------------
+// Labelled points in a box with both axes titled and their ranges written at
+// the ends, a reference line at 0 on each axis, and the hovered point's tooltip.
+struct ScatterPoint {
+  float x = 0.f, y = 0.f;
+  std::string label;  // written beside the point (e.g. a head, "1.3")
+  float color = 0.f;  // -1..1 on the diverging scale (0: grey)
+};
+struct Scatter {
+  std::vector<ScatterPoint> points;
+  float xmin = -1.f, xmax = 1.f, ymin = -1.f, ymax = 1.f;
+  std::string x_title, y_title;
+  float size = 0.f;                              // side in pixels; 0: 18 font heights
+  std::function<void(size_t)> tooltip;           // the hovered point's tooltip body; default: label, x, y
+  std::string mark;                              // name in the state JSON's "rects" (tests); empty: none
+};
+// Draws it; returns the clicked point's index, if any.
+std::optional<size_t> scatter_plot(const char* id, const Scatter& s);
+
 }  // namespace cs::app::widgets

@@ -1,0 +1,192 @@
+// The Composition view's selection, jobs and results (composition_view.h);
+// drawing in composition_view_draw.cpp (page build only).
+#include "app/composition_view.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/induction.h"
+#include "io/json_out.h"
+
+namespace cs::app {
+
+CS_REGISTER_VIEW(CompositionView, 40);
+
+Json CompositionSelection::to_json() const {
+  return Json{{"prev", prev_layer < 0 ? Json(nullptr) : Json(std::to_string(prev_layer) + "." + std::to_string(prev_head))},
+              {"embed_norm", embed_norm}};
+}
+
+CompositionSelection CompositionSelection::from_json(const Json& j) {
+  if (!j.is_object()) throw Error("composition selection: expected an object");
+  CompositionSelection s;
+  s.embed_norm = json_bool(j, "composition", "embed_norm", s.embed_norm);
+  if (auto it = j.find("prev"); it != j.end() && !it->is_null()) {
+    const std::string v = it->is_string() ? it->get<std::string>() : std::string();
+    const size_t dot = v.find('.');
+    try {
+      if (dot == std::string::npos) throw std::invalid_argument("no dot");
+      size_t used = 0;
+      s.prev_layer = std::stoi(v.substr(0, dot), &used);
+      if (used != dot) throw std::invalid_argument("layer");
+      s.prev_head = std::stoi(v.substr(dot + 1), &used);
+      if (used != v.size() - dot - 1) throw std::invalid_argument("head");
+    } catch (const std::exception&) {
+      throw Error("composition selection: prev '" + (it->is_string() ? v : it->dump()) +
+                  "' is not LAYER.HEAD (e.g. 0.3) or null");
+    }
+    if (s.prev_layer < 0 || s.prev_head < 0) throw Error("composition selection: prev '" + v + "' is negative");
+  }
+  return s;
+}
+
+void CompositionView::on_model(Session& s, ModelChange) {
+  scores_.clear();
+  scatter_.clear();
+  s.jobs().cancel(kScoresSlot);
+  s.jobs().cancel(kScatterSlot);
+  // A chosen head may not exist in the new model: back to the detector's choice.
+  if (const LoadedModel* m = s.shown()) {
+    const ModelConfig& c = m->model.config();
+    if (sel_.prev_layer >= c.n_layers - 1 || sel_.prev_head >= c.n_heads) sel_.prev_layer = -1;
+  }
+  defer_until_shown();
+}
+
+void CompositionView::apply_selection(Session& s) {
+  if (const LoadedModel* m = s.shown()) {
+    const ModelConfig& c = m->model.config();
+    if (sel_.prev_layer >= 0 && (sel_.prev_layer >= c.n_layers - 1 || sel_.prev_head >= c.n_heads))
+      throw Error("composition selection: prev " + std::to_string(sel_.prev_layer) + "." +
+                  std::to_string(sel_.prev_head) + " is not a head of a layer before the last (" +
+                  std::to_string(c.n_layers) + " layers of " + std::to_string(c.n_heads) + " heads)");
+  }
+  start(s);
+}
+
+void CompositionView::start(Session& s) {
+  clear_deferred();
+  start_scores(s);
+  start_scatter(s);
+}
+
+void CompositionView::start_scores(Session& s) {
+  const auto m = s.shown_shared();
+  if (!m || m->model.config().n_layers < 2) {
+    s.jobs().cancel(kScoresSlot);
+    return;
+  }
+  if (scores_.holds(ScoresKey{}, s.generation())) return;
+  const uint64_t generation = s.generation();
+  JobOptions o;
+  o.label = "composition scores";
+  o.keep = m;
+  o.priority = 2;
+  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  s.jobs().start<CompositionPlan>(
+      kScoresSlot, std::make_unique<CompositionPlan>(m->model),
+      [this, generation](CompositionPlan& p) { scores_.set(ScoresKey{}, generation, p.result()); }, std::move(o));
+}
+
+void CompositionView::start_scatter(Session& s) {
+  const auto m = s.shown_shared();
+  if (!m || m->model.config().n_layers < 2) {
+    s.jobs().cancel(kScatterSlot);
+    return;
+  }
+  const CompositionSelection key = sel_;
+  if (scatter_.holds(key, s.generation())) return;
+  const ModelConfig& c = m->model.config();
+  std::vector<std::vector<int>> seqs;
+  if (key.prev_layer < 0) {
+    const int bos = m->tokenizer && m->tokenizer->bos_id() ? *m->tokenizer->bos_id() : -1;
+    const int room = c.has_pos() ? (c.n_ctx - (bos >= 0 ? 1 : 0)) / kRepeats : kTokens;
+    seqs = repeated_random_tokens(c.d_vocab, std::clamp(room, 1, kTokens), kRepeats, kExamples, 0, bos);
+  }
+  const uint64_t generation = s.generation();
+  JobOptions o;
+  o.label = "induction scatter";
+  o.keep = m;
+  o.priority = 2;
+  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  std::unique_ptr<InductionScatterPlan> plan;
+  try {
+    plan = std::make_unique<InductionScatterPlan>(m->model, circuit_options(*m, key.embed_norm), key.prev_layer,
+                                                  key.prev_head, std::move(seqs));
+  } catch (const Error& e) {
+    s.jobs().cancel(kScatterSlot);
+    s.set_error(e.what());
+    return;
+  }
+  s.jobs().start<InductionScatterPlan>(
+      kScatterSlot, std::move(plan),
+      [this, key, generation](InductionScatterPlan& p) { scatter_.set(key, generation, p.result()); },
+      std::move(o));
+}
+
+void CompositionView::set_previous_head(Session& s, int layer, int head) {
+  sel_.prev_layer = layer;
+  sel_.prev_head = layer < 0 ? 0 : head;
+  start_scatter(s);
+}
+
+void CompositionView::set_embed_norm(Session& s, bool on) {
+  sel_.embed_norm = on;
+  start_scatter(s);
+}
+
+namespace {
+
+// [l1][h1][l2][h2] from a [L * H, L * H] matrix.
+Json pairs_json(const Eigen::MatrixXd& M, int L, int H) {
+  Json out = Json::array();
+  for (int l1 = 0; l1 < L; ++l1) {
+    Json a = Json::array();
+    for (int h1 = 0; h1 < H; ++h1) {
+      Json b = Json::array();
+      for (int l2 = 0; l2 < L; ++l2) {
+        Json row = Json::array();
+        for (int h2 = 0; h2 < H; ++h2) row.push_back(M(l1 * H + h1, l2 * H + h2));
+        b.push_back(row);
+      }
+      a.push_back(b);
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+Json CompositionView::state_json(const Session& s) const {
+  Json sc = freshness_json(scores_.freshness(ScoresKey{}, s.generation(), s.jobs()));
+  if (scores_.has()) {
+    const CompositionScores& r = scores_.value();
+    sc["value"] = Json{{"Q", pairs_json(r.Q, r.n_layers, r.n_heads)},
+                       {"K", pairs_json(r.K, r.n_layers, r.n_heads)},
+                       {"V", pairs_json(r.V, r.n_layers, r.n_heads)},
+                       {"baseline", r.baseline}};
+  } else {
+    sc["value"] = nullptr;
+  }
+  Json st = freshness_json(scatter_.freshness(sel_, s.generation(), s.jobs()));
+  if (scatter_.has()) {
+    const InductionScatter& r = scatter_.value();
+    Json heads = Json::array();
+    for (const InductionScatterPoint& p : r.points)
+      heads.push_back(Json{{"layer", p.layer},
+                           {"head", p.head},
+                           {"ov_positivity", std::isfinite(p.ov_positivity) ? Json(p.ov_positivity) : Json(nullptr)},
+                           {"k_term_positivity", p.k_term_positivity}});
+    st["value"] = Json{{"previous_head", Json{{"layer", r.prev_layer}, {"head", r.prev_head}}},
+                       {"found", scatter_.key().prev_layer < 0},
+                       {"heads", heads}};
+  } else {
+    st["value"] = nullptr;
+  }
+  return Json{{"scores", sc}, {"scatter", st}};
+}
+
+}  // namespace cs::app

@@ -1,0 +1,79 @@
+// The two-layer views hold what the CLI computes, on the bundled 2-layer
+// model (the page's default): the Composition view's Q-, K-, V-composition
+// heatmaps and baseline (`composition --json`) and its induction scatter
+// (`induction --json`'s k_term), with the previous-token head found by the
+// detector and then chosen. The results compared are the ones the view holds
+// and draws (cs_state_json's "views"). Screenshots go to test-artifacts/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { openPage, waitIdle, waitForState, screenshot, assertNoErrors, cliPath, distDir } from './harness.mjs';
+
+const MODEL_ID = 'attn-only-2l';
+const modelDir = join(distDir, 'assets', 'models', MODEL_ID);
+const cli = (args) => JSON.parse(execFileSync(cliPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+const near = (a, b, what, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: page ${a} vs CLI ${b}`);
+
+async function openTab(page, id) {
+  await page.evaluate((id) => Module.ccall('cs_open_view', null, ['string'], [id]), id);
+  await waitForState(page, (s) => s.open_view === id, { what: `tab ${id}` });
+}
+
+const composition = (s) => s.views.composition.results;
+
+function sameScatter(view, ref, what) {
+  assert.deepEqual(view.previous_head, ref.previous_head, `${what}: previous-token head`);
+  assert.equal(view.heads.length, ref.heads.length, `${what}: heads`);
+  view.heads.forEach((h, i) => {
+    const c = ref.heads[i];
+    assert.deepEqual([h.layer, h.head], [c.layer, c.head]);
+    near(h.ov_positivity, c.ov_positivity, `${what} ${c.layer}.${c.head} OV positivity`);
+    near(h.k_term_positivity, c.k_term_positivity, `${what} ${c.layer}.${c.head} K-term positivity`);
+  });
+}
+
+test('the Composition view holds what composition and induction compute', { timeout: 600000 }, async () => {
+  assert.ok(existsSync(cliPath), `CLI not found at ${cliPath}`);
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitIdle(page);
+    const loaded = await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active,
+      { what: MODEL_ID });
+    assert.equal(loaded.model.weights, 'processed');
+    await openTab(page, 'composition');
+    const s = await waitForState(page, (x) => composition(x).scores.freshness === 'current' &&
+      composition(x).scatter.freshness === 'current', { what: 'composition results', timeout: 180000 });
+    // Scores: every pair, raw (the baseline shown beside them).
+    const view = composition(s).scores.value;
+    const ref = cli(['composition', modelDir]);
+    near(view.baseline, ref.baseline, 'baseline', 1e-6);
+    for (const k of ['Q', 'K', 'V'])
+      view[k].forEach((a, l1) => a.forEach((b, h1) => b.forEach((c, l2) => c.forEach((v, h2) =>
+        near(v, ref[k][l1][h1][l2][h2], `${k} ${l1}.${h1} -> ${l2}.${h2}`, 1e-5)))));
+    // The scatter, with the head the detector finds (as the CLI with its defaults).
+    const found = composition(s).scatter.value;
+    assert.equal(found.found, true);
+    sameScatter(found, cli(['induction', modelDir]).k_term, 'found');
+    await waitIdle(page);
+    await screenshot(page, 'two-layer-composition.png');
+
+    // A chosen previous-token head: the scatter follows, the scores stay.
+    const prev = `0.${(found.previous_head.head + 1) % loaded.model.config.n_heads}`;
+    const r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
+      JSON.stringify({ composition: { prev } }));
+    assert.equal(r, '', `cs_set_selections: ${r}`);
+    const s2 = await waitForState(page, (x) => composition(x).scatter.freshness === 'current' &&
+      composition(x).scatter.value.found === false, { what: 'chosen scatter', timeout: 120000 });
+    sameScatter(composition(s2).scatter.value, cli(['induction', modelDir, '--prev', prev]).k_term, `--prev ${prev}`);
+    assert.equal(composition(s2).scores.freshness, 'current');
+    // A head that does not exist is refused with a message naming the field, the view unchanged.
+    const bad = await page.evaluate(() => Module.ccall('cs_set_selections', 'string', ['string'], [JSON.stringify({ composition: { prev: '5.0' } })]));
+    assert.match(bad, /prev/);
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});
