@@ -100,7 +100,7 @@ std::vector<Ranked> bigram_top_sources(const Model& m, int next, int k) {
 
 // ---- sliced versions -------------------------------------------------------------
 
-BigramTopNext::BigramTopNext(const Model& m, int source, int k) : m_(m), source_(source), k_(k) {
+BigramTopNext::BigramTopNext(const Model& m, int source, int k) : source_(source), k_(k) {
   check_source(m.config(), source, "bigram_top_next");
   add_row_units(*this, direct_path_matrix(m), source, row_, "bigram row");
   add("top k", double(m.config().vocab_out()), [this] {

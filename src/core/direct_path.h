@@ -48,7 +48,6 @@ class BigramTopNext final : public WorkPlan {
   int source() const { return source_; }
   const std::vector<Ranked>& result() const;  // once done()
  private:
-  const Model& m_;
   int source_, k_;
   Vec row_;
   std::vector<Ranked> result_;

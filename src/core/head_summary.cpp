@@ -168,7 +168,7 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
     for (int h = 0; h < H; ++h) {
       HeadEigen* e = &I.eigen[size_t(l) * H + h];
       add_head_eigen_units(*this, m, l, h, [this]() -> const EmbedGrams& { return impl_->grams->result(); }, e);
-      add("eigenvalues", 1, [this, e, s = &result_[size_t(l) * H + h], square] {
+      add("eigenvalues", 1, [e, s = &result_[size_t(l) * H + h], square] {
         s->qk_eigenvalues = std::move(e->qk);
         s->qk_copying_score = e->qk_score;
         if (square) {
