@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/forward.h"
+#include "core/head_detector.h"
 #include "core/vocab_matrix.h"
 
 namespace cs {
@@ -99,38 +100,54 @@ RowMat previous_token_scores(const Model& m, const std::vector<std::vector<int>>
   return (sum / double(count)).cast<float>();
 }
 
+namespace {
+
+// For each destination i of seq: the sources j (1 <= j <= i) with
+// seq[j-1] == seq[i], only for tokens seen before i (a token's first
+// occurrence has no such j < i other than j = i when seq[i-1] == seq[i],
+// which is itself a repeat). Returns the number of destinations that have some.
+int64_t prefix_sources(const std::vector<int>& seq, int bos, std::vector<std::vector<int>>& sources) {
+  const size_t T = seq.size();
+  sources.assign(T, {});
+  int64_t count = 0;
+  for (size_t i = 1; i < T; ++i) {
+    if (seq[i] == bos) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i; ++j) seen |= seq[j] == seq[i];
+    if (!seen) continue;
+    for (size_t j = 1; j <= i; ++j)
+      if (seq[j - 1] == seq[i]) sources[i].push_back(int(j));
+    ++count;
+  }
+  return count;
+}
+
+// sum(l, h) += the attention of each destination on its sources.
+void add_prefix_attention(const ModelConfig& c, const ForwardCache& cache, const std::vector<std::vector<int>>& sources,
+                          Eigen::MatrixXd& sum) {
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h) {
+      const RowMat& A = cache.attn(l, h, c.n_heads);
+      double s = 0;
+      for (size_t i = 0; i < sources.size(); ++i)
+        for (int j : sources[i]) s += A(Eigen::Index(i), j);
+      sum(l, h) += s;
+    }
+}
+
+}  // namespace
+
 RowMat prefix_matching_scores(const Model& m, const std::vector<std::vector<int>>& sequences, int bos) {
   const ModelConfig& c = m.config();
   const int L = c.n_layers, H = c.n_heads;
   Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(L, H);
   int64_t count = 0;
+  std::vector<std::vector<int>> sources;
   for (const auto& seq : sequences) {
-    const size_t T = seq.size();
-    // For each destination i: the sources j (1 <= j <= i) with seq[j-1] == seq[i],
-    // only for tokens seen before i (a token's first occurrence has no such j < i
-    // other than j = i when seq[i-1] == seq[i], which is itself a repeat).
-    std::vector<std::vector<int>> sources(T);
-    bool any = false;
-    for (size_t i = 1; i < T; ++i) {
-      if (seq[i] == bos) continue;
-      bool seen = false;
-      for (size_t j = 0; j < i; ++j) seen |= seq[j] == seq[i];
-      if (!seen) continue;
-      for (size_t j = 1; j <= i; ++j)
-        if (seq[j - 1] == seq[i]) sources[i].push_back(int(j));
-      any = true;
-      ++count;
-    }
-    if (!any) continue;
-    const ForwardResult r = run(m, seq, "prefix_matching_scores");
-    for (int l = 0; l < L; ++l)
-      for (int h = 0; h < H; ++h) {
-        const RowMat& A = r.cache.attn(l, h, H);
-        double s = 0;
-        for (size_t i = 0; i < T; ++i)
-          for (int j : sources[i]) s += A(Eigen::Index(i), j);
-        sum(l, h) += s;
-      }
+    const int64_t n = prefix_sources(seq, bos, sources);
+    if (n == 0) continue;
+    count += n;
+    add_prefix_attention(c, run(m, seq, "prefix_matching_scores").cache, sources, sum);
   }
   if (count == 0) return RowMat::Constant(L, H, kNaN);
   return (sum / double(count)).cast<float>();
@@ -187,6 +204,24 @@ double in_context_learning_score(const Model& m, const std::vector<std::vector<i
   return total / double(sequences.size());
 }
 
+namespace {
+
+// losses[t-1] predicts token t: tokens [1, first_end) are the first copy, the rest the repeats.
+void add_repeat_losses(const std::vector<float>& losses, size_t first_end, double& first, int64_t& n_first,
+                       double& rep, int64_t& n_rep) {
+  for (size_t t = 1; t <= losses.size(); ++t) {
+    if (t < first_end) {
+      first += losses[t - 1];
+      ++n_first;
+    } else {
+      rep += losses[t - 1];
+      ++n_rep;
+    }
+  }
+}
+
+}  // namespace
+
 RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequences, int n, int repeats,
                        bool has_bos) {
   if (n < 1 || repeats < 2) throw Error("repeat_loss: need n >= 1 and repeats >= 2");
@@ -200,16 +235,7 @@ RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequ
       throw Error("repeat_loss: sequence " + std::to_string(s) + " has " + std::to_string(seq.size()) +
                   " tokens, expected " + std::to_string(len));
     const ForwardResult r = run(m, seq, "repeat_loss");
-    const std::vector<float> losses = token_losses(r.logits, seq);  // losses[t-1] predicts seq[t]
-    for (size_t t = 1; t < len; ++t) {
-      if (t < o + size_t(n)) {
-        first += losses[t - 1];
-        ++n_first;
-      } else {
-        rep += losses[t - 1];
-        ++n_rep;
-      }
-    }
+    add_repeat_losses(token_losses(r.logits, seq), o + size_t(n), first, n_first, rep, n_rep);
   }
   return RepeatLoss{n_first ? first / double(n_first) : double(kNaN), rep / double(n_rep)};
 }
@@ -250,6 +276,67 @@ RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const C
       out(l, h) = float(sum / double(ids.size()));
     }
   return out;
+}
+
+InductionExperimentPlan::InductionExperimentPlan(const Model& m, int n, int repeats, int examples, uint64_t seed,
+                                                 int bos) {
+  const ModelConfig& c = m.config();
+  if (n < 1 || repeats < 2 || examples < 1)
+    throw Error("induction experiment: need tokens >= 1, repeats >= 2 and examples >= 1 (got " + std::to_string(n) +
+                ", " + std::to_string(repeats) + ", " + std::to_string(examples) + ")");
+  const int64_t len = int64_t(bos >= 0) + int64_t(n) * repeats;
+  if (c.has_pos() && len > c.n_ctx)
+    throw Error("induction experiment: " + std::string(bos >= 0 ? "BOS + " : "") + std::to_string(n) + " x " +
+                std::to_string(repeats) + " tokens = " + std::to_string(len) + " is longer than n_ctx " +
+                std::to_string(c.n_ctx));
+  InductionExperiment& r = r_;
+  r.tokens = n;
+  r.repeats = repeats;
+  r.examples = examples;
+  r.seed = seed;
+  r.bos = bos;
+  r.sequences = repeated_random_tokens(c.d_vocab, n, repeats, examples, seed, bos);
+  r.loss_by_position.assign(size_t(len - 1), 0.0);
+  const int L = c.n_layers, H = c.n_heads;
+  auto acc = std::make_shared<Acc>();
+  acc->prefix = Eigen::MatrixXd::Zero(L, H);
+  acc->previous = Eigen::MatrixXd::Zero(L, H);
+  for (size_t e = 0; e < r.sequences.size(); ++e) {
+    passes_.push_back(std::make_unique<ForwardPlan>(m, r.sequences[e]));
+    ForwardPlan* pass = passes_.back().get();
+    add_units_of(pass, pass->units(), "repeated random tokens", double(len) * double(c.d_model));
+    add("repeated random tokens", double(len) * double(L * H), [this, &m, e, acc, bos, n] {
+      InductionExperiment& r = r_;
+      const ModelConfig& c = m.config();
+      const std::vector<int>& seq = r.sequences[e];
+      const ForwardResult& f = passes_[e]->result();
+      std::vector<std::vector<int>> sources;
+      acc->count += prefix_sources(seq, bos, sources);
+      add_prefix_attention(c, f.cache, sources, acc->prefix);
+      const RowMat P = detection_pattern(HeadPattern::PreviousToken, seq);
+      for (int l = 0; l < c.n_layers; ++l)
+        for (int h = 0; h < c.n_heads; ++h) acc->previous(l, h) += detection_score(f.cache.attn(l, h, c.n_heads), P);
+      const std::vector<float> losses = token_losses(f.logits, seq);
+      for (size_t t = 0; t < losses.size(); ++t) r.loss_by_position[t] += losses[t] / double(r.examples);
+      add_repeat_losses(losses, size_t(bos >= 0) + size_t(n), acc->first, acc->n_first, acc->rep, acc->n_rep);
+      if (e == 0) r.patterns = f.cache.pattern;
+      passes_[e].reset();
+    });
+  }
+  add("repeated random tokens", 1, [this, acc] {
+    InductionExperiment& r = r_;
+    r.prefix_matching = acc->count ? RowMat((acc->prefix / double(acc->count)).cast<float>())
+                                   : RowMat::Constant(acc->prefix.rows(), acc->prefix.cols(), kNaN);
+    r.previous_token = (acc->previous / double(r.examples)).cast<float>();
+    r.loss = RepeatLoss{acc->n_first ? acc->first / double(acc->n_first) : double(kNaN), acc->rep / double(acc->n_rep)};
+  });
+}
+
+InductionExperimentPlan::~InductionExperimentPlan() = default;
+
+const InductionExperiment& InductionExperimentPlan::result() const {
+  if (!done()) throw Error("induction experiment: result() before the computation finished");
+  return r_;
 }
 
 }  // namespace cs

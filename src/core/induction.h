@@ -14,11 +14,14 @@
 // layer l.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "core/circuits.h"  // CircuitOptions
+#include "core/forward.h"
 #include "core/model.h"
+#include "core/sliced.h"
 #include "core/rng.h"  // Rng
 
 namespace cs {
@@ -96,6 +99,37 @@ RepeatLoss repeat_loss(const Model& m, const std::vector<std::vector<int>>& sequ
                        bool has_bos);
 RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
                        std::span<const int> exclude = {});
+
+// [I]'s experiment as a plan (core/sliced.h), what the page's Induction view
+// shows: `examples` sequences of repeated random tokens (as
+// repeated_random_tokens with this seed, no exclusions), each run once
+// (a ForwardPlan) for every number below. Equal to prefix_matching_scores,
+// detect_heads(...).previous_token and repeat_loss on the same sequences.
+struct InductionExperiment {
+  int tokens = 0, repeats = 0, examples = 0, bos = -1;
+  uint64_t seed = 0;
+  std::vector<std::vector<int>> sequences;
+  RowMat prefix_matching;                // [n_layers, n_heads]
+  RowMat previous_token;                 // [n_layers, n_heads]: the head detector's "mul" score
+  RepeatLoss loss;                       // first copy / repeats
+  std::vector<double> loss_by_position;  // [length - 1]: mean loss predicting token t + 1, over the examples
+  std::vector<RowMat> patterns;          // the first example's patterns, [n_layers * n_heads] of [T, T]
+};
+class InductionExperimentPlan final : public WorkPlan {
+ public:
+  // Throws cs::Error when the sequences do not fit n_ctx or the counts are out of range.
+  InductionExperimentPlan(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos);
+  ~InductionExperimentPlan() override;
+  const InductionExperiment& result() const;  // once done()
+ private:
+  struct Acc {
+    Eigen::MatrixXd prefix, previous;
+    int64_t count = 0, n_first = 0, n_rep = 0;
+    double first = 0, rep = 0;
+  };
+  std::vector<std::unique_ptr<ForwardPlan>> passes_;
+  InductionExperiment r_;
+};
 
 // [I]'s copying score of every head, from its OV circuit (docs/two-layer.md,
 // "Copying on tokens"): for each distinct token t of `tokens`, the row

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/forward.h"
+#include "core/head_detector.h"
 #include "core/induction.h"
 #include "core/model.h"
 #include "test_models.h"
@@ -354,6 +355,51 @@ TEST(TokenCopyingScores, AnIdentityOvCircuitScoresOne) {
   const Model m = testmodels::identity_head(Eigen::MatrixXf::Identity(6, 6));
   const RowMat s = token_copying_scores(m, std::vector<int>{0, 2, 5});
   EXPECT_FLOAT_EQ(s(0, 0), 1.f);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// The page's experiment plan, stepped unit by unit, equals the one-shot scores
+// on the same sequences (which the CLI prints).
+TEST(InductionExperiment, PlanEqualsTheOneShotScores) {
+  ModelConfig c;
+  c.n_layers = 2;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.d_head = 8;
+  c.n_ctx = 40;
+  c.d_vocab = 30;
+  c.normalization = Norm::LN;
+  c.positional = PosEmbed::Shortformer;
+  Model m(c);
+  randomize(m, 12, 0.7f);
+  const int bos = 0;
+  InductionExperimentPlan p(m, 6, 3, 4, 9, bos);
+  while (!p.step(0.0)) {
+  }
+  const InductionExperiment& r = p.result();
+  const auto seqs = repeated_random_tokens(30, 6, 3, 4, 9, bos);
+  ASSERT_EQ(r.sequences, seqs);
+  const RowMat pm = prefix_matching_scores(m, seqs, bos);
+  const RowMat prev = detect_heads(m, seqs).previous_token;
+  const RepeatLoss rl = repeat_loss(m, seqs, 6, 3, true);
+  EXPECT_LE((r.prefix_matching - pm).cwiseAbs().maxCoeff(), 1e-6f);
+  EXPECT_LE((r.previous_token - prev).cwiseAbs().maxCoeff(), 1e-6f);
+  EXPECT_NEAR(r.loss.first, rl.first, 1e-6);
+  EXPECT_NEAR(r.loss.repeats, rl.repeats, 1e-6);
+  // Loss by position: the mean over the examples of each position's loss.
+  ASSERT_EQ(r.loss_by_position.size(), size_t(1 + 6 * 3 - 1));
+  double want = 0;
+  for (const auto& s : seqs) want += token_losses(forward(m, s).logits, s)[7] / 4.0;
+  EXPECT_NEAR(r.loss_by_position[7], want, 1e-6);
+  // The first example's patterns.
+  ASSERT_EQ(r.patterns.size(), 4u);
+  EXPECT_TRUE(r.patterns[3] == forward(m, seqs[0]).cache.pattern[3]);
+  EXPECT_THROW(InductionExperimentPlan(m, 20, 3, 1, 0, bos), Error);  // 61 tokens > n_ctx 40
 }
 
 }  // namespace
