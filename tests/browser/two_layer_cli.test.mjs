@@ -2,7 +2,9 @@
 // model (the page's default): the Composition view's Q-, K-, V-composition
 // heatmaps and baseline (`composition --json`) and its induction scatter
 // (`induction --json`'s k_term), with the previous-token head found by the
-// detector and then chosen. The results compared are the ones the view holds
+// detector and then chosen; the Induction view's experiment (`induction
+// --json`: prefix matching, previous-token scores, losses) and the attention
+// pattern it draws (`run --patterns` on the same sequence). The results compared are the ones the view holds
 // and draws (cs_state_json's "views"). Screenshots go to test-artifacts/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,3 +79,35 @@ test('the Composition view holds what composition and induction compute', { time
     await app.close();
   }
 });
+
+test('the Induction view holds what induction computes', { timeout: 600000 }, async () => {
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitIdle(page);
+    await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
+    await openTab(page, 'induction');
+    const done = (x) => x.views.induction.results.experiment;
+    const s = await waitForState(page, (x) => done(x).freshness === 'current', { what: 'experiment', timeout: 180000 });
+    const v = done(s).value;
+    const ref = cli(['induction', modelDir]);
+    assert.deepEqual([v.tokens, v.repeats, v.examples, v.seed, v.bos], [ref.tokens, ref.repeats, ref.examples, ref.seed, ref.bos]);
+    for (const k of ['prefix_matching', 'previous_token'])
+      v[k].forEach((row, l) => row.forEach((x, h) => near(x, ref[k][l][h], `${k} ${l}.${h}`)));
+    near(v.loss_first, ref.loss_first, 'loss on the first copy');
+    near(v.loss_repeat, ref.loss_repeat, 'loss on the repeats');
+    assert.ok(v.loss_repeat < 0.5 * v.loss_first, 'the bundled 2-layer model predicts the repeats');
+    // The head drawn: the best prefix-matching head; its pattern on the first sequence as `run` gives it.
+    let best = { layer: 0, head: 0 };
+    v.prefix_matching.forEach((row, l) => row.forEach((x, h) => { if (x > v.prefix_matching[best.layer][best.head]) best = { layer: l, head: h }; }));
+    assert.deepEqual(v.head, best);
+    const run = cli(['run', modelDir, '--ids', ref.sequences[0].join(','), '--patterns']);
+    v.pattern.forEach((row, i) => row.forEach((x, j) => near(x, run.patterns[best.layer][best.head][i][j], `pattern ${i},${j}`, 1e-3)));
+    await waitIdle(page);
+    await screenshot(page, 'two-layer-induction.png');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});
+

@@ -2,7 +2,8 @@
 // jobs ran equals composition scores formed here from dense d_model x d_model
 // products (loops), and its scatter equals the one-shot core functions with
 // the previous-token head the detector finds on the CLI's default sequences;
-// a chosen head is used as chosen; the selection round-trips through JSON.
+// a chosen head is used as chosen; the Induction view holds the one-shot
+// scores on the same sequences; selections round-trip through JSON.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,9 +12,11 @@
 
 #include "app/app.h"
 #include "app/composition_view.h"
+#include "app/induction_view.h"
 #include "app_test_helpers.h"
 #include "core/composition.h"
 #include "core/error.h"
+#include "core/forward.h"
 #include "core/head_detector.h"
 #include "core/induction.h"
 #include "naive_reference.h"
@@ -136,6 +139,64 @@ TEST(CompositionView, SelectionRoundTripsAndNamesABadField) {
       FAIL() << bad.dump();
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("prev"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cs::app
+
+namespace cs::app {
+namespace {
+
+TEST(InductionView, HoldsTheExperimentTheCliComputes) {
+  App a;
+  apptest::load(a, model_2l(11), 0.05);
+  Session& s = a.session();
+  InductionView& v = *a.view<InductionView>();
+  a.show(v);
+  // n_ctx 40 cannot hold 25 x 4 tokens: the default is refused with the reason, nothing crashes.
+  apptest::run_jobs(s, 0.05);
+  EXPECT_NE(s.error().find("n_ctx"), std::string::npos) << s.error();
+  EXPECT_FALSE(v.experiment().has());
+  s.set_error("");
+  v.set_experiment(s, 8, 4, 3, 5);
+  apptest::run_jobs(s, 0.05);
+  ASSERT_EQ(s.error(), "");
+  ASSERT_TRUE(v.experiment().has());
+  const Model& m = s.shown()->model;
+  const auto seqs = repeated_random_tokens(30, 8, 4, 3, 5, -1);
+  const InductionExperiment& r = v.experiment().value();
+  EXPECT_EQ(r.sequences, seqs);
+  EXPECT_LE((r.prefix_matching - prefix_matching_scores(m, seqs, -1)).cwiseAbs().maxCoeff(), 1e-6f);
+  EXPECT_NEAR(r.loss.repeats, repeat_loss(m, seqs, 8, 4, false).repeats, 1e-6);
+  // The drawn head: the best prefix-matching head until one is chosen.
+  Eigen::Index bl = 0, bh = 0;
+  r.prefix_matching.maxCoeff(&bl, &bh);
+  EXPECT_EQ(v.shown_head(), (HeadId{int(bl), int(bh)}));
+  Json j = a.views_json()["induction"]["results"]["experiment"];
+  EXPECT_EQ(j["freshness"], "current");
+  EXPECT_EQ(j["value"]["head"]["layer"], int(bl));
+  EXPECT_EQ(j["value"]["pattern"].size(), seqs[0].size());
+  v.set_head(s, 0, 2);
+  j = a.views_json()["induction"]["results"]["experiment"];
+  EXPECT_EQ(j["value"]["head"]["head"], 2);
+  EXPECT_NEAR(j["value"]["pattern"][5][4].get<double>(), forward(m, seqs[0]).cache.pattern[2](5, 4), 1e-6);
+  EXPECT_TRUE(s.jobs().idle()) << "choosing the drawn head recomputes nothing";
+}
+
+TEST(InductionView, SelectionRoundTripsAndNamesABadField) {
+  InductionSelection sel;
+  sel.tokens = 12;
+  sel.layer = 1;
+  sel.head = 4;
+  EXPECT_EQ(InductionSelection::from_json(sel.to_json()), sel);
+  for (const Json& bad : {Json{{"tokens", 0}}, Json{{"repeats", 1}}, Json{{"head", "1x"}}, Json{{"examples", "ten"}}}) {
+    try {
+      InductionSelection::from_json(bad);
+      FAIL() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad.begin().key()), std::string::npos) << e.what();
     }
   }
 }

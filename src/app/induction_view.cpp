@@ -1,0 +1,148 @@
+// The Induction view's selection, job and results (induction_view.h); drawing
+// in induction_view_draw.cpp (page build only).
+#include "app/induction_view.h"
+
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "io/json_out.h"
+
+namespace cs::app {
+
+CS_REGISTER_VIEW(InductionView, 50);
+
+Json InductionSelection::to_json() const {
+  return Json{{"tokens", tokens},
+              {"repeats", repeats},
+              {"examples", examples},
+              {"seed", seed},
+              {"head", layer < 0 ? Json(nullptr) : Json(std::to_string(layer) + "." + std::to_string(head))}};
+}
+
+InductionSelection InductionSelection::from_json(const Json& j) {
+  if (!j.is_object()) throw Error("induction selection: expected an object");
+  InductionSelection s;
+  s.tokens = json_int(j, "induction", "tokens", s.tokens);
+  s.repeats = json_int(j, "induction", "repeats", s.repeats);
+  s.examples = json_int(j, "induction", "examples", s.examples);
+  s.seed = json_int(j, "induction", "seed", s.seed);
+  if (s.tokens < 1 || s.tokens > 4096) throw Error("induction selection: tokens " + std::to_string(s.tokens) + " is outside [1, 4096]");
+  if (s.repeats < 2 || s.repeats > 64) throw Error("induction selection: repeats " + std::to_string(s.repeats) + " is outside [2, 64]");
+  if (s.examples < 1 || s.examples > 100) throw Error("induction selection: examples " + std::to_string(s.examples) + " is outside [1, 100]");
+  if (s.seed < 0) throw Error("induction selection: seed " + std::to_string(s.seed) + " is negative");
+  if (auto it = j.find("head"); it != j.end() && !it->is_null()) {
+    const std::string v = it->is_string() ? it->get<std::string>() : it->dump();
+    const size_t dot = v.find('.');
+    bool ok = it->is_string() && dot != std::string::npos && dot > 0 && dot + 1 < v.size();
+    for (size_t i = 0; ok && i < v.size(); ++i) ok = i == dot || (v[i] >= '0' && v[i] <= '9');
+    if (!ok || v.size() > 12) throw Error("induction selection: head '" + v + "' is not LAYER.HEAD (e.g. 1.4) or null");
+    s.layer = std::stoi(v.substr(0, dot));
+    s.head = std::stoi(v.substr(dot + 1));
+  }
+  return s;
+}
+
+void InductionView::on_model(Session& s, ModelChange) {
+  experiment_.clear();
+  s.jobs().cancel(kSlot);
+  if (const LoadedModel* m = s.shown()) {
+    const ModelConfig& c = m->model.config();
+    if (sel_.layer >= c.n_layers || sel_.head >= c.n_heads) sel_.layer = -1;
+  }
+  defer_until_shown();
+}
+
+void InductionView::apply_selection(Session& s) {
+  if (const LoadedModel* m = s.shown()) {
+    const ModelConfig& c = m->model.config();
+    if (sel_.layer >= 0 && (sel_.layer >= c.n_layers || sel_.head >= c.n_heads))
+      throw Error("induction selection: head " + std::to_string(sel_.layer) + "." + std::to_string(sel_.head) +
+                  " is outside the model (" + std::to_string(c.n_layers) + " layers of " + std::to_string(c.n_heads) +
+                  " heads)");
+  }
+  start(s);
+}
+
+void InductionView::start(Session& s) {
+  clear_deferred();
+  const auto m = s.shown_shared();
+  if (!m || m->model.config().n_layers == 0) {
+    s.jobs().cancel(kSlot);
+    return;
+  }
+  const Key k = key();
+  if (experiment_.holds(k, s.generation())) return;
+  const int bos = m->tokenizer && m->tokenizer->bos_id() ? *m->tokenizer->bos_id() : -1;
+  std::unique_ptr<InductionExperimentPlan> plan;
+  try {
+    plan = std::make_unique<InductionExperimentPlan>(m->model, k.tokens, k.repeats, k.examples, uint64_t(k.seed), bos);
+  } catch (const Error& e) {
+    s.jobs().cancel(kSlot);
+    s.set_error(e.what());
+    return;
+  }
+  const uint64_t generation = s.generation();
+  JobOptions o;
+  o.label = "repeated random tokens";
+  o.keep = m;
+  o.priority = 2;
+  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  s.jobs().start<InductionExperimentPlan>(
+      kSlot, std::move(plan),
+      [this, k, generation](InductionExperimentPlan& p) { experiment_.set(k, generation, p.result()); },
+      std::move(o));
+}
+
+void InductionView::set_experiment(Session& s, int tokens, int repeats, int examples, int seed) {
+  InductionSelection next = sel_;
+  next.tokens = tokens;
+  next.repeats = repeats;
+  next.examples = examples;
+  next.seed = seed;
+  sel_ = InductionSelection::from_json(next.to_json());  // the same range checks as a link
+  start(s);
+}
+
+void InductionView::set_head(Session& s, int layer, int head) {
+  (void)s;
+  sel_.layer = layer;
+  sel_.head = layer < 0 ? 0 : head;
+}
+
+HeadId InductionView::shown_head() const {
+  if (sel_.layer >= 0) return HeadId{sel_.layer, sel_.head};
+  if (!experiment_.has()) return HeadId{};
+  const RowMat& pm = experiment_.value().prefix_matching;
+  Eigen::Index l = 0, h = 0;
+  if (pm.size() > 0 && pm.allFinite()) pm.maxCoeff(&l, &h);
+  return HeadId{int(l), int(h)};
+}
+
+Json InductionView::state_json(const Session& s) const {
+  Json j = freshness_json(experiment_.freshness(key(), s.generation(), s.jobs()));
+  if (!experiment_.has()) {
+    j["value"] = nullptr;
+    return Json{{"experiment", j}};
+  }
+  const InductionExperiment& r = experiment_.value();
+  const HeadId h = shown_head();
+  Json v;
+  v["tokens"] = r.tokens;
+  v["repeats"] = r.repeats;
+  v["examples"] = r.examples;
+  v["seed"] = r.seed;
+  v["bos"] = r.bos >= 0 ? Json(r.bos) : Json(nullptr);
+  v["prefix_matching"] = matrix_json(r.prefix_matching);
+  v["previous_token"] = matrix_json(r.previous_token);
+  v["loss_first"] = r.loss.first;
+  v["loss_repeat"] = r.loss.repeats;
+  v["loss_by_position"] = r.loss_by_position;
+  v["head"] = Json{{"layer", h.layer}, {"head", h.head}};
+  const size_t idx = size_t(h.layer) * size_t(r.prefix_matching.cols()) + size_t(h.head);
+  v["pattern"] = idx < r.patterns.size() ? matrix_json(r.patterns[idx]) : Json(nullptr);
+  j["value"] = v;
+  return Json{{"experiment", j}};
+}
+
+}  // namespace cs::app
