@@ -15,29 +15,16 @@ namespace cs::app {
 CS_REGISTER_VIEW(CompositionView, 40);
 
 Json CompositionSelection::to_json() const {
-  return Json{{"prev", prev_layer < 0 ? Json(nullptr) : Json(std::to_string(prev_layer) + "." + std::to_string(prev_head))},
-              {"embed_norm", embed_norm}};
+  return Json{{"prev", prev_layer < 0 ? Json(nullptr) : head_json(prev_layer, prev_head)}, {"embed_norm", embed_norm}};
 }
 
 CompositionSelection CompositionSelection::from_json(const Json& j) {
   if (!j.is_object()) throw Error("composition selection: expected an object");
   CompositionSelection s;
   s.embed_norm = json_bool(j, "composition", "embed_norm", s.embed_norm);
-  if (auto it = j.find("prev"); it != j.end() && !it->is_null()) {
-    const std::string v = it->is_string() ? it->get<std::string>() : std::string();
-    const size_t dot = v.find('.');
-    try {
-      if (dot == std::string::npos) throw std::invalid_argument("no dot");
-      size_t used = 0;
-      s.prev_layer = std::stoi(v.substr(0, dot), &used);
-      if (used != dot) throw std::invalid_argument("layer");
-      s.prev_head = std::stoi(v.substr(dot + 1), &used);
-      if (used != v.size() - dot - 1) throw std::invalid_argument("head");
-    } catch (const std::exception&) {
-      throw Error("composition selection: prev '" + (it->is_string() ? v : it->dump()) +
-                  "' is not LAYER.HEAD (e.g. 0.3) or null");
-    }
-    if (s.prev_layer < 0 || s.prev_head < 0) throw Error("composition selection: prev '" + v + "' is negative");
+  if (const auto h = json_head(j, "composition", "prev")) {
+    s.prev_layer = h->layer;
+    s.prev_head = h->head;
   }
   return s;
 }

@@ -14,12 +14,6 @@
 
 namespace cs::app {
 
-namespace {
-
-std::string head_text(int layer, int head) { return std::to_string(layer) + "." + std::to_string(head); }
-
-}  // namespace
-
 void CompositionView::draw(Session& s) {
   ui::heading("Composition: how later heads read what earlier heads wrote");
   ui::explain(

@@ -17,7 +17,7 @@ Json InductionSelection::to_json() const {
               {"repeats", repeats},
               {"examples", examples},
               {"seed", seed},
-              {"head", layer < 0 ? Json(nullptr) : Json(std::to_string(layer) + "." + std::to_string(head))}};
+              {"head", layer < 0 ? Json(nullptr) : head_json(layer, head)}};
 }
 
 InductionSelection InductionSelection::from_json(const Json& j) {
@@ -31,14 +31,9 @@ InductionSelection InductionSelection::from_json(const Json& j) {
   if (s.repeats < 2 || s.repeats > 64) throw Error("induction selection: repeats " + std::to_string(s.repeats) + " is outside [2, 64]");
   if (s.examples < 1 || s.examples > 100) throw Error("induction selection: examples " + std::to_string(s.examples) + " is outside [1, 100]");
   if (s.seed < 0) throw Error("induction selection: seed " + std::to_string(s.seed) + " is negative");
-  if (auto it = j.find("head"); it != j.end() && !it->is_null()) {
-    const std::string v = it->is_string() ? it->get<std::string>() : it->dump();
-    const size_t dot = v.find('.');
-    bool ok = it->is_string() && dot != std::string::npos && dot > 0 && dot + 1 < v.size();
-    for (size_t i = 0; ok && i < v.size(); ++i) ok = i == dot || (v[i] >= '0' && v[i] <= '9');
-    if (!ok || v.size() > 12) throw Error("induction selection: head '" + v + "' is not LAYER.HEAD (e.g. 1.4) or null");
-    s.layer = std::stoi(v.substr(0, dot));
-    s.head = std::stoi(v.substr(dot + 1));
+  if (const auto h = json_head(j, "induction", "head")) {
+    s.layer = h->layer;
+    s.head = h->head;
   }
   return s;
 }

@@ -16,8 +16,6 @@ namespace cs::app {
 
 namespace {
 
-std::string head_text(int layer, int head) { return std::to_string(layer) + "." + std::to_string(head); }
-
 // A layer x head heatmap of scores in [0, 1].
 void scores_heatmap(const char* id, const RowMat& m, const char* units, const char* mark,
                     std::optional<widgets::HeatmapCell>* clicked) {

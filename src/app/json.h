@@ -4,9 +4,11 @@
 // selection-field readers every view uses.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
+#include "core/model.h"
 #include "io/json_out.h"
 
 namespace cs::app {
@@ -29,6 +31,25 @@ inline bool json_bool(const Json& j, const char* view, const char* name, bool fa
   const Json& v = j.at(name);
   if (!v.is_boolean()) throw Error(std::string(view) + " selection: \"" + name + "\" must be true or false");
   return v.get<bool>();
+}
+
+// A head as the page writes it, "layer.head" (e.g. "1.4").
+inline std::string head_text(int layer, int head) { return std::to_string(layer) + "." + std::to_string(head); }
+inline Json head_json(int layer, int head) { return head_text(layer, head); }
+// A head field of a selection: "L.H" (digits), or null / absent (nullopt);
+// cs::Error naming the view and the field on anything else. The range against
+// a model is the view's to check.
+inline std::optional<HeadId> json_head(const Json& j, const char* view, const char* name) {
+  if (!j.contains(name) || j.at(name).is_null()) return std::nullopt;
+  const Json& v = j.at(name);
+  const std::string t = v.is_string() ? v.get<std::string>() : v.dump();
+  const size_t dot = t.find('.');
+  bool ok = v.is_string() && dot != std::string::npos && dot > 0 && dot + 1 < t.size() && t.size() <= 12;
+  for (size_t i = 0; ok && i < t.size(); ++i) ok = i == dot || (t[i] >= '0' && t[i] <= '9');
+  if (!ok)
+    throw Error(std::string(view) + " selection: \"" + name + "\" '" + t.substr(0, 40) +
+                "' is not LAYER.HEAD (e.g. 1.4) or null");
+  return HeadId{std::stoi(t.substr(0, dot)), std::stoi(t.substr(dot + 1))};
 }
 
 }  // namespace cs::app
