@@ -50,8 +50,8 @@ struct CompositionOptions {
 
 // Every score of every (earlier, later) pair. Throws cs::Error for options out of range.
 CompositionScores composition_scores(const Model& m, const CompositionOptions& opt = {});
-// The same as a plan (core/sliced.h): the random baseline, each head's
-// factors, then one GEMM per (earlier layer, later layer, kind).
+// The same as a plan (core/sliced.h): the random baseline (a unit per pair),
+// each head's factors, then one GEMM per (earlier head, later layer, kind).
 // composition_scores() runs it. The model must outlive the plan.
 class CompositionPlan final : public WorkPlan {
  public:
