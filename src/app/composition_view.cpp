@@ -124,36 +124,13 @@ void CompositionView::set_embed_norm(Session& s, bool on) {
   start_scatter(s);
 }
 
-namespace {
-
-// [l1][h1][l2][h2] from a [L * H, L * H] matrix.
-Json pairs_json(const Eigen::MatrixXd& M, int L, int H) {
-  Json out = Json::array();
-  for (int l1 = 0; l1 < L; ++l1) {
-    Json a = Json::array();
-    for (int h1 = 0; h1 < H; ++h1) {
-      Json b = Json::array();
-      for (int l2 = 0; l2 < L; ++l2) {
-        Json row = Json::array();
-        for (int h2 = 0; h2 < H; ++h2) row.push_back(M(l1 * H + h1, l2 * H + h2));
-        b.push_back(row);
-      }
-      a.push_back(b);
-    }
-    out.push_back(a);
-  }
-  return out;
-}
-
-}  // namespace
-
 Json CompositionView::state_json(const Session& s) const {
   Json sc = freshness_json(scores_.freshness(ScoresKey{}, s.generation(), s.jobs()));
   if (scores_.has()) {
     const CompositionScores& r = scores_.value();
-    sc["value"] = Json{{"Q", pairs_json(r.Q, r.n_layers, r.n_heads)},
-                       {"K", pairs_json(r.K, r.n_layers, r.n_heads)},
-                       {"V", pairs_json(r.V, r.n_layers, r.n_heads)},
+    sc["value"] = Json{{"Q", head_pairs_json(r.Q, r.n_layers, r.n_heads)},
+                       {"K", head_pairs_json(r.K, r.n_layers, r.n_heads)},
+                       {"V", head_pairs_json(r.V, r.n_layers, r.n_heads)},
                        {"baseline", r.baseline}};
   } else {
     sc["value"] = nullptr;
@@ -161,15 +138,8 @@ Json CompositionView::state_json(const Session& s) const {
   Json st = freshness_json(scatter_.freshness(sel_, s.generation(), s.jobs()));
   if (scatter_.has()) {
     const InductionScatter& r = scatter_.value();
-    Json heads = Json::array();
-    for (const InductionScatterPoint& p : r.points)
-      heads.push_back(Json{{"layer", p.layer},
-                           {"head", p.head},
-                           {"ov_positivity", std::isfinite(p.ov_positivity) ? Json(p.ov_positivity) : Json(nullptr)},
-                           {"k_term_positivity", p.k_term_positivity}});
-    st["value"] = Json{{"previous_head", Json{{"layer", r.prev_layer}, {"head", r.prev_head}}},
-                       {"found", scatter_.key().prev_layer < 0},
-                       {"heads", heads}};
+    st["value"] = induction_scatter_json(r.prev_layer, r.prev_head, r.points);
+    st["value"]["found"] = scatter_.key().prev_layer < 0;
   } else {
     st["value"] = nullptr;
   }

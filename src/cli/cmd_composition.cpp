@@ -19,29 +19,6 @@
 
 namespace cs::cli {
 
-namespace {
-
-// [l1][h1][l2][h2] of a [n_layers * n_heads]^2 matrix.
-Json nested(const CompositionScores& s, const Eigen::MatrixXd& M) {
-  Json a = Json::array();
-  for (int l1 = 0; l1 < s.n_layers; ++l1) {
-    Json b = Json::array();
-    for (int h1 = 0; h1 < s.n_heads; ++h1) {
-      Json c = Json::array();
-      for (int l2 = 0; l2 < s.n_layers; ++l2) {
-        Json d = Json::array();
-        for (int h2 = 0; h2 < s.n_heads; ++h2) d.push_back(M(l1 * s.n_heads + h1, l2 * s.n_heads + h2));
-        c.push_back(std::move(d));
-      }
-      b.push_back(std::move(c));
-    }
-    a.push_back(std::move(b));
-  }
-  return a;
-}
-
-}  // namespace
-
 int cmd_composition(const std::vector<std::string>& words) {
   Args args(words, {{"--json", "--raw"}, {"--seed", "--samples"}});
   args.expect_positional(1, "MODEL");
@@ -57,8 +34,8 @@ int cmd_composition(const std::vector<std::string>& words) {
     j["weights"] = weights_kind(lm.model);
     j["n_layers"] = s.n_layers;
     j["n_heads"] = s.n_heads;
-    for (CompositionKind k : kinds) j[to_string(k)] = nested(s, s.of(k));
-    j["virtual_norm"] = nested(s, s.virtual_norm);
+    for (CompositionKind k : kinds) j[to_string(k)] = head_pairs_json(s.of(k), s.n_layers, s.n_heads);
+    j["virtual_norm"] = head_pairs_json(s.virtual_norm, s.n_layers, s.n_heads);
     j["baseline"] = s.baseline;
     print_json(std::cout, j, 2);
     return 0;

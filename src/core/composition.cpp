@@ -223,21 +223,29 @@ std::vector<std::complex<double>> k_composition_eigenvalues(const Model& m, int 
   return small_eigenvalues(k_composition_small_matrix(m, l1, h1, l2, h2, g), "k_composition_eigenvalues");
 }
 
+namespace {
+
+// One later head's point of the scatter.
+InductionScatterPoint scatter_point(const Model& m, int prev_layer, int prev_head, int l, int h, const EmbedGrams& g) {
+  InductionScatterPoint p;
+  p.layer = l;
+  p.head = h;
+  p.ov_positivity = g.square ? copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov eigenvalues"))
+                             : std::numeric_limits<double>::quiet_NaN();
+  p.k_term_eigenvalues = k_composition_eigenvalues(m, prev_layer, prev_head, l, h, g);
+  p.k_term_positivity = copying_score(p.k_term_eigenvalues);
+  return p;
+}
+
+}  // namespace
+
 std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_layer, int prev_head,
                                                      const EmbedGrams& g) {
   check_head(m, prev_layer, prev_head, "induction_scatter");
   const ModelConfig& c = m.config();
   std::vector<InductionScatterPoint> out;
   for (int l = prev_layer + 1; l < c.n_layers; ++l)
-    for (int h = 0; h < c.n_heads; ++h) {
-      InductionScatterPoint p;
-      p.layer = l;
-      p.head = h;
-      p.ov_positivity = g.square ? copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov eigenvalues"))
-                                 : std::numeric_limits<double>::quiet_NaN();
-      p.k_term_positivity = copying_score(k_composition_eigenvalues(m, prev_layer, prev_head, l, h, g));
-      out.push_back(p);
-    }
+    for (int h = 0; h < c.n_heads; ++h) out.push_back(scatter_point(m, prev_layer, prev_head, l, h, g));
   return out;
 }
 
@@ -295,14 +303,7 @@ InductionScatterPlan::InductionScatterPlan(const Model& m, const CircuitOptions&
     for (int h = 0; h < c.n_heads; ++h)
       add("K-composition terms", double(c.d_model) * double(c.d_model) * double(c.d_head), [this, &I, &m, l, h] {
         if (l <= r_.prev_layer) return;
-        const EmbedGrams& g = *I.grams;
-        InductionScatterPoint p;
-        p.layer = l;
-        p.head = h;
-        p.ov_positivity = g.square ? copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov eigenvalues"))
-                                   : std::numeric_limits<double>::quiet_NaN();
-        p.k_term_positivity = copying_score(k_composition_eigenvalues(m, r_.prev_layer, r_.prev_head, l, h, g));
-        r_.points.push_back(p);
+        r_.points.push_back(scatter_point(m, r_.prev_layer, r_.prev_head, l, h, *I.grams));
       });
 }
 

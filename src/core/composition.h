@@ -89,6 +89,7 @@ struct InductionScatterPoint {
   int layer = 0, head = 0;
   double ov_positivity = 0;      // copying_score of the OV eigenvalues (NaN when d_vocab != d_vocab_out)
   double k_term_positivity = 0;  // copying_score of k_composition_eigenvalues(prev -> this head)
+  std::vector<std::complex<double>> k_term_eigenvalues;  // those eigenvalues, descending modulus
 };
 std::vector<InductionScatterPoint> induction_scatter(const Model& m, int prev_layer, int prev_head, const EmbedGrams& g);
 

@@ -121,4 +121,33 @@ Json skip_trigram_json(const SkipTrigram& t, const TokenDisplay& display) {
   return e;
 }
 
+Json head_pairs_json(const Eigen::MatrixXd& M, int n_layers, int n_heads) {
+  Json a = Json::array();
+  for (int l1 = 0; l1 < n_layers; ++l1) {
+    Json b = Json::array();
+    for (int h1 = 0; h1 < n_heads; ++h1) {
+      Json c = Json::array();
+      for (int l2 = 0; l2 < n_layers; ++l2) {
+        Json d = Json::array();
+        for (int h2 = 0; h2 < n_heads; ++h2) d.push_back(M(l1 * n_heads + h1, l2 * n_heads + h2));
+        c.push_back(std::move(d));
+      }
+      b.push_back(std::move(c));
+    }
+    a.push_back(std::move(b));
+  }
+  return a;
+}
+
+Json induction_scatter_json(int prev_layer, int prev_head, std::span<const InductionScatterPoint> points) {
+  Json heads = Json::array();
+  for (const InductionScatterPoint& p : points)
+    heads.push_back(Json{{"layer", p.layer},
+                         {"head", p.head},
+                         {"ov_positivity", std::isfinite(p.ov_positivity) ? Json(p.ov_positivity) : Json(nullptr)},
+                         {"k_term_positivity", p.k_term_positivity},
+                         {"k_term_eigenvalues", complex_list_json(p.k_term_eigenvalues)}});
+  return Json{{"previous_head", Json{{"layer", prev_layer}, {"head", prev_head}}}, {"heads", heads}};
+}
+
 }  // namespace cs

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/composition.h"
 #include "core/direct_path.h"
 #include "core/head_summary.h"
 #include "core/skip_trigrams.h"
@@ -69,6 +70,12 @@ Json complex_list_json(std::span<const std::complex<double>> zs);
 // "positional_share","ov_diagonal_top1","ov_diagonal_top5","attn_current",
 // "attn_previous"}; a score that does not apply (NaN) is null.
 Json head_summary_json(const HeadSummary& h);
+// [l1][h1][l2][h2] from a [n_layers * n_heads, n_layers * n_heads] matrix of
+// head pairs (row l1 * n_heads + h1, column l2 * n_heads + h2): composition scores.
+Json head_pairs_json(const Eigen::MatrixXd& M, int n_layers, int n_heads);
+// [F]'s induction scatter: {"previous_head": {"layer","head"}, "heads": [{"layer","head",
+// "ov_positivity" (null when not square), "k_term_positivity", "k_term_eigenvalues": [[re,im]..]}]}
+Json induction_scatter_json(int prev_layer, int prev_head, std::span<const InductionScatterPoint> points);
 
 // One skip-trigram: {"source":{id,token},"destination","out","score","qk","ov"}.
 Json skip_trigram_json(const SkipTrigram& t, const TokenDisplay& display);
