@@ -99,8 +99,7 @@ void InductionView::set_experiment(Session& s, int tokens, int repeats, int exam
   start(s);
 }
 
-void InductionView::set_head(Session& s, int layer, int head) {
-  (void)s;
+void InductionView::set_head(int layer, int head) {
   sel_.layer = layer;
   sel_.head = layer < 0 ? 0 : head;
 }

@@ -44,7 +44,7 @@ class InductionView final : public SelectionView<InductionSelection> {
 #endif
 
   void set_experiment(Session& s, int tokens, int repeats, int examples, int seed);
-  void set_head(Session& s, int layer, int head);  // layer -1: the best prefix-matching head
+  void set_head(int layer, int head);  // layer -1: the best prefix-matching head (nothing to recompute)
   // The head drawn: the chosen one, or the best prefix-matching head of the result.
   HeadId shown_head() const;
 

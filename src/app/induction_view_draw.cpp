@@ -95,8 +95,8 @@ void InductionView::draw(Session& s) {
   ImGui::TextUnformatted("previous token");
   scores_heatmap("prev", r.previous_token, "previous-token score", "induction_previous_token", &b);
   ImGui::EndGroup();
-  if (a) set_head(s, a->row, a->col);
-  if (b) set_head(s, b->row, b->col);
+  if (a) set_head(a->row, a->col);
+  if (b) set_head(b->row, b->col);
 
   // The chosen head's attention on the first example.
   const HeadId h = shown_head();

@@ -31,7 +31,6 @@
 #include "cli/cli_common.h"
 #include "core/composition.h"
 #include "core/error.h"
-#include "core/head_detector.h"
 #include "core/induction.h"
 #include "io/json_out.h"
 
@@ -58,19 +57,20 @@ int cmd_induction(const std::vector<std::string>& words) {
                   " to compose with");
   }
   const int bos = lm.tokenizer && lm.tokenizer->bos_id() ? *lm.tokenizer->bos_id() : -1;
-  const std::vector<std::vector<int>> seqs = repeated_random_tokens(c.d_vocab, n, repeats, examples, seed, bos);
-  if (c.has_pos() && seqs[0].size() > size_t(c.n_ctx))
-    throw Error("induction: " + std::to_string(seqs[0].size()) + " tokens per sequence, more than n_ctx " +
-                std::to_string(c.n_ctx) + " (use fewer --tokens or --repeats)");
-  const RowMat prefix = prefix_matching_scores(lm.model, seqs, bos);
+  // One forward pass per sequence serves prefix matching, previous-token scores and the losses.
+  InductionExperimentPlan experiment(lm.model, n, repeats, examples, seed, bos);
+  experiment.run();
+  const InductionExperiment& ex = experiment.result();
+  const std::vector<std::vector<int>>& seqs = ex.sequences;
+  const RowMat& prefix = ex.prefix_matching;
+  const RowMat& previous = ex.previous_token;
+  const RepeatLoss& loss = ex.loss;
   std::vector<int> ids;
   for (const auto& s : seqs)
     for (int t : s)
       if (t != bos) ids.push_back(t);
   RowMat copying = RowMat::Constant(c.n_layers, c.n_heads, std::nanf(""));
   if (c.d_vocab == c.vocab_out()) copying = token_copying_scores(lm.model, ids);
-  const RepeatLoss loss = repeat_loss(lm.model, seqs, n, repeats, bos >= 0);
-  const RowMat previous = detect_heads(lm.model, seqs).previous_token;
 
   // [I]'s in-context learning score on the sample's windows that reach `late`.
   std::optional<IclPositions> icl;
@@ -96,14 +96,10 @@ int cmd_induction(const std::vector<std::string>& words) {
     prev = HeadRef{p.layer, p.head, std::to_string(p.layer) + "." + std::to_string(p.head), "--prev"};
   }
   std::vector<InductionScatterPoint> scatter;
-  std::vector<std::vector<std::complex<double>>> k_eigs;
   if (prev) {
-    auto g = std::make_shared<const EmbedGrams>(embed_grams(lm.model, circuit_options(args, lm)));
-    InductionScatterPlan plan(lm.model, circuit_options(args, lm), prev->layer, prev->head, {}, g);
+    InductionScatterPlan plan(lm.model, circuit_options(args, lm), prev->layer, prev->head, {});
     plan.run();
     scatter = plan.result().points;
-    for (const InductionScatterPoint& p : scatter)
-      k_eigs.push_back(k_composition_eigenvalues(lm.model, prev->layer, prev->head, p.layer, p.head, *g));
   }
 
   if (args.has("--json")) {
@@ -120,22 +116,7 @@ int cmd_induction(const std::vector<std::string>& words) {
     j["copying"] = matrix_json(copying);
     j["loss_first"] = loss.first;
     j["loss_repeat"] = loss.repeats;
-    if (prev) {
-      Json heads = Json::array();
-      for (size_t i = 0; i < scatter.size(); ++i) {
-        const InductionScatterPoint& p = scatter[i];
-        Json eig = Json::array();
-        for (auto z : k_eigs[i]) eig.push_back(complex_json(z));
-        heads.push_back(Json{{"layer", p.layer},
-                             {"head", p.head},
-                             {"ov_positivity", std::isfinite(p.ov_positivity) ? Json(p.ov_positivity) : Json(nullptr)},
-                             {"k_term_positivity", p.k_term_positivity},
-                             {"k_term_eigenvalues", eig}});
-      }
-      j["k_term"] = Json{{"previous_head", Json{{"layer", prev->layer}, {"head", prev->head}}}, {"heads", heads}};
-    } else {
-      j["k_term"] = nullptr;
-    }
+    j["k_term"] = prev ? induction_scatter_json(prev->layer, prev->head, scatter) : Json(nullptr);
     if (icl)
       j["in_context_learning"] =
           Json{{"score", icl_score}, {"early", icl->early}, {"late", icl->late}, {"windows", icl_windows}};

@@ -178,7 +178,7 @@ TEST(InductionView, HoldsTheExperimentTheCliComputes) {
   EXPECT_EQ(j["freshness"], "current");
   EXPECT_EQ(j["value"]["head"]["layer"], int(bl));
   EXPECT_EQ(j["value"]["pattern"].size(), seqs[0].size());
-  v.set_head(s, 0, 2);
+  v.set_head(0, 2);
   j = a.views_json()["induction"]["results"]["experiment"];
   EXPECT_EQ(j["value"]["head"]["head"], 2);
   EXPECT_NEAR(j["value"]["pattern"][5][4].get<double>(), forward(m, seqs[0]).cache.pattern[2](5, 4), 1e-6);
