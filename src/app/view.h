@@ -76,9 +76,16 @@ class SelectionView : public View {
   using Selection = Sel;
   const Sel& selection() const { return sel_; }
   Json selection_json() const override { return sel_.to_json(); }
+  // A selection refused (by from_json, or by apply_selection's checks against
+  // the model, which come before it starts anything) leaves the old one.
   void set_selection_json(Session& s, const Json& j) override {
-    sel_ = Sel::from_json(j);
-    apply_selection(s);
+    Sel previous = std::exchange(sel_, Sel::from_json(j));
+    try {
+      apply_selection(s);
+    } catch (...) {
+      sel_ = std::move(previous);
+      throw;
+    }
   }
 
  protected:

@@ -149,11 +149,12 @@ std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const s
                                 ImGuiTableFlags_ScrollY;
   const float h = std::min<float>(float(rows.size()) + 1.5f, float(t.max_visible_rows)) *
                   ImGui::GetTextLineHeightWithSpacing();
-  if (!ImGui::BeginTable(id, 5, flags, ImVec2(0.f, h))) return std::nullopt;
+  const int cols = t.id_column ? 5 : 4;
+  if (!ImGui::BeginTable(id, cols, flags, ImVec2(0.f, h))) return std::nullopt;
   ImGui::TableSetupScrollFreeze(0, 1);
   ImGui::TableSetupColumn("#");
   ImGui::TableSetupColumn(t.label_header.c_str());
-  ImGui::TableSetupColumn("id");
+  if (t.id_column) ImGui::TableSetupColumn("id");
   ImGui::TableSetupColumn(t.value_header.c_str());
   ImGui::TableSetupColumn(t.bar_header.c_str(), ImGuiTableColumnFlags_WidthStretch);
   ImGui::TableHeadersRow();
@@ -176,11 +177,14 @@ std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const s
     ImGui::PopID();
     ImGui::TableSetColumnIndex(1);
     ImGui::TextUnformatted(label_of(t.label, r.id).c_str());
-    ImGui::TableSetColumnIndex(2);
-    ImGui::TextDisabled("%d", r.id);
-    ImGui::TableSetColumnIndex(3);
+    int col = 2;
+    if (t.id_column) {
+      ImGui::TableSetColumnIndex(col++);
+      ImGui::TextDisabled("%d", r.id);
+    }
+    ImGui::TableSetColumnIndex(col++);
     ImGui::Text("%.3f", std::abs(r.value) < 0.0005f ? 0.0 : double(r.value));  // no "-0.000"
-    ImGui::TableSetColumnIndex(4);
+    ImGui::TableSetColumnIndex(col);
     // Length |bar|; the diverging scale's red for positive bars, its blue for negative ones.
     ui::value_bar(std::abs(r.bar), diverging_u32(r.bar < 0.f ? -0.55f : 0.55f, 0.9f), r.bar_text.c_str());
   }

@@ -288,13 +288,7 @@ std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
   auto text = args.value("--text");
   if (auto ids_text = args.value("--ids")) return parse_id_list(*ids_text, "--ids");
   if (!lm.tokenizer) throw Error("--text needs a tokenizer.json with the model; use --ids");
-  std::vector<int> ids;
-  if (!args.has("--no-bos"))
-    if (auto bos = lm.tokenizer->bos_id()) ids.push_back(*bos);
-  std::vector<int> enc = lm.tokenizer->encode(*text);
-  ids.insert(ids.end(), enc.begin(), enc.end());
-  if (ids.empty()) throw Error("--text '' encodes to no tokens (and the tokenizer has no BOS)");
-  return ids;
+  return encode_prompt(lm, *text, !args.has("--no-bos"));
 }
 
 std::vector<std::vector<int>> input_windows(const Args& args, const LoadedModel& lm) {

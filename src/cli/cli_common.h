@@ -156,6 +156,7 @@ int cmd_skip_trigrams(const std::vector<std::string>& args);
 int cmd_composition(const std::vector<std::string>& args);
 int cmd_detect(const std::vector<std::string>& args);
 int cmd_terms(const std::vector<std::string>& args);
+int cmd_paths(const std::vector<std::string>& args);
 int cmd_induction(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

@@ -40,6 +40,8 @@ const Command kCommands[] = {
     {"composition", cs::cli::cmd_composition, "composition MODEL [--json] [--raw] [--seed S] [--samples N]"},
     {"terms", cs::cli::cmd_terms,
      "terms MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--max-order K]"},
+    {"paths", cs::cli::cmd_paths,
+     "paths MODEL (--text TEXT | --ids 1,2,3) [--position P] [--token ID] [--json] [--raw] [--no-bos] [--max-order K]"},
     {"detect", cs::cli::cmd_detect,
      "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
     {"induction", cs::cli::cmd_induction,

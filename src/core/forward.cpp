@@ -206,13 +206,23 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
 
   if (opt_.logits) {
     // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out], in blocks of W_U's columns.
+    // With summarize, each block of columns is folded into the summary and dropped.
     add("final normalization", Td * Dd, [this, T, Vo] {
       normalize_rows(m_, x_, -1);
-      res_.logits.resize(T, Vo);
+      if (opt_.summarize)
+        res_.summary.reset(size_t(T), opt_.top_k, int(Vo));
+      else
+        res_.logits.resize(T, Vo);
     });
     for (Eigen::Index c0 = 0; c0 < Vo; c0 += ucols) {
       const Eigen::Index n = std::min(ucols, Vo - c0);
       add("unembedding", Td * Dd * double(n), [this, c0, n] {
+        if (opt_.summarize) {
+          RowMat block = x_ * m_.W_U().middleCols(c0, n);
+          block.rowwise() += m_.b_U().segment(c0, n).transpose();
+          res_.summary.add_block(block, c0, tokens_);
+          return;
+        }
         auto out = res_.logits.middleCols(c0, n);
         out.noalias() = x_ * m_.W_U().middleCols(c0, n);
         out.rowwise() += m_.b_U().segment(c0, n).transpose();
@@ -221,6 +231,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
   }
   add("done", 1.0, [this] {
     // Scratch goes; the result stays.
+    if (opt_.summarize && opt_.logits) res_.summary.finish();
     x_ = y_ = qk_in_ = q_ = k_ = v_ = A_ = z_ = RowMat();
   });
 }
@@ -276,6 +287,79 @@ std::vector<float> token_losses(const RowMat& logits, std::span<const int> token
 
 float mean_loss(const RowMat& logits, std::span<const int> tokens) {
   const std::vector<float> l = token_losses(logits, tokens);
+  if (l.empty()) return std::numeric_limits<float>::quiet_NaN();
+  double s = 0;
+  for (float v : l) s += v;
+  return float(s / double(l.size()));
+}
+
+void LogitSummary::reset(size_t T, int top_k, int d_vocab_out) {
+  k = std::clamp(top_k, 0, d_vocab_out);
+  log_norm.assign(T, 0.f);
+  top_ids.assign(T * size_t(k), -1);
+  top_logits.assign(T * size_t(k), -std::numeric_limits<float>::infinity());
+  next_logit.assign(T > 0 ? T - 1 : 0, std::numeric_limits<float>::quiet_NaN());
+  max_.assign(T, -std::numeric_limits<float>::infinity());
+  sum_.assign(T, 0.f);
+}
+
+void LogitSummary::add_block(const Eigen::Ref<const RowMat>& block, Eigen::Index c0, std::span<const int> tokens) {
+  const size_t T = max_.size();
+  if (size_t(block.rows()) != T || tokens.size() != T)
+    throw Error("LogitSummary: a block of " + std::to_string(block.rows()) + " rows for " + std::to_string(T) +
+                " positions and " + std::to_string(tokens.size()) + " tokens");
+  const Eigen::Index n = block.cols();
+  std::vector<std::pair<float, int>> cand;  // (logit, id)
+  std::vector<int> order{};
+  order.resize(size_t(n));
+  for (size_t t = 0; t < T; ++t) {
+    const auto row = block.row(Eigen::Index(t));
+    // Running log-sum-exp: sum_ holds sum exp(logit - max_).
+    const float bm = row.maxCoeff();
+    if (bm > max_[t]) {
+      sum_[t] = sum_[t] * std::exp(max_[t] - bm) + (row.array() - bm).exp().sum();
+      max_[t] = bm;
+    } else {
+      sum_[t] += (row.array() - max_[t]).exp().sum();
+    }
+    if (t + 1 < T && tokens[t + 1] >= c0 && tokens[t + 1] < c0 + n) next_logit[t] = row(tokens[t + 1] - c0);
+    if (k == 0) continue;
+    // The block's k largest, merged with the k held.
+    const int kb = int(std::min<Eigen::Index>(k, n));
+    for (Eigen::Index j = 0; j < n; ++j) order[size_t(j)] = int(j);
+    auto larger = [&row](int a, int b) { return row(a) > row(b) || (row(a) == row(b) && a < b); };
+    std::nth_element(order.begin(), order.begin() + (kb - 1), order.end(), larger);
+    cand.clear();
+    for (int i = 0; i < kb; ++i) cand.emplace_back(row(order[size_t(i)]), int(c0) + order[size_t(i)]);
+    for (int i = 0; i < k; ++i)
+      if (top_ids[t * size_t(k) + size_t(i)] >= 0)
+        cand.emplace_back(top_logits[t * size_t(k) + size_t(i)], top_ids[t * size_t(k) + size_t(i)]);
+    const size_t keep = std::min(cand.size(), size_t(k));
+    std::partial_sort(cand.begin(), cand.begin() + ptrdiff_t(keep), cand.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    for (size_t i = 0; i < keep; ++i) {
+      top_logits[t * size_t(k) + i] = cand[i].first;
+      top_ids[t * size_t(k) + i] = cand[i].second;
+    }
+  }
+}
+
+void LogitSummary::finish() {
+  for (size_t t = 0; t < max_.size(); ++t)
+    log_norm[t] = std::isfinite(max_[t]) ? max_[t] + std::log(sum_[t]) : max_[t];
+  max_.clear();
+  sum_.clear();
+}
+
+std::vector<float> LogitSummary::losses() const {
+  std::vector<float> out(next_logit.size());
+  for (size_t t = 0; t < out.size(); ++t) out[t] = log_norm[t] - next_logit[t];
+  return out;
+}
+
+float LogitSummary::loss() const {
+  const std::vector<float> l = losses();
   if (l.empty()) return std::numeric_limits<float>::quiet_NaN();
   double s = 0;
   for (float v : l) s += v;

@@ -40,6 +40,39 @@ struct ForwardOptions {
   // [T(query), T(key)] (a ForwardCache's `pattern`), or empty to compute them.
   // Queries and keys are then not computed at all.
   std::vector<RowMat> frozen_patterns;
+  // With logits: keep only a per-position LogitSummary of them (its top_k
+  // largest) instead of [T, d_vocab_out] floats (ForwardResult::summary).
+  bool summarize = false;
+  int top_k = 10;
+};
+
+// What a view needs of the logits without holding [T, d_vocab_out] floats of
+// them (198 MB for 1024 tokens of a 48,262-token vocabulary): per position
+// the softmax's log-normalizer, the top_k largest logits and the logit of the
+// next token. Built block by block of W_U's columns (add_block).
+struct LogitSummary {
+  int k = 0;                    // entries per position in top_ids / top_logits
+  std::vector<float> log_norm;  // [T]: log sum_v exp(logits[t, v])
+  std::vector<int> top_ids;     // [T * k]: position t's k largest, by decreasing logit (ties: lower id first)
+  std::vector<float> top_logits;  // [T * k]
+  std::vector<float> next_logit;  // [T - 1]: logits[t, tokens[t + 1]]
+
+  // Starts an empty summary of T positions (k clamped to [0, d_vocab_out]).
+  void reset(size_t T, int k, int d_vocab_out);
+  // Folds in columns [c0, c0 + block.cols()) of the logits (every position's).
+  void add_block(const Eigen::Ref<const RowMat>& block, Eigen::Index c0, std::span<const int> tokens);
+  // After the last block: fills log_norm.
+  void finish();
+  size_t positions() const { return log_norm.size(); }
+  // -log softmax(logits[t])[tokens[t + 1]], t in [0, T - 1): token_losses() without the logits.
+  std::vector<float> losses() const;
+  float loss() const;  // their mean (NaN for fewer than 2 tokens)
+  int top_id(size_t t, int i) const { return top_ids[t * size_t(k) + size_t(i)]; }
+  float top_logit(size_t t, int i) const { return top_logits[t * size_t(k) + size_t(i)]; }
+  float top_log_prob(size_t t, int i) const { return top_logit(t, i) - log_norm[t]; }
+
+ private:
+  std::vector<float> max_, sum_;  // running max and sum of exp(logit - max) per position
 };
 
 // For attention statistics: the cache kept, no unembedding.
@@ -57,7 +90,8 @@ inline ForwardOptions logits_only() {
 }
 
 struct ForwardResult {
-  RowMat logits;       // [T, d_vocab_out]
+  RowMat logits;       // [T, d_vocab_out] (empty with summarize)
+  LogitSummary summary;  // with summarize
   ForwardCache cache;  // empty unless keep_cache
 };
 

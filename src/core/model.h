@@ -4,6 +4,7 @@
 // TransformerLens convention: row vectors, x @ W.
 #pragma once
 #include <Eigen/Core>
+#include <compare>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,7 +25,7 @@ using ConstVecMap = Eigen::Map<const Eigen::VectorXf>;
 // One attention head: layer and head index (written "layer.head", e.g. 1.3).
 struct HeadId {
   int layer = 0, head = 0;
-  bool operator==(const HeadId&) const = default;
+  auto operator<=>(const HeadId&) const = default;  // by layer, then head
 };
 
 struct TensorSpec {

@@ -81,37 +81,51 @@ void check_cache(const Model& m, size_t T, const ForwardCache& cache) {
 
 }  // namespace
 
-PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache, int max_order) {
+PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache, int max_order,
+                           int position) {
   const ModelConfig& c = m.config();
   if (max_order < 0) throw Error("expand_paths: max_order is " + std::to_string(max_order) + ", expected >= 0");
-  const Eigen::Index T = Eigen::Index(tokens.size()), D = c.d_model;
+  const Eigen::Index T = Eigen::Index(tokens.size()), D = c.d_model, Dh = c.d_head;
   check_cache(m, size_t(T), cache);
+  if (position >= T)
+    throw Error("expand_paths: position " + std::to_string(position) + " is outside [0, T = " + std::to_string(T) + ")");
   const int L = c.n_layers, H = c.n_heads;
+  // Streams hold positions 0..R-1 (all a later query at `position` can see);
+  // the last layer's queries, and everything after it, only `position`.
+  const bool one = position >= 0;
+  const Eigen::Index R = one ? Eigen::Index(position) + 1 : T;
+  auto rows = [R](const RowMat& x) { return RowMat(x.topRows(R)); };
+  // The rows after the last layer: `position`'s of a stream of R rows.
+  auto final_rows = [&](const RowMat& x) { return one && x.rows() == R ? RowMat(x.row(position)) : x; };
 
-  // Each term's contribution to the stream x_l (before block l): [T, d_model].
+  // Each term's contribution to the stream x_l (before block l): [R, d_model].
   std::vector<PathTerm> terms;
   std::vector<RowMat> stream;
   terms.push_back(PathTerm{PathTerm::kDirect, {}});
-  stream.push_back(cache.resid[0]);  // x0 = W_E[tokens] (+ W_pos): the embedding as the run had it
-  RowMat biases = RowMat::Zero(T, D);
+  stream.push_back(rows(cache.resid[0]));  // x0 = W_E[tokens] (+ W_pos): the embedding as the run had it
+  RowMat biases = RowMat::Zero(R, D);
   const bool higher = L > max_order;
-  RowMat rest = RowMat::Zero(T, D);  // paths of more than max_order heads
+  RowMat rest = RowMat::Zero(R, D);  // paths of more than max_order heads
 
   for (int l = 0; l < L; ++l) {
-    const Eigen::VectorXf inv = inv_scales(m, cache.resid[size_t(l)]);
+    const bool last_only = one && l == L - 1;
+    const Eigen::Index q0 = last_only ? position : 0, nq = last_only ? 1 : R;  // this layer's query rows
+    const Eigen::VectorXf inv = inv_scales(m, rows(cache.resid[size_t(l)]));
     const size_t existing = terms.size();
     // The constant part of the normalized input: lin(biases) + b_l.
     const RowMat y_const = frozen_norm(m, biases, inv, l).rowwise() + norm_bias(m, l).transpose();
     const RowMat y_rest = frozen_norm(m, rest, inv, l);
-    RowMat new_biases = biases, new_rest = rest;
+    RowMat new_biases = biases.middleRows(q0, nq), new_rest = rest.middleRows(q0, nq);
     new_biases.rowwise() += m.b_O(l).transpose();
+    // Cheaper order of A y W_V for few query rows: (A y) W_V, else A (y W_V).
+    const bool a_first = double(nq) * double(D) < double(R) * double(Dh);
     for (int h = 0; h < H; ++h) {
-      const RowMat& A = cache.attn(l, h, H);  // [T(query), T(key)]
-      // A (y W_V) W_O: [T, d_model]; b_V goes with the constant part.
+      const auto A = cache.attn(l, h, H).block(q0, 0, nq, R);  // [query rows, R keys]
+      // A (y W_V) W_O: [nq, d_model]; b_V goes with the constant part (A's rows sum to 1).
       auto head = [&](const RowMat& y, bool with_bias) {
-        RowMat v = y * m.W_V(l, h);
+        RowMat v = a_first ? RowMat((A * y) * m.W_V(l, h)) : RowMat(A * (y * m.W_V(l, h)));
         if (with_bias) v.rowwise() += m.b_V(l, h).transpose();
-        return RowMat((A * v) * m.W_O(l, h));
+        return RowMat(v * m.W_O(l, h));
       };
       new_biases += head(y_const, true);
       if (higher) new_rest += head(y_rest, false);
@@ -133,7 +147,8 @@ PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const Fo
 
   PathExpansion p;
   p.max_order = max_order;
-  const Eigen::VectorXf inv_f = inv_scales(m, cache.resid[size_t(L)]);
+  p.position = position;
+  const Eigen::VectorXf inv_f = inv_scales(m, final_rows(rows(cache.resid[size_t(L)])));
   // By order (direct, single heads, pairs, ...), each order in the order found
   // (by the last head's layer, then head).
   std::vector<size_t> idx(terms.size());
@@ -141,20 +156,24 @@ PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const Fo
   std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return terms[a].order() < terms[b].order(); });
   for (size_t i : idx) {
     p.terms.push_back(std::move(terms[i]));
-    p.resid.push_back(frozen_norm(m, stream[i], inv_f, -1));
+    p.resid.push_back(frozen_norm(m, final_rows(stream[i]), inv_f, -1));
   }
   if (higher) {
     p.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
-    p.resid.push_back(frozen_norm(m, rest, inv_f, -1));
+    p.resid.push_back(frozen_norm(m, final_rows(rest), inv_f, -1));
   }
   p.terms.push_back(PathTerm{PathTerm::kBiases, {}});
-  p.resid.push_back(frozen_norm(m, biases, inv_f, -1).rowwise() + norm_bias(m, -1).transpose());
+  p.resid.push_back(frozen_norm(m, final_rows(biases), inv_f, -1).rowwise() + norm_bias(m, -1).transpose());
   return p;
 }
 
 Vec path_logit_contributions(const Model& m, const PathExpansion& p, int position, int token) {
   const Eigen::Index T = p.resid.empty() ? 0 : p.resid[0].rows();
-  if (position < 0 || position >= T)
+  if (p.position >= 0 && position != p.position)
+    throw Error("path_logit_contributions: position " + std::to_string(position) + ", but the expansion is of position " +
+                std::to_string(p.position) + " only");
+  const Eigen::Index row = p.position >= 0 ? 0 : position;
+  if (position < 0 || row >= T)
     throw Error("path_logit_contributions: position " + std::to_string(position) + " is outside [0, T = " +
                 std::to_string(T) + ")");
   const int V = m.config().vocab_out();
@@ -164,7 +183,7 @@ Vec path_logit_contributions(const Model& m, const PathExpansion& p, int positio
   const auto u = m.W_U().col(token);
   Vec out(Eigen::Index(p.terms.size()));
   for (size_t i = 0; i < p.terms.size(); ++i) {
-    out[Eigen::Index(i)] = p.resid[i].row(position).dot(u.transpose());
+    out[Eigen::Index(i)] = p.resid[i].row(row).dot(u.transpose());
     if (p.terms[i].kind == PathTerm::kBiases) out[Eigen::Index(i)] += m.b_U()[token];
   }
   return out;

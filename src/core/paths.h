@@ -40,20 +40,27 @@ struct PathTerm {
 struct PathExpansion {
   std::vector<PathTerm> terms;
   // Each term's share of the final normalization's output, lin_f(term)
-  // (+ b_f for the bias term): [T, d_model] per term. Its logits are
+  // (+ b_f for the bias term): [T, d_model] per term, or [1, d_model] (the
+  // row of `position`) for an expansion at one position. Its logits are
   // resid[i] W_U (+ b_U for the bias term).
   std::vector<RowMat> resid;
   int max_order = 2;
+  int position = -1;  // -1: every position; else the one position the rows are of
 };
 
 // The expansion of one run. `cache` must be forward()'s cache of `tokens` on
 // `m` (resid and pattern; it is checked for shape). max_order >= 0 (2: up to
 // virtual heads of two heads). Throws cs::Error on a cache of another shape.
+// position >= 0: only that position's row (what the Prompt view splits).
+// Attention is causal, so it needs the streams of positions 0..position
+// only, and the last layer only at `position` itself: on a long prompt of a
+// large model a fraction of the full expansion's work.
 PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache,
-                           int max_order = 2);
+                           int max_order = 2, int position = -1);
 
 // [n_terms]: each term's contribution to the logit of `token` at `position`
-// (they add up to that logit).
+// (they add up to that logit). An expansion at one position has that
+// position only.
 Vec path_logit_contributions(const Model& m, const PathExpansion& p, int position, int token);
 
 // [T, d_vocab_out]: the logits of the terms where keep[i] (keep: [n_terms]).

@@ -519,6 +519,17 @@ struct ModelLoadJob::State {
   std::unique_ptr<Loader> loader;
 };
 
+std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool bos) {
+  if (!m.tokenizer) throw Error("text needs a tokenizer.json with the model (give token ids instead)");
+  std::vector<int> ids;
+  if (bos)
+    if (auto b = m.tokenizer->bos_id()) ids.push_back(*b);
+  const std::vector<int> enc = m.tokenizer->encode(text);
+  ids.insert(ids.end(), enc.begin(), enc.end());
+  if (ids.empty()) throw Error("the text encodes to no tokens (and the tokenizer has no BOS)");
+  return ids;
+}
+
 CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed) {
   CircuitOptions o;
   o.normalize_embed = normalize_embed;

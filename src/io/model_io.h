@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model.h"
@@ -54,6 +55,11 @@ struct LoadedModel {
   // copy of `model` needs its own.
   std::shared_ptr<const RowStats> embed_stats;
 };
+
+// A prompt's token ids as TransformerLens makes them by default: the
+// tokenizer's BOS (when it has one and `bos`), then the text's tokens.
+// Throws cs::Error without a tokenizer or when nothing comes out.
+std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool bos = true);
 
 // CircuitOptions for a loaded model: W_E normalized or not, with its embed_stats.
 CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed);

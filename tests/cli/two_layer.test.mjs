@@ -309,11 +309,9 @@ describe('terms', () => {
     M2.cfg = cliJson(['info', M2.dir, '--json', '--raw']).config;
     M2.t = readSafetensors(path.join(M2.dir, 'model.safetensors')).tensors;
   });
-  test('--json: loss without each term and by order equal the products written out', () => {
-    const ids = [3, 8, 1, 12, 8, 1, 0, 5, 8, 1];
-    const j = cliJson(['terms', M2.dir, '--ids', ids.join(','), '--json', '--raw']);
+  // Each term's logits [T][V], formed from the weights and the reference pass's patterns.
+  function termProducts(ids) {
     const { d_model: D, d_vocab_out: V, n_heads: H } = M2.cfg;
-    const T = ids.length;
     const WE = M2.t['embed.W_E'].values, WP = M2.t['pos_embed.W_pos'].values, WU = M2.t['unembed.W_U'].values;
     const hd = (name, h) => {
       const { shape, values } = M2.t[name];
@@ -329,6 +327,13 @@ describe('terms', () => {
     for (let l = 0; l < 2; l++) for (let h = 0; h < H; h++) want.set(`${l}.${h}`, mul(mul(mul(A(l, h), x0), OV(l, h)), U));
     for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++)
       want.set(`0.${h1} > 1.${h2}`, mul(mul(mul(mul(A(1, h2), A(0, h1)), x0), mul(OV(0, h1), OV(1, h2))), U));
+    return { full, want };
+  }
+  test('--json: loss without each term and by order equal the products written out', () => {
+    const ids = [3, 8, 1, 12, 8, 1, 0, 5, 8, 1];
+    const j = cliJson(['terms', M2.dir, '--ids', ids.join(','), '--json', '--raw']);
+    const T = ids.length;
+    const { full, want } = termProducts(ids);
     const loss = (logits) => ids.slice(0, -1).reduce((s, _, t) => s - logSoftmax(logits[t])[ids[t + 1]], 0) / (T - 1);
     const minus = (a, ...bs) => a.map((row, t) => row.map((v, o) => bs.reduce((s, b) => s - b[t][o], v)));
     assert.equal(j.tokens, T - 1);
@@ -347,6 +352,34 @@ describe('terms', () => {
     assert.ok(Math.abs(j.loss_by_order[0] - loss(minus(full.logits, ...first, ...second))) < 1e-4, 'order 0');
     assert.ok(Math.abs(j.loss_by_order[1] - loss(minus(full.logits, ...second))) < 1e-4, 'order 1');
     assert.ok(Math.abs(j.loss_by_order[2] - j.loss_full) < 1e-5, 'order 2 is the model');
+  });
+  // `paths`: one prediction's logit split; each term is its product above at
+  // that position and token, and they add up to the logit.
+  test('paths --json: each term is its product at the position; they add up to the logit', () => {
+    const ids = [3, 8, 1, 12, 8, 1, 0, 5, 8, 1];
+    const { full, want } = termProducts(ids);
+    for (const [position, token] of [[9, null], [4, 7], [0, 2]]) {
+      const args = ['paths', M2.dir, '--ids', ids.join(','), '--json', '--raw', '--position', String(position)];
+      if (token !== null) args.push('--token', String(token));
+      const j = cliJson(args);
+      const row = full.logits[position];
+      const tok = token ?? row.indexOf(Math.max(...row));
+      assert.equal(j.position, position);
+      assert.equal(j.token.id, tok, 'default: the top prediction');
+      assert.ok(Math.abs(j.logit - row[tok]) < 1e-4, `logit ${j.logit} vs ${row[tok]}`);
+      let sum = 0;
+      for (const t of j.terms) {
+        sum += t.contribution;
+        if (t.name === 'biases') continue;
+        const w = want.get(t.name)[position][tok];
+        assert.ok(Math.abs(t.contribution - w) < 1e-4, `${t.name} at ${position}: ${t.contribution} vs ${w}`);
+      }
+      assert.ok(Math.abs(sum - row[tok]) < 1e-4, `terms add up: ${sum} vs ${row[tok]}`);
+    }
+    const r = cli(['paths', M2.dir, '--ids', '1,2', '--position', '2', '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--position/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
   });
   test('text longer than n_ctx is cut into windows; bad input is one line', () => {
     const ids = Array.from({ length: 30 }, (_, i) => (i * 7) % 20);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
 
 #include "app/app.h"
 #include "io/model_io.h"
@@ -28,10 +29,11 @@ inline int run_jobs(Session& s, double budget_ms = 1.0, int max_ticks = 1000000)
   return ticks;
 }
 
-// Loads m (as its safetensors files) into the app through the session's job.
-inline void load(App& a, const Model& m, double budget_ms = 1.0) {
+// Loads m (as its safetensors files, with tokenizer.json text if given) into
+// the app through the session's job.
+inline void load(App& a, const Model& m, double budget_ms = 1.0, const std::string& tokenizer_json = {}) {
   Session& s = a.session();
-  stage(s, save_model(m));
+  stage(s, save_model(m, tokenizer_json));
   s.load_staged("test", "Test", "", "bundled");
   run_jobs(s, budget_ms);
   ASSERT_EQ(s.error(), "");

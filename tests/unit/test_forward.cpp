@@ -570,3 +570,56 @@ TEST(Forward, AblationOptionsWithWrongShapesNameTheField) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+// summarize: the logits folded block by block of W_U's columns (small units,
+// so many blocks) against the dense logits of the same pass: log-normalizer,
+// top-k (ids and values, by decreasing logit), next-token logits and losses.
+TEST(Forward, LogitSummaryMatchesTheDenseLogits) {
+  ModelConfig c = small_config(2, PosEmbed::Shortformer, Norm::LN);
+  c.n_ctx = 40;
+  c.d_vocab = 50;
+  c.d_vocab_out = 47;
+  Model m(c);
+  randomize(m, 77, 0.8f);
+  std::vector<int> tokens = some_tokens(33, c.d_vocab_out, 5);
+  const ForwardResult dense = forward(m, tokens);
+  for (int k : {1, 5, 47, 60}) {
+    ForwardOptions o;
+    o.summarize = true;
+    o.top_k = k;
+    ForwardPlan plan(m, tokens, o, /*unit_macs=*/64);  // W_U in blocks of 16 columns
+    plan.run();
+    const ForwardResult r = plan.take();
+    const LogitSummary& s = r.summary;
+    EXPECT_EQ(r.logits.size(), 0) << "summarize keeps no logits";
+    ASSERT_EQ(s.k, std::min(k, 47));
+    ASSERT_EQ(s.positions(), tokens.size());
+    const RowMat logp = log_softmax_rows(dense.logits);
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const auto row = dense.logits.row(Eigen::Index(t));
+      // log sum exp, in double
+      double mx = row.maxCoeff(), sum = 0;
+      for (Eigen::Index v = 0; v < row.size(); ++v) sum += std::exp(double(row(v)) - mx);
+      EXPECT_NEAR(s.log_norm[t], mx + std::log(sum), 1e-4) << "position " << t;
+      // Top k by a full sort of the dense row.
+      std::vector<int> ids(size_t(row.size()));
+      for (size_t v = 0; v < ids.size(); ++v) ids[v] = int(v);
+      std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return row(a) > row(b); });
+      for (int i = 0; i < s.k; ++i) {
+        EXPECT_EQ(s.top_id(t, i), ids[size_t(i)]) << "position " << t << " rank " << i << " k " << k;
+        EXPECT_NEAR(s.top_logit(t, i), row(ids[size_t(i)]), 1e-5);  // blocks of W_U round differently
+        EXPECT_NEAR(s.top_log_prob(t, i), logp(Eigen::Index(t), ids[size_t(i)]), 1e-4);
+      }
+    }
+    const std::vector<float> want = token_losses(dense.logits, tokens), got = s.losses();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t t = 0; t < want.size(); ++t) EXPECT_NEAR(got[t], want[t], 1e-4) << "loss at " << t;
+    EXPECT_NEAR(s.loss(), mean_loss(dense.logits, tokens), 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace cs

@@ -17,6 +17,7 @@
 #include "core/processing.h"
 #include "io/model_io.h"
 #include "io/safetensors.h"
+#include "test_models.h"
 
 namespace {
 
@@ -140,19 +141,7 @@ std::vector<RawTensor> raw_tensors(const Model& m, const std::vector<std::string
   return out;
 }
 
-// A WordLevel tokenizer.json with n tokens "t0".."t{n-1}".
-std::string wordlevel_tokenizer(int n) {
-  nlohmann::json vocab = nlohmann::json::object();
-  for (int i = 0; i < n; ++i) vocab["t" + std::to_string(i)] = i;
-  nlohmann::json j = {{"version", "1.0"},
-                      {"added_tokens", nlohmann::json::array()},
-                      {"normalizer", nullptr},
-                      {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
-                      {"post_processor", nullptr},
-                      {"decoder", nullptr},
-                      {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}}};
-  return j.dump();
-}
+using cs::testmodels::wordlevel_tokenizer;
 
 // ---- config.json ----------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 // Small hand-built models the unit tests share.
 #pragma once
 #include <Eigen/Core>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/model.h"
 
@@ -24,6 +26,20 @@ inline Model identity_head(const Eigen::MatrixXf& P) {
   m.W_O(0, 0).setIdentity();
   m.W_U() = P;
   return m;
+}
+
+// A WordLevel tokenizer.json with n tokens "t0".."t{n-1}" (split on whitespace; no BOS).
+inline std::string wordlevel_tokenizer(int n) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int i = 0; i < n; ++i) vocab["t" + std::to_string(i)] = i;
+  nlohmann::json j = {{"version", "1.0"},
+                      {"added_tokens", nlohmann::json::array()},
+                      {"normalizer", nullptr},
+                      {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
+                      {"post_processor", nullptr},
+                      {"decoder", nullptr},
+                      {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}}};
+  return j.dump();
 }
 
 }  // namespace cs::testmodels

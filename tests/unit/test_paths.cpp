@@ -219,3 +219,43 @@ TEST(Paths, ACacheOfAnotherSequenceIsRefused) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+// The expansion at one position (prefix rows, last layer at that row only)
+// against the full expansion's row: every term, every position, every
+// normalization, 1-3 layers, with and without higher-order terms.
+TEST(Paths, ExpansionAtOnePositionEqualsTheFullExpansionsRow) {
+  int seed = 0;
+  for (int layers : {0, 1, 2, 3})
+    for (Norm norm : {Norm::None, Norm::LN, Norm::LNPre})
+      for (int max_order : {1, 2}) {
+        const std::string what =
+            "layers " + std::to_string(layers) + " norm " + to_string(norm) + " max_order " + std::to_string(max_order);
+        Model m(config(layers, PosEmbed::Shortformer, norm));
+        randomize(m, 900 + seed++, 0.8f);
+        const ForwardResult run = forward(m, kTokens);
+        const PathExpansion full = expand_paths(m, kTokens, run.cache, max_order);
+        const double scale = std::max(1.f, run.logits.cwiseAbs().maxCoeff());
+        for (int t = 0; t < int(kTokens.size()); ++t) {
+          const PathExpansion at = expand_paths(m, kTokens, run.cache, max_order, t);
+          ASSERT_EQ(at.terms.size(), full.terms.size()) << what;
+          EXPECT_EQ(at.position, t);
+          for (size_t i = 0; i < at.terms.size(); ++i) {
+            EXPECT_EQ(at.terms[i].name(), full.terms[i].name()) << what;
+            ASSERT_EQ(at.resid[i].rows(), 1) << what;
+          }
+          for (int o = 0; o < 11; ++o) {
+            const Vec a = path_logit_contributions(m, at, t, o), b = path_logit_contributions(m, full, t, o);
+            EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 1e-5 * scale) << what << " position " << t << " out " << o;
+            EXPECT_NEAR(a.sum(), run.logits(t, o), 1e-5 * scale) << what;
+          }
+          EXPECT_THROW(path_logit_contributions(m, at, t == 0 ? 1 : 0, 0), Error) << "another position";
+        }
+        EXPECT_THROW(expand_paths(m, kTokens, run.cache, max_order, int(kTokens.size())), Error);
+      }
+}
+
+}  // namespace
+}  // namespace cs
