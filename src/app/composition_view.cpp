@@ -88,7 +88,7 @@ void CompositionView::start_scatter(Session& s) {
   const ModelConfig& c = m->model.config();
   std::vector<std::vector<int>> seqs;
   if (key.prev_layer < 0) {
-    const int bos = m->tokenizer && m->tokenizer->bos_id() ? *m->tokenizer->bos_id() : -1;
+    const int bos = bos_or_none(*m);
     const int room = c.has_pos() ? (c.n_ctx - (bos >= 0 ? 1 : 0)) / kRepeats : kTokens;
     seqs = repeated_random_tokens(c.d_vocab, std::clamp(room, 1, kTokens), kRepeats, kExamples, 0, bos);
   }

@@ -69,7 +69,7 @@ void CompositionView::draw(Session& s) {
       h.col_title = "later head (reads)";
       h.units = "score - baseline";
       h.vmax = vmax;
-      h.tooltip = [&M, base, H, kind = kinds[k]](int i, int j) {
+      h.tooltip = [&M, &s, base, H, kind = kinds[k]](int i, int j) {
         const int l1 = i / H, h1 = i % H, l2 = 1 + j / H, h2 = j % H;
         if (l1 >= l2) {
           ImGui::Text("%s and %s: no composition (the first head is not earlier)", head_text(l1, h1).c_str(),
@@ -80,6 +80,10 @@ void CompositionView::draw(Session& s) {
         ImGui::Text("%s-composition of %s into %s: %.3f", to_string(kind), head_text(l1, h1).c_str(),
                     head_text(l2, h2).c_str(), v);
         ImGui::Text("%.3f above the random baseline %.3f (%.1fx)", v - base, base, base > 0 ? v / base : 0.0);
+        for (const auto& [l, hh] : {std::pair{l1, h1}, std::pair{l2, h2}}) {
+          const std::string b = session_ui::head_badge_text(s, l, hh);
+          if (!b.empty()) ImGui::TextDisabled("%s: %s head", head_text(l, hh).c_str(), b.c_str());
+        }
       };
       h.mark = std::string("composition_") + to_string(kinds[k]);
       widgets::heatmap(to_string(kinds[k]), h);
@@ -129,9 +133,10 @@ void CompositionView::draw(Session& s) {
     q.color = std::clamp(std::min(q.x, q.y), -1.f, 1.f);
     sc.points.push_back(q);
   }
-  sc.tooltip = [&r](size_t i) {
+  sc.tooltip = [&r, &s](size_t i) {
     const InductionScatterPoint& p = r.points[i];
-    ImGui::Text("head %s", head_text(p.layer, p.head).c_str());
+    const std::string badges = session_ui::head_badge_text(s, p.layer, p.head);
+    ImGui::Text("head %s%s%s", head_text(p.layer, p.head).c_str(), badges.empty() ? "" : ": ", badges.c_str());
     ImGui::Text("OV eigenvalue positivity %.3f", p.ov_positivity);
     ImGui::Text("K-composition term with %s: positivity %.3f", head_text(r.prev_layer, r.prev_head).c_str(),
                 p.k_term_positivity);
@@ -159,6 +164,7 @@ void CompositionView::draw(Session& s) {
       ImGui::TableNextRow();
       ImGui::TableSetColumnIndex(0);
       ImGui::TextUnformatted(head_text(p.layer, p.head).c_str());
+      session_ui::head_badges(s, p.layer, p.head, "composition");
       ImGui::TableSetColumnIndex(1);
       ImGui::Text("%+.3f", p.ov_positivity);
       ImGui::TableSetColumnIndex(2);

@@ -32,6 +32,10 @@ void HeadView::draw(Session& s) {
   ui::heading(lm && lm->model.config().n_layers > 0
                   ? ui::fmt("Head %d.%d: its OV and QK circuits", sel_.layer, sel_.head).c_str()
                   : "Head: its OV and QK circuits");
+  if (lm && lm->model.config().n_layers > 0 && !session_ui::head_badge_text(s, sel_.layer, sel_.head).empty()) {
+    ImGui::TextDisabled("what the detector finds:");
+    session_ui::head_badges(s, sel_.layer, sel_.head, "head");
+  }
   ui::explain(
       "A head does two things. Its QK circuit decides where it looks: a destination (query) token attends to "
       "source (key) tokens with large QK entries, E W_Q W_K^T E^T. Its OV circuit decides what it writes once it "

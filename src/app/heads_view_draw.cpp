@@ -68,6 +68,7 @@ void HeadsView::draw(Session& s) {
       const float t = std::isnan(hs.ov_copying_score) ? 0.f : float(hs.ov_copying_score);
       ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, diverging_u32(t * 0.6f, 0.35f));
       ImGui::Text("head %d.%d", l, h);
+      session_ui::head_badges(s, l, h, "heads");
       ImGui::Text("copying %s", score_text(hs.ov_copying_score).c_str());
       widgets::EigenPlot p;
       p.values = hs.ov_eigenvalues;

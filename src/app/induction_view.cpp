@@ -68,7 +68,7 @@ void InductionView::start(Session& s) {
   }
   const Key k = key();
   if (experiment_.holds(k, s.generation())) return;
-  const int bos = m->tokenizer && m->tokenizer->bos_id() ? *m->tokenizer->bos_id() : -1;
+  const int bos = bos_or_none(*m);
   std::unique_ptr<InductionExperimentPlan> plan;
   try {
     plan = std::make_unique<InductionExperimentPlan>(m->model, k.tokens, k.repeats, k.examples, uint64_t(k.seed), bos);

@@ -17,7 +17,7 @@ namespace cs::app {
 namespace {
 
 // A layer x head heatmap of scores in [0, 1].
-void scores_heatmap(const char* id, const RowMat& m, const char* units, const char* mark,
+void scores_heatmap(const Session& s, const char* id, const RowMat& m, const char* units, const char* mark,
                     std::optional<widgets::HeatmapCell>* clicked) {
   widgets::Heatmap h;
   h.rows = int(m.rows());
@@ -29,7 +29,11 @@ void scores_heatmap(const char* id, const RowMat& m, const char* units, const ch
   h.col_title = "head";
   h.units = units;
   h.vmax = 1.f;
-  h.tooltip = [&m, units](int r, int c) { ImGui::Text("head %d.%d: %s %.3f", r, c, units, double(m(r, c))); };
+  h.tooltip = [&m, &s, units](int r, int c) {
+    ImGui::Text("head %d.%d: %s %.3f", r, c, units, double(m(r, c)));
+    const std::string b = session_ui::head_badge_text(s, r, c);
+    if (!b.empty()) ImGui::TextDisabled("badges: %s", b.c_str());
+  };
   h.click_hint = "click: show this head's attention below";
   h.mark = mark;
   *clicked = widgets::heatmap(id, h);
@@ -88,12 +92,12 @@ void InductionView::draw(Session& s) {
   std::optional<widgets::HeatmapCell> a, b;
   ImGui::BeginGroup();
   ImGui::TextUnformatted("prefix matching (induction)");
-  scores_heatmap("pm", r.prefix_matching, "prefix matching", "induction_prefix_matching", &a);
+  scores_heatmap(s, "pm", r.prefix_matching, "prefix matching", "induction_prefix_matching", &a);
   ImGui::EndGroup();
   ImGui::SameLine();
   ImGui::BeginGroup();
   ImGui::TextUnformatted("previous token");
-  scores_heatmap("prev", r.previous_token, "previous-token score", "induction_previous_token", &b);
+  scores_heatmap(s, "prev", r.previous_token, "previous-token score", "induction_previous_token", &b);
   ImGui::EndGroup();
   if (a) set_head(a->row, a->col);
   if (b) set_head(b->row, b->col);
@@ -104,6 +108,7 @@ void InductionView::draw(Session& s) {
   if (idx >= r.patterns.size() || r.sequences.empty()) return;
   ImGui::Text("attention of head %s on the first example%s", head_text(h.layer, h.head).c_str(),
               sel_.layer < 0 ? " (the best prefix-matching head; click a cell above for another)" : "");
+  session_ui::head_badges(s, h.layer, h.head, "induction");
   const RowMat& A = r.patterns[idx];
   const std::vector<int>& seq = r.sequences[0];
   const widgets::TokenText tt = session_ui::token_text(s);

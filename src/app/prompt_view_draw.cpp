@@ -145,10 +145,18 @@ void PromptView::draw(Session& s) {
   // ---- the head chooser (and the ablation ticks) ----
   ImGui::Spacing();
   ImGui::TextUnformatted("heads: click one to draw its attention; tick to ablate it");
+  const float row_right = ImGui::GetCursorScreenPos().x + ImGui::GetContentRegionAvail().x;
   for (int l = 0; l < c.n_layers; ++l) {
     ImGui::Text("layer %d", l);
+    const float indent = ImGui::GetItemRectMax().x + ImGui::GetStyle().ItemSpacing.x;
+    float group_w = 0.f;  // the widest head group so far: where a row wraps
     for (int h = 0; h < H; ++h) {
       ImGui::SameLine();
+      if (h > 0 && ImGui::GetCursorScreenPos().x + group_w > row_right) {
+        ImGui::NewLine();
+        ImGui::SetCursorScreenPos(ImVec2(indent, ImGui::GetCursorScreenPos().y));
+      }
+      ImGui::BeginGroup();
       ImGui::PushID(l * H + h);
       const bool chosen = l == sel_.layer && h == sel_.head;
       if (chosen) ImGui::PushStyleColor(ImGuiCol_Button, ImGui::GetStyleColorVec4(ImGuiCol_ButtonActive));
@@ -160,7 +168,10 @@ void PromptView::draw(Session& s) {
       if (ImGui::Checkbox("##ablate", &ablated)) toggle_ablate(s, HeadId{l, h});
       if (ImGui::IsItemHovered()) ImGui::SetTooltip("ablate head %d.%d (its patterns kept, its output removed)", l, h);
       ui::mark_item(("prompt_ablate_" + head_text(l, h)).c_str());
+      session_ui::head_badges(s, l, h, "prompt");
       ImGui::PopID();
+      ImGui::EndGroup();
+      group_w = std::max(group_w, ImGui::GetItemRectSize().x);
     }
   }
   if (!sel_.ablate.empty()) {

@@ -264,7 +264,43 @@ void Session::set_raw(bool raw) {
 
 void Session::shown_changed(ModelChange change) {
   ++generation_;
+  start_badges();
   if (listener_) listener_(change);
+}
+
+// ---- head badges -----------------------------------------------------------------
+
+const HeadBadges* Session::badges() const {
+  return badges_ && badges_generation_ == generation_ ? badges_.get() : nullptr;
+}
+
+void Session::start_badges() {
+  badges_.reset();
+  const auto m = shown_shared();
+  if (!m || m->model.config().n_layers == 0) {
+    jobs_.cancel(kBadgesSlot);
+    return;
+  }
+  std::unique_ptr<HeadBadgePlan> plan;
+  try {
+    plan = std::make_unique<HeadBadgePlan>(m->model, bos_or_none(*m), circuit_options(*m, true));
+  } catch (const Error&) {
+    jobs_.cancel(kBadgesSlot);  // a context too short for the experiment: no badges
+    return;
+  }
+  JobOptions o;
+  o.label = "head badges";
+  o.keep = m;
+  o.priority = 5;  // after what the open view computes
+  o.failed = [this](const std::string& message) { set_error("head badges: " + message); };
+  const uint64_t generation = generation_;
+  jobs_.start<HeadBadgePlan>(
+      kBadgesSlot, std::move(plan),
+      [this, generation](HeadBadgePlan& p) {
+        badges_ = std::make_shared<HeadBadges>(p.result());
+        badges_generation_ = generation;
+      },
+      std::move(o));
 }
 
 // ---- tokens ----------------------------------------------------------------

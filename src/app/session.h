@@ -16,6 +16,7 @@
 
 #include "app/jobs.h"
 #include "core/direct_path.h"
+#include "core/head_badges.h"
 #include "io/json_out.h"
 #include "io/model_io.h"
 
@@ -113,6 +114,13 @@ class Session {
   // Called after the shown model changed (App routes it to every view).
   void set_model_listener(std::function<void(ModelChange)> listener) { listener_ = std::move(listener); }
 
+  // ---- head badges ----------------------------------------------------------
+  // What the detector and the OV eigenvalues say each head of the shown model
+  // does (core/head_badges.h), for every view to label heads with. Computed
+  // by a job in kBadgesSlot whenever the shown model changes; null until then.
+  static constexpr const char* kBadgesSlot = "badges";
+  const HeadBadges* badges() const;
+
   // ---- error banner ----------------------------------------------------------
   void set_error(const std::string& message) { error_ = message; }
   void clear_error() { error_.clear(); }
@@ -148,6 +156,7 @@ class Session {
   void load_failed(const std::string& message);
   void resume_raw();  // the raw weights are wanted but no load brings them: start one
   void shown_changed(ModelChange change);
+  void start_badges();
 
   std::vector<BundledModel> bundled_;
   std::string picked_bundled_;  // id; set by pick_bundled and by a bundled model's load
@@ -168,6 +177,8 @@ class Session {
   uint64_t generation_ = 0;
   std::string error_;
   std::function<void(ModelChange)> listener_;
+  std::shared_ptr<const HeadBadges> badges_;
+  uint64_t badges_generation_ = 0;
 };
 
 }  // namespace cs::app

@@ -56,4 +56,63 @@ const LoadedModel* shown_for_view(const Session& s, const char* what, bool needs
   return lm;
 }
 
+namespace {
+
+struct Badge {
+  const char* kind;   // rects name part
+  const char* label;  // drawn
+  const char* words;  // tooltips
+  ImU32 color;
+};
+// Colours apart from the diverging scale's red and blue.
+constexpr Badge kBadges[] = {
+    {"previous_token", "prev", "previous token", IM_COL32(120, 90, 200, 255)},
+    {"induction", "induction", "induction", IM_COL32(30, 150, 110, 255)},
+    {"copying", "copying", "copying", IM_COL32(190, 130, 30, 255)},
+};
+
+bool has(const HeadBadges& b, int i, int l, int h) {
+  if (l < 0 || h < 0 || l >= b.prefix_matching.rows() || h >= b.prefix_matching.cols()) return false;
+  return i == 0 ? b.previous(l, h) : i == 1 ? b.induction(l, h) : b.copying(l, h);
+}
+
+}  // namespace
+
+void head_badges(const Session& s, int layer, int head, const char* where) {
+  const HeadBadges* b = s.badges();
+  if (!b) return;
+  for (int i = 0; i < 3; ++i) {
+    if (!has(*b, i, layer, head)) continue;
+    ImGui::SameLine(0.f, 3.f);
+    const Badge& k = kBadges[i];
+    const ImVec2 pad(3.f, 0.f);
+    const ImVec2 size = ImGui::CalcTextSize(k.label);
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    const float y = p.y + (ImGui::GetFrameHeight() - size.y) * 0.5f;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddRectFilled(ImVec2(p.x, y - 1.f), ImVec2(p.x + size.x + 2 * pad.x, y + size.y + 1.f), k.color, 3.f);
+    dl->AddText(ImVec2(p.x + pad.x, y), IM_COL32(255, 255, 255, 255), k.label);
+    ImGui::Dummy(ImVec2(size.x + 2 * pad.x, ImGui::GetFrameHeight()));
+    if (ImGui::IsItemHovered()) {
+      const double v = i == 0 ? b->previous_token(layer, head) : i == 1 ? b->prefix_matching(layer, head) : b->ov_copying(layer, head);
+      const double t = i == 0 ? HeadBadges::kPrevious : i == 1 ? HeadBadges::kInduction : HeadBadges::kCopying;
+      ImGui::SetTooltip("head %d.%d: %s head\n%s %.2f (badge from %.2f)", layer, head, k.words,
+                        i == 0 ? "previous-token score on repeated random tokens"
+                               : i == 1 ? "prefix-matching score on repeated random tokens"
+                                        : "OV copying score (eigenvalue positivity)",
+                        v, t);
+    }
+    ui::mark_item(ui::fmt("badge_%s_%s_%d.%d", where, k.kind, layer, head).c_str());
+  }
+}
+
+std::string head_badge_text(const Session& s, int layer, int head) {
+  const HeadBadges* b = s.badges();
+  if (!b) return {};
+  std::string out;
+  for (int i = 0; i < 3; ++i)
+    if (has(*b, i, layer, head)) out += (out.empty() ? "" : ", ") + std::string(kBadges[i].words);
+  return out;
+}
+
 }  // namespace cs::app::session_ui

@@ -2,6 +2,8 @@
 // shown model's tokens read, finding tokens from text, and a job's progress
 // line with Cancel.
 #pragma once
+#include <string>
+
 #include "app/session.h"
 #include "app/widgets.h"
 
@@ -22,5 +24,13 @@ bool job_progress(Session& s, const char* slot);
 // model has no attention layers); when there is one, the line saying whether
 // the numbers come from the processed or the raw weights.
 const LoadedModel* shown_for_view(const Session& s, const char* what, bool needs_layers);
+
+// Head badges (Session::badges(), core/head_badges.h): small coloured tags
+// "prev", "induction", "copying" drawn on the current line after the last
+// item (nothing before the badges are computed). Each is reported in "rects"
+// as "badge_<where>_<kind>_<L.H>" (kind: previous_token, induction, copying).
+void head_badges(const Session& s, int layer, int head, const char* where);
+// The badges as words for a tooltip or a label: "previous token, induction" ("" for none).
+std::string head_badge_text(const Session& s, int layer, int head);
 
 }  // namespace cs::app::session_ui

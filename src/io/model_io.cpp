@@ -530,6 +530,12 @@ std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool
   return ids;
 }
 
+int bos_or_none(const LoadedModel& m) {
+  if (!m.tokenizer) return -1;
+  const auto b = m.tokenizer->bos_id();
+  return b ? *b : -1;
+}
+
 CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed) {
   CircuitOptions o;
   o.normalize_embed = normalize_embed;

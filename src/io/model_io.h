@@ -60,6 +60,8 @@ struct LoadedModel {
 // tokenizer's BOS (when it has one and `bos`), then the text's tokens.
 // Throws cs::Error without a tokenizer or when nothing comes out.
 std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool bos = true);
+// The tokenizer's BOS id, or -1 (no tokenizer, or none with a BOS).
+int bos_or_none(const LoadedModel& m);
 
 // CircuitOptions for a loaded model: W_E normalized or not, with its embed_stats.
 CircuitOptions circuit_options(const LoadedModel& m, bool normalize_embed);

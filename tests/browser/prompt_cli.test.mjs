@@ -37,7 +37,10 @@ test('the Prompt view holds what run and paths compute; lock, unlock and ablatio
     await waitIdle(page);
     await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
     await page.evaluate(() => Module.ccall('cs_open_view', null, ['string'], ['prompt']));
-    let s = await waitForState(page, (x) => x.open_view === 'prompt' && current(x), { what: 'prompt results', timeout: 120000 });
+    // The head badges change the layout of the head row when they arrive: wait for them before clicking.
+    let s = await waitForState(page, (x) => x.open_view === 'prompt' && current(x) && x.badges.value,
+      { what: 'prompt results and badges', timeout: 120000 });
+    await waitIdle(page);
     const text = s.views.prompt.selection.text;
     const run = prompt(s).run.value;
     const T = run.ids.length;
@@ -65,6 +68,7 @@ test('the Prompt view holds what run and paths compute; lock, unlock and ablatio
     assert.deepEqual(prompt(s).run.value.top.map((t) => t.id), topIds(ref.logits[k], 10), `top predictions after token ${k}`);
     sameSplit(prompt(s).split.value, cli(['paths', modelDir, '--text', text, '--position', String(k)]), `split at ${k}`);
     // Choose head 1.6 (an induction head): the strip shows its attention from the focus.
+    s = await getState(page);
     c = center(s.rects['prompt_head_1.6']);
     await page.mouse.click(c.x, c.y);
     s = await waitForState(page, (x) => prompt(x).run.value.head.layer === 1 && prompt(x).run.value.head.head === 6, { what: 'head 1.6' });

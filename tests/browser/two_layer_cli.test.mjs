@@ -111,3 +111,48 @@ test('the Induction view holds what induction computes', { timeout: 600000 }, as
   }
 });
 
+
+// The head badges on the bundled 2-layer model: the heads labelled induction
+// heads are those the detector finds on repeated random tokens (`induction
+// --json`'s prefix matching over the page's threshold), they are the later
+// layer's heads with the largest K-composition with the previous-token head
+// (`composition --json`), and the page draws their badges in the Heads grid
+// and the Prompt view.
+test('badges: the induction heads the detector finds are the top K-composition heads, shown as such', { timeout: 600000 }, async () => {
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitIdle(page);
+    await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
+    const s = await waitForState(page, (x) => x.badges && x.badges.value, { what: 'badges', timeout: 120000 });
+    const b = s.badges.value;
+    const ref = cli(['induction', modelDir]);
+    assert.deepEqual(b.experiment, { tokens: ref.tokens, repeats: ref.repeats, examples: ref.examples, seed: ref.seed });
+    const named = (m, t) => m.flatMap((row, l) => row.map((v, h) => [v, `${l}.${h}`])).filter(([v]) => v >= t).map(([, n]) => n);
+    b.prefix_matching.forEach((row, l) => row.forEach((v, h) => near(v, ref.prefix_matching[l][h], `prefix matching ${l}.${h}`)));
+    const induction = named(ref.prefix_matching, b.thresholds.induction);
+    assert.deepEqual(b.heads.induction, induction, 'induction badges = the detector over the threshold');
+    assert.deepEqual(b.heads.previous_token, named(ref.previous_token, b.thresholds.previous_token));
+    assert.ok(induction.length >= 2, `the bundled model has induction heads: ${induction}`);
+    // The previous-token head (the detector's best) and K-composition with it.
+    const prev = ref.k_term.previous_head;
+    assert.ok(b.heads.previous_token.includes(`${prev.layer}.${prev.head}`));
+    const comp = cli(['composition', modelDir]);
+    const k = comp.K[prev.layer][prev.head][1].map((v, h) => [v, `1.${h}`]).sort((x, y) => y[0] - x[0]);
+    assert.deepEqual(k.slice(0, induction.length).map(([, n]) => n).sort(), [...induction].sort(),
+      `top K-composition with ${prev.layer}.${prev.head}: ${JSON.stringify(k)}`);
+    // Drawn: in the Prompt view's head row and the Heads grid.
+    for (const [tab, where] of [['prompt', 'prompt'], ['heads', 'heads']]) {
+      await openTab(page, tab);
+      const st = await waitForState(page, (x) => Object.keys(x.rects).some((r) => r.startsWith(`badge_${where}_`)), { what: `${tab} badges` });
+      for (const h of induction) assert.ok(st.rects[`badge_${where}_induction_${h}`], `${tab}: induction badge on ${h}`);
+      for (const h of b.heads.previous_token) assert.ok(st.rects[`badge_${where}_previous_token_${h}`], `${tab}: prev badge on ${h}`);
+      const drawn = Object.keys(st.rects).filter((r) => r.startsWith(`badge_${where}_induction_`)).map((r) => r.split('_').pop());
+      assert.deepEqual(drawn.sort(), [...induction].sort(), `${tab}: no other head labelled induction`);
+    }
+    await screenshot(page, 'badges-heads.png');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});

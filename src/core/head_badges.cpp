@@ -1,0 +1,59 @@
+// Head badges (head_badges.h; docs/two-layer.md, "Badges").
+#include "core/head_badges.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+
+namespace cs {
+
+BadgeExperimentShape badge_experiment_shape(const ModelConfig& c, bool bos) {
+  BadgeExperimentShape s;
+  if (!c.has_pos()) return s;
+  const int room = c.n_ctx - (bos ? 1 : 0);
+  if (room < 2) throw Error("head badges: n_ctx " + std::to_string(c.n_ctx) + " is too short for a repeated sequence");
+  if (room < 8) s.repeats = 2;
+  s.tokens = std::min(s.tokens, room / s.repeats);
+  return s;
+}
+
+HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circuit) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads;
+  if (L == 0) {
+    add("head badges", 1.0, [] {});
+    return;
+  }
+  const BadgeExperimentShape shape = badge_experiment_shape(c, bos >= 0);
+  r_.tokens = shape.tokens;
+  r_.repeats = shape.repeats;
+  r_.examples = shape.examples;
+  experiment_ = std::make_unique<InductionExperimentPlan>(m, shape.tokens, shape.repeats, shape.examples, 0, bos);
+  HeadSummaryOptions o;
+  o.circuit = circuit;
+  o.diagonal = false;  // not needed for the badges; the one full vocabulary scan per head
+  o.share_samples = 1;
+  o.attn_sequences = 1;
+  o.attn_length = 2;
+  summary_ = std::make_unique<HeadSummaryPlan>(m, o);
+  add_units_of(experiment_.get(), experiment_->units(), "repeated random tokens", 1.0);
+  add_units_of(summary_.get(), summary_->units(), "OV eigenvalues", 1.0);
+  add("head badges", 1.0, [this, L, H] {
+    const InductionExperiment& e = experiment_->result();
+    r_.previous_token = e.previous_token;
+    r_.prefix_matching = e.prefix_matching;
+    r_.ov_copying = RowMat::Constant(L, H, std::numeric_limits<float>::quiet_NaN());
+    for (const HeadSummary& s : summary_->result()) r_.ov_copying(s.layer, s.head) = float(s.ov_copying_score);
+    experiment_.reset();
+    summary_.reset();
+  });
+}
+
+const HeadBadges& HeadBadgePlan::result() const {
+  if (!done()) throw Error("head badges: result() before the computation finished");
+  return r_;
+}
+
+}  // namespace cs

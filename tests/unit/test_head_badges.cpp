@@ -1,0 +1,107 @@
+// Head badges (core/head_badges.h): the plan's scores equal the one-shot
+// functions on the same sequences (prefix matching, the detector's
+// previous-token score) and copying_scores (another route to the OV
+// eigenvalues than the head summary's); the experiment's shape fits short
+// contexts; the session computes them for the shown model after every change.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "app/app.h"
+#include "app_test_helpers.h"
+#include "core/circuits.h"
+#include "core/error.h"
+#include "core/head_badges.h"
+#include "core/head_detector.h"
+#include "core/induction.h"
+#include "io/model_io.h"
+
+namespace cs {
+namespace {
+
+Model model(int layers, int n_ctx, uint64_t seed) {
+  ModelConfig c;
+  c.n_layers = layers;
+  c.d_model = 12;
+  c.n_heads = 3;
+  c.d_head = 4;
+  c.n_ctx = n_ctx;
+  c.d_vocab = 30;
+  c.normalization = Norm::LN;
+  c.positional = PosEmbed::Shortformer;
+  Model m(c);
+  randomize(m, seed, 0.7f);
+  return m;
+}
+
+void expect_near(const RowMat& a, const RowMat& b, double tol, const char* what) {
+  ASSERT_EQ(a.rows(), b.rows()) << what;
+  ASSERT_EQ(a.cols(), b.cols()) << what;
+  for (Eigen::Index i = 0; i < a.rows(); ++i)
+    for (Eigen::Index j = 0; j < a.cols(); ++j) EXPECT_NEAR(a(i, j), b(i, j), tol) << what << " " << i << "." << j;
+}
+
+TEST(HeadBadges, ScoresEqualTheOneShotFunctions) {
+  for (int bos : {-1, 29}) {
+    const Model m = model(2, 128, 3);
+    HeadBadgePlan plan(m, bos);
+    plan.run();
+    const HeadBadges& b = plan.result();
+    EXPECT_EQ(b.tokens, 25);
+    EXPECT_EQ(b.repeats, 4);
+    EXPECT_EQ(b.examples, 10);
+    const auto seqs = repeated_random_tokens(m.config().d_vocab, 25, 4, 10, 0, bos);
+    expect_near(b.prefix_matching, prefix_matching_scores(m, seqs, bos), 1e-5, "prefix matching");
+    expect_near(b.previous_token, detect_heads(m, seqs).previous_token, 1e-5, "previous token");
+    expect_near(b.ov_copying, copying_scores(m), 1e-4, "OV copying");
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 3; ++h) {
+        EXPECT_EQ(b.induction(l, h), b.prefix_matching(l, h) >= HeadBadges::kInduction);
+        EXPECT_EQ(b.previous(l, h), b.previous_token(l, h) >= HeadBadges::kPrevious);
+        EXPECT_EQ(b.copying(l, h), b.ov_copying(l, h) >= HeadBadges::kCopying);
+      }
+  }
+}
+
+TEST(HeadBadges, TheExperimentFitsShortContexts) {
+  ModelConfig c;
+  c.positional = PosEmbed::Shortformer;
+  c.n_ctx = 1024;
+  EXPECT_EQ(badge_experiment_shape(c, true).tokens, 25);
+  c.n_ctx = 41;  // BOS + 40: 10 x 4
+  EXPECT_EQ(badge_experiment_shape(c, true).tokens, 10);
+  EXPECT_EQ(badge_experiment_shape(c, true).repeats, 4);
+  c.n_ctx = 7;  // BOS + 6: 3 x 2
+  EXPECT_EQ(badge_experiment_shape(c, true).repeats, 2);
+  EXPECT_EQ(badge_experiment_shape(c, true).tokens, 3);
+  c.n_ctx = 2;
+  EXPECT_THROW(badge_experiment_shape(c, true), Error);
+  // And the plan runs there.
+  const Model m = model(2, 9, 4);
+  HeadBadgePlan plan(m, -1);
+  plan.run();
+  EXPECT_EQ(plan.result().tokens * plan.result().repeats, 8);
+}
+
+TEST(HeadBadges, TheSessionComputesThemForTheShownModel) {
+  app::App a;
+  const Model m1 = model(2, 128, 5);
+  app::apptest::load(a, m1, 0.05);
+  const app::Session& s = a.session();
+  ASSERT_NE(s.badges(), nullptr);
+  HeadBadgePlan want(s.shown()->model, -1, circuit_options(*s.shown(), true));
+  want.run();
+  expect_near(s.badges()->prefix_matching, want.result().prefix_matching, 1e-6, "prefix matching");
+  expect_near(s.badges()->ov_copying, want.result().ov_copying, 1e-6, "OV copying");
+  // Another model: the old badges are not shown, the new ones follow.
+  const Model m2 = model(1, 128, 6);
+  app::apptest::stage(a.session(), save_model(m2));
+  a.session().load_staged("two", "Two", "", "bundled");
+  a.session().tick(0.0);  // the load runs; a badge job for the old model would be dropped
+  app::apptest::run_jobs(a.session(), 0.05);
+  ASSERT_NE(s.badges(), nullptr);
+  EXPECT_EQ(s.badges()->prefix_matching.rows(), 1);
+}
+
+}  // namespace
+}  // namespace cs
