@@ -23,6 +23,7 @@
 
 #include "app/result.h"
 #include "app/view.h"
+#include "app/widgets.h"
 #include "core/forward.h"
 #include "core/paths.h"
 
@@ -123,8 +124,7 @@ class PromptView final : public SelectionView<PromptSelection> {
   Ablated ablated_{kAblatedSlot};
   Split split_{kSplitSlot};
   int hover_ = -1;
-  std::string edit_, edit_source_;  // the text box (page build), and the selection text it was copied from
-  bool edit_init_ = false;
+  widgets::TextBoxState text_box_;
 };
 
 }  // namespace cs::app

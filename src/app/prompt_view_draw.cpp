@@ -19,16 +19,6 @@ namespace cs::app {
 
 namespace {
 
-// ImGui's std::string resize protocol for InputTextMultiline.
-int resize_string(ImGuiInputTextCallbackData* d) {
-  if (d->EventFlag == ImGuiInputTextFlags_CallbackResize) {
-    auto* str = static_cast<std::string*>(d->UserData);
-    str->resize(size_t(d->BufTextLen));
-    d->Buf = str->data();
-  }
-  return 0;
-}
-
 // The predictions at one position as a table of probabilities; returns the clicked token.
 std::optional<int> predictions_table(const char* id, const Session& s, const LogitSummary& sum, int position) {
   if (position < 0 || size_t(position) >= sum.positions()) return std::nullopt;
@@ -66,27 +56,17 @@ void PromptView::draw(Session& s) {
   const ModelConfig& c = lm->model.config();
 
   // ---- the text ----
-  if (!edit_init_ || edit_source_ != sel_.text) {  // first frame, or the text came from a link or script
-    edit_ = edit_source_ = sel_.text;
-    edit_init_ = true;
-  }
-  const float width = ImGui::GetContentRegionAvail().x;
-  ImGui::InputTextMultiline("##prompt_text", edit_.data(), edit_.capacity() + 1,
-                            ImVec2(std::min(width, ImGui::GetFontSize() * 48.f), ImGui::GetTextLineHeight() * 6.f),
-                            ImGuiInputTextFlags_CallbackResize, resize_string, &edit_);
-  ui::mark_item("prompt_text");
-  const bool ctrl_enter = ImGui::IsItemActive() && ImGui::GetIO().KeyCtrl && ImGui::IsKeyPressed(ImGuiKey_Enter);
-  ImGui::SameLine();
-  if (ImGui::Button("Run") || ctrl_enter) {
+  if (widgets::text_with_run("prompt", text_box_, sel_.text, 6.f,
+                             "Ctrl+Enter in the text runs it too. The text is read as `circuitscope run --text` reads "
+                             "it: the tokenizer's BOS first (when it has one), then the text's tokens, at most n_ctx "
+                             "of them.")) {
     try {
-      set_text(s, edit_);
+      set_text(s, text_box_.edit);
     } catch (const std::exception& e) {
       s.set_error(e.what());
     }
   }
-  ui::mark_item("prompt_run");
-  ui::help_marker("Ctrl+Enter in the text runs it too. The text is read as `circuitscope run --text` reads it: the "
-                  "tokenizer's BOS first (when it has one), then the text's tokens, at most n_ctx of them.");
+  const float width = ImGui::GetContentRegionAvail().x;
   session_ui::job_progress(s, kRunSlot);
   if (!run_.has()) return;
   const PromptRun& r = *run_.value();

@@ -192,6 +192,42 @@ std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const s
   return clicked;
 }
 
+// ---- text with a Run button ------------------------------------------------------
+
+namespace {
+
+// ImGui's std::string resize protocol for InputTextMultiline.
+int resize_string(ImGuiInputTextCallbackData* d) {
+  if (d->EventFlag == ImGuiInputTextFlags_CallbackResize) {
+    auto* str = static_cast<std::string*>(d->UserData);
+    str->resize(size_t(d->BufTextLen));
+    d->Buf = str->data();
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool text_with_run(const char* id, TextBoxState& state, const std::string& wanted, float lines, const char* help) {
+  if (!state.init || state.source != wanted) {
+    state.edit = state.source = wanted;
+    state.init = true;
+  }
+  ImGui::PushID(id);
+  const float width = std::min(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 6.f, ImGui::GetFontSize() * 48.f);
+  ImGui::InputTextMultiline("##text", state.edit.data(), state.edit.capacity() + 1,
+                            ImVec2(std::max(width, ImGui::GetFontSize() * 10.f), ImGui::GetTextLineHeight() * lines),
+                            ImGuiInputTextFlags_CallbackResize, resize_string, &state.edit);
+  ui::mark_item(ui::fmt("%s_text", id).c_str());
+  const bool ctrl_enter = ImGui::IsItemActive() && ImGui::GetIO().KeyCtrl && ImGui::IsKeyPressed(ImGuiKey_Enter);
+  ImGui::SameLine();
+  const bool run = ImGui::Button("Run") || ctrl_enter;
+  ui::mark_item(ui::fmt("%s_run", id).c_str());
+  if (help && *help) ui::help_marker(help);
+  ImGui::PopID();
+  return run;
+}
+
 // ---- tokens -------------------------------------------------------------------
 
 void token_chip(const TokenText& tokens, int id) {

@@ -79,6 +79,19 @@ bool token_id_input(const char* label, int* id, int n);
 // A token in a framed chip; hover shows its tooltip.
 void token_chip(const TokenText& tokens, int id);
 
+// ---- text with a Run button ---------------------------------------------------------
+// A multi-line text box holding the user's edits, and Run beside it. The box
+// follows `wanted` (the view's selection) whenever that changes from outside
+// (a link, a script); the user's edits stay in the box until Run.
+struct TextBoxState {
+  std::string edit, source;  // the box's text, and the selection text it was last copied from
+  bool init = false;
+};
+// Returns true when Run is clicked (or Ctrl+Enter in the box): the text to use
+// is then state.edit. The box is reported in "rects" as "<id>_text", the
+// button as "<id>_run"; `lines` is the box's height in text lines.
+bool text_with_run(const char* id, TextBoxState& state, const std::string& wanted, float lines, const char* help);
+
 // ---- freshness and progress ---------------------------------------------------
 // While alive, what is drawn is faded: a result of an earlier input (stale,
 // or pending past its first frame; result.h's Freshness::faded()).

@@ -293,23 +293,8 @@ std::vector<int> input_ids(const Args& args, const LoadedModel& lm) {
 
 std::vector<std::vector<int>> input_windows(const Args& args, const LoadedModel& lm) {
   const std::vector<int> ids = input_ids(args, lm);
-  const ModelConfig& c = lm.model.config();
-  std::optional<int> bos;
-  if (args.has("--text") && !args.has("--no-bos") && lm.tokenizer) bos = lm.tokenizer->bos_id();
-  std::vector<std::vector<int>> out;
-  if (!c.has_pos() || ids.size() <= size_t(c.n_ctx)) {
-    out.push_back(ids);
-  } else {
-    out.emplace_back(ids.begin(), ids.begin() + c.n_ctx);
-    const size_t per = bos ? size_t(c.n_ctx) - 1 : size_t(c.n_ctx);
-    for (size_t i = size_t(c.n_ctx); i < ids.size() && per > 0; i += per) {
-      std::vector<int> w;
-      if (bos) w.push_back(*bos);
-      w.insert(w.end(), ids.begin() + std::ptrdiff_t(i), ids.begin() + std::ptrdiff_t(std::min(ids.size(), i + per)));
-      out.push_back(std::move(w));
-    }
-  }
-  std::erase_if(out, [](const std::vector<int>& w) { return w.size() < 2; });
+  const int bos = args.has("--text") && !args.has("--no-bos") ? bos_or_none(lm) : -1;
+  std::vector<std::vector<int>> out = prompt_windows(ids, lm.model.config(), bos);
   if (out.empty()) throw Error("the input has " + std::to_string(ids.size()) + " token(s): nothing to predict");
   return out;
 }

@@ -206,46 +206,85 @@ RowMat path_logits(const Model& m, const PathExpansion& p, const std::vector<cha
   return logits;
 }
 
-TermImportance term_importance(const Model& m, const std::vector<std::vector<int>>& sequences, int max_order) {
-  TermImportance r;
-  r.loss_by_order.assign(size_t(max_order) + 1, 0.0);
-  auto loss_sum = [](const RowMat& logits, const std::vector<int>& seq) {
-    double s = 0;
-    for (float v : token_losses(logits, seq)) s += v;
-    return s;
-  };
-  for (const std::vector<int>& seq : sequences) {
-    if (seq.size() < 2) continue;
-    const ForwardResult run = forward(m, seq);
-    const PathExpansion p = expand_paths(m, seq, run.cache, max_order);
-    if (r.terms.empty()) {
-      r.terms = p.terms;
-      r.loss_without.assign(p.terms.size(), 0.0);
-    }
-    r.tokens += int(seq.size()) - 1;
-    r.loss_full += loss_sum(run.logits, seq);
-    const size_t n = p.terms.size();
-    for (int k = 0; k <= max_order; ++k) {
-      std::vector<char> keep(n);
-      for (size_t i = 0; i < n; ++i) {
-        const PathTerm& t = p.terms[i];
-        keep[i] = t.kind == PathTerm::kBiases || (t.order() >= 0 && t.order() <= k) ||
-                  (k == max_order && t.kind == PathTerm::kHigherOrder);
-      }
-      r.loss_by_order[size_t(k)] += loss_sum(path_logits(m, p, keep), seq);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      std::vector<char> keep(n, 1);
-      keep[i] = 0;
-      r.loss_without[i] += loss_sum(path_logits(m, p, keep), seq);
-    }
+size_t path_term_count(const ModelConfig& c, int max_order) {
+  // 1 direct + per order k <= min(L, max_order): C(L, k) H^k paths + higher order (when cut) + biases
+  size_t n = 1;
+  for (int k = 1; k <= std::min(c.n_layers, max_order); ++k) {
+    size_t choose = 1;
+    for (int i = 0; i < k; ++i) choose = choose * size_t(c.n_layers - i) / size_t(i + 1);
+    for (int i = 0; i < k; ++i) choose *= size_t(c.n_heads);
+    n += choose;
   }
-  if (r.tokens == 0) throw Error("term_importance: no sequence has two tokens or more");
-  const double inv = 1.0 / double(r.tokens);
-  r.loss_full *= inv;
-  for (double& v : r.loss_by_order) v *= inv;
-  for (double& v : r.loss_without) v *= inv;
-  return r;
+  return n + (c.n_layers > max_order ? 1 : 0) + 1;
+}
+
+namespace {
+
+double loss_sum(const RowMat& logits, const std::vector<int>& seq) {
+  double s = 0;
+  for (float v : token_losses(logits, seq)) s += v;
+  return s;
+}
+
+}  // namespace
+
+TermImportancePlan::TermImportancePlan(const Model& m, std::vector<std::vector<int>> sequences, int max_order)
+    : m_(m), seqs_(std::move(sequences)), max_order_(max_order) {
+  const ModelConfig& c = m.config();
+  if (max_order < 0) throw Error("term importance: max_order is " + std::to_string(max_order) + ", expected >= 0");
+  std::erase_if(seqs_, [](const std::vector<int>& s) { return s.size() < 2; });
+  if (seqs_.empty()) throw Error("term_importance: no sequence has two tokens or more");
+  const size_t n = path_term_count(c, max_order);
+  r_.loss_by_order.assign(size_t(max_order) + 1, 0.0);
+  r_.loss_without.assign(n, 0.0);
+  const double D = double(c.d_model), V = double(c.vocab_out());
+  for (size_t si = 0; si < seqs_.size(); ++si) {
+    const double T = double(seqs_[si].size());
+    const double per_head = T * D * double(c.d_head) * 2 + T * T * double(c.d_head);
+    add("forward pass and path expansion", T * D * V + double(n) * per_head, [this, si] {
+      const std::vector<int>& seq = seqs_[si];
+      const ForwardResult run = forward(m_, seq);
+      p_ = expand_paths(m_, seq, run.cache, max_order_);
+      if (r_.terms.empty()) r_.terms = p_.terms;
+      r_.tokens += int(seq.size()) - 1;
+      r_.loss_full += loss_sum(run.logits, seq);
+    });
+    for (int k = 0; k <= max_order; ++k)
+      add("loss by path order", T * D * V, [this, si, k] {
+        const size_t n = p_.terms.size();
+        std::vector<char> keep(n);
+        for (size_t i = 0; i < n; ++i) {
+          const PathTerm& t = p_.terms[i];
+          keep[i] = t.kind == PathTerm::kBiases || (t.order() >= 0 && t.order() <= k) ||
+                    (k == max_order_ && t.kind == PathTerm::kHigherOrder);
+        }
+        r_.loss_by_order[size_t(k)] += loss_sum(path_logits(m_, p_, keep), seqs_[si]);
+      });
+    for (size_t i = 0; i < n; ++i)
+      add("loss without each term", T * D * V, [this, si, i] {
+        std::vector<char> keep(p_.terms.size(), 1);
+        keep[i] = 0;
+        r_.loss_without[i] += loss_sum(path_logits(m_, p_, keep), seqs_[si]);
+      });
+  }
+  add("term importance", 1.0, [this] {
+    const double inv = 1.0 / double(r_.tokens);
+    r_.loss_full *= inv;
+    for (double& v : r_.loss_by_order) v *= inv;
+    for (double& v : r_.loss_without) v *= inv;
+    p_ = PathExpansion();
+  });
+}
+
+const TermImportance& TermImportancePlan::result() const {
+  if (!done()) throw Error("term importance: result() before the computation finished");
+  return r_;
+}
+
+TermImportance term_importance(const Model& m, const std::vector<std::vector<int>>& sequences, int max_order) {
+  TermImportancePlan plan(m, sequences, max_order);
+  plan.run();
+  return plan.result();
 }
 
 }  // namespace cs

@@ -81,4 +81,25 @@ struct TermImportance {
 };
 TermImportance term_importance(const Model& m, const std::vector<std::vector<int>>& sequences, int max_order = 2);
 
+// The number of terms expand_paths gives for a model's shape.
+size_t path_term_count(const ModelConfig& c, int max_order);
+
+// term_importance as a plan (core/sliced.h), what the page's Term importance
+// view runs: per sequence its forward pass and expansion, then one unit per
+// loss (each order's, each term's: a [T, d_model] @ W_U product). Sequences
+// of fewer than 2 tokens are skipped. The model must outlive the plan.
+// Throws cs::Error (in the constructor) when no sequence has 2 tokens.
+class TermImportancePlan final : public WorkPlan {
+ public:
+  TermImportancePlan(const Model& m, std::vector<std::vector<int>> sequences, int max_order = 2);
+  const TermImportance& result() const;  // once done()
+
+ private:
+  const Model& m_;
+  std::vector<std::vector<int>> seqs_;
+  int max_order_;
+  PathExpansion p_;  // the current sequence's
+  TermImportance r_;
+};
+
 }  // namespace cs

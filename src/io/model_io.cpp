@@ -530,6 +530,24 @@ std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool
   return ids;
 }
 
+std::vector<std::vector<int>> prompt_windows(const std::vector<int>& ids, const ModelConfig& c, int bos) {
+  std::vector<std::vector<int>> out;
+  if (!c.has_pos() || ids.size() <= size_t(c.n_ctx)) {
+    out.push_back(ids);
+  } else {
+    out.emplace_back(ids.begin(), ids.begin() + c.n_ctx);
+    const size_t per = bos >= 0 ? size_t(c.n_ctx) - 1 : size_t(c.n_ctx);
+    for (size_t i = size_t(c.n_ctx); i < ids.size() && per > 0; i += per) {
+      std::vector<int> w;
+      if (bos >= 0) w.push_back(bos);
+      w.insert(w.end(), ids.begin() + std::ptrdiff_t(i), ids.begin() + std::ptrdiff_t(std::min(ids.size(), i + per)));
+      out.push_back(std::move(w));
+    }
+  }
+  std::erase_if(out, [](const std::vector<int>& w) { return w.size() < 2; });
+  return out;
+}
+
 int bos_or_none(const LoadedModel& m) {
   if (!m.tokenizer) return -1;
   const auto b = m.tokenizer->bos_id();

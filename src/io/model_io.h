@@ -60,6 +60,11 @@ struct LoadedModel {
 // tokenizer's BOS (when it has one and `bos`), then the text's tokens.
 // Throws cs::Error without a tokenizer or when nothing comes out.
 std::vector<int> encode_prompt(const LoadedModel& m, std::string_view text, bool bos = true);
+// A prompt longer than n_ctx (positional models) as windows of n_ctx tokens:
+// the first n_ctx ids, then the rest n_ctx - 1 at a time, each after `bos`
+// (when >= 0; n_ctx at a time without). Windows of fewer than 2 tokens are
+// dropped (nothing to predict). A prompt that fits is one window.
+std::vector<std::vector<int>> prompt_windows(const std::vector<int>& ids, const ModelConfig& c, int bos);
 // The tokenizer's BOS id, or -1 (no tokenizer, or none with a BOS).
 int bos_or_none(const LoadedModel& m);
 

@@ -111,3 +111,36 @@ test('the Prompt view holds what run and paths compute; lock, unlock and ablatio
     await app.close();
   }
 });
+
+// The Term importance view holds `circuitscope terms` on its sample: the
+// model's loss, the loss by path order and every term's loss without it.
+test('the Term importance view holds what terms computes', { timeout: 600000 }, async () => {
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitIdle(page);
+    await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
+    await page.evaluate(() => Module.ccall('cs_open_view', null, ['string'], ['terms']));
+    const s = await waitForState(page, (x) => x.open_view === 'terms' && x.views.terms.results.importance.freshness === 'current',
+      { what: 'term importance', timeout: 300000 });
+    const v = s.views.terms.results.importance.value;
+    const text = s.views.terms.selection.text;
+    const ref = cli(['terms', modelDir, '--text', text]);
+    assert.equal(v.windows, ref.windows);
+    assert.ok(v.windows >= 2, 'the default sample is longer than n_ctx');
+    assert.equal(v.tokens, ref.tokens);
+    near(v.loss_full, ref.loss_full, 'loss');
+    v.loss_by_order.forEach((x, k) => near(x, ref.loss_by_order[k], `loss up to order ${k}`));
+    assert.deepEqual(v.terms.map((t) => t.name), ref.terms.map((t) => t.name));
+    v.terms.forEach((t, i) => near(t.loss_without, ref.terms[i].loss_without, `without ${t.name}`));
+    // The story on the bundled model: heads help, virtual heads give the model back.
+    assert.ok(v.loss_by_order[1] < v.loss_by_order[0], 'single heads lower the loss');
+    near(v.loss_by_order[2], v.loss_full, 'two layers, order 2: the model', 1e-4);
+    assert.ok(s.rects.terms_orders && s.rects.terms_table, 'the bars and the table are drawn');
+    await waitIdle(page);
+    await screenshot(page, 'terms-view.png');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+  }
+});

@@ -65,6 +65,7 @@ TEST(Paths, TermsAddUpToTheLogitsForEveryConfiguration) {
             heads_terms += per_order;
           }
           EXPECT_EQ(p.terms.size(), 1 + heads_terms + (layers > max_order ? 1 : 0) + 1) << what;
+          EXPECT_EQ(path_term_count(m.config(), max_order), p.terms.size()) << what;
           const double scale = std::max(1.f, run.logits.cwiseAbs().maxCoeff());
           for (int t = 0; t < int(kTokens.size()); ++t)
             for (int o = 0; o < 11; ++o) {
@@ -255,6 +256,32 @@ TEST(Paths, ExpansionAtOnePositionEqualsTheFullExpansionsRow) {
         }
         EXPECT_THROW(expand_paths(m, kTokens, run.cache, max_order, int(kTokens.size())), Error);
       }
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// The plan stepped a unit at a time gives the one-shot numbers; its units are
+// one expansion per sequence plus one per loss.
+TEST(Paths, TermImportancePlanInSlicesEqualsTheOneShot) {
+  Model m(config(2, PosEmbed::Shortformer, Norm::LN));
+  randomize(m, 1234, 0.8f);
+  const std::vector<std::vector<int>> seqs{{3, 7, 1, 10, 7, 1}, {5}, {0, 5, 7, 1, 10}};
+  const TermImportance once = term_importance(m, seqs);
+  TermImportancePlan plan(m, seqs);
+  const size_t n = path_term_count(m.config(), 2);
+  EXPECT_EQ(plan.units(), 2 * (1 + 3 + n) + 1) << "the 1-token sequence is skipped";
+  while (!plan.step(0.0)) {
+  }
+  const TermImportance& r = plan.result();
+  EXPECT_EQ(r.tokens, 5 + 4);
+  EXPECT_DOUBLE_EQ(r.loss_full, once.loss_full);
+  EXPECT_EQ(r.loss_by_order, once.loss_by_order);
+  EXPECT_EQ(r.loss_without, once.loss_without);
+  EXPECT_THROW(TermImportancePlan(m, {{1}}), Error);
 }
 
 }  // namespace
