@@ -71,7 +71,8 @@ void InductionView::start(Session& s) {
   const int bos = bos_or_none(*m);
   std::unique_ptr<InductionExperimentPlan> plan;
   try {
-    plan = std::make_unique<InductionExperimentPlan>(m->model, k.tokens, k.repeats, k.examples, uint64_t(k.seed), bos);
+    plan = std::make_unique<InductionExperimentPlan>(m->model, k.tokens, k.repeats, k.examples, uint64_t(k.seed), bos,
+                                                     circuit_options(*m, true));
   } catch (const Error& e) {
     s.jobs().cancel(kSlot);
     s.set_error(e.what());
@@ -129,6 +130,7 @@ Json InductionView::state_json(const Session& s) const {
   v["bos"] = r.bos >= 0 ? Json(r.bos) : Json(nullptr);
   v["prefix_matching"] = matrix_json(r.prefix_matching);
   v["previous_token"] = matrix_json(r.previous_token);
+  v["copying"] = matrix_json(r.copying);
   v["loss_first"] = r.loss.first;
   v["loss_repeat"] = r.loss.repeats;
   v["loss_by_position"] = r.loss_by_position;

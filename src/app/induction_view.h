@@ -36,7 +36,7 @@ class InductionView final : public SelectionView<InductionSelection> {
   const char* title() const override { return "Induction"; }
   void on_model(Session& s, ModelChange change) override;
   // {"experiment": {freshness, "value": {"tokens","repeats","examples","seed","bos",
-  //   "prefix_matching","previous_token": [layer][head], "loss_first","loss_repeat",
+  //   "prefix_matching","previous_token","copying": [layer][head], "loss_first","loss_repeat",
   //   "loss_by_position": [..], "head": {"layer","head"}, "pattern": [query][key]} | null}}
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW

@@ -99,8 +99,24 @@ void InductionView::draw(Session& s) {
   ImGui::TextUnformatted("previous token");
   scores_heatmap(s, "prev", r.previous_token, "previous-token score", "induction_previous_token", &b);
   ImGui::EndGroup();
+  std::optional<widgets::HeatmapCell> cp;
+  if (r.copying.allFinite()) {
+    // Beside the others when it fits (as wide as the last), else below.
+    const float group_w = ImGui::GetItemRectSize().x;
+    if (ImGui::GetItemRectMax().x + ImGui::GetStyle().ItemSpacing.x + group_w <
+        ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x)
+      ImGui::SameLine();
+    ImGui::BeginGroup();
+    ImGui::TextUnformatted("copying");
+    ImGui::SameLine();
+    ui::help_marker("How much the head's OV circuit raises the logit of the token it attends to, against the other "
+                    "tokens of the sequence: +1 only that token, -1 no preference (docs/two-layer.md).");
+    scores_heatmap(s, "copy", r.copying, "copying score", "induction_copying", &cp);
+    ImGui::EndGroup();
+  }
   if (a) set_head(a->row, a->col);
   if (b) set_head(b->row, b->col);
+  if (cp) set_head(cp->row, cp->col);
 
   // The chosen head's attention on the first example.
   const HeadId h = shown_head();

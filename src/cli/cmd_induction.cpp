@@ -56,21 +56,17 @@ int cmd_induction(const std::vector<std::string>& words) {
       throw Error("--prev " + prev_arg->text + ": no layer after layer " + std::to_string(prev_arg->layer) +
                   " to compose with");
   }
-  const int bos = lm.tokenizer && lm.tokenizer->bos_id() ? *lm.tokenizer->bos_id() : -1;
+  const int bos = bos_or_none(lm);
   // One forward pass per sequence serves prefix matching, previous-token scores and the losses.
-  InductionExperimentPlan experiment(lm.model, n, repeats, examples, seed, bos);
+  InductionExperimentPlan experiment(lm.model, n, repeats, examples, seed, bos,
+                                     circuit_options(args, lm));
   experiment.run();
   const InductionExperiment& ex = experiment.result();
   const std::vector<std::vector<int>>& seqs = ex.sequences;
   const RowMat& prefix = ex.prefix_matching;
   const RowMat& previous = ex.previous_token;
   const RepeatLoss& loss = ex.loss;
-  std::vector<int> ids;
-  for (const auto& s : seqs)
-    for (int t : s)
-      if (t != bos) ids.push_back(t);
-  RowMat copying = RowMat::Constant(c.n_layers, c.n_heads, std::nanf(""));
-  if (c.d_vocab == c.vocab_out()) copying = token_copying_scores(lm.model, ids);
+  const RowMat& copying = ex.copying;
 
   // [I]'s in-context learning score on the sample's windows that reach `late`.
   std::optional<IclPositions> icl;

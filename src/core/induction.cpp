@@ -246,40 +246,52 @@ RepeatLoss repeat_loss(const Model& m, int n, int repeats, int examples, uint64_
                      repeats, bos >= 0);
 }
 
-RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const CircuitOptions& opt) {
+double token_copying_score(const Model& m, int layer, int head, const std::vector<std::vector<int>>& sequences,
+                           int bos, const CircuitOptions& opt) {
   const ModelConfig& c = m.config();
   if (c.d_vocab != c.vocab_out())
-    throw Error("token_copying_scores: the OV circuit is not square (d_vocab != d_vocab_out)");
-  if (tokens.empty()) throw Error("token_copying_scores: no tokens");
-  std::vector<int> ids(tokens.begin(), tokens.end());
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  for (int t : ids)
-    if (t < 0 || t >= c.d_vocab)
-      throw Error("token_copying_scores: token " + std::to_string(t) + " is outside [0, d_vocab = " +
-                  std::to_string(c.d_vocab) + ")");
-  std::vector<int> all(static_cast<size_t>(c.vocab_out()));
-  std::iota(all.begin(), all.end(), 0);
+    throw Error("token_copying_score: the OV circuit is not square (d_vocab != d_vocab_out)");
+  const VocabMatrix ov = ov_circuit_matrix(m, layer, head, opt);
+  double total = 0;
+  int counted = 0;
+  for (const std::vector<int>& seq : sequences) {
+    std::vector<int> ids;
+    for (int t : seq)
+      if (t != bos) ids.push_back(t);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (int t : ids)
+      if (t < 0 || t >= c.d_vocab)
+        throw Error("token_copying_score: token " + std::to_string(t) + " is outside [0, d_vocab = " +
+                    std::to_string(c.d_vocab) + ")");
+    if (ids.size() < 2) continue;
+    // The sequence's tokens' OV rows on its own tokens: [k, k], factored (never a vocabulary row).
+    const RowMat rows = ov.block(ids, ids);
+    double sum = 0;
+    for (Eigen::Index i = 0; i < rows.rows(); ++i) {
+      const Eigen::ArrayXd row = rows.row(i).transpose().cast<double>().array();
+      const Eigen::ArrayXd r = (row - row.mean()).max(0.0);
+      const double mass = r.sum();
+      const double share = mass > 0 ? r[i] / mass : 0.0;
+      sum += std::clamp(4.0 * share - 1.0, -1.0, 1.0);
+    }
+    total += sum / double(ids.size());
+    ++counted;
+  }
+  return counted ? total / counted : double(kNaN);
+}
+
+RowMat token_copying_scores(const Model& m, const std::vector<std::vector<int>>& sequences, int bos,
+                            const CircuitOptions& opt) {
+  const ModelConfig& c = m.config();
   RowMat out(c.n_layers, c.n_heads);
   for (int l = 0; l < c.n_layers; ++l)
-    for (int h = 0; h < c.n_heads; ++h) {
-      // The tokens' OV rows at once: one product over W_U, not a pass per token.
-      const RowMat rows = ov_circuit_matrix(m, l, h, opt).block(ids, all);  // [tokens, d_vocab_out]
-      double sum = 0;
-      for (size_t i = 0; i < ids.size(); ++i) {
-        const Eigen::ArrayXd row = rows.row(Eigen::Index(i)).transpose().cast<double>().array();
-        const Eigen::ArrayXd r = (row - row.mean()).max(0.0);
-        const double mass = r.sum();
-        const double share = mass > 0 ? r[ids[i]] / mass : 0.0;
-        sum += std::clamp(4.0 * share - 1.0, -1.0, 1.0);
-      }
-      out(l, h) = float(sum / double(ids.size()));
-    }
+    for (int h = 0; h < c.n_heads; ++h) out(l, h) = float(token_copying_score(m, l, h, sequences, bos, opt));
   return out;
 }
 
 InductionExperimentPlan::InductionExperimentPlan(const Model& m, int n, int repeats, int examples, uint64_t seed,
-                                                 int bos) {
+                                                 int bos, const CircuitOptions& opt) {
   const ModelConfig& c = m.config();
   if (n < 1 || repeats < 2 || examples < 1)
     throw Error("induction experiment: need tokens >= 1, repeats >= 2 and examples >= 1 (got " + std::to_string(n) +
@@ -323,6 +335,14 @@ InductionExperimentPlan::InductionExperimentPlan(const Model& m, int n, int repe
       passes_[e].reset();
     });
   }
+  // The copying scores: one unit per head (a [k, k] block of its OV circuit per sequence).
+  const bool square = c.d_vocab == c.vocab_out();
+  r.copying = RowMat::Constant(L, H, kNaN);
+  if (square)
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h)
+        add("copying scores", double(examples) * double(n) * double(c.d_model) * double(c.d_head) * 2,
+            [this, &m, l, h, bos, opt] { r_.copying(l, h) = float(token_copying_score(m, l, h, r_.sequences, bos, opt)); });
   add("repeated random tokens", 1, [this, acc] {
     InductionExperiment& r = r_;
     r.prefix_matching = acc->count ? RowMat((acc->prefix / double(acc->count)).cast<float>())

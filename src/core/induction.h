@@ -111,6 +111,7 @@ struct InductionExperiment {
   std::vector<std::vector<int>> sequences;
   RowMat prefix_matching;                // [n_layers, n_heads]
   RowMat previous_token;                 // [n_layers, n_heads]: the head detector's "mul" score
+  RowMat copying;                        // [n_layers, n_heads]: token_copying_scores (NaN when not square)
   RepeatLoss loss;                       // first copy / repeats
   std::vector<double> loss_by_position;  // [length - 1]: mean loss predicting token t + 1, over the examples
   std::vector<RowMat> patterns;          // the first example's patterns, [n_layers * n_heads] of [T, T]
@@ -118,7 +119,9 @@ struct InductionExperiment {
 class InductionExperimentPlan final : public WorkPlan {
  public:
   // Throws cs::Error when the sequences do not fit n_ctx or the counts are out of range.
-  InductionExperimentPlan(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos);
+  // `opt`: how E is formed for the copying scores.
+  InductionExperimentPlan(const Model& m, int n, int repeats, int examples, uint64_t seed, int bos,
+                          const CircuitOptions& opt = {});
   ~InductionExperimentPlan() override;
   const InductionExperiment& result() const;  // once done()
  private:
@@ -131,14 +134,20 @@ class InductionExperimentPlan final : public WorkPlan {
   InductionExperiment r_;
 };
 
-// [I]'s copying score of every head, from its OV circuit (docs/two-layer.md,
-// "Copying on tokens"): for each distinct token t of `tokens`, the row
-// OV[t, :] (the logit effect of attending to t; core/vocab_matrix.h), centred
-// and rectified, r = max(OV[t, :] - mean(OV[t, :]), 0); the share of the
-// rectified mass on t itself, s_t = r[t] / sum(r), rescaled from [0, 0.5] to
-// [-1, 1] (4 s_t - 1, clamped to [-1, 1]); averaged over the tokens. Throws
-// cs::Error when the OV circuit is not square, a token is out of range or
-// `tokens` is empty. Returns [n_layers, n_heads].
-RowMat token_copying_scores(const Model& m, std::span<const int> tokens, const CircuitOptions& opt = {});
+// [I]'s copying score of a head on token sequences, from its OV circuit
+// (docs/two-layer.md, "Repeated random tokens"). Per sequence, its distinct
+// tokens other than `bos` (ids, k of them); for each t of them the OV
+// circuit's row on those tokens, row = OV[t, ids] (the logit effect on the
+// sequence's own tokens of attending to t; core/vocab_matrix.h), centred and
+// rectified, r = max(row - mean(row), 0); the share of the rectified mass on
+// t itself, s_t = r[t] / sum(r), rescaled from [0, 0.5] to [-1, 1]
+// (4 s_t - 1, clamped); averaged over the tokens, then over the sequences
+// with k >= 2. NaN when no sequence has two distinct tokens. Throws cs::Error
+// when the OV circuit is not square or a token is out of range.
+double token_copying_score(const Model& m, int layer, int head, const std::vector<std::vector<int>>& sequences,
+                           int bos, const CircuitOptions& opt = {});
+// Every head's: [n_layers, n_heads].
+RowMat token_copying_scores(const Model& m, const std::vector<std::vector<int>>& sequences, int bos,
+                            const CircuitOptions& opt = {});
 
 }  // namespace cs

@@ -92,8 +92,13 @@ test('the Induction view holds what induction computes', { timeout: 600000 }, as
     const v = done(s).value;
     const ref = cli(['induction', modelDir]);
     assert.deepEqual([v.tokens, v.repeats, v.examples, v.seed, v.bos], [ref.tokens, ref.repeats, ref.examples, ref.seed, ref.bos]);
-    for (const k of ['prefix_matching', 'previous_token'])
+    for (const k of ['prefix_matching', 'previous_token', 'copying'])
       v[k].forEach((row, l) => row.forEach((x, h) => near(x, ref[k][l][h], `${k} ${l}.${h}`)));
+    // [I]'s copying score separates the induction heads (which copy) from the layer-0 heads.
+    const pmTop = (l, h) => v.prefix_matching[l][h] >= 0.4;
+    for (let l = 0; l < v.copying.length; l++) for (let h = 0; h < v.copying[l].length; h++)
+      if (l === 0) assert.ok(v.copying[l][h] < -0.3, `layer-0 head ${l}.${h} does not copy: ${v.copying[l][h]}`);
+      else if (pmTop(l, h)) assert.ok(v.copying[l][h] > -0.3, `induction head ${l}.${h} copies: ${v.copying[l][h]}`);
     near(v.loss_first, ref.loss_first, 'loss on the first copy');
     near(v.loss_repeat, ref.loss_repeat, 'loss on the repeats');
     assert.ok(v.loss_repeat < 0.5 * v.loss_first, 'the bundled 2-layer model predicts the repeats');

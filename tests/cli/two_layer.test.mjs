@@ -155,25 +155,30 @@ describe('induction', () => {
       assert.ok(Math.abs(j.prefix_matching[l][h] - pm[l][h] / dests) < 1e-5, `prefix ${l}.${h}`);
     assert.ok(Math.abs(j.loss_first - first / nFirst) < 1e-4, `loss_first ${j.loss_first} vs ${first / nFirst}`);
     assert.ok(Math.abs(j.loss_repeat - rep / nRep) < 1e-4, 'loss_repeat');
-    // Copying: OV rows of the distinct tokens, centred, rectified, share on the token, 4 s - 1.
+    // Copying: per sequence, the OV rows of its distinct tokens on those tokens, centred,
+    // rectified, share on the token, 4 s - 1; mean over the tokens, then the sequences (no BOS here).
     const WE = MODEL.t['embed.W_E'].values, WU = MODEL.t['unembed.W_U'].values;
-    const tokens = [...new Set(j.sequences.flat())];
     for (let l = 0; l < L; l++) {
       const w = MODEL.t[`blocks.${l}.ln1.w`].values, b = MODEL.t[`blocks.${l}.ln1.b`].values;
       for (let h = 0; h < H; h++) {
         const ov = mul(head(`blocks.${l}.attn.W_V`, h), head(`blocks.${l}.attn.W_O`, h));
         let want = 0;
-        for (const t of tokens) {
-          const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
-          const mu = x.reduce((s, v) => s + v, 0) / D;
-          const sd = Math.sqrt(x.reduce((s, v) => s + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
-          const e = x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
-          const y = ov[0].map((_, c) => e.reduce((s, v, d) => s + v * ov[d][c], 0));
-          const row = Array.from({ length: V }, (_, o) => y.reduce((s, v, d) => s + v * WU[d * V + o], 0));
-          const mean = row.reduce((s, v) => s + v, 0) / V;
-          const r = row.map((v) => Math.max(v - mean, 0));
-          const mass = r.reduce((s, v) => s + v, 0);
-          want += Math.min(1, Math.max(-1, 4 * (mass > 0 ? r[t] / mass : 0) - 1)) / tokens.length;
+        for (const seq of j.sequences) {
+          const tokens = [...new Set(seq)];
+          let per = 0;
+          for (const t of tokens) {
+            const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
+            const mu = x.reduce((s, v) => s + v, 0) / D;
+            const sd = Math.sqrt(x.reduce((s, v) => s + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
+            const e = x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
+            const y = ov[0].map((_, c) => e.reduce((s, v, d) => s + v * ov[d][c], 0));
+            const row = tokens.map((o) => y.reduce((s, v, d) => s + v * WU[d * V + o], 0));
+            const mean = row.reduce((s, v) => s + v, 0) / row.length;
+            const r = row.map((v) => Math.max(v - mean, 0));
+            const mass = r.reduce((s, v) => s + v, 0);
+            per += Math.min(1, Math.max(-1, 4 * (mass > 0 ? r[tokens.indexOf(t)] / mass : 0) - 1)) / tokens.length;
+          }
+          want += per / j.sequences.length;
         }
         assert.ok(Math.abs(j.copying[l][h] - want) < 1e-4, `copying ${l}.${h}: ${j.copying[l][h]} vs ${want}`);
       }

@@ -323,37 +323,47 @@ TEST(TokenCopyingScores, EqualTheDefinitionOnDenseOvRows) {
   c.normalization = Norm::None;
   Model m(c);
   randomize(m, 71, 0.7f);
-  const std::vector<int> tokens = {3, 9, 3, 0, 14};
-  const RowMat s = token_copying_scores(m, tokens);
+  // Two sequences after BOS 1; the second has a repeat. Distinct tokens: {0, 3, 9, 14} and {2, 5}.
+  const std::vector<std::vector<int>> seqs = {{1, 3, 9, 3, 0, 14}, {1, 5, 2, 5}};
+  const RowMat s = token_copying_scores(m, seqs, 1);
   const Model& cm = m;
   const ConstMatMap WE = cm.W_E(), WU = cm.W_U();
   for (int l = 0; l < 2; ++l)
     for (int h = 0; h < 2; ++h) {
       const ConstMatMap WV = cm.W_V(l, h), WO = cm.W_O(l, h);
       double want = 0;
-      for (int t : {0, 3, 9, 14}) {  // distinct tokens
-        std::vector<double> row(15, 0.0);
-        for (int o = 0; o < 15; ++o)
-          for (int a = 0; a < 8; ++a)
-            for (int k = 0; k < 4; ++k)
-              for (int b = 0; b < 8; ++b) row[size_t(o)] += double(WE(t, a)) * WV(a, k) * WO(k, b) * WU(b, o);
-        double mean = 0;
-        for (double v : row) mean += v / 15;
-        double mass = 0;
-        for (double& v : row) mass += (v = std::max(v - mean, 0.0));
-        const double share = mass > 0 ? row[size_t(t)] / mass : 0.0;
-        want += std::clamp(4 * share - 1, -1.0, 1.0) / 4;
+      for (const std::vector<int>& ids : {std::vector<int>{0, 3, 9, 14}, std::vector<int>{2, 5}}) {
+        double per = 0;
+        for (int t : ids) {
+          // The row of the dense OV circuit (W_E unnormalized: this model has no LayerNorm) on the sequence's tokens.
+          std::vector<double> row;
+          for (int o : ids) {
+            double v = 0;
+            for (int a = 0; a < 8; ++a)
+              for (int k = 0; k < 4; ++k)
+                for (int b = 0; b < 8; ++b) v += double(WE(t, a)) * WV(a, k) * WO(k, b) * WU(b, o);
+            row.push_back(v);
+          }
+          double mean = 0;
+          for (double v : row) mean += v / double(row.size());
+          double mass = 0;
+          for (double& v : row) mass += (v = std::max(v - mean, 0.0));
+          const size_t self = size_t(std::find(ids.begin(), ids.end(), t) - ids.begin());
+          const double share = mass > 0 ? row[self] / mass : 0.0;
+          per += std::clamp(4 * share - 1, -1.0, 1.0) / double(ids.size());
+        }
+        want += per / 2;
       }
       EXPECT_NEAR(s(l, h), want, 1e-5) << "head " << l << "." << h;
     }
-  EXPECT_THROW(token_copying_scores(m, std::vector<int>{}), Error);
-  EXPECT_THROW(token_copying_scores(m, std::vector<int>{15}), Error);
+  EXPECT_TRUE(std::isnan(token_copying_scores(m, {{1, 4, 4}}, 1)(0, 0))) << "one distinct token: nothing to compare";
+  EXPECT_THROW(token_copying_scores(m, {{15, 2}}, -1), Error);
 }
 
 // A head whose OV circuit is the identity on the embeddings copies perfectly: +1.
 TEST(TokenCopyingScores, AnIdentityOvCircuitScoresOne) {
   const Model m = testmodels::identity_head(Eigen::MatrixXf::Identity(6, 6));
-  const RowMat s = token_copying_scores(m, std::vector<int>{0, 2, 5});
+  const RowMat s = token_copying_scores(m, {{0, 2, 5}}, -1);
   EXPECT_FLOAT_EQ(s(0, 0), 1.f);
 }
 
@@ -389,6 +399,7 @@ TEST(InductionExperiment, PlanEqualsTheOneShotScores) {
   const RepeatLoss rl = repeat_loss(m, seqs, 6, 3, true);
   EXPECT_LE((r.prefix_matching - pm).cwiseAbs().maxCoeff(), 1e-6f);
   EXPECT_LE((r.previous_token - prev).cwiseAbs().maxCoeff(), 1e-6f);
+  EXPECT_LE((r.copying - token_copying_scores(m, seqs, bos)).cwiseAbs().maxCoeff(), 1e-6f);
   EXPECT_NEAR(r.loss.first, rl.first, 1e-6);
   EXPECT_NEAR(r.loss.repeats, rl.repeats, 1e-6);
   // Loss by position: the mean over the examples of each position's loss.
