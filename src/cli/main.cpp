@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
 
@@ -92,6 +93,7 @@ int fail(int code, const std::string& reason) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cs::keep_freed_memory();
   std::vector<std::string> words(argv + 1, argv + argc);
   if (words.empty()) return fail(2, "missing command (" + command_names() + "; --help)");
   if (words[0] == "--help" || words[0] == "-h" || words[0] == "help") {

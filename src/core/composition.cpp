@@ -9,11 +9,14 @@
 // GEMM per pair of layers and kind.
 #include "core/composition.h"
 
+#include <Eigen/Cholesky>
+
 #include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -45,11 +48,29 @@ double CompositionScores::at(CompositionKind k, int l1, int h1, int l2, int h2) 
 
 namespace {
 
-// R of the thin QR of X [d, r]: [min(d, r), r], upper triangular (X^T X = R^T R).
+// An R [r, r] with R^T R = G for a Gram matrix G = X^T X [r, r] (what the
+// thin QR's R of X is; any such R keeps ||X M|| = ||R M||): by a pivoted
+// LDL^T, G = P^T L D L^T P, R = D^(1/2) L^T P. G is semidefinite, so D's
+// rounding negatives are taken as 0. Cheaper than a QR of the tall X.
+Eigen::MatrixXd r_of_gram(const Eigen::MatrixXd& G) {
+  const Eigen::LDLT<Eigen::MatrixXd> ldlt(G);
+  const Eigen::VectorXd sd = ldlt.vectorD().cwiseMax(0.0).cwiseSqrt();
+  const Eigen::MatrixXd R = sd.asDiagonal() * Eigen::MatrixXd(ldlt.matrixU());
+  return R * (ldlt.transpositionsP() * Eigen::MatrixXd::Identity(G.rows(), G.cols()));  // times P as a matrix
+}
+
+// R of X [d, r]: [r, r] with R^T R = X^T X.
 Eigen::MatrixXd qr_r(const Eigen::MatrixXd& X) {
-  const Eigen::Index k = std::min(X.rows(), X.cols());
-  Eigen::HouseholderQR<Eigen::MatrixXd> qr(X);
-  return qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
+  Eigen::MatrixXd G;
+  G.noalias() = X.transpose() * X;
+  return r_of_gram(G);
+}
+// The same for a float X (the model's weights), its Gram formed in float.
+template <class M>
+Eigen::MatrixXf qr_r_f(const M& X) {
+  Eigen::MatrixXf G;
+  G.noalias() = X.transpose() * X;
+  return r_of_gram(G.cast<double>()).cast<float>();
 }
 
 // Z1 = (R(A1) B1)^T: the left product's factor.
@@ -62,8 +83,6 @@ Eigen::MatrixXd right_factor(const Eigen::MatrixXd& A2, const Eigen::MatrixXd& B
 }
 
 double ratio(double num, double n1, double n2) { return n1 > 0 && n2 > 0 ? num / (n1 * n2) : 0.0; }
-
-Eigen::MatrixXd d(const ConstMatMap& x) { return x.cast<double>(); }
 
 }  // namespace
 
@@ -114,7 +133,6 @@ struct CompositionPlan::Impl {
     Eigen::VectorXd ov_norm, qk_norm, ov2_norm;          // [n_heads]
   };
   std::vector<LayerFactors> f;
-  Eigen::MatrixXf C;
   Rng rng;
   double baseline_sum = 0;
 };
@@ -139,34 +157,38 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
       if (i + 1 == samples) r_.baseline = I.baseline_sum / samples;
     });
   if (L < 2) return;
-  const int k = std::min(D, c.d_head);
+  const int k = c.d_head;  // Z's columns (R is d_head x d_head even when d_model is smaller: zero columns then)
   I.f.resize(size_t(L));
   for (int l = 0; l < L; ++l)
+    add("composition: factors", 1, [&I, l, H, D, k] {
+      Impl::LayerFactors& F = I.f[size_t(l)];
+      F.ov_left.resize(D, H * k);
+      F.q_right.resize(D, H * k);
+      F.k_right.resize(D, H * k);
+      F.v_right.resize(D, H * k);
+      F.ov_norm.resize(H);
+      F.qk_norm.resize(H);
+      F.ov2_norm.resize(H);
+    });
+  for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h)
-      add("composition: factors", 12 * Dd * Kd * Kd, [&I, &m, l, h, H, D, k] {
-        Impl::LayerFactors& F = I.f[size_t(l)];
-        if (h == 0) {
-          F.ov_left.resize(D, H * k);
-          F.q_right.resize(D, H * k);
-          F.k_right.resize(D, H * k);
-          F.v_right.resize(D, H * k);
-          F.ov_norm.resize(H);
-          F.qk_norm.resize(H);
-          F.ov2_norm.resize(H);
-        }
-        const Eigen::MatrixXd WQ = d(m.W_Q(l, h)), WK = d(m.W_K(l, h)), WV = d(m.W_V(l, h)), WO = d(m.W_O(l, h));
-        const Eigen::MatrixXd ovl = left_factor(WV, WO);              // OV = W_V W_O, earlier
-        const Eigen::MatrixXd qr = right_factor(WQ, WK.transpose());  // QK = W_Q W_K^T
-        const Eigen::MatrixXd kr = right_factor(WK, WQ.transpose());  // QK^T = W_K W_Q^T
-        const Eigen::MatrixXd vr = right_factor(WV, WO);              // OV, later
-        F.ov_left.middleCols(h * k, k) = ovl.cast<float>();
-        F.q_right.middleCols(h * k, k) = qr.cast<float>();
-        F.k_right.middleCols(h * k, k) = kr.cast<float>();
-        F.v_right.middleCols(h * k, k) = vr.cast<float>();
-        F.ov_norm[h] = ovl.norm();
-        F.qk_norm[h] = qr.norm();
-        F.ov2_norm[h] = vr.norm();
-      });
+      add("composition: factors", 12 * Dd * Kd * Kd, [&I, &m, l, h, k] {
+        Impl::LayerFactors& F = I.f[size_t(l)];  // head h's columns and norms only: concurrent
+        // In float, from the weights as they are (no copies): [d_model, d_head] x3, W_O [d_head, d_model].
+        const ConstMatMap WQ = m.W_Q(l, h), WK = m.W_K(l, h), WV = m.W_V(l, h), WO = m.W_O(l, h);
+        const Eigen::MatrixXf Rq = qr_r_f(WQ), Rk = qr_r_f(WK), Rv = qr_r_f(WV), Ro = qr_r_f(WO.transpose());
+        auto ovl = F.ov_left.middleCols(h * k, k);
+        auto qr = F.q_right.middleCols(h * k, k);
+        auto kr = F.k_right.middleCols(h * k, k);
+        auto vr = F.v_right.middleCols(h * k, k);
+        ovl.noalias() = WO.transpose() * Rv.transpose();  // OV = W_V W_O, earlier: (R(W_V) W_O)^T
+        qr.noalias() = WQ * Rk.transpose();               // QK = W_Q W_K^T: W_Q R(W_K)^T
+        kr.noalias() = WK * Rq.transpose();               // QK^T = W_K W_Q^T: W_K R(W_Q)^T
+        vr.noalias() = WV * Ro.transpose();               // OV, later: W_V R(W_O^T)^T
+        F.ov_norm[h] = ovl.cast<double>().norm();
+        F.qk_norm[h] = qr.cast<double>().norm();
+        F.ov2_norm[h] = vr.cast<double>().norm();
+      }, /*concurrent=*/true);
   // For each later layer, the earlier layers' OV factors against its three:
   // one GEMM [k, d_model] x [d_model, n_heads * k] per earlier head (a unit:
   // a few ms in wasm at d_model 512, 8 heads of 64).
@@ -174,21 +196,25 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
     for (const CompositionKind kind : {CompositionKind::Q, CompositionKind::K, CompositionKind::V})
       for (int l1 = 0; l1 < l2; ++l1)
         for (int h1 = 0; h1 < H; ++h1)
-          add("composition: scores", Dd * double(k) * double(H * k), [this, &I, l1, h1, l2, kind, H, k] {
-            const Impl::LayerFactors& F1 = I.f[size_t(l1)];
-            const Impl::LayerFactors& F2 = I.f[size_t(l2)];
-            const Eigen::MatrixXf& right = kind == CompositionKind::Q ? F2.q_right
-                                           : kind == CompositionKind::K ? F2.k_right
-                                                                        : F2.v_right;
-            const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
-            Eigen::MatrixXd& out = kind == CompositionKind::Q ? r_.Q : kind == CompositionKind::K ? r_.K : r_.V;
-            I.C.noalias() = F1.ov_left.middleCols(h1 * k, k).transpose() * right;  // [k, n_heads * k]
-            for (int h2 = 0; h2 < H; ++h2) {
-              const double num = I.C.middleCols(h2 * k, k).cast<double>().norm();
-              out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
-              if (kind == CompositionKind::V) r_.virtual_norm(l1 * H + h1, l2 * H + h2) = num;
-            }
-          });
+          add(
+              "composition: scores", Dd * double(k) * double(H * k),
+              [this, &I, l1, h1, l2, kind, H, k] {
+                const Impl::LayerFactors& F1 = I.f[size_t(l1)];
+                const Impl::LayerFactors& F2 = I.f[size_t(l2)];
+                const Eigen::MatrixXf& right = kind == CompositionKind::Q ? F2.q_right
+                                               : kind == CompositionKind::K ? F2.k_right
+                                                                            : F2.v_right;
+                const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
+                Eigen::MatrixXd& out = kind == CompositionKind::Q ? r_.Q : kind == CompositionKind::K ? r_.K : r_.V;
+                Eigen::MatrixXf C;  // its own scratch: the units may run at once (run_concurrently)
+                C.noalias() = F1.ov_left.middleCols(h1 * k, k).transpose() * right;  // [k, n_heads * k]
+                for (int h2 = 0; h2 < H; ++h2) {
+                  const double num = C.middleCols(h2 * k, k).cast<double>().norm();
+                  out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);
+                  if (kind == CompositionKind::V) r_.virtual_norm(l1 * H + h1, l2 * H + h2) = num;
+                }
+              },
+              /*concurrent=*/true);
   add("composition: scores", 1, [this] { impl_.reset(); });
 }
 
@@ -201,7 +227,7 @@ const CompositionScores& CompositionPlan::result() const {
 
 CompositionScores composition_scores(const Model& m, const CompositionOptions& opt) {
   CompositionPlan p(m, opt);
-  p.run();
+  p.run_concurrently(int(std::max(1u, std::thread::hardware_concurrency())));
   return p.result();
 }
 

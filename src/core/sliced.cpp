@@ -1,8 +1,16 @@
 // Sliced computations (sliced.h).
 #include "core/sliced.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <limits>
+#include <vector>
+#ifndef __EMSCRIPTEN__
+#include <mutex>
+#include <thread>
+#endif
 
 #include "core/error.h"
 
@@ -17,10 +25,56 @@ void WorkPlan::add_units_of(SlicedComputation* sub, size_t units, const std::str
   for (size_t i = 0; i < units; ++i) add(stage, cost_each, [sub] { sub->step(0.0); });
 }
 
-void WorkPlan::add(std::string stage, double cost, std::function<void()> work) {
+void WorkPlan::add(std::string stage, double cost, std::function<void()> work, bool concurrent) {
   if (!(cost > 0)) cost = 1;
   cost_total_ += cost;
-  units_.push_back(Unit{std::move(stage), cost, std::move(work)});
+  units_.push_back(Unit{std::move(stage), cost, std::move(work), concurrent});
+}
+
+void WorkPlan::run_concurrently(int threads) {
+  if (failed_) throw Error("sliced computation: stepped again after it failed");
+#ifdef __EMSCRIPTEN__
+  (void)threads;
+  run();  // one thread in the page (workers are another issue's)
+#else
+  while (next_ < units_.size()) {
+    size_t end = next_;
+    while (end < units_.size() && units_[end].concurrent) ++end;
+    if (threads < 2 || end - next_ < 2) {
+      step(0.0);  // one unit
+      continue;
+    }
+    // Units [next_, end) on the threads, each taking the next one not taken.
+    std::atomic<size_t> take{next_};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto worker = [&] {
+      for (size_t i; (i = take.fetch_add(1)) < end;) {
+        try {
+          units_[i].work();
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+          take = end;
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    const size_t n = std::min<size_t>(size_t(threads), end - next_);
+    for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
+    worker();
+    for (std::thread& t : pool) t.join();
+    if (error) {
+      failed_ = true;
+      std::rethrow_exception(error);
+    }
+    for (size_t i = next_; i < end; ++i) {
+      cost_done_ += units_[i].cost;
+      units_[i].work = nullptr;
+    }
+    next_ = end;
+  }
+#endif
 }
 
 bool WorkPlan::step(double budget_ms) {

@@ -45,14 +45,22 @@ class WorkPlan : public SlicedComputation {
   WorkPlan(const WorkPlan&) = delete;
   WorkPlan& operator=(const WorkPlan&) = delete;
 
-  // Appends a unit. `stage` is shown while it runs; `cost` > 0.
-  void add(std::string stage, double cost, std::function<void()> work);
+  // Appends a unit. `stage` is shown while it runs; `cost` > 0. `concurrent`:
+  // the unit touches nothing its concurrent neighbours write (its own output
+  // entries, its own scratch), so run_concurrently may run a stretch of
+  // such units at the same time.
+  void add(std::string stage, double cost, std::function<void()> work, bool concurrent = false);
   // Appends `units` units, each running exactly one unit of `sub` (step(0)
   // runs one unit and stops): a plan made of other plans. `sub` must outlive
   // this plan's run; pass sub's units() for all of it.
   void add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each);
 
   bool step(double budget_ms) override;
+  // Runs to the end like run(), each stretch of consecutive concurrent units
+  // on up to `threads` threads (natively; in wasm, one after the other). The
+  // CLI's one-shot analyses use all cores this way; the page steps the same
+  // plan a unit at a time. Same arithmetic either way.
+  void run_concurrently(int threads);
   bool done() const override { return next_ == units_.size(); }
   float progress() const override;
   std::string stage() const override;
@@ -64,6 +72,7 @@ class WorkPlan : public SlicedComputation {
     std::string stage;
     double cost = 0;
     std::function<void()> work;
+    bool concurrent = false;
   };
   std::vector<Unit> units_;
   size_t next_ = 0;

@@ -16,7 +16,9 @@
 //   *_no_stats              the same without them (every W_E row's mean and variance recomputed)
 //   embed_row_stats         the load's pass computing those statistics
 //   composition_4l          Q-, K- and V-composition of every pair of a 4-layer, 8-head,
-//                           d_model 512 model (random baseline excluded)
+//                           d_model 512 model (random baseline excluded), on every core
+//                           as the CLI computes it (WorkPlan::run_concurrently)
+//   composition_4l_1thread  the same on one thread
 //   composition_baseline    the random baseline (32 pairs of 512 x 64 x 512 products)
 //   embed_grams             the one vocabulary pass (EmbedGrams) the small matrices use
 //   copying_scores_16_heads embed_grams + the OV and QK copying scores of all 16 heads
@@ -32,6 +34,7 @@
 #include "bench_common.h"
 #include "core/circuits.h"
 #include "core/composition.h"
+#include "core/memory.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
 #include "core/vocab_matrix.h"
@@ -178,6 +181,18 @@ void composition_4l(benchmark::State& state) {
   }
 }
 
+// The same on one thread (the plan run unit by unit, as the page does).
+void composition_4l_1thread(benchmark::State& state) {
+  const Model& m = four_layers();
+  CompositionOptions opt;
+  opt.baseline_samples = 1;
+  for (auto _ : state) {
+    CompositionPlan p(m, opt);
+    p.run_concurrently(1);
+    benchmark::DoNotOptimize(p.result().K.data());
+  }
+}
+
 void composition_baseline_32(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(composition_baseline(512, 64, 0, 32));
 }
@@ -218,6 +233,7 @@ void copying_eigen_all(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cs::keep_freed_memory();  // as the CLI does
   benchmark::RegisterBenchmark("load_f32", load, false)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("load_f16", load, true)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("forward_1024", forward_1024)->Unit(benchmark::kMillisecond)->MinTime(2.0);
@@ -240,6 +256,7 @@ int main(int argc, char** argv) {
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("embed_row_stats", embed_row_stats)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("composition_4l", composition_4l)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("composition_4l_1thread", composition_4l_1thread)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("composition_baseline", composition_baseline_32)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("embed_grams", grams)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);

@@ -265,7 +265,7 @@ TEST(Composition, SlicedPlanEqualsTheOneShotScores) {
   size_t steps = 0;
   while (!p.step(0.0)) ++steps;
   EXPECT_EQ(steps + 1, p.units());
-  EXPECT_EQ(p.units(), size_t(6 + 3 * 3 + 3 * 3 * (1 + 2) + 1));  // baseline pairs, heads, earlier heads x later layers x kinds, end
+  EXPECT_EQ(p.units(), size_t(6 + 3 + 3 * 3 + 3 * 3 * (1 + 2) + 1));  // baseline pairs, layers, heads, earlier heads x later layers x kinds, end
   const CompositionScores& r = p.result();
   EXPECT_EQ(r.baseline, composition_baseline(12, 4, 5, 6));
   EXPECT_EQ(r.baseline, once.baseline);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -357,6 +358,49 @@ TEST(SlicedLoading, StepByStepLoadEqualsProcessWeights) {
   const LoadedModel s2 = load_model(*files, some);
   EXPECT_TRUE(same_floats(s2.model, want2));
   EXPECT_EQ(s2.model.config().normalization, Norm::LN);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// run_concurrently: every unit runs once, the non-concurrent ones in order
+// between the stretches, with the same results as stepping; a failing
+// concurrent unit's error comes out and spends the plan.
+TEST(WorkPlan, RunConcurrentlyRunsEveryUnitOnceAndKeepsTheOrderAroundStretches) {
+  for (int threads : {1, 2, 4}) {
+    WorkPlan p;
+    std::vector<int> out(200, 0);
+    std::vector<int> order;  // the non-concurrent units, in the order run
+    std::atomic<int> before_first{0};
+    p.add("first", 1, [&] { order.push_back(0); });
+    for (int i = 0; i < 100; ++i)
+      p.add("a", 1, [&, i] {
+        if (order.size() == 1) ++before_first;
+        out[size_t(i)] += i + 1;
+      }, true);
+    p.add("middle", 1, [&] {
+      // Every unit of the first stretch has run.
+      for (int i = 0; i < 100; ++i) EXPECT_EQ(out[size_t(i)], i + 1);
+      order.push_back(1);
+    });
+    for (int i = 100; i < 200; ++i) p.add("b", 1, [&, i] { out[size_t(i)] += i + 1; }, true);
+    p.run_concurrently(threads);
+    EXPECT_TRUE(p.done());
+    EXPECT_FLOAT_EQ(p.progress(), 1.f);
+    EXPECT_EQ(order, (std::vector<int>{0, 1}));
+    EXPECT_EQ(before_first.load(), 100);
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(out[size_t(i)], i + 1) << "unit " << i << " threads " << threads;
+  }
+  WorkPlan bad;
+  for (int i = 0; i < 10; ++i)
+    bad.add("x", 1, [i] {
+      if (i == 5) throw Error("unit 5 failed");
+    }, true);
+  EXPECT_THROW(bad.run_concurrently(2), Error);
+  EXPECT_THROW(bad.step(1.0), Error) << "a failed plan is spent";
 }
 
 }  // namespace
