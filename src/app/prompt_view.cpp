@@ -364,7 +364,9 @@ Json PromptView::state_json(const Session& s) const {
       v["head"] = Json{{"layer", sel_.layer}, {"head", sel_.head}};
       const size_t idx = size_t(sel_.layer) * size_t(H) + size_t(sel_.head);
       const bool has_pattern = H > 0 && idx < r.cache.pattern.size();
-      v["pattern"] = has_pattern ? matrix_json(r.cache.pattern[idx]) : Json(nullptr);
+      const int p0 = pattern_first(), n = position() - p0 + 1;
+      v["pattern"] = has_pattern ? matrix_json(RowMat(r.cache.pattern[idx].block(p0, p0, n, n))) : Json(nullptr);
+      v["pattern_first"] = p0;
       const int f = focus();
       if (has_pattern && f >= 0 && f < int(r.ids.size())) {
         const auto row = r.cache.pattern[idx].row(f);

@@ -17,6 +17,7 @@
 // The numbers are those of `circuitscope run` (with --ablate) and
 // `circuitscope paths` on the same text.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,12 +65,19 @@ class PromptView final : public SelectionView<PromptSelection> {
   static constexpr const char* kAblatedSlot = "prompt.ablated";
   static constexpr const char* kSplitSlot = "prompt.split";
   static constexpr int kTopK = 10;
+  // The pattern heatmap draws (and the state reports) at most this many
+  // positions, the ones ending at the predicted position: a 1024 x 1024
+  // heatmap is a million cells a frame.
+  static constexpr int kPatternWindow = 96;
+  // The first position of that window.
+  int pattern_first() const { return std::max(0, position() - kPatternWindow + 1); }
 
   const char* id() const override { return "prompt"; }
   const char* title() const override { return "Prompt"; }
   void on_model(Session& s, ModelChange change) override;
   // {"run": {freshness, "value": {"text","ids","tokens","truncated","loss","losses","position","locked",
-  //          "focus","head","pattern","focus_attention","top": [{"id","token","logit","prob"}]} | null},
+  //          "focus","head","pattern" (rows and columns pattern_first.. position), "pattern_first",
+  //          "focus_attention","top": [{"id","token","logit","prob"}]} | null},
   //  "ablated": {freshness, "value": {"heads","loss","losses","top"} | null},
   //  "split": {freshness, "value": {"position","token","logit","terms": [{"name","order","contribution"}]} | null}}
   Json state_json(const Session& s) const override;

@@ -241,21 +241,23 @@ void PromptView::draw(Session& s) {
   if (two_columns) ImGui::EndTable();
 
   // ---- the chosen head's pattern ----
-  ImGui::Text("attention pattern of head %s (rows: the token attending; columns: the token attended to)",
-              head_text(sel_.layer, sel_.head).c_str());
+  const int p0 = pattern_first(), n = p - p0 + 1;
+  ImGui::Text("attention pattern of head %s (rows: the token attending; columns: the token attended to)%s",
+              head_text(sel_.layer, sel_.head).c_str(),
+              p0 > 0 ? ui::fmt("; positions %d to %d", p0, p).c_str() : "");
   widgets::Heatmap hm;
-  hm.rows = int(A.rows());
-  hm.cols = int(A.cols());
-  hm.value = [&A](int i, int j) { return A(i, j); };
-  hm.row_label = [&r, &tt](int i) { return tt.display(r.ids[size_t(i)]); };
-  hm.col_label = [&r, &tt](int j) { return tt.display(r.ids[size_t(j)]); };
+  hm.rows = n;
+  hm.cols = n;
+  hm.value = [&A, p0](int i, int j) { return A(p0 + i, p0 + j); };
+  hm.row_label = [&r, &tt, p0](int i) { return tt.display(r.ids[size_t(p0 + i)]); };
+  hm.col_label = [&r, &tt, p0](int j) { return tt.display(r.ids[size_t(p0 + j)]); };
   hm.row_title = "query position (destination)";
   hm.col_title = "key position (source)";
   hm.units = "attention";
   hm.vmax = 1.f;
   hm.click_hint = "click: lock this query position";
   hm.mark = "prompt_pattern";
-  if (auto cell = widgets::heatmap("##prompt_pattern", hm)) click_token(s, cell->row);
+  if (auto cell = widgets::heatmap("##prompt_pattern", hm)) click_token(s, p0 + cell->row);
 }
 
 }  // namespace cs::app

@@ -81,51 +81,144 @@ void check_cache(const Model& m, size_t T, const ForwardCache& cache) {
 
 }  // namespace
 
+namespace {
+
+// The path's heads for every path of more than max_order heads (one head per
+// layer, layers increasing): what "higher order" sums.
+void long_paths(int L, int H, int max_order, int from, std::vector<HeadId>& cur, std::vector<std::vector<HeadId>>& out) {
+  if (int(cur.size()) > max_order) out.push_back(cur);
+  for (int l = from; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      cur.push_back(HeadId{l, h});
+      long_paths(L, H, max_order, l + 1, cur, out);
+      cur.pop_back();
+    }
+}
+
+// The expansion at one position, from the right: a path's term at row p is
+//   inv_f,p * N_f( (c x0) N_a1 W_OV1 N_a2 W_OV2 ... )
+// where N_l is the normalization's linear part without its scale (centre,
+// times w), and the row c [R] carries the patterns and the scales back from
+// p: c = A_n[p, :] o inv_an, then c <- (c A_k) o inv_ak for the earlier heads.
+// Each path costs a few R x R vector products and one R x d_model one: on a
+// long prompt of a wide model far less than the full expansion's streams.
+// The bias term is the normalized output minus every other term.
+PathExpansion expand_at(const Model& m, const ForwardCache& cache, int max_order, int position) {
+  const ModelConfig& c = m.config();
+  const int L = c.n_layers, H = c.n_heads;
+  const Eigen::Index R = Eigen::Index(position) + 1, D = c.d_model;
+  std::vector<Eigen::VectorXf> inv(size_t(L) + 1);
+  for (int l = 0; l <= L; ++l)
+    inv[size_t(l)] = c.normalizes() ? inv_scales(m, RowMat(cache.resid[size_t(l)].topRows(R)))
+                                    : Eigen::VectorXf::Ones(R);  // no scales without normalization
+  // N_l on a row: centre, times w_l (identity without normalization).
+  auto n_row = [&](Eigen::RowVectorXf v, int layer) {
+    if (!c.normalizes()) return v;
+    v.array() -= v.mean();
+    if (c.has_ln_weights()) v.array() *= (layer >= 0 ? m.ln1_w(layer) : m.ln_final_w()).transpose().array();
+    return v;
+  };
+  const float inv_f = inv[size_t(L)][R - 1];
+  auto term_row = [&](const std::vector<HeadId>& heads) {
+    Eigen::RowVectorXf v;
+    if (heads.empty()) {
+      v = cache.resid[0].row(position);
+    } else {
+      const HeadId& last = heads.back();
+      Eigen::RowVectorXf w = cache.attn(last.layer, last.head, H).row(position).head(R);
+      w.array() *= inv[size_t(last.layer)].transpose().array();
+      for (size_t k = heads.size() - 1; k-- > 0;) {
+        const HeadId& hk = heads[k];
+        w = (w * cache.attn(hk.layer, hk.head, H).topLeftCorner(R, R)).eval();
+        w.array() *= inv[size_t(hk.layer)].transpose().array();
+      }
+      v = w * cache.resid[0].topRows(R);  // [1, d_model]
+      for (const HeadId& hk : heads)
+        v = (n_row(v, hk.layer) * m.W_V(hk.layer, hk.head)) * m.W_O(hk.layer, hk.head);
+    }
+    return Eigen::RowVectorXf(inv_f * n_row(v, -1));
+  };
+
+  // The terms in expand_paths' order: direct, then each order in the order
+  // found (by the last head's layer, then head, then the earlier path's place).
+  std::vector<PathTerm> terms{PathTerm{PathTerm::kDirect, {}}};
+  for (int l = 0; l < L; ++l) {
+    const size_t existing = terms.size();
+    for (int h = 0; h < H; ++h)
+      for (size_t i = 0; i < existing; ++i) {
+        if (terms[i].order() + 1 > max_order) continue;
+        PathTerm t{PathTerm::kHeads, terms[i].heads};
+        t.heads.push_back(HeadId{l, h});
+        terms.push_back(std::move(t));
+      }
+  }
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const PathTerm& a, const PathTerm& b) { return a.order() < b.order(); });
+  PathExpansion p;
+  p.max_order = max_order;
+  p.position = position;
+  Eigen::RowVectorXf sum = Eigen::RowVectorXf::Zero(D);
+  for (PathTerm& t : terms) {
+    Eigen::RowVectorXf row = term_row(t.heads);
+    sum += row;
+    p.terms.push_back(std::move(t));
+    p.resid.push_back(RowMat(row));
+  }
+  if (L > max_order) {
+    std::vector<std::vector<HeadId>> paths;
+    std::vector<HeadId> cur;
+    long_paths(L, H, max_order, 0, cur, paths);
+    Eigen::RowVectorXf rest = Eigen::RowVectorXf::Zero(D);
+    for (const auto& path : paths) rest += term_row(path);
+    sum += rest;
+    p.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
+    p.resid.push_back(RowMat(rest));
+  }
+  // Biases: the normalized output at p (with its b) minus everything above.
+  RowMat y = cache.resid[size_t(L)].row(position);
+  normalize_rows(m, y, -1);
+  p.terms.push_back(PathTerm{PathTerm::kBiases, {}});
+  p.resid.push_back(RowMat(y.row(0) - sum));
+  return p;
+}
+
+}  // namespace
+
 PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache, int max_order,
                            int position) {
   const ModelConfig& c = m.config();
   if (max_order < 0) throw Error("expand_paths: max_order is " + std::to_string(max_order) + ", expected >= 0");
-  const Eigen::Index T = Eigen::Index(tokens.size()), D = c.d_model, Dh = c.d_head;
+  const Eigen::Index T = Eigen::Index(tokens.size()), D = c.d_model;
   check_cache(m, size_t(T), cache);
   if (position >= T)
     throw Error("expand_paths: position " + std::to_string(position) + " is outside [0, T = " + std::to_string(T) + ")");
+  if (position >= 0) return expand_at(m, cache, max_order, position);
   const int L = c.n_layers, H = c.n_heads;
-  // Streams hold positions 0..R-1 (all a later query at `position` can see);
-  // the last layer's queries, and everything after it, only `position`.
-  const bool one = position >= 0;
-  const Eigen::Index R = one ? Eigen::Index(position) + 1 : T;
-  auto rows = [R](const RowMat& x) { return RowMat(x.topRows(R)); };
-  // The rows after the last layer: `position`'s of a stream of R rows.
-  auto final_rows = [&](const RowMat& x) { return one && x.rows() == R ? RowMat(x.row(position)) : x; };
 
-  // Each term's contribution to the stream x_l (before block l): [R, d_model].
+  // Each term's contribution to the stream x_l (before block l): [T, d_model].
   std::vector<PathTerm> terms;
   std::vector<RowMat> stream;
   terms.push_back(PathTerm{PathTerm::kDirect, {}});
-  stream.push_back(rows(cache.resid[0]));  // x0 = W_E[tokens] (+ W_pos): the embedding as the run had it
-  RowMat biases = RowMat::Zero(R, D);
+  stream.push_back(cache.resid[0]);  // x0 = W_E[tokens] (+ W_pos): the embedding as the run had it
+  RowMat biases = RowMat::Zero(T, D);
   const bool higher = L > max_order;
-  RowMat rest = RowMat::Zero(R, D);  // paths of more than max_order heads
+  RowMat rest = RowMat::Zero(T, D);  // paths of more than max_order heads
 
   for (int l = 0; l < L; ++l) {
-    const bool last_only = one && l == L - 1;
-    const Eigen::Index q0 = last_only ? position : 0, nq = last_only ? 1 : R;  // this layer's query rows
-    const Eigen::VectorXf inv = inv_scales(m, rows(cache.resid[size_t(l)]));
+    const Eigen::VectorXf inv = inv_scales(m, cache.resid[size_t(l)]);
     const size_t existing = terms.size();
     // The constant part of the normalized input: lin(biases) + b_l.
     const RowMat y_const = frozen_norm(m, biases, inv, l).rowwise() + norm_bias(m, l).transpose();
     const RowMat y_rest = frozen_norm(m, rest, inv, l);
-    RowMat new_biases = biases.middleRows(q0, nq), new_rest = rest.middleRows(q0, nq);
+    RowMat new_biases = biases, new_rest = rest;
     new_biases.rowwise() += m.b_O(l).transpose();
-    // Cheaper order of A y W_V for few query rows: (A y) W_V, else A (y W_V).
-    const bool a_first = double(nq) * double(D) < double(R) * double(Dh);
     for (int h = 0; h < H; ++h) {
-      const auto A = cache.attn(l, h, H).block(q0, 0, nq, R);  // [query rows, R keys]
-      // A (y W_V) W_O: [nq, d_model]; b_V goes with the constant part (A's rows sum to 1).
+      const RowMat& A = cache.attn(l, h, H);  // [T(query), T(key)]
+      // A (y W_V) W_O: [T, d_model]; b_V goes with the constant part.
       auto head = [&](const RowMat& y, bool with_bias) {
-        RowMat v = a_first ? RowMat((A * y) * m.W_V(l, h)) : RowMat(A * (y * m.W_V(l, h)));
+        RowMat v = y * m.W_V(l, h);
         if (with_bias) v.rowwise() += m.b_V(l, h).transpose();
-        return RowMat(v * m.W_O(l, h));
+        return RowMat((A * v) * m.W_O(l, h));
       };
       new_biases += head(y_const, true);
       if (higher) new_rest += head(y_rest, false);
@@ -147,8 +240,7 @@ PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const Fo
 
   PathExpansion p;
   p.max_order = max_order;
-  p.position = position;
-  const Eigen::VectorXf inv_f = inv_scales(m, final_rows(rows(cache.resid[size_t(L)])));
+  const Eigen::VectorXf inv_f = inv_scales(m, cache.resid[size_t(L)]);
   // By order (direct, single heads, pairs, ...), each order in the order found
   // (by the last head's layer, then head).
   std::vector<size_t> idx(terms.size());
@@ -156,14 +248,14 @@ PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const Fo
   std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return terms[a].order() < terms[b].order(); });
   for (size_t i : idx) {
     p.terms.push_back(std::move(terms[i]));
-    p.resid.push_back(frozen_norm(m, final_rows(stream[i]), inv_f, -1));
+    p.resid.push_back(frozen_norm(m, stream[i], inv_f, -1));
   }
   if (higher) {
     p.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
-    p.resid.push_back(frozen_norm(m, final_rows(rest), inv_f, -1));
+    p.resid.push_back(frozen_norm(m, rest, inv_f, -1));
   }
   p.terms.push_back(PathTerm{PathTerm::kBiases, {}});
-  p.resid.push_back(frozen_norm(m, final_rows(biases), inv_f, -1).rowwise() + norm_bias(m, -1).transpose());
+  p.resid.push_back(frozen_norm(m, biases, inv_f, -1).rowwise() + norm_bias(m, -1).transpose());
   return p;
 }
 

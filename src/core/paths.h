@@ -51,10 +51,11 @@ struct PathExpansion {
 // The expansion of one run. `cache` must be forward()'s cache of `tokens` on
 // `m` (resid and pattern; it is checked for shape). max_order >= 0 (2: up to
 // virtual heads of two heads). Throws cs::Error on a cache of another shape.
-// position >= 0: only that position's row (what the Prompt view splits).
-// Attention is causal, so it needs the streams of positions 0..position
-// only, and the last layer only at `position` itself: on a long prompt of a
-// large model a fraction of the full expansion's work.
+// position >= 0: only that position's row (what the Prompt view splits),
+// computed from the right (docs/two-layer.md, "Paths"): each path's term from
+// the patterns' rows back from `position` and one product with the
+// embedding, so a long prompt of a wide model costs a fraction of the full
+// expansion; the same numbers (tested against the full expansion's row).
 PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache,
                            int max_order = 2, int position = -1);
 

@@ -28,12 +28,20 @@
 //  - page_heads_grid, page_head_view_open, page_skip_trigrams_one_head: a
 //    one-layer view's tab opened (its work starts then) until its results are
 //    on screen, with the longest C++ frame and job step meanwhile;
+//  - page_head_badges: model shown until the head badges (a job of their own
+//    after every load: [I]'s experiment and the OV eigenvalues) are computed;
+//  - page_prompt_first_result, page_prompt_1024: the Prompt view on n_ctx =
+//    1024 tokens of text (a WordLevel tokenizer of the model's 48,262 tokens
+//    is written beside it): until the forward pass's result (tokens,
+//    patterns, top predictions) is on screen, then until the logit split by
+//    path is too; page_prompt_ablate: a head ticked until the ablated run's
+//    predictions are on screen; each with the longest job step meanwhile;
 //  - ov_row, ov_column, qk_row, qk_column: one lookup of the head view changed
 //    (as its token pickers do): its C++ time in the page (the job's steps and
 //    its done callback; median of 20 tokens) and, as *_latency_*, the time
 //    until the new top-k is on screen (whole frames: SwiftShader draws slowly).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -165,7 +173,8 @@ async function selections(page, fn, ids, doneKey, pendingKey) {
 }
 
 async function loadToy(kind, dir) {
-  const files = ['model.safetensors', 'config.json'].map((f) => join(dir, f));
+  const files = ['model.safetensors', 'config.json', ...(existsSync(join(dir, 'tokenizer.json')) ? ['tokenizer.json'] : [])]
+    .map((f) => join(dir, f));
   const app = await openPage({ query: '?model=none', viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA });
   try {
     const { page } = app;
@@ -186,8 +195,9 @@ async function loadToy(kind, dir) {
     }, 50);
     const shownAt = await page.waitForFunction(() => {
       const s = window.circuitscopeShell.state();
-      return s.model && s.model.id === 'file:model.safetensors' && !s.loading.active && s.jobs.length === 0
-        ? performance.now() : false;
+      // The head badges' job (after every load) is timed on its own (page_head_badges).
+      return s.model && s.model.id === 'file:model.safetensors' && !s.loading.active &&
+        s.jobs.every((j) => j.slot === 'badges') ? performance.now() : false;
     }, null, { polling: 'raf', timeout: 600000 });
     clearInterval(poll);
     const t1 = await shownAt.jsonValue();
@@ -397,12 +407,73 @@ async function oneLayerViews(app) {
     }, 600000));
 }
 
+// ---- the Prompt view on n_ctx tokens of the toy-shaped model ----------------------------
+// A WordLevel tokenizer.json of d_vocab tokens "t0".."t{n-1}" (no BOS), so text reads as ids.
+function wordLevelTokenizer(n) {
+  const vocab = {};
+  for (let i = 0; i < n; i++) vocab[`t${i}`] = i;
+  return JSON.stringify({ version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' },
+    post_processor: null, decoder: null, model: { type: 'WordLevel', vocab, unk_token: 't0' } });
+}
+
+async function badges(app) {
+  const { page } = app;
+  await resetFrameStats(page);
+  const t0 = await page.evaluate(() => performance.now());
+  const at = await page.waitForFunction(() => {
+    const s = window.circuitscopeShell.state();
+    return s.badges && s.badges.value ? performance.now() : false;
+  }, null, { polling: 'raf', timeout: 900000 });
+  const t1 = await at.jsonValue();
+  ms('page_head_badges', t1 - t0);
+  const f = await frameStats(page);
+  ms('page_head_badges_max_cpp_work', f.max_work_ms);
+  longestStep('page_head_badges', f);
+}
+
+async function promptView(app, nCtx, vocab) {
+  const { page } = app;
+  await watchMainThread(page);
+  // 1024 tokens of text: a repeated stretch of random-looking ids (so induction has something to do).
+  const ids = Array.from({ length: nCtx }, (_, i) => ((i % 300) * 7919 + 13) % vocab);
+  const text = ids.map((i) => `t${i}`).join(' ');
+  await resetFrameStats(page);
+  await mainThreadSince(page);
+  const t0 = await page.evaluate((text) => {
+    const t = performance.now();
+    const r = Module.ccall('cs_set_selections', 'string', ['string'], [JSON.stringify({ prompt: { text } })]);
+    if (r) throw new Error(`cs_set_selections: ${r}`);
+    Module.ccall('cs_open_view', null, ['string'], ['prompt']);
+    return t;
+  }, text);
+  const first = await page.waitForFunction(() => {
+    const s = window.circuitscopeShell.state();
+    return s.open_view === 'prompt' && s.views.prompt.results.run.freshness === 'current' ? performance.now() : false;
+  }, null, { polling: 'raf', timeout: 900000 });
+  ms('page_prompt_first_result', (await first.jsonValue()) - t0);
+  const all = await page.waitForFunction(() => {
+    const s = window.circuitscopeShell.state();
+    return s.views.prompt.results.split.freshness === 'current' ? performance.now() : false;
+  }, null, { polling: 'raf', timeout: 900000 });
+  const st = await getState(page);
+  if (st.error) throw new Error(`prompt: ${st.error}`);
+  if (st.views.prompt.results.run.value.ids.length !== nCtx) throw new Error('prompt: not n_ctx tokens');
+  report('page_prompt_1024', { ms: (await all.jsonValue()) - t0, f: await frameStats(page), main: await mainThreadSince(page) });
+  report('page_prompt_ablate', await untilDone(page, null, { prompt: { text, ablate: ['1.3'] } }, () => {
+    const s = window.circuitscopeShell.state();
+    const a = s.views.prompt.results.ablated;
+    return a.freshness === 'current' && a.value ? performance.now() : false;
+  }, 900000));
+}
+
 async function main() {
   if (!existsSync(join(distDir, 'circuitscope.wasm'))) throw new Error(`${distDir}/circuitscope.wasm not found: build the page first`);
   if (!existsSync(cliPath)) throw new Error(`CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
-  // PAGE_BENCH_ONLY=one_layer: the f32 load and the one-layer views only.
+  // PAGE_BENCH_ONLY=one_layer: the f32 load and the one-layer views only;
+  // PAGE_BENCH_ONLY=prompt: the f32 load, the head badges and the Prompt view only.
   const onlyOneLayer = process.env.PAGE_BENCH_ONLY === 'one_layer';
-  if (!onlyOneLayer) {
+  const onlyPrompt = process.env.PAGE_BENCH_ONLY === 'prompt';
+  if (!onlyOneLayer && !onlyPrompt) {
     gzipSizes();
     await firstFrame();
   }
@@ -411,19 +482,25 @@ async function main() {
   try {
     const shape = ['--layers', '2', '--d-model', '512', '--heads', '8', '--d-head', '64', '--ctx', '1024',
       '--vocab', '48262', '--norm', 'LN', '--pos', 'standard', '--seed', '1234', '--std', '0.05'];
-    for (const kind of onlyOneLayer ? ['f32'] : ['f32', 'f16']) {
+    for (const kind of onlyOneLayer || onlyPrompt ? ['f32'] : ['f32', 'f16']) {
       const dir = join(tmp, kind);
       execFileSync(cliPath, ['make-random', dir, ...shape, ...(kind === 'f16' ? ['--f16'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
+      if (kind === 'f32') writeFileSync(join(dir, 'tokenizer.json'), wordLevelTokenizer(48262));
       log(`${kind}: ${round(statSync(join(dir, 'model.safetensors')).size / 1e6)} MB`);
       const app = await loadToy(kind, dir);
       try {
-        if (kind === 'f32') {
+        if (kind === 'f32' && onlyPrompt) {
+          await badges(app);
+          await promptView(app, 1024, 48262);
+        } else if (kind === 'f32') {
+          await badges(app);
           if (!onlyOneLayer) {
             await queries(app);
             await app.page.evaluate(() => Module.ccall('cs_set_raw', null, ['number'], [0]));
             await waitIdle(app.page, { timeout: 300000 });
           }
           await oneLayerViews(app);
+          if (!onlyOneLayer) await promptView(app, 1024, 48262);
         }
       } finally {
         await app.close();
