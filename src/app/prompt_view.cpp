@@ -52,17 +52,16 @@ Json top_json(const Session& s, const LogitSummary& sum, int position) {
 
 Json loss_json(float v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
-// The path expansion at one position as a job (one unit: on the bundled
-// models it takes milliseconds).
+// The path expansion at one position as a job (PathsAtPlan's units), then
+// the chosen token's contributions and logit.
 class SplitPlan final : public WorkPlan {
  public:
   SplitPlan(std::shared_ptr<const LoadedModel> m, std::shared_ptr<const PromptRun> run, int position, int token)
-      : m_(std::move(m)), run_(std::move(run)) {
-    const ModelConfig& c = m_->model.config();
-    const double T = double(position + 1);
-    add("logit split by path", T * T * double(c.d_model) * double(c.n_layers * c.n_heads + 1), [this, position, token] {
+      : m_(std::move(m)), run_(std::move(run)), paths_(m_->model, run_->cache, 2, position) {
+    add_units_of(&paths_, paths_.units(), "logit split by path", 1.0);
+    add("logit split by path", 1.0, [this, position, token] {
       const Model& model = m_->model;
-      const PathExpansion p = expand_paths(model, run_->ids, run_->cache, 2, position);
+      const PathExpansion p = paths_.take();
       const Vec parts = path_logit_contributions(model, p, position, token);
       split_.position = position;
       split_.token = token;
@@ -79,6 +78,7 @@ class SplitPlan final : public WorkPlan {
  private:
   std::shared_ptr<const LoadedModel> m_;
   std::shared_ptr<const PromptRun> run_;
+  PathsAtPlan paths_;
   PromptSplit split_;
 };
 

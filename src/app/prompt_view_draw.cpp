@@ -88,7 +88,12 @@ void PromptView::draw(Session& s) {
                            .c_str()
                      : "the token under the mouse (hover one)");
   int hovered = -1;
-  const float right = ImGui::GetCursorScreenPos().x + std::min(width, ImGui::GetFontSize() * 60.f);
+  // A long prompt scrolls in a box of a few lines (ImGui skips drawing what is scrolled away).
+  const float strip_w = std::min(width, ImGui::GetFontSize() * 60.f);
+  const float strip_h = std::min(ImGui::GetFrameHeightWithSpacing() * 8.f,
+                                 ImGui::GetFrameHeightWithSpacing() * (1.f + float(T) / 12.f));
+  ImGui::BeginChild("##tokens", ImVec2(strip_w, strip_h), false);
+  const float right = ImGui::GetCursorScreenPos().x + ImGui::GetContentRegionAvail().x;
   ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(2.f, 2.f));
   for (int i = 0; i < T; ++i) {
     const std::string label = tt.display(r.ids[size_t(i)]);
@@ -120,6 +125,7 @@ void PromptView::draw(Session& s) {
     ImGui::PopID();
   }
   ImGui::PopStyleVar();
+  ImGui::EndChild();
   hover_token(hovered);
 
   // ---- the head chooser (and the ablation ticks) ----

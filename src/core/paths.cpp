@@ -103,42 +103,13 @@ void long_paths(int L, int H, int max_order, int from, std::vector<HeadId>& cur,
 // Each path costs a few R x R vector products and one R x d_model one: on a
 // long prompt of a wide model far less than the full expansion's streams.
 // The bias term is the normalized output minus every other term.
-PathExpansion expand_at(const Model& m, const ForwardCache& cache, int max_order, int position) {
+}  // namespace
+
+PathsAtPlan::PathsAtPlan(const Model& m, const ForwardCache& cache, int max_order, int position)
+    : m_(m), cache_(cache), position_(position) {
   const ModelConfig& c = m.config();
   const int L = c.n_layers, H = c.n_heads;
   const Eigen::Index R = Eigen::Index(position) + 1, D = c.d_model;
-  std::vector<Eigen::VectorXf> inv(size_t(L) + 1);
-  for (int l = 0; l <= L; ++l)
-    inv[size_t(l)] = c.normalizes() ? inv_scales(m, RowMat(cache.resid[size_t(l)].topRows(R)))
-                                    : Eigen::VectorXf::Ones(R);  // no scales without normalization
-  // N_l on a row: centre, times w_l (identity without normalization).
-  auto n_row = [&](Eigen::RowVectorXf v, int layer) {
-    if (!c.normalizes()) return v;
-    v.array() -= v.mean();
-    if (c.has_ln_weights()) v.array() *= (layer >= 0 ? m.ln1_w(layer) : m.ln_final_w()).transpose().array();
-    return v;
-  };
-  const float inv_f = inv[size_t(L)][R - 1];
-  auto term_row = [&](const std::vector<HeadId>& heads) {
-    Eigen::RowVectorXf v;
-    if (heads.empty()) {
-      v = cache.resid[0].row(position);
-    } else {
-      const HeadId& last = heads.back();
-      Eigen::RowVectorXf w = cache.attn(last.layer, last.head, H).row(position).head(R);
-      w.array() *= inv[size_t(last.layer)].transpose().array();
-      for (size_t k = heads.size() - 1; k-- > 0;) {
-        const HeadId& hk = heads[k];
-        w = (w * cache.attn(hk.layer, hk.head, H).topLeftCorner(R, R)).eval();
-        w.array() *= inv[size_t(hk.layer)].transpose().array();
-      }
-      v = w * cache.resid[0].topRows(R);  // [1, d_model]
-      for (const HeadId& hk : heads)
-        v = (n_row(v, hk.layer) * m.W_V(hk.layer, hk.head)) * m.W_O(hk.layer, hk.head);
-    }
-    return Eigen::RowVectorXf(inv_f * n_row(v, -1));
-  };
-
   // The terms in expand_paths' order: direct, then each order in the order
   // found (by the last head's layer, then head, then the earlier path's place).
   std::vector<PathTerm> terms{PathTerm{PathTerm::kDirect, {}}};
@@ -154,35 +125,85 @@ PathExpansion expand_at(const Model& m, const ForwardCache& cache, int max_order
   }
   std::stable_sort(terms.begin(), terms.end(),
                    [](const PathTerm& a, const PathTerm& b) { return a.order() < b.order(); });
-  PathExpansion p;
-  p.max_order = max_order;
-  p.position = position;
-  Eigen::RowVectorXf sum = Eigen::RowVectorXf::Zero(D);
-  for (PathTerm& t : terms) {
-    Eigen::RowVectorXf row = term_row(t.heads);
-    sum += row;
-    p.terms.push_back(std::move(t));
-    p.resid.push_back(RowMat(row));
+  p_.max_order = max_order;
+  p_.position = position;
+  p_.terms = std::move(terms);
+  p_.resid.resize(p_.terms.size());
+  const double per_path = double(R) * double(R) * double(L) + double(R) * double(D);
+  add("logit split by path: scales", double(L + 1) * double(R) * double(D), [this, L, R] {
+    const ModelConfig& c = m_.config();
+    inv_.resize(size_t(L) + 1);
+    for (int l = 0; l <= L; ++l)
+      inv_[size_t(l)] = c.normalizes() ? inv_scales(m_, RowMat(cache_.resid[size_t(l)].topRows(R)))
+                                       : Eigen::VectorXf::Ones(R);  // no scales without normalization
+  });
+  // One unit per last head (the paths ending in it), the direct path with the first.
+  std::vector<std::vector<size_t>> groups(size_t(L) * size_t(H) + 1);
+  for (size_t i = 0; i < p_.terms.size(); ++i) {
+    const PathTerm& t = p_.terms[i];
+    groups[t.heads.empty() ? 0 : 1 + size_t(t.heads.back().layer) * size_t(H) + size_t(t.heads.back().head)].push_back(i);
   }
+  for (const std::vector<size_t>& g : groups)
+    if (!g.empty())
+      add("logit split by path", double(g.size()) * per_path, [this, g] {
+        for (size_t i : g) p_.resid[i] = RowMat(term_row(p_.terms[i].heads));
+      });
   if (L > max_order) {
     std::vector<std::vector<HeadId>> paths;
     std::vector<HeadId> cur;
     long_paths(L, H, max_order, 0, cur, paths);
-    Eigen::RowVectorXf rest = Eigen::RowVectorXf::Zero(D);
-    for (const auto& path : paths) rest += term_row(path);
-    sum += rest;
-    p.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
-    p.resid.push_back(RowMat(rest));
+    add("logit split by path: longer paths", double(paths.size()) * per_path, [this, paths, D] {
+      Eigen::RowVectorXf rest = Eigen::RowVectorXf::Zero(D);
+      for (const auto& path : paths) rest += term_row(path);
+      p_.terms.push_back(PathTerm{PathTerm::kHigherOrder, {}});
+      p_.resid.push_back(RowMat(rest));
+    });
   }
-  // Biases: the normalized output at p (with its b) minus everything above.
-  RowMat y = cache.resid[size_t(L)].row(position);
-  normalize_rows(m, y, -1);
-  p.terms.push_back(PathTerm{PathTerm::kBiases, {}});
-  p.resid.push_back(RowMat(y.row(0) - sum));
-  return p;
+  add("logit split by path", double(D) * double(p_.terms.size()), [this, L, D] {
+    // Biases: the normalized output at the position (with its b) minus everything above.
+    Eigen::RowVectorXf sum = Eigen::RowVectorXf::Zero(D);
+    for (const RowMat& r : p_.resid) sum += r.row(0);
+    RowMat y = cache_.resid[size_t(L)].row(position_);
+    normalize_rows(m_, y, -1);
+    p_.terms.push_back(PathTerm{PathTerm::kBiases, {}});
+    p_.resid.push_back(RowMat(y.row(0) - sum));
+  });
 }
 
-}  // namespace
+// A path's term at the position (the comment above expand_paths' dispatch, and docs/two-layer.md).
+Eigen::RowVectorXf PathsAtPlan::term_row(const std::vector<HeadId>& heads) const {
+  const ModelConfig& c = m_.config();
+  const int H = c.n_heads, L = c.n_layers;
+  const Eigen::Index R = Eigen::Index(position_) + 1;
+  // N_l on a row: centre, times w_l (identity without normalization).
+  auto n_row = [&](Eigen::RowVectorXf v, int layer) {
+    if (!c.normalizes()) return v;
+    v.array() -= v.mean();
+    if (c.has_ln_weights()) v.array() *= (layer >= 0 ? m_.ln1_w(layer) : m_.ln_final_w()).transpose().array();
+    return v;
+  };
+  Eigen::RowVectorXf v;
+  if (heads.empty()) {
+    v = cache_.resid[0].row(position_);
+  } else {
+    const HeadId& last = heads.back();
+    Eigen::RowVectorXf w = cache_.attn(last.layer, last.head, H).row(position_).head(R);
+    w.array() *= inv_[size_t(last.layer)].transpose().array();
+    for (size_t k = heads.size() - 1; k-- > 0;) {
+      const HeadId& hk = heads[k];
+      w = (w * cache_.attn(hk.layer, hk.head, H).topLeftCorner(R, R)).eval();
+      w.array() *= inv_[size_t(hk.layer)].transpose().array();
+    }
+    v = w * cache_.resid[0].topRows(R);  // [1, d_model]
+    for (const HeadId& hk : heads) v = (n_row(v, hk.layer) * m_.W_V(hk.layer, hk.head)) * m_.W_O(hk.layer, hk.head);
+  }
+  return inv_[size_t(L)][R - 1] * n_row(v, -1);
+}
+
+PathExpansion PathsAtPlan::take() {
+  if (!done()) throw Error("expand_paths: take() before the computation finished");
+  return std::move(p_);
+}
 
 PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache, int max_order,
                            int position) {
@@ -192,7 +213,11 @@ PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const Fo
   check_cache(m, size_t(T), cache);
   if (position >= T)
     throw Error("expand_paths: position " + std::to_string(position) + " is outside [0, T = " + std::to_string(T) + ")");
-  if (position >= 0) return expand_at(m, cache, max_order, position);
+  if (position >= 0) {
+    PathsAtPlan plan(m, cache, max_order, position);
+    plan.run();
+    return plan.take();
+  }
   const int L = c.n_layers, H = c.n_heads;
 
   // Each term's contribution to the stream x_l (before block l): [T, d_model].

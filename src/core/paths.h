@@ -27,6 +27,7 @@
 
 #include "core/forward.h"
 #include "core/model.h"
+#include "core/sliced.h"
 
 namespace cs {
 
@@ -58,6 +59,25 @@ struct PathExpansion {
 // expansion; the same numbers (tested against the full expansion's row).
 PathExpansion expand_paths(const Model& m, std::span<const int> tokens, const ForwardCache& cache,
                            int max_order = 2, int position = -1);
+
+// expand_paths at one position as a plan (core/sliced.h), what the Prompt
+// view runs: a unit for the scales, one per head (the paths ending in it;
+// the direct path with the first), one for the paths longer than max_order,
+// one for the bias term. The model and the cache must outlive it; the
+// arguments are expand_paths' (checked there, not here).
+class PathsAtPlan final : public WorkPlan {
+ public:
+  PathsAtPlan(const Model& m, const ForwardCache& cache, int max_order, int position);
+  PathExpansion take();  // once done()
+
+ private:
+  Eigen::RowVectorXf term_row(const std::vector<HeadId>& heads) const;
+  const Model& m_;
+  const ForwardCache& cache_;
+  int position_;
+  std::vector<Eigen::VectorXf> inv_;  // [n_layers + 1] scales of positions 0..position
+  PathExpansion p_;
+};
 
 // [n_terms]: each term's contribution to the logit of `token` at `position`
 // (they add up to that logit). An expansion at one position has that
