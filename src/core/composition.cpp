@@ -189,6 +189,9 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
         F.qk_norm[h] = qr.cast<double>().norm();
         F.ov2_norm[h] = vr.cast<double>().norm();
       }, /*concurrent=*/true);
+  // Every factor before any score (a non-concurrent unit ends a stretch of
+  // concurrent ones: run_concurrently would otherwise mix the two).
+  add("composition: factors", 1, [] {});
   // For each later layer, the earlier layers' OV factors against its three:
   // one GEMM [k, d_model] x [d_model, n_heads * k] per earlier head (a unit:
   // a few ms in wasm at d_model 512, 8 heads of 64).

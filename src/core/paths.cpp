@@ -95,16 +95,18 @@ void long_paths(int L, int H, int max_order, int from, std::vector<HeadId>& cur,
     }
 }
 
-// The expansion at one position, from the right: a path's term at row p is
-//   inv_f,p * N_f( (c x0) N_a1 W_OV1 N_a2 W_OV2 ... )
-// where N_l is the normalization's linear part without its scale (centre,
-// times w), and the row c [R] carries the patterns and the scales back from
-// p: c = A_n[p, :] o inv_an, then c <- (c A_k) o inv_ak for the earlier heads.
-// Each path costs a few R x R vector products and one R x d_model one: on a
-// long prompt of a wide model far less than the full expansion's streams.
-// The bias term is the normalized output minus every other term.
 }  // namespace
 
+// The expansion at one position, from the right (docs/two-layer.md, "One
+// prediction's split"): a path's term at row p is
+//   inv_f,p * N_f( (c x0) N_a1 W_OV1 N_a2 W_OV2 ... )
+// where N_l is the normalization's linear part without its scale (centre,
+// times w), and the row c [R = p + 1] carries the patterns and the scales
+// back from p: c = A_n[p, :] o inv_an, then c <- (c A_k) o inv_ak for the
+// earlier heads. Each path costs a few R x R vector products and one
+// R x d_model one: on a long prompt of a wide model far less than the full
+// expansion's streams. The bias term is the normalized output minus every
+// other term.
 PathsAtPlan::PathsAtPlan(const Model& m, const ForwardCache& cache, int max_order, int position)
     : m_(m), cache_(cache), position_(position) {
   const ModelConfig& c = m.config();
@@ -170,7 +172,7 @@ PathsAtPlan::PathsAtPlan(const Model& m, const ForwardCache& cache, int max_orde
   });
 }
 
-// A path's term at the position (the comment above expand_paths' dispatch, and docs/two-layer.md).
+// A path's term at the position (the comment above PathsAtPlan's constructor).
 Eigen::RowVectorXf PathsAtPlan::term_row(const std::vector<HeadId>& heads) const {
   const ModelConfig& c = m_.config();
   const int H = c.n_heads, L = c.n_layers;

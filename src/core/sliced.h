@@ -57,7 +57,8 @@ class WorkPlan : public SlicedComputation {
 
   bool step(double budget_ms) override;
   // Runs to the end like run(), each stretch of consecutive concurrent units
-  // on up to `threads` threads (natively; in wasm, one after the other). The
+  // (a non-concurrent unit, even an empty one, ends a stretch: the barrier
+  // between units that read what others write) on up to `threads` threads (natively; in wasm, one after the other). The
   // CLI's one-shot analyses use all cores this way; the page steps the same
   // plan a unit at a time. Same arithmetic either way.
   void run_concurrently(int threads);

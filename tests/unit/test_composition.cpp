@@ -265,7 +265,7 @@ TEST(Composition, SlicedPlanEqualsTheOneShotScores) {
   size_t steps = 0;
   while (!p.step(0.0)) ++steps;
   EXPECT_EQ(steps + 1, p.units());
-  EXPECT_EQ(p.units(), size_t(6 + 3 + 3 * 3 + 3 * 3 * (1 + 2) + 1));  // baseline pairs, layers, heads, earlier heads x later layers x kinds, end
+  EXPECT_EQ(p.units(), size_t(6 + 3 + 3 * 3 + 1 + 3 * 3 * (1 + 2) + 1));  // baseline pairs, layers, heads, barrier, earlier heads x later layers x kinds, end
   const CompositionScores& r = p.result();
   EXPECT_EQ(r.baseline, composition_baseline(12, 4, 5, 6));
   EXPECT_EQ(r.baseline, once.baseline);
@@ -308,6 +308,30 @@ TEST(InductionScatter, PlanFindsThePreviousTokenHeadAndMatchesTheOneShotScatter)
   EXPECT_EQ(given.result().points.size(), 3u);
   EXPECT_EQ(given.result().previous_token.size(), 0);
   EXPECT_THROW(InductionScatterPlan(m, {}, 2, 0, {}), Error);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// On many threads (more than the cores, so units interleave), run again and
+// again: exactly the numbers of the plan stepped unit by unit. Scores read
+// the factors, so a stretch of concurrent units must not mix the two.
+TEST(Composition, RunConcurrentlyEqualsTheSteppedPlan) {
+  Model m(config(3, Norm::LN));
+  randomize(m, 23, 0.5f);
+  CompositionPlan stepped(m, CompositionOptions{.baseline_samples = 1});
+  while (!stepped.step(0.0)) {
+  }
+  const CompositionScores& want = stepped.result();
+  for (int rep = 0; rep < 20; ++rep) {
+    CompositionPlan p(m, CompositionOptions{.baseline_samples = 1});
+    p.run_concurrently(8);
+    const CompositionScores& r = p.result();
+    ASSERT_TRUE(r.Q == want.Q && r.K == want.K && r.V == want.V && r.virtual_norm == want.virtual_norm) << "run " << rep;
+  }
 }
 
 }  // namespace
