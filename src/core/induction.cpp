@@ -314,7 +314,12 @@ InductionExperimentPlan::InductionExperimentPlan(const Model& m, int n, int repe
   acc->prefix = Eigen::MatrixXd::Zero(L, H);
   acc->previous = Eigen::MatrixXd::Zero(L, H);
   for (size_t e = 0; e < r.sequences.size(); ++e) {
-    passes_.push_back(std::make_unique<ForwardPlan>(m, r.sequences[e]));
+    // The losses are folded into the unembedding's units (LogitSummary): no
+    // [T, d_vocab_out] logits, and no log-softmax over them in one unit.
+    ForwardOptions fo;
+    fo.summarize = true;
+    fo.top_k = 0;
+    passes_.push_back(std::make_unique<ForwardPlan>(m, r.sequences[e], fo));
     ForwardPlan* pass = passes_.back().get();
     add_units_of(pass, pass->units(), "repeated random tokens", double(len) * double(c.d_model));
     add("repeated random tokens", double(len) * double(L * H), [this, &m, e, acc, bos, n] {
@@ -328,7 +333,7 @@ InductionExperimentPlan::InductionExperimentPlan(const Model& m, int n, int repe
       const RowMat P = detection_pattern(HeadPattern::PreviousToken, seq);
       for (int l = 0; l < c.n_layers; ++l)
         for (int h = 0; h < c.n_heads; ++h) acc->previous(l, h) += detection_score(f.cache.attn(l, h, c.n_heads), P);
-      const std::vector<float> losses = token_losses(f.logits, seq);
+      const std::vector<float> losses = f.summary.losses();
       for (size_t t = 0; t < losses.size(); ++t) r.loss_by_position[t] += losses[t] / double(r.examples);
       add_repeat_losses(losses, size_t(bos >= 0) + size_t(n), acc->first, acc->n_first, acc->rep, acc->n_rep);
       if (e == 0) r.patterns = f.cache.pattern;
