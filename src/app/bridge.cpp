@@ -245,16 +245,17 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     b["pending"] = s.jobs().running(cs::app::Session::kBadgesSlot);
     if (const cs::HeadBadges* hb = s.badges()) {
       Json v;
-      v["experiment"] = Json{{"tokens", hb->tokens}, {"repeats", hb->repeats}, {"examples", hb->examples}, {"seed", 0}};
+      v["experiment"] = Json{{"tokens", hb->experiment.tokens}, {"repeats", hb->experiment.repeats},
+                             {"examples", hb->experiment.examples}, {"seed", hb->experiment.seed}};
       v["thresholds"] = Json{{"previous_token", cs::HeadBadges::kPrevious},
                              {"induction", cs::HeadBadges::kInduction},
                              {"copying", cs::HeadBadges::kCopying}};
-      v["previous_token"] = cs::matrix_json(hb->previous_token);
-      v["prefix_matching"] = cs::matrix_json(hb->prefix_matching);
+      v["previous_token"] = cs::matrix_json(hb->previous_token());
+      v["prefix_matching"] = cs::matrix_json(hb->prefix_matching());
       v["ov_copying"] = cs::matrix_json(hb->ov_copying);
       Json heads = Json{{"previous_token", Json::array()}, {"induction", Json::array()}, {"copying", Json::array()}};
-      for (int l = 0; l < int(hb->prefix_matching.rows()); ++l)
-        for (int h = 0; h < int(hb->prefix_matching.cols()); ++h) {
+      for (int l = 0; l < int(hb->prefix_matching().rows()); ++l)
+        for (int h = 0; h < int(hb->prefix_matching().cols()); ++h) {
           const std::string name = cs::app::head_text(l, h);
           if (hb->previous(l, h)) heads["previous_token"].push_back(name);
           if (hb->induction(l, h)) heads["induction"].push_back(name);

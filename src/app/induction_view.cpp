@@ -69,6 +69,16 @@ void InductionView::start(Session& s) {
   const Key k = key();
   if (experiment_.holds(k, s.generation())) return;
   const int bos = bos_or_none(*m);
+  // The head badges ran this very experiment when these are its parameters (the defaults).
+  if (const HeadBadges* b = s.badges()) {
+    const InductionExperiment& e = b->experiment;
+    if (e.tokens == k.tokens && e.repeats == k.repeats && e.examples == k.examples && e.seed == uint64_t(k.seed) &&
+        e.bos == bos) {
+      s.jobs().cancel(kSlot);
+      experiment_.set(k, s.generation(), e);
+      return;
+    }
+  }
   std::unique_ptr<InductionExperimentPlan> plan;
   try {
     plan = std::make_unique<InductionExperimentPlan>(m->model, k.tokens, k.repeats, k.examples, uint64_t(k.seed), bos,

@@ -72,7 +72,7 @@ constexpr Badge kBadges[] = {
 };
 
 bool has(const HeadBadges& b, int i, int l, int h) {
-  if (l < 0 || h < 0 || l >= b.prefix_matching.rows() || h >= b.prefix_matching.cols()) return false;
+  if (l < 0 || h < 0 || l >= b.prefix_matching().rows() || h >= b.prefix_matching().cols()) return false;
   return i == 0 ? b.previous(l, h) : i == 1 ? b.induction(l, h) : b.copying(l, h);
 }
 
@@ -94,7 +94,7 @@ void head_badges(const Session& s, int layer, int head, const char* where) {
     dl->AddText(ImVec2(p.x + pad.x, y), IM_COL32(255, 255, 255, 255), k.label);
     ImGui::Dummy(ImVec2(size.x + 2 * pad.x, ImGui::GetFrameHeight()));
     if (ImGui::IsItemHovered()) {
-      const double v = i == 0 ? b->previous_token(layer, head) : i == 1 ? b->prefix_matching(layer, head) : b->ov_copying(layer, head);
+      const double v = i == 0 ? b->previous_token()(layer, head) : i == 1 ? b->prefix_matching()(layer, head) : b->ov_copying(layer, head);
       const double t = i == 0 ? HeadBadges::kPrevious : i == 1 ? HeadBadges::kInduction : HeadBadges::kCopying;
       ImGui::SetTooltip("head %d.%d: %s head\n%s %.2f (badge from %.2f)", layer, head, k.words,
                         i == 0 ? "previous-token score on repeated random tokens"

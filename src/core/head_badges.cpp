@@ -27,10 +27,7 @@ HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circ
     return;
   }
   const BadgeExperimentShape shape = badge_experiment_shape(c, bos >= 0);
-  r_.tokens = shape.tokens;
-  r_.repeats = shape.repeats;
-  r_.examples = shape.examples;
-  experiment_ = std::make_unique<InductionExperimentPlan>(m, shape.tokens, shape.repeats, shape.examples, 0, bos);
+  experiment_ = std::make_unique<InductionExperimentPlan>(m, shape.tokens, shape.repeats, shape.examples, 0, bos, circuit);
   HeadSummaryOptions o;
   o.circuit = circuit;
   o.diagonal = false;  // not needed for the badges; the one full vocabulary scan per head
@@ -41,9 +38,7 @@ HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circ
   add_units_of(experiment_.get(), experiment_->units(), "repeated random tokens", 1.0);
   add_units_of(summary_.get(), summary_->units(), "OV eigenvalues", 1.0);
   add("head badges", 1.0, [this, L, H] {
-    const InductionExperiment& e = experiment_->result();
-    r_.previous_token = e.previous_token;
-    r_.prefix_matching = e.prefix_matching;
+    r_.experiment = experiment_->result();
     r_.ov_copying = RowMat::Constant(L, H, std::numeric_limits<float>::quiet_NaN());
     for (const HeadSummary& s : summary_->result()) r_.ov_copying(s.layer, s.head) = float(s.ov_copying_score);
     experiment_.reset();

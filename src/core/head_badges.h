@@ -20,10 +20,13 @@ namespace cs {
 
 struct HeadBadges {
   static constexpr double kPrevious = 0.4, kInduction = 0.4, kCopying = 0.7;
-  int tokens = 0, repeats = 0, examples = 0;  // the experiment's shape
-  RowMat previous_token, prefix_matching, ov_copying;  // [n_layers, n_heads] scores (ov_copying NaN when not square)
-  bool previous(int l, int h) const { return previous_token(l, h) >= kPrevious; }
-  bool induction(int l, int h) const { return prefix_matching(l, h) >= kInduction; }
+  // The whole experiment (the Induction view shows it when its parameters are these).
+  InductionExperiment experiment;
+  RowMat ov_copying;  // [n_layers, n_heads] (NaN when the OV circuit is not square)
+  const RowMat& previous_token() const { return experiment.previous_token; }    // [n_layers, n_heads]
+  const RowMat& prefix_matching() const { return experiment.prefix_matching; }  // [n_layers, n_heads]
+  bool previous(int l, int h) const { return previous_token()(l, h) >= kPrevious; }
+  bool induction(int l, int h) const { return prefix_matching()(l, h) >= kInduction; }
   bool copying(int l, int h) const { return ov_copying(l, h) >= kCopying; }
 };
 

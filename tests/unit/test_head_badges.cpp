@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "app/app.h"
+#include "app/induction_view.h"
 #include "app_test_helpers.h"
 #include "core/circuits.h"
 #include "core/error.h"
@@ -47,17 +48,17 @@ TEST(HeadBadges, ScoresEqualTheOneShotFunctions) {
     HeadBadgePlan plan(m, bos);
     plan.run();
     const HeadBadges& b = plan.result();
-    EXPECT_EQ(b.tokens, 25);
-    EXPECT_EQ(b.repeats, 4);
-    EXPECT_EQ(b.examples, 10);
+    EXPECT_EQ(b.experiment.tokens, 25);
+    EXPECT_EQ(b.experiment.repeats, 4);
+    EXPECT_EQ(b.experiment.examples, 10);
     const auto seqs = repeated_random_tokens(m.config().d_vocab, 25, 4, 10, 0, bos);
-    expect_near(b.prefix_matching, prefix_matching_scores(m, seqs, bos), 1e-5, "prefix matching");
-    expect_near(b.previous_token, detect_heads(m, seqs).previous_token, 1e-5, "previous token");
+    expect_near(b.prefix_matching(), prefix_matching_scores(m, seqs, bos), 1e-5, "prefix matching");
+    expect_near(b.previous_token(), detect_heads(m, seqs).previous_token, 1e-5, "previous token");
     expect_near(b.ov_copying, copying_scores(m), 1e-4, "OV copying");
     for (int l = 0; l < 2; ++l)
       for (int h = 0; h < 3; ++h) {
-        EXPECT_EQ(b.induction(l, h), b.prefix_matching(l, h) >= HeadBadges::kInduction);
-        EXPECT_EQ(b.previous(l, h), b.previous_token(l, h) >= HeadBadges::kPrevious);
+        EXPECT_EQ(b.induction(l, h), b.prefix_matching()(l, h) >= HeadBadges::kInduction);
+        EXPECT_EQ(b.previous(l, h), b.previous_token()(l, h) >= HeadBadges::kPrevious);
         EXPECT_EQ(b.copying(l, h), b.ov_copying(l, h) >= HeadBadges::kCopying);
       }
   }
@@ -80,7 +81,7 @@ TEST(HeadBadges, TheExperimentFitsShortContexts) {
   const Model m = model(2, 9, 4);
   HeadBadgePlan plan(m, -1);
   plan.run();
-  EXPECT_EQ(plan.result().tokens * plan.result().repeats, 8);
+  EXPECT_EQ(plan.result().experiment.tokens * plan.result().experiment.repeats, 8);
 }
 
 TEST(HeadBadges, TheSessionComputesThemForTheShownModel) {
@@ -91,7 +92,7 @@ TEST(HeadBadges, TheSessionComputesThemForTheShownModel) {
   ASSERT_NE(s.badges(), nullptr);
   HeadBadgePlan want(s.shown()->model, -1, circuit_options(*s.shown(), true));
   want.run();
-  expect_near(s.badges()->prefix_matching, want.result().prefix_matching, 1e-6, "prefix matching");
+  expect_near(s.badges()->prefix_matching(), want.result().prefix_matching(), 1e-6, "prefix matching");
   expect_near(s.badges()->ov_copying, want.result().ov_copying, 1e-6, "OV copying");
   // Another model: the old badges are not shown, the new ones follow.
   const Model m2 = model(1, 128, 6);
@@ -100,7 +101,24 @@ TEST(HeadBadges, TheSessionComputesThemForTheShownModel) {
   a.session().tick(0.0);  // the load runs; a badge job for the old model would be dropped
   app::apptest::run_jobs(a.session(), 0.05);
   ASSERT_NE(s.badges(), nullptr);
-  EXPECT_EQ(s.badges()->prefix_matching.rows(), 1);
+  EXPECT_EQ(s.badges()->prefix_matching().rows(), 1);
+}
+
+// The Induction view's default experiment is the badges': shown at once,
+// nothing computed again.
+TEST(HeadBadges, TheInductionViewShowsTheBadgesExperimentWithoutRunningItAgain) {
+  app::App a;
+  app::apptest::load(a, model(2, 128, 7), 0.05);
+  app::Session& s = a.session();
+  ASSERT_NE(s.badges(), nullptr);
+  app::InductionView& v = *a.view<app::InductionView>();
+  a.show(v);
+  EXPECT_FALSE(s.jobs().running(app::InductionView::kSlot)) << "the experiment ran again";
+  ASSERT_TRUE(v.experiment().has());
+  const InductionExperiment& e = v.experiment().value();
+  EXPECT_EQ(e.sequences, repeated_random_tokens(30, 25, 4, 10, 0, -1));
+  expect_near(e.prefix_matching, prefix_matching_scores(s.shown()->model, e.sequences, -1), 1e-5, "prefix matching");
+  EXPECT_EQ(a.views_json()["induction"]["results"]["experiment"]["freshness"], "current");
 }
 
 }  // namespace
