@@ -83,6 +83,26 @@ void check_cache(const Model& m, size_t T, const ForwardCache& cache) {
 
 namespace {
 
+// The direct path and every path of 1..max_order heads, in expand_paths'
+// order: by order, each order in the order found (by the last head's layer,
+// then head, then the earlier path's place).
+std::vector<PathTerm> head_path_terms(int L, int H, int max_order) {
+  std::vector<PathTerm> terms{PathTerm{PathTerm::kDirect, {}}};
+  for (int l = 0; l < L; ++l) {
+    const size_t existing = terms.size();
+    for (int h = 0; h < H; ++h)
+      for (size_t i = 0; i < existing; ++i) {
+        if (terms[i].order() + 1 > max_order) continue;
+        PathTerm t{PathTerm::kHeads, terms[i].heads};
+        t.heads.push_back(HeadId{l, h});
+        terms.push_back(std::move(t));
+      }
+  }
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const PathTerm& a, const PathTerm& b) { return a.order() < b.order(); });
+  return terms;
+}
+
 // The path's heads for every path of more than max_order heads (one head per
 // layer, layers increasing): what "higher order" sums.
 void long_paths(int L, int H, int max_order, int from, std::vector<HeadId>& cur, std::vector<std::vector<HeadId>>& out) {
@@ -112,24 +132,9 @@ PathsAtPlan::PathsAtPlan(const Model& m, const ForwardCache& cache, int max_orde
   const ModelConfig& c = m.config();
   const int L = c.n_layers, H = c.n_heads;
   const Eigen::Index R = Eigen::Index(position) + 1, D = c.d_model;
-  // The terms in expand_paths' order: direct, then each order in the order
-  // found (by the last head's layer, then head, then the earlier path's place).
-  std::vector<PathTerm> terms{PathTerm{PathTerm::kDirect, {}}};
-  for (int l = 0; l < L; ++l) {
-    const size_t existing = terms.size();
-    for (int h = 0; h < H; ++h)
-      for (size_t i = 0; i < existing; ++i) {
-        if (terms[i].order() + 1 > max_order) continue;
-        PathTerm t{PathTerm::kHeads, terms[i].heads};
-        t.heads.push_back(HeadId{l, h});
-        terms.push_back(std::move(t));
-      }
-  }
-  std::stable_sort(terms.begin(), terms.end(),
-                   [](const PathTerm& a, const PathTerm& b) { return a.order() < b.order(); });
   p_.max_order = max_order;
   p_.position = position;
-  p_.terms = std::move(terms);
+  p_.terms = head_path_terms(L, H, max_order);
   p_.resid.resize(p_.terms.size());
   const double per_path = double(R) * double(R) * double(L) + double(R) * double(D);
   add("logit split by path: scales", double(L + 1) * double(R) * double(D), [this, L, R] {
@@ -326,15 +331,8 @@ RowMat path_logits(const Model& m, const PathExpansion& p, const std::vector<cha
 }
 
 size_t path_term_count(const ModelConfig& c, int max_order) {
-  // 1 direct + per order k <= min(L, max_order): C(L, k) H^k paths + higher order (when cut) + biases
-  size_t n = 1;
-  for (int k = 1; k <= std::min(c.n_layers, max_order); ++k) {
-    size_t choose = 1;
-    for (int i = 0; i < k; ++i) choose = choose * size_t(c.n_layers - i) / size_t(i + 1);
-    for (int i = 0; i < k; ++i) choose *= size_t(c.n_heads);
-    n += choose;
-  }
-  return n + (c.n_layers > max_order ? 1 : 0) + 1;
+  // direct and head paths + higher order (when cut) + biases
+  return head_path_terms(c.n_layers, c.n_heads, max_order).size() + (c.n_layers > max_order ? 1 : 0) + 1;
 }
 
 namespace {
