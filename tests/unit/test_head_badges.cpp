@@ -16,24 +16,12 @@
 #include "core/head_detector.h"
 #include "core/induction.h"
 #include "io/model_io.h"
+#include "test_models.h"
 
 namespace cs {
 namespace {
 
-Model model(int layers, int n_ctx, uint64_t seed) {
-  ModelConfig c;
-  c.n_layers = layers;
-  c.d_model = 12;
-  c.n_heads = 3;
-  c.d_head = 4;
-  c.n_ctx = n_ctx;
-  c.d_vocab = 30;
-  c.normalization = Norm::LN;
-  c.positional = PosEmbed::Shortformer;
-  Model m(c);
-  randomize(m, seed, 0.7f);
-  return m;
-}
+Model model(int layers, int n_ctx, uint64_t seed) { return testmodels::small_ln_model(layers, n_ctx, seed, 0.7f); }
 
 void expect_near(const RowMat& a, const RowMat& b, double tol, const char* what) {
   ASSERT_EQ(a.rows(), b.rows()) << what;

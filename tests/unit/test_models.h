@@ -2,6 +2,7 @@
 #pragma once
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 
 #include "core/model.h"
@@ -25,6 +26,23 @@ inline Model identity_head(const Eigen::MatrixXf& P) {
   m.W_V(0, 0).setIdentity();
   m.W_O(0, 0).setIdentity();
   m.W_U() = P;
+  return m;
+}
+
+// The small random models the view tests load: d_model 12, 3 heads of 4,
+// d_vocab 30, LayerNorm, Shortformer positions; weights from `seed` at `scale`.
+inline Model small_ln_model(int layers, int n_ctx, uint64_t seed, float scale) {
+  ModelConfig c;
+  c.n_layers = layers;
+  c.d_model = 12;
+  c.n_heads = 3;
+  c.d_head = 4;
+  c.n_ctx = n_ctx;
+  c.d_vocab = 30;
+  c.normalization = Norm::LN;
+  c.positional = PosEmbed::Shortformer;
+  Model m(c);
+  randomize(m, seed, scale);
   return m;
 }
 

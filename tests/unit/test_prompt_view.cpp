@@ -23,20 +23,7 @@
 namespace cs::app {
 namespace {
 
-Model model_2l(uint64_t seed) {
-  ModelConfig c;
-  c.n_layers = 2;
-  c.d_model = 12;
-  c.n_heads = 3;
-  c.d_head = 4;
-  c.n_ctx = 16;
-  c.d_vocab = 30;
-  c.normalization = Norm::LN;
-  c.positional = PosEmbed::Shortformer;
-  Model m(c);
-  randomize(m, seed, 0.9f);
-  return m;
-}
+Model model_2l(uint64_t seed) { return testmodels::small_ln_model(2, 16, seed, 0.9f); }
 
 // The k largest of a row, by a full sort.
 std::vector<int> top_ids(const RowMat& logits, int t, int k) {

@@ -20,24 +20,12 @@
 #include "core/head_detector.h"
 #include "core/induction.h"
 #include "naive_reference.h"
+#include "test_models.h"
 
 namespace cs::app {
 namespace {
 
-Model model_2l(uint64_t seed) {
-  ModelConfig c;
-  c.n_layers = 2;
-  c.d_model = 12;
-  c.n_heads = 3;
-  c.d_head = 4;
-  c.n_ctx = 40;
-  c.d_vocab = 30;
-  c.normalization = Norm::LN;
-  c.positional = PosEmbed::Shortformer;
-  Model m(c);
-  randomize(m, seed, 0.6f);
-  return m;
-}
+Model model_2l(uint64_t seed) { return testmodels::small_ln_model(2, 40, seed, 0.6f); }
 
 using naive::Mat;
 template <class M>
