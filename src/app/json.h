@@ -3,6 +3,7 @@
 // as the shortest decimal that reads back to the same float), plus the
 // selection-field readers every view uses.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,25 @@ inline bool json_bool(const Json& j, const char* view, const char* name, bool fa
   const Json& v = j.at(name);
   if (!v.is_boolean()) throw Error(std::string(view) + " selection: \"" + name + "\" must be true or false");
   return v.get<bool>();
+}
+
+// A text a view reads (a prompt, a sample): at most this many bytes (the
+// model reads n_ctx tokens of it; the rest only costs tokenizing).
+inline constexpr size_t kMaxTextBytes = size_t(1) << 16;
+// `text` if it is not longer than that; cs::Error naming the view and the field otherwise.
+inline std::string checked_text(std::string text, const char* view, const char* name) {
+  if (text.size() > kMaxTextBytes)
+    throw Error(std::string(view) + " selection: \"" + name + "\" has " + std::to_string(text.size()) +
+                " bytes, more than " + std::to_string(kMaxTextBytes));
+  return text;
+}
+// A text field of a selection: `fallback` when absent; cs::Error naming the
+// view and the field when it is not a string or too long.
+inline std::string json_text(const Json& j, const char* view, const char* name, std::string fallback) {
+  if (!j.contains(name)) return fallback;
+  const Json& v = j.at(name);
+  if (!v.is_string()) throw Error(std::string(view) + " selection: \"" + name + "\" must be a string");
+  return checked_text(v.get<std::string>(), view, name);
 }
 
 // A head as the page writes it, "layer.head" (e.g. "1.4").

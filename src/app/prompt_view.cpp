@@ -29,16 +29,6 @@ constexpr const char* kDefaultText =
     "\n"
     "cache = Ordered";
 
-// Text longer than this is refused (the model reads n_ctx tokens of it).
-constexpr size_t kMaxTextBytes = 1 << 16;
-
-std::string check_text(std::string text) {
-  if (text.size() > kMaxTextBytes)
-    throw Error("prompt selection: \"text\" has " + std::to_string(text.size()) + " bytes, more than " +
-                std::to_string(kMaxTextBytes));
-  return text;
-}
-
 Json top_json(const Session& s, const LogitSummary& sum, int position) {
   Json top = Json::array();
   if (position < 0 || size_t(position) >= sum.positions()) return top;
@@ -99,10 +89,7 @@ Json PromptSelection::to_json() const {
 PromptSelection PromptSelection::from_json(const Json& j) {
   if (!j.is_object()) throw Error("prompt selection: expected an object");
   PromptSelection s;
-  if (j.contains("text")) {
-    if (!j.at("text").is_string()) throw Error("prompt selection: \"text\" must be a string");
-    s.text = check_text(j.at("text").get<std::string>());
-  }
+  s.text = json_text(j, "prompt", "text", s.text);
   auto optional_index = [&j](const char* name) {
     if (!j.contains(name) || j.at(name).is_null()) return -1;
     const int v = json_int(j, "prompt", name, -1);
@@ -168,7 +155,7 @@ void PromptView::apply_selection(Session& s) {
 }
 
 void PromptView::set_text(Session& s, const std::string& text) {
-  sel_.text = check_text(text);
+  sel_.text = checked_text(text, "prompt", "text");
   sel_.position = sel_.token = -1;
   hover_ = -1;
   start(s);

@@ -49,8 +49,6 @@ constexpr const char* kDefaultSample =
     "settings = Settings('settings.json', defaults={'color': 'blue'}).load()\n"
     "print(settings.get('color'))\n";
 
-constexpr size_t kMaxTextBytes = 1 << 16;
-
 }  // namespace
 
 TermsSelection::TermsSelection() : text(kDefaultSample) {}
@@ -60,13 +58,7 @@ Json TermsSelection::to_json() const { return Json{{"text", text}, {"max_order",
 TermsSelection TermsSelection::from_json(const Json& j) {
   if (!j.is_object()) throw Error("terms selection: expected an object");
   TermsSelection s;
-  if (j.contains("text")) {
-    if (!j.at("text").is_string()) throw Error("terms selection: \"text\" must be a string");
-    s.text = j.at("text").get<std::string>();
-    if (s.text.size() > kMaxTextBytes)
-      throw Error("terms selection: \"text\" has " + std::to_string(s.text.size()) + " bytes, more than " +
-                  std::to_string(kMaxTextBytes));
-  }
+  s.text = json_text(j, "terms", "text", s.text);
   s.max_order = json_int(j, "terms", "max_order", s.max_order);
   if (s.max_order < 1 || s.max_order > 3)
     throw Error("terms selection: \"max_order\" " + std::to_string(s.max_order) + " is outside [1, 3]");
