@@ -58,27 +58,29 @@ Eigen::MatrixXd r_of_gram(const Eigen::MatrixXd& G) {
   return R * (ldlt.transpositionsP() * Eigen::MatrixXd::Identity(G.rows(), G.cols()));  // times P as a matrix
 }
 
-// R of X [d, r]: [r, r] with R^T R = X^T X.
-Eigen::MatrixXd qr_r(const Eigen::MatrixXd& X) {
-  Eigen::MatrixXd G;
-  G.noalias() = X.transpose() * X;
-  return r_of_gram(G);
-}
-// The same for a float X (the model's weights), its Gram formed in float.
+// R of X [d, r]: [r, r] with R^T R = X^T X; the Gram matrix formed in X's
+// scalar type (float for the model's weights), its LDL^T in double.
 template <class M>
-Eigen::MatrixXf qr_r_f(const M& X) {
-  Eigen::MatrixXf G;
+Eigen::Matrix<typename M::Scalar, Eigen::Dynamic, Eigen::Dynamic> qr_r(const M& X) {
+  using S = typename M::Scalar;
+  Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> G;
   G.noalias() = X.transpose() * X;
-  return r_of_gram(G.cast<double>()).cast<float>();
+  return r_of_gram(G.template cast<double>()).template cast<S>();
 }
 
-// Z1 = (R(A1) B1)^T: the left product's factor.
-Eigen::MatrixXd left_factor(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1) {
-  return (qr_r(A1) * B1).transpose();
+// Z1 = (R(A1) B1)^T = B1^T R(A1)^T: the left product's factor [d, r].
+template <class MA, class MB>
+Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> left_factor(const MA& A1, const MB& B1) {
+  Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
+  Z.noalias() = B1.transpose() * qr_r(A1).transpose();
+  return Z;
 }
-// Z2 = A2 R(B2^T)^T: the right product's factor.
-Eigen::MatrixXd right_factor(const Eigen::MatrixXd& A2, const Eigen::MatrixXd& B2) {
-  return A2 * qr_r(B2.transpose()).transpose();
+// Z2 = A2 R(B2^T)^T: the right product's factor [d, r].
+template <class MA, class MB>
+Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> right_factor(const MA& A2, const MB& B2) {
+  Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
+  Z.noalias() = A2 * qr_r(B2.transpose()).transpose();
+  return Z;
 }
 
 double ratio(double num, double n1, double n2) { return n1 > 0 && n2 > 0 ? num / (n1 * n2) : 0.0; }
@@ -175,15 +177,14 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
         Impl::LayerFactors& F = I.f[size_t(l)];  // head h's columns and norms only: concurrent
         // In float, from the weights as they are (no copies): [d_model, d_head] x3, W_O [d_head, d_model].
         const ConstMatMap WQ = m.W_Q(l, h), WK = m.W_K(l, h), WV = m.W_V(l, h), WO = m.W_O(l, h);
-        const Eigen::MatrixXf Rq = qr_r_f(WQ), Rk = qr_r_f(WK), Rv = qr_r_f(WV), Ro = qr_r_f(WO.transpose());
         auto ovl = F.ov_left.middleCols(h * k, k);
         auto qr = F.q_right.middleCols(h * k, k);
         auto kr = F.k_right.middleCols(h * k, k);
         auto vr = F.v_right.middleCols(h * k, k);
-        ovl.noalias() = WO.transpose() * Rv.transpose();  // OV = W_V W_O, earlier: (R(W_V) W_O)^T
-        qr.noalias() = WQ * Rk.transpose();               // QK = W_Q W_K^T: W_Q R(W_K)^T
-        kr.noalias() = WK * Rq.transpose();               // QK^T = W_K W_Q^T: W_K R(W_Q)^T
-        vr.noalias() = WV * Ro.transpose();               // OV, later: W_V R(W_O^T)^T
+        ovl = left_factor(WV, WO);               // OV = W_V W_O, earlier
+        qr = right_factor(WQ, WK.transpose());   // QK = W_Q W_K^T
+        kr = right_factor(WK, WQ.transpose());   // QK^T = W_K W_Q^T
+        vr = right_factor(WV, WO);               // OV, later
         F.ov_norm[h] = ovl.cast<double>().norm();
         F.qk_norm[h] = qr.cast<double>().norm();
         F.ov2_norm[h] = vr.cast<double>().norm();
