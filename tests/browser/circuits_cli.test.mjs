@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  openPage, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir,
+  openPage, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir, openTab,
 } from './harness.mjs';
 
 const MODEL_ID = 'attn-only-1l';
@@ -46,11 +46,6 @@ async function setSelections(page, sel) {
 }
 
 const results = (s, id) => s.views[id].results;
-
-async function openTab(page, id) {
-  await page.evaluate((id) => Module.ccall('cs_open_view', null, ['string'], [id]), id);
-  await waitForState(page, (s) => s.open_view === id, { what: `tab ${id}` });
-}
 
 async function check(t, page, raw) {
   const label = raw ? 'raw' : 'processed';

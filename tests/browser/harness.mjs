@@ -2,6 +2,8 @@
 // through playwright-core with a fresh profile, console/page error capture,
 // waiting on the page's state (cs_state_json), screenshots, and small model
 // files written here in JavaScript (independent of the C++ under test).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -301,3 +303,22 @@ export function testModelFiles(opts = {}) {
     },
   };
 }
+
+// ---- helpers the view tests share -------------------------------------------------------
+// The centre of a widget's rectangle from the state's "rects" ([x0, y0, x1, y1]).
+export const center = (r) => ({ x: (r[0] + r[2]) / 2, y: (r[1] + r[3]) / 2 });
+
+// Opens a view's tab and waits until it is the one drawn.
+export async function openTab(page, id) {
+  await page.evaluate((id) => Module.ccall('cs_open_view', null, ['string'], [id]), id);
+  await waitForState(page, (s) => s.open_view === id, { what: `tab ${id}` });
+}
+
+// The CLI's JSON for `args` (--json added).
+export const cliJson = (args) =>
+  JSON.parse(execFileSync(cliPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+
+// A number the page holds against the CLI's, relative to max(1, |cli|).
+export const nearCli = (page, cli, what, tol = 1e-4) =>
+  assert.ok(Math.abs(page - cli) <= tol * Math.max(1, Math.abs(cli)), `${what}: page ${page} vs CLI ${cli}`);
+

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  openPage, waitIdle, waitForState, waitFrames, pressKey, getState, assertNoErrors, demoFiles, testModelFiles, writeTempFolder, screenshot,
+  openPage, waitIdle, waitForState, waitFrames, pressKey, getState, assertNoErrors, demoFiles, testModelFiles, writeTempFolder, screenshot, center,
 } from './harness.mjs';
 
-const center = (r) => ({ x: (r[0] + r[2]) / 2, y: (r[1] + r[3]) / 2 });
 
 test('keyboard, mouse, clipboard and file chooser', { timeout: 120000 }, async () => {
   const vocab = JSON.parse(demoFiles().tokenizerJson).model.vocab;

@@ -8,15 +8,16 @@
 // the prediction shown. Screenshots go to test-artifacts/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { openPage, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir } from './harness.mjs';
+import {
+  cliJson, nearCli, openPage, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir, center,
+} from './harness.mjs';
+
+const cli = cliJson;
+const near = nearCli;
 
 const MODEL_ID = 'attn-only-2l';
 const modelDir = join(distDir, 'assets', 'models', MODEL_ID);
-const cli = (args) => JSON.parse(execFileSync(cliPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
-const near = (a, b, what, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: page ${a} vs CLI ${b}`);
-const center = (r) => ({ x: (r[0] + r[2]) / 2, y: (r[1] + r[3]) / 2 });
 const argmax = (row) => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
 const topIds = (row, k) => row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map(([, i]) => i);
 const prompt = (s) => s.views.prompt.results;

@@ -8,20 +8,17 @@
 // and draws (cs_state_json's "views"). Screenshots go to test-artifacts/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { openPage, waitIdle, waitForState, screenshot, assertNoErrors, cliPath, distDir } from './harness.mjs';
+import {
+  cliJson, nearCli, openPage, waitIdle, waitForState, screenshot, assertNoErrors, cliPath, distDir, openTab,
+} from './harness.mjs';
+
+const cli = cliJson;
+const near = nearCli;
 
 const MODEL_ID = 'attn-only-2l';
 const modelDir = join(distDir, 'assets', 'models', MODEL_ID);
-const cli = (args) => JSON.parse(execFileSync(cliPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
-const near = (a, b, what, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: page ${a} vs CLI ${b}`);
-
-async function openTab(page, id) {
-  await page.evaluate((id) => Module.ccall('cs_open_view', null, ['string'], [id]), id);
-  await waitForState(page, (s) => s.open_view === id, { what: `tab ${id}` });
-}
 
 const composition = (s) => s.views.composition.results;
 
