@@ -24,6 +24,14 @@ void check_head(const Model& m, int layer, int head, const char* fn) {
                 std::to_string(c.n_heads) + ")");
 }
 
+void check_head_pair(const Model& m, int l1, int h1, int l2, int h2, const char* fn) {
+  check_head(m, l1, h1, fn);
+  check_head(m, l2, h2, fn);
+  if (l1 >= l2)
+    throw Error(std::string(fn) + ": head " + std::to_string(l1) + "." + std::to_string(h1) +
+                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+}
+
 std::string head_name(const char* fn, int layer, int head) {
   return std::string(fn) + "(" + std::to_string(layer) + ", " + std::to_string(head) + ")";
 }
@@ -273,6 +281,13 @@ SmallFactors small_factors(const Model& m, int layer, int head, const EmbedGrams
   if (ov) return {d(m.W_O(layer, head)), unembed_embed_for_layer(m, layer, g), d(m.W_V(layer, head))};
   return {d(m.W_K(layer, head)).transpose(), embed_gram_for_layer(m, layer, g), d(m.W_Q(layer, head))};
 }
+// The virtual head h2 o h1's: (W_O1 W_V2 W_O2) [d_head, d_model] (W_U E_l1)
+// [d_model, d_model] W_V1 [d_model, d_head] (the cyclic shift of
+// E_l1 W_V1 . W_O1 W_V2 W_O2 W_U, as for one head).
+SmallFactors virtual_small_factors(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
+  const Eigen::MatrixXd L = d(m.W_O(l1, h1)) * d(m.W_V(l2, h2)) * d(m.W_O(l2, h2));
+  return {L, unembed_embed_for_layer(m, l1, g), d(m.W_V(l1, h1))};
+}
 
 }  // namespace
 
@@ -280,6 +295,19 @@ Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const Embed
   check_head(m, layer, head, "ov_small_matrix");
   const SmallFactors f = small_factors(m, layer, head, g, true);
   return f.L * f.M * f.R;
+}
+
+Eigen::MatrixXd virtual_ov_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
+  check_head_pair(m, l1, h1, l2, h2, "virtual_ov_small_matrix");
+  const SmallFactors f = virtual_small_factors(m, l1, h1, l2, h2, g);
+  return f.L * f.M * f.R;
+}
+
+std::vector<std::complex<double>> virtual_ov_eigenvalues(const Model& m, int l1, int h1, int l2, int h2,
+                                                         const CircuitOptions& opt) {
+  check_head_pair(m, l1, h1, l2, h2, "virtual_ov_eigenvalues");
+  check_square(m, "virtual_ov_eigenvalues");
+  return small_eigenvalues(virtual_ov_small_matrix(m, l1, h1, l2, h2, embed_grams(m, opt)), "virtual_ov_eigenvalues");
 }
 
 Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
@@ -293,68 +321,103 @@ struct HeadEigenPlan::Impl {
   std::shared_ptr<const EmbedGrams> grams;
 };
 
-HeadEigenPlan::HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
-                             std::shared_ptr<const EmbedGrams> grams)
+HeadEigenPlan::HeadEigenPlan(const Model& m, const CircuitOptions& opt, std::shared_ptr<const EmbedGrams> grams)
     : impl_(std::make_unique<Impl>()) {
-  check_head(m, layer, head, "head eigenvalues");
   const ModelConfig& c = m.config();
   const Eigen::Index D = c.d_model;
   Impl& I = *impl_;
   if (grams) {
     I.grams = std::move(grams);
-  } else {
-    I.plan = std::make_unique<EmbedGramsPlan>(m, opt, false);
-    add_units_of(I.plan.get(), I.plan->units(), "vocabulary sums", double(c.d_vocab) * double(D) * double(D) * 2.0 /
-                                                                     double(std::max<size_t>(I.plan->units(), 1)));
-    add("vocabulary sums", 1, [this] {
-      impl_->grams = std::make_shared<const EmbedGrams>(std::move(impl_->plan->mutable_result()));
-      impl_->plan.reset();
-    });
+    return;
   }
+  I.plan = std::make_unique<EmbedGramsPlan>(m, opt, false);
+  add_units_of(I.plan.get(), I.plan->units(), "vocabulary sums", double(c.d_vocab) * double(D) * double(D) * 2.0 /
+                                                                   double(std::max<size_t>(I.plan->units(), 1)));
+  add("vocabulary sums", 1, [this] {
+    impl_->grams = std::make_shared<const EmbedGrams>(std::move(impl_->plan->mutable_result()));
+    impl_->plan.reset();
+  });
+}
+
+HeadEigenPlan::HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
+                             std::shared_ptr<const EmbedGrams> grams)
+    : HeadEigenPlan(m, opt, std::move(grams)) {
   add_head_eigen_units(*this, m, layer, head, [this]() -> const EmbedGrams& { return *impl_->grams; }, &result_);
 }
 
-void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
-                          std::function<const EmbedGrams&()> grams, HeadEigen* out) {
-  check_head(m, layer, head, "head eigenvalues");
-  const ModelConfig& c = m.config();
-  const Eigen::Index D = c.d_model;
-  // L M R (small_factors) with L M in blocks of M's columns, then the
-  // eigenvalues of the small matrix.
+HeadEigenPlan::HeadEigenPlan(const Model& m, VirtualHeadRef v, const CircuitOptions& opt,
+                             std::shared_ptr<const EmbedGrams> grams)
+    : HeadEigenPlan(m, opt, std::move(grams)) {
+  add_virtual_ov_eigen_units(*this, m, v.l1, v.h1, v.l2, v.h2,
+                             [this]() -> const EmbedGrams& { return *impl_->grams; }, &result_);
+}
+
+namespace {
+
+// Units computing the eigenvalues of one small matrix S = L M R
+// (SmallFactors, made by `factors` when the first unit runs): L M in blocks of
+// M's columns, then S and its eigenvalues, handed to `done`.
+void add_small_eigen_units(WorkPlan& plan, Eigen::Index D, Eigen::Index d_head, const char* what,
+                           std::function<SmallFactors()> factors,
+                           std::function<void(std::vector<std::complex<double>>)> done) {
   struct Scratch {
     SmallFactors f;
     Eigen::MatrixXd LM;  // [d_head, d_model]
   };
   auto sc = std::make_shared<Scratch>();
-  const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, c.d_head * D), 16, D);
-  auto small = [&](const char* what, bool ov) {
-    plan.add(what, double(D) * double(D), [sc, grams, &m, layer, head, ov] {
-      sc->f = small_factors(m, layer, head, grams(), ov);
-      sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
+  const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, d_head * D), 16, D);
+  plan.add(what, double(D) * double(D), [sc, factors = std::move(factors)] {
+    sc->f = factors();
+    sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
+  });
+  for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
+    const Eigen::Index n = std::min(cols, D - c0);
+    plan.add(what, double(d_head) * double(D) * double(n), [sc, c0, n] {
+      sc->LM.middleCols(c0, n).noalias() = sc->f.L * sc->f.M.middleCols(c0, n);
     });
-    for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
-      const Eigen::Index n = std::min(cols, D - c0);
-      plan.add(what, double(c.d_head) * double(D) * double(n), [sc, c0, n] {
-        sc->LM.middleCols(c0, n).noalias() = sc->f.L * sc->f.M.middleCols(c0, n);
-      });
-    }
-    plan.add(what, double(c.d_head) * double(D) * double(c.d_head), [sc, ov, out] {
-      const Eigen::MatrixXd S = sc->LM * sc->f.R;  // [d_head, d_head]
-      if (ov) {
-        out->ov = small_eigenvalues(S, "OV circuit");
-        out->ov_score = copying_score(out->ov);
-      } else {
-        out->qk = small_eigenvalues(S, "QK circuit");
-        out->qk_score = copying_score(out->qk);
-      }
-      *sc = Scratch{};
-    });
+  }
+  plan.add(what, double(d_head) * double(D) * double(d_head), [sc, what, done = std::move(done)] {
+    const Eigen::MatrixXd S = sc->LM * sc->f.R;  // [d_head, d_head]
+    *sc = Scratch{};
+    done(small_eigenvalues(S, what));
+  });
+}
+
+}  // namespace
+
+void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
+                          std::function<const EmbedGrams&()> grams, HeadEigen* out) {
+  check_head(m, layer, head, "head eigenvalues");
+  const ModelConfig& c = m.config();
+  auto factors = [grams, &m, layer, head](bool ov) {
+    return [grams, &m, layer, head, ov] { return small_factors(m, layer, head, grams(), ov); };
   };
   if (c.d_vocab == c.vocab_out())
-    small("OV eigenvalues", true);
+    add_small_eigen_units(plan, c.d_model, c.d_head, "OV eigenvalues", factors(true), [out](auto ev) {
+      out->ov = std::move(ev);
+      out->ov_score = copying_score(out->ov);
+    });
   else
     out->ov_score = std::nan("");
-  small("QK eigenvalues", false);
+  add_small_eigen_units(plan, c.d_model, c.d_head, "QK eigenvalues", factors(false), [out](auto ev) {
+    out->qk = std::move(ev);
+    out->qk_score = copying_score(out->qk);
+  });
+}
+
+void add_virtual_ov_eigen_units(WorkPlan& plan, const Model& m, int l1, int h1, int l2, int h2,
+                                std::function<const EmbedGrams&()> grams, HeadEigen* out) {
+  check_head_pair(m, l1, h1, l2, h2, "virtual head eigenvalues");
+  check_square(m, "virtual head eigenvalues");
+  const ModelConfig& c = m.config();
+  out->qk_score = std::nan("");
+  add_small_eigen_units(
+      plan, c.d_model, c.d_head, "OV eigenvalues",
+      [grams, &m, l1, h1, l2, h2] { return virtual_small_factors(m, l1, h1, l2, h2, grams()); },
+      [out](auto ev) {
+        out->ov = std::move(ev);
+        out->ov_score = copying_score(out->ov);
+      });
 }
 
 HeadEigenPlan::~HeadEigenPlan() = default;

@@ -55,6 +55,9 @@ RowMat qk_circuit(const Model& m, int layer, int head);
 
 // Throws cs::Error naming `fn` when (layer, head) is not a head of m.
 void check_head(const Model& m, int layer, int head, const char* fn);
+// Throws cs::Error naming `fn` unless l1.h1 and l2.h2 are heads of m with l1 < l2
+// (an earlier and a later head: a virtual head, a composition term).
+void check_head_pair(const Model& m, int l1, int h1, int l2, int h2, const char* fn);
 // "fn(layer, head)": how error messages name a head's matrix.
 std::string head_name(const char* fn, int layer, int head);
 
@@ -144,26 +147,50 @@ std::vector<std::complex<double>> small_eigenvalues(const Eigen::MatrixXd& S, co
 // product in blocks of columns, then the two d_head x d_head eigenvalue
 // problems; every unit a few ms in wasm. The model must outlive the plan.
 struct HeadEigen {
-  std::vector<std::complex<double>> ov, qk;  // descending modulus; ov empty when d_vocab != d_vocab_out
-  double ov_score = 0, qk_score = 0;         // copying_score of each (NaN for ov when empty)
+  // Descending modulus; ov empty when d_vocab != d_vocab_out, qk empty for a virtual head.
+  std::vector<std::complex<double>> ov, qk;
+  double ov_score = 0, qk_score = 0;  // copying_score of each (NaN when its list is empty)
 };
 // Appends to `plan` the units that compute head (layer, head)'s HeadEigen
 // into *out from the sums grams() returns when they run (so the sums may be
 // computed by earlier units of the same plan). *out must outlive the plan.
 void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
                           std::function<const EmbedGrams&()> grams, HeadEigen* out);
+// The virtual head h2 o h1 (docs/two-layer.md, "Virtual heads"): head h2 of
+// layer l2 reading, through its values, what head h1 of layer l1 < l2 wrote.
+struct VirtualHeadRef {
+  int l1 = 0, h1 = 0, l2 = 1, h2 = 0;
+  bool operator==(const VirtualHeadRef&) const = default;
+};
+// Appends the units of the virtual head's OV eigenvalues (*out: ov and
+// ov_score; qk empty, qk_score NaN), as add_head_eigen_units. Square models only.
+void add_virtual_ov_eigen_units(WorkPlan& plan, const Model& m, int l1, int h1, int l2, int h2,
+                                std::function<const EmbedGrams&()> grams, HeadEigen* out);
 class HeadEigenPlan final : public WorkPlan {
  public:
   HeadEigenPlan(const Model& m, int layer, int head, const CircuitOptions& opt,
+                std::shared_ptr<const EmbedGrams> grams = nullptr);
+  // A virtual head's OV eigenvalues (add_virtual_ov_eigen_units).
+  HeadEigenPlan(const Model& m, VirtualHeadRef v, const CircuitOptions& opt,
                 std::shared_ptr<const EmbedGrams> grams = nullptr);
   ~HeadEigenPlan() override;
   const HeadEigen& result() const;                   // once done()
   std::shared_ptr<const EmbedGrams> grams() const;   // once done(): the sums it used
  private:
+  HeadEigenPlan(const Model& m, const CircuitOptions& opt, std::shared_ptr<const EmbedGrams> grams);  // the sums' units
   struct Impl;
   std::unique_ptr<Impl> impl_;
   HeadEigen result_;
 };
+
+// The virtual head h2 o h1's OV small matrix (W_O1 W_V2 W_O2) (W_U E_l1) W_V1
+// [d_head, d_head] (double): its eigenvalues are the nonzero eigenvalues of
+// the full circuit E_l1 W_V1 W_O1 W_V2 W_O2 W_U (virtual_ov_circuit_matrix,
+// core/vocab_matrix.h) and zeros. Square models only.
+Eigen::MatrixXd virtual_ov_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g);
+// Its d_head eigenvalues, descending modulus (one-shot: runs embed_grams).
+std::vector<std::complex<double>> virtual_ov_eigenvalues(const Model& m, int l1, int h1, int l2, int h2,
+                                                         const CircuitOptions& opt = {});
 
 // Squared Frobenius norms of the full circuits, exactly from the factors:
 // ||L R^T||_F^2 = trace((L^T L)(R^T R)).

@@ -234,12 +234,23 @@ CompositionScores composition_scores(const Model& m, const CompositionOptions& o
   return p.result();
 }
 
+std::vector<VirtualHeadNorm> rank_virtual_heads(const CompositionScores& s) {
+  const int L = s.n_layers, H = s.n_heads;
+  std::vector<VirtualHeadNorm> out;
+  for (int l1 = 0; l1 < L; ++l1)
+    for (int h1 = 0; h1 < H; ++h1)
+      for (int l2 = l1 + 1; l2 < L; ++l2)
+        for (int h2 = 0; h2 < H; ++h2)
+          out.push_back({VirtualHeadRef{l1, h1, l2, h2}, s.virtual_norm(l1 * H + h1, l2 * H + h2),
+                         s.V(l1 * H + h1, l2 * H + h2)});
+  // Built in (l1, h1, l2, h2) order: a stable sort keeps it among equal norms.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const VirtualHeadNorm& a, const VirtualHeadNorm& b) { return a.norm > b.norm; });
+  return out;
+}
+
 Eigen::MatrixXd k_composition_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
-  check_head(m, l1, h1, "k_composition_small_matrix");
-  check_head(m, l2, h2, "k_composition_small_matrix");
-  if (l1 >= l2)
-    throw Error("k_composition_small_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
-                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  check_head_pair(m, l1, h1, l2, h2, "k_composition_small_matrix");
   const Eigen::MatrixXd WV1 = m.W_V(l1, h1).cast<double>(), WO1 = m.W_O(l1, h1).cast<double>();
   const Eigen::MatrixXd WK2 = m.W_K(l2, h2).cast<double>(), WQ2 = m.W_Q(l2, h2).cast<double>();
   // P2 (E_l1^T E_l2) P1 with P2 = (W_V1 W_O1 W_K2)^T [d_head, d_model], P1 = W_Q2 [d_model, d_head]

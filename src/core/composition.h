@@ -64,6 +64,16 @@ class CompositionPlan final : public WorkPlan {
   CompositionScores r_;
 };
 
+// A virtual head h2 o h1 and its size (docs/two-layer.md, "Virtual heads").
+struct VirtualHeadNorm {
+  VirtualHeadRef head;
+  double norm = 0;           // ||W_OV^h1 W_OV^h2|| (CompositionScores::virtual_norm)
+  double v_composition = 0;  // the same over ||W_OV^h1|| ||W_OV^h2|| (CompositionScores::V)
+};
+// Every virtual head of the scores, largest norm first (ties: smaller l1, h1,
+// l2, h2 first): n_heads^2 per pair of layers.
+std::vector<VirtualHeadNorm> rank_virtual_heads(const CompositionScores& s);
+
 // One score from factors: ||(A1 B1)(A2 B2)|| / (||A1 B1|| ||A2 B2||), with
 // A: [d, r] and B: [r, d] (r <= d); 0 when either product is 0.
 double composition_score(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1, const Eigen::MatrixXd& A2,

@@ -298,11 +298,7 @@ VocabMatrix qk_circuit_matrix(const Model& m, int layer, int head, const Circuit
 }
 
 VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt) {
-  check_head(m, l1, h1, "virtual_ov_circuit_matrix");
-  check_head(m, l2, h2, "virtual_ov_circuit_matrix");
-  if (l1 >= l2)
-    throw Error("virtual_ov_circuit_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
-                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  check_head_pair(m, l1, h1, l2, h2, "virtual_ov_circuit_matrix");
   // E W_V1 [d_vocab, d_head]; (W_O1 W_V2) W_O2 [d_head, d_model]; W_U
   const RowMat P2 = (RowMat(m.W_O(l1, h1)) * m.W_V(l2, h2)) * m.W_O(l2, h2);
   return VocabMatrix(m,
@@ -312,11 +308,7 @@ VocabMatrix virtual_ov_circuit_matrix(const Model& m, int l1, int h1, int l2, in
 }
 
 VocabMatrix k_composition_term_matrix(const Model& m, int l1, int h1, int l2, int h2, const CircuitOptions& opt) {
-  check_head(m, l1, h1, "k_composition_term_matrix");
-  check_head(m, l2, h2, "k_composition_term_matrix");
-  if (l1 >= l2)
-    throw Error("k_composition_term_matrix: head " + std::to_string(l1) + "." + std::to_string(h1) +
-                " must be in an earlier layer than head " + std::to_string(l2) + "." + std::to_string(h2));
+  check_head_pair(m, l1, h1, l2, h2, "k_composition_term_matrix");
   // E_l2 [d_vocab, d_model] W_Q2 [d_model, d_head]; (W_V1 W_O1 W_K2)^T [d_head, d_model]; E_l1
   const RowMat P2 = ((RowMat(m.W_V(l1, h1)) * m.W_O(l1, h1)) * m.W_K(l2, h2)).transpose();
   return VocabMatrix(m,

@@ -85,6 +85,33 @@ TEST(Composition, EveryPairEqualsTheDenseProducts) {
   }
 }
 
+// The ranking lists every (earlier, later) pair once, each with its dense
+// ||W_OV1 W_OV2|| and V-composition score, largest norm first.
+TEST(Composition, VirtualHeadsRankedByTheDenseNorms) {
+  Model m(config(3, Norm::LN));
+  randomize(m, 92, 0.7f);
+  const std::vector<VirtualHeadNorm> r = rank_virtual_heads(composition_scores(m));
+  ASSERT_EQ(r.size(), size_t(3 * 9));  // (0,1), (0,2), (1,2) layer pairs of 3 x 3 heads
+  std::vector<std::array<int, 4>> seen;
+  for (size_t i = 0; i < r.size(); ++i) {
+    const VirtualHeadRef v = r[i].head;
+    ASSERT_LT(v.l1, v.l2);
+    const Dense ov1 = matmul(mat(m.W_V(v.l1, v.h1)), mat(m.W_O(v.l1, v.h1)));
+    const Dense ov2 = matmul(mat(m.W_V(v.l2, v.h2)), mat(m.W_O(v.l2, v.h2)));
+    const double vn = fro(matmul(ov1, ov2));
+    EXPECT_NEAR(r[i].norm, vn, 2e-6 * std::max(1.0, vn));
+    EXPECT_NEAR(r[i].v_composition, score(ov1, ov2), 2e-6);
+    if (i > 0) EXPECT_GE(r[i - 1].norm, r[i].norm);
+    seen.push_back({v.l1, v.h1, v.l2, v.h2});
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end());
+  // One layer: no virtual heads.
+  Model one(config(1, Norm::LN));
+  randomize(one, 93);
+  EXPECT_TRUE(rank_virtual_heads(composition_scores(one)).empty());
+}
+
 // A head that writes into the very subspace a later head's keys read scores
 // above the random baseline; one orthogonal to it scores exactly 0.
 TEST(Composition, AlignedAndOrthogonalHeads) {

@@ -19,6 +19,8 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/vocab_matrix.h"
+#include "core/circuits.h"
+#include "dense_eigen.h"
 #include "naive_reference.h"
 
 namespace cs {
@@ -254,6 +256,8 @@ void check_all(const VocabMatrix& M, const Mat& D, bool exact) {
   }
 }
 
+std::string error_of(const std::function<void()>& f);  // defined below
+
 class VocabMatrixDense : public ::testing::TestWithParam<std::tuple<Norm, PosEmbed>> {};
 
 TEST_P(VocabMatrixDense, EveryOperationMatchesDenseLoops) {
@@ -294,6 +298,43 @@ TEST_P(VocabMatrixDense, EveryOperationMatchesDenseLoops) {
   } else {
     EXPECT_EQ(m.W_pos().rows(), 0);
   }
+}
+
+// A virtual head's OV eigenvalues from its d_head x d_head small matrix are
+// the nonzero eigenvalues of the dense vocab x vocab circuit built with loops,
+// one-shot and as the page's plan (the sums computed or given, a unit per step).
+TEST_P(VocabMatrixDense, VirtualHeadEigenvaluesAreTheDenseCircuitsNonzeroEigenvalues) {
+  const auto [norm, pos] = GetParam();
+  Model m(config(norm, pos, 23, 23));
+  randomize(m, 78, 0.6f);
+  for (bool normalize : {true, false}) {
+    const CircuitOptions opt{normalize};
+    std::shared_ptr<const EmbedGrams> grams;
+    for (int h1 = 0; h1 < 2; ++h1)
+      for (int h2 = 0; h2 < 2; ++h2) {
+        const std::string what = "virtual 1." + std::to_string(h2) + " o 0." + std::to_string(h1) +
+                                 (normalize ? " (LayerNorm on W_E)" : "");
+        const std::vector<cd> dense = nonzero_dense_eigenvalues(dense_virtual_ov(m, 0, h1, 1, h2, normalize), 1e-7);
+        ASSERT_EQ(dense.size(), 3u) << what;  // random weights: rank d_head
+        const std::vector<cd> once = virtual_ov_eigenvalues(m, 0, h1, 1, h2, opt);
+        ASSERT_EQ(once.size(), 3u);
+        expect_eigen_match(once, dense, what);
+        HeadEigenPlan p(m, VirtualHeadRef{0, h1, 1, h2}, opt, grams);
+        while (!p.step(0.0)) {
+        }
+        expect_eigen_match(p.result().ov, dense, what + ", plan");
+        EXPECT_NEAR(p.result().ov_score, copying_score(dense), 1e-5) << what;
+        EXPECT_TRUE(p.result().qk.empty());
+        EXPECT_TRUE(std::isnan(p.result().qk_score));
+        grams = p.grams();
+      }
+  }
+  EXPECT_NE(error_of([&] { virtual_ov_eigenvalues(m, 1, 0, 1, 1); }).find("must be in an earlier layer"),
+            std::string::npos);
+  Model wide(config(norm, pos, 23, 19));
+  randomize(wide, 79);
+  EXPECT_NE(error_of([&] { HeadEigenPlan(wide, VirtualHeadRef{0, 0, 1, 1}, {}); }).find("not square"),
+            std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(NormsAndPositions, VocabMatrixDense,
@@ -394,8 +435,6 @@ TEST(VocabMatrixSliced, StepsGiveTheSameBitsAsRun) {
   const Vec r = ov.row(299);
   for (size_t j = 0; j < D[299].size(); ++j) EXPECT_NEAR(r[Eigen::Index(j)], D[299][j], 2e-5 * scale_of(D));
 }
-
-std::string error_of(const std::function<void()>& f);
 
 TEST(VocabMatrixRowStats, MeanAndVarianceOfEveryRowOrColumnAsLoopsGiveThem) {
   Model m(config(Norm::LN, PosEmbed::Standard, 23, 19));
