@@ -230,9 +230,13 @@ CircuitOptions circuit_options(const Args& args, const LoadedModel& lm) {
 }
 
 int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c) {
-  Args args(words, {{"--json", "--raw", "--no-embed-norm"}, {"--head", c.row_flag, c.col_flag, "--top"}});
+  OptionSpec spec{{"--json", "--raw", "--no-embed-norm"}, {"--head", c.row_flag, c.col_flag, "--top"}};
+  if (c.virtual_matrix) spec.valued.insert("--through");
+  Args args(words, spec);
   args.expect_positional(1, "MODEL");
   const HeadRef h = head_syntax(args);
+  std::optional<HeadRef> through;
+  if (auto t = args.value("--through")) through = parse_head(*t, "--through");
   if (args.has(c.row_flag) == args.has(c.col_flag))
     throw UsageError(std::string("give exactly one of ") + c.row_flag + " ID or " + c.col_flag + " ID");
   const int k = int(args.integer("--top", 1, 1'000'000).value_or(10));
@@ -242,8 +246,10 @@ int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c
 
   LoadedModel lm = load_model_arg(args.positional()[0], args.has("--raw"));
   check_head(h, lm.model.config());
+  if (through) check_head(*through, lm.model.config());
   const CircuitOptions opt = circuit_options(args, lm);
-  const VocabMatrix M = c.matrix(lm.model, h.layer, h.head, opt);
+  const VocabMatrix M = through ? c.virtual_matrix(lm.model, through->layer, through->head, h.layer, h.head, opt)
+                                : c.matrix(lm.model, h.layer, h.head, opt);
   check_token_id(flag, id, int(row ? M.n_rows() : M.n_cols()), row ? "d_vocab" : c.col_bound);
   std::vector<TokenValue> list;
   for (const IdValue& t : row ? M.row_top_k(id, k) : M.column_top_k(id, k)) list.push_back({t.id, t.value});
@@ -254,6 +260,7 @@ int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c
     Json j;
     j["circuit"] = c.circuit;
     j["head"] = Json{{"layer", h.layer}, {"head", h.head}};
+    if (through) j["through"] = Json{{"layer", through->layer}, {"head", through->head}};
     j["weights"] = weights_kind(lm.model);
     j["embed_norm"] = opt.normalize_embed;
     j[key] = token_json(lm, id);
@@ -262,7 +269,10 @@ int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& c
     return 0;
   }
   std::ostringstream s;
-  s << c.circuit << " circuit of head " << h.layer << "." << h.head << ", " << key << " " << token_display(lm, id)
+  s << c.circuit << " circuit of ";
+  if (through) s << "the virtual head " << h.layer << "." << h.head << " o " << through->layer << "." << through->head;
+  else s << "head " << h.layer << "." << h.head;
+  s << ", " << key << " " << token_display(lm, id)
     << " (#" << id << "): top " << listed << ", " << weights_kind(lm.model) << " weights"
     << (opt.normalize_embed ? "" : ", W_E not normalized") << "\n";
   s << "rank  id      value       token\n";

@@ -140,6 +140,8 @@ struct CircuitLookup {
   const char* col_flag;                // e.g. "--out": a column
   const char* col_listed;              // e.g. "source tokens"
   const char* col_bound;               // the columns' bound in messages: "d_vocab" | "d_vocab_out"
+  // With --through L1.H1 (when set): the virtual head (--head) o (--through).
+  VocabMatrix (*virtual_matrix)(const Model&, int l1, int h1, int l2, int h2, const CircuitOptions&) = nullptr;
 };
 int circuit_lookup(const std::vector<std::string>& words, const CircuitLookup& lookup);
 
@@ -154,6 +156,7 @@ int cmd_ov(const std::vector<std::string>& args);
 int cmd_qk(const std::vector<std::string>& args);
 int cmd_skip_trigrams(const std::vector<std::string>& args);
 int cmd_composition(const std::vector<std::string>& args);
+int cmd_virtual(const std::vector<std::string>& args);
 int cmd_detect(const std::vector<std::string>& args);
 int cmd_terms(const std::vector<std::string>& args);
 int cmd_paths(const std::vector<std::string>& args);

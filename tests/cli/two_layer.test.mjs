@@ -5,6 +5,8 @@
 // weights (--raw: the weights as stored; double precision, plain loops), as
 // docs/two-layer.md defines them (row vectors: W_OV = W_V W_O, W_QK = W_Q W_K^T):
 //   Q: |W_OV1 W_QK2| / (|W_OV1| |W_QK2|),  K: |W_OV1 W_QK2^T| / ...,  V: |W_OV1 W_OV2| / ...
+// `circuitscope virtual` and `ov --through`: virtual heads against their dense
+// norms and full OV circuits formed HERE (E = ln1(W_E), raw weights).
 // `circuitscope detect`: the head detector's scores against the definitions
 // applied HERE to the attention patterns of helpers.mjs' reference forward pass.
 // `circuitscope induction`: prefix-matching scores and losses from that
@@ -39,6 +41,40 @@ const mul = (a, b) => a.map((row) => b[0].map((_, j) => row.reduce((s, x, k) => 
 const tr = (a) => a[0].map((_, j) => a.map((row) => row[j]));
 const fro = (a) => Math.sqrt(a.flat().reduce((s, x) => s + x * x, 0));
 const score = (l, r) => fro(mul(l, r)) / (fro(l) * fro(r));
+
+// E_l: W_E's rows through ln1 of layer l (raw weights) [d_vocab][d_model].
+function embedForLayer(l) {
+  const { d_model: D, d_vocab: V } = MODEL.cfg;
+  const WE = MODEL.t['embed.W_E'].values;
+  const w = MODEL.t[`blocks.${l}.ln1.w`].values, b = MODEL.t[`blocks.${l}.ln1.b`].values;
+  return Array.from({ length: V }, (_, t) => {
+    const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
+    const mu = x.reduce((a, v) => a + v, 0) / D;
+    const sd = Math.sqrt(x.reduce((a, v) => a + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
+    return x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
+  });
+}
+
+// M [V, V] of rank <= d_head: its power sums tr(M^n), n = 1..d_head, fix the
+// d_head eigenvalues `eig` ([[re, im]]) reported (Newton's identities).
+function assertEigenvaluesOf(M, eig, where) {
+  assert.equal(eig.length, MODEL.cfg.d_head, where);
+  let Mk = M;
+  for (let n = 1; n <= eig.length; n++) {
+    const trace = Mk.reduce((a, row, i) => a + row[i], 0);
+    let re = 0, im = 0;  // the sum of lambda^n over the complex eigenvalues
+    for (const [a, b] of eig) {
+      let zr = 1, zi = 0;
+      for (let r = 0; r < n; r++) [zr, zi] = [zr * a - zi * b, zr * b + zi * a];
+      re += zr;
+      im += zi;
+    }
+    const scale = eig.reduce((a, [x, y]) => a + Math.hypot(x, y) ** n, 0);
+    assert.ok(Math.abs(re - trace) < 1e-4 * Math.max(1, scale), `${where}: tr(M^${n}) ${trace} vs ${re}`);
+    assert.ok(Math.abs(im) < 1e-4 * Math.max(1, scale), where);
+    Mk = mul(Mk, M);
+  }
+}
 
 describe('composition', () => {
   test('--json: every pair equals the dense products; 0 unless the first head is earlier', () => {
@@ -82,6 +118,75 @@ describe('composition', () => {
     const bad = cli(['composition', MODEL.dir, '--samples', '0']);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--samples/);
+  });
+});
+
+describe('virtual heads', () => {
+  // The full OV circuit of h2 o h1, formed HERE: E_l1 W_V1 W_O1 W_V2 W_O2 W_U [V, V].
+  function denseVirtual(l1, h1, l2, h2) {
+    const { d_model: D, d_vocab: V } = MODEL.cfg;
+    const WU = MODEL.t['unembed.W_U'].values;
+    const U = Array.from({ length: D }, (_, d) => Array.from({ length: V }, (_, o) => WU[d * V + o]));
+    let x = mul(mul(embedForLayer(l1), head(`blocks.${l1}.attn.W_V`, h1)), head(`blocks.${l1}.attn.W_O`, h1));
+    x = mul(mul(x, head(`blocks.${l2}.attn.W_V`, h2)), head(`blocks.${l2}.attn.W_O`, h2));
+    return mul(x, U);
+  }
+
+  test('--json: every virtual head once, largest ||W_OV1 W_OV2|| first, its eigenvalues those of the dense circuit', () => {
+    const j = cliJson(['virtual', MODEL.dir, '--json', '--raw', '--top', '1000']);
+    const { n_layers: L, n_heads: H } = MODEL.cfg;
+    assert.equal(j.count, (L * (L - 1)) / 2 * H * H);
+    assert.equal(j.virtual_heads.length, j.count);
+    const ov = (l, h) => mul(head(`blocks.${l}.attn.W_V`, h), head(`blocks.${l}.attn.W_O`, h));
+    const seen = new Set();
+    j.virtual_heads.forEach((v, i) => {
+      const { layer: l1, head: h1 } = v.earlier, { layer: l2, head: h2 } = v.later;
+      const where = `${l2}.${h2} o ${l1}.${h1}`;
+      assert.ok(l1 < l2, where);
+      seen.add(where);
+      const vn = fro(mul(ov(l1, h1), ov(l2, h2)));
+      assert.ok(Math.abs(v.norm - vn) < 2e-6 * Math.max(1, vn), `${where}: norm ${v.norm} vs ${vn}`);
+      assert.ok(Math.abs(v.v_composition - score(ov(l1, h1), ov(l2, h2))) < 2e-6, `${where}: V-composition`);
+      if (i > 0) assert.ok(j.virtual_heads[i - 1].norm >= v.norm, `${where}: ranked`);
+      assertEigenvaluesOf(denseVirtual(l1, h1, l2, h2), v.ov_eigenvalues, where);
+      const eig = v.ov_eigenvalues;
+      const want = eig.reduce((a, [x]) => a + x, 0) / eig.reduce((a, [x, y]) => a + Math.hypot(x, y), 0);
+      assert.ok(Math.abs(v.ov_copying_score - want) < 1e-5, `${where}: copying score`);
+    });
+    assert.equal(seen.size, j.count);
+    assert.equal(cliJson(['virtual', MODEL.dir, '--json', '--raw', '--top', '3']).virtual_heads.length, 3);
+  });
+
+  test('ov --through: rows and columns of the virtual head\'s OV circuit equal the dense circuit', () => {
+    const V = MODEL.cfg.d_vocab;
+    for (const [l1, h1, l2, h2] of [[0, 1, 2, 0], [1, 0, 2, 1]]) {
+      const M = denseVirtual(l1, h1, l2, h2);
+      const where = `${l2}.${h2} o ${l1}.${h1}`;
+      const row = cliJson(['ov', MODEL.dir, '--raw', '--json', '--head', `${l2}.${h2}`, '--through', `${l1}.${h1}`,
+        '--source', '3', '--top', String(V)]);
+      assert.deepEqual(row.through, { layer: l1, head: h1 });
+      assert.equal(row.top.length, V);
+      for (const e of row.top) assert.ok(Math.abs(e.value - M[3][e.id]) < 1e-5 * Math.max(1, Math.abs(M[3][e.id])), `${where} row 3, ${e.id}`);
+      const col = cliJson(['ov', MODEL.dir, '--raw', '--json', '--head', `${l2}.${h2}`, '--through', `${l1}.${h1}`,
+        '--out', '7', '--top', '5']);
+      const want = M.map((r, s) => ({ id: s, value: r[7] })).sort((a, b) => b.value - a.value).slice(0, 5);
+      assert.deepEqual(col.top.map((e) => e.id), want.map((e) => e.id), `${where} column 7`);
+    }
+  });
+
+  test('bad input: a one-line reason and a non-zero exit', () => {
+    const later = cli(['ov', MODEL.dir, '--head', '0.1', '--through', '1.0', '--source', '1']);
+    assert.notEqual(later.code, 0);
+    assert.match(later.stderr, /head 1\.0 must be in an earlier layer than head 0\.1/);
+    assert.equal(later.stderr.trim().split('\n').length, 1, later.stderr);
+    const outside = cli(['ov', MODEL.dir, '--head', '2.1', '--through', '0.7', '--source', '1']);
+    assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /--through 0\.7/);
+    const qk = cli(['qk', MODEL.dir, '--head', '2.1', '--through', '0.1', '--source', '1']);
+    assert.equal(qk.code, 2, 'qk has no virtual heads');
+    const top = cli(['virtual', MODEL.dir, '--top', '0']);
+    assert.equal(top.code, 2);
+    assert.match(top.stderr, /--top/);
   });
 });
 
@@ -199,43 +304,16 @@ describe('induction', () => {
       if (j.previous_token[l][h] > j.previous_token[best.layer][best.head]) best = { layer: l, head: h };
     assert.deepEqual(j.k_term.previous_head, best);
     const heads = cliJson(['heads', MODEL.dir, '--json', '--raw']).heads;
-    // E_l: W_E's rows through ln1 of layer l (raw weights).
-    const WE = MODEL.t['embed.W_E'].values;
-    const E = (l) => {
-      const w = MODEL.t[`blocks.${l}.ln1.w`].values, b = MODEL.t[`blocks.${l}.ln1.b`].values;
-      return Array.from({ length: V }, (_, t) => {
-        const x = Array.from({ length: D }, (_, d) => WE[t * D + d]);
-        const mu = x.reduce((a, v) => a + v, 0) / D;
-        const sd = Math.sqrt(x.reduce((a, v) => a + (v - mu) ** 2, 0) / D + MODEL.cfg.eps);
-        return x.map((v, d) => ((v - mu) / sd) * w[d] + b[d]);
-      });
-    };
     const { layer: l1, head: h1 } = best;
     assert.equal(j.k_term.heads.length, (L - 1 - l1) * H);
     for (const p of j.k_term.heads) {
       // M = E_l2 W_Q2 (E_l1 W_V1 W_O1 W_K2)^T [V, V], rank <= d_head: its power sums
       // tr(M^k), k = 1..d_head, fix the d_head eigenvalues reported (Newton's identities).
-      const q = mul(E(p.layer), head(`blocks.${p.layer}.attn.W_Q`, p.head));
-      const k = mul(mul(mul(E(l1), head(`blocks.${l1}.attn.W_V`, h1)), head(`blocks.${l1}.attn.W_O`, h1)), head(`blocks.${p.layer}.attn.W_K`, p.head));
+      const q = mul(embedForLayer(p.layer), head(`blocks.${p.layer}.attn.W_Q`, p.head));
+      const k = mul(mul(mul(embedForLayer(l1), head(`blocks.${l1}.attn.W_V`, h1)), head(`blocks.${l1}.attn.W_O`, h1)), head(`blocks.${p.layer}.attn.W_K`, p.head));
       const M = mul(q, tr(k));
       const eig = p.k_term_eigenvalues;
-      assert.equal(eig.length, MODEL.cfg.d_head);
-      let Mk = M;
-      for (let n = 1; n <= eig.length; n++) {
-        const trace = Mk.reduce((a, row, i) => a + row[i], 0);
-        // sum of lambda^n over the complex eigenvalues
-        let re = 0, im = 0;
-        for (const [a, b] of eig) {
-          let zr = 1, zi = 0;
-          for (let r = 0; r < n; r++) [zr, zi] = [zr * a - zi * b, zr * b + zi * a];
-          re += zr;
-          im += zi;
-        }
-        const scale = eig.reduce((a, [x, y]) => a + Math.hypot(x, y) ** n, 0);
-        assert.ok(Math.abs(re - trace) < 1e-4 * Math.max(1, scale), `${p.layer}.${p.head} tr(M^${n}) ${trace} vs ${re}`);
-        assert.ok(Math.abs(im) < 1e-4 * Math.max(1, scale));
-        Mk = mul(Mk, M);
-      }
+      assertEigenvaluesOf(M, eig, `${p.layer}.${p.head}`);
       const pos = eig.reduce((a, [x]) => a + x, 0) / eig.reduce((a, [x, y]) => a + Math.hypot(x, y), 0);
       assert.ok(Math.abs(p.k_term_positivity - pos) < 1e-5, `${p.layer}.${p.head} positivity`);
       const hh = heads.find((x) => x.layer === p.layer && x.head === p.head);
