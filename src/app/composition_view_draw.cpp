@@ -6,9 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "app/app.h"
 #include "app/composition_view.h"
 #include "app/session_ui.h"
 #include "app/ui.h"
+#include "app/virtual_heads_view.h"
 #include "app/widgets.h"
 #include "imgui.h"
 
@@ -80,13 +82,19 @@ void CompositionView::draw(Session& s) {
         ImGui::Text("%s-composition of %s into %s: %.3f", to_string(kind), head_text(l1, h1).c_str(),
                     head_text(l2, h2).c_str(), v);
         ImGui::Text("%.3f above the random baseline %.3f (%.1fx)", v - base, base, base > 0 ? v / base : 0.0);
-        for (const auto& [l, hh] : {std::pair{l1, h1}, std::pair{l2, h2}}) {
-          const std::string b = session_ui::head_badge_text(s, l, hh);
-          if (!b.empty()) ImGui::TextDisabled("%s: %s head", head_text(l, hh).c_str(), b.c_str());
-        }
+        session_ui::head_badge_line(s, l1, h1);
+        session_ui::head_badge_line(s, l2, h2);
+        if (kind == CompositionKind::V) ImGui::TextDisabled("click: explore the virtual head %s -> %s",
+                                                            head_text(l1, h1).c_str(), head_text(l2, h2).c_str());
       };
       h.mark = std::string("composition_") + to_string(kinds[k]);
-      widgets::heatmap(to_string(kinds[k]), h);
+      // A V-composition cell is a virtual head: a click explores it.
+      const auto clicked = widgets::heatmap(to_string(kinds[k]), h);
+      if (clicked && kinds[k] == CompositionKind::V && clicked->row / H < 1 + clicked->col / H)
+        if (VirtualHeadsView* v = app().view<VirtualHeadsView>()) {
+          v->select_virtual_head(s, clicked->row / H, clicked->row % H, 1 + clicked->col / H, clicked->col % H);
+          app().request_tab(v->id());
+        }
       ImGui::EndGroup();
       last_width = ImGui::GetItemRectSize().x;
     }

@@ -11,23 +11,7 @@
 
 namespace cs::app {
 
-namespace {
-
-// A top-k list as ranked rows: the bar is the value relative to the largest |value| listed.
-std::vector<widgets::RankedRow> ranked_rows(const std::vector<IdValue>& list) {
-  float top = 0.f;
-  for (const auto& r : list) top = std::max(top, std::abs(r.value));
-  std::vector<widgets::RankedRow> rows;
-  for (const auto& r : list)
-    rows.push_back(widgets::RankedRow{r.id, r.value, top > 0.f ? r.value / top : 0.f, ui::fmt("%.3f", double(r.value))});
-  return rows;
-}
-
-}  // namespace
-
 void HeadView::draw(Session& s) {
-  const widgets::TokenText tokens = session_ui::token_text(s);
-  const widgets::FindTokens find = session_ui::find_tokens(s);
   const LoadedModel* lm = s.shown();
   ui::heading(lm && lm->model.config().n_layers > 0
                   ? ui::fmt("Head %d.%d: its OV and QK circuits", sel_.layer, sel_.head).c_str()
@@ -62,47 +46,23 @@ void HeadView::draw(Session& s) {
                       int n, void (HeadView::*select)(Session&, int), const char* list_title, const Ranking& r,
                       int wanted, const char* slot, const char* label_header, const char* value_header,
                       void (HeadView::*follow)(Session&, int)) {
-    ImGui::PushID(id);
-    ImGui::TextUnformatted(pick_label);
-    int picked = 0;
-    if (widgets::token_picker(id, "type text, a token, or #id", picker, s.generation(), find, tokens, &picked))
-      (this->*select)(s, picked);
-    int tid = selected;
-    if (widgets::token_id_input("id", &tid, n)) (this->*select)(s, tid);
-    ImGui::SameLine();
-    widgets::token_chip(tokens, selected);
-    ImGui::TextUnformatted(list_title);
-    session_ui::job_progress(s, slot);
-    widgets::Faded faded(r.freshness(query(wanted), s.generation(), s.jobs()).faded());
-    widgets::RankedTable t;
-    t.label_header = label_header;
-    t.value_header = value_header;
-    t.bar_header = "vs. the largest";
-    t.label = tokens.display;
-    t.tooltip = [&s](const widgets::RankedRow& row) {
-      session_ui::token_tooltip(s, row.id);
-      ImGui::Text("entry %.4f", double(row.value));
-      ImGui::TextDisabled("click: follow this token");
-    };
-    const auto rows = ranked_rows(r.has() ? r.value() : std::vector<IdValue>{});
-    if (auto i = widgets::ranked_table(ui::fmt("##%s-table", id).c_str(), t, rows)) (this->*follow)(s, rows[*i].id);
-    ImGui::PopID();
+    session_ui::CircuitExplorer e;
+    e.id = id;
+    e.pick_label = pick_label;
+    e.picker = &picker;
+    e.selected = selected;
+    e.n = n;
+    e.select = [this, &s, select](int t) { (this->*select)(s, t); };
+    e.list_title = list_title;
+    e.list = r.has() ? &r.value() : nullptr;
+    e.faded = r.freshness(query(wanted), s.generation(), s.jobs()).faded();
+    e.slot = slot;
+    e.label_header = label_header;
+    e.value_header = value_header;
+    e.follow = [this, &s, follow](int t) { (this->*follow)(s, t); };
+    session_ui::circuit_explorer(s, e);
   };
-
-  const bool two_columns = ImGui::GetContentRegionAvail().x > ImGui::GetFontSize() * 52.f;
-  auto pair = [&](auto left, auto right, const char* table_id) {
-    if (two_columns && ImGui::BeginTable(table_id, 2, ImGuiTableFlags_SizingStretchSame | ImGuiTableFlags_BordersInnerV)) {
-      ImGui::TableNextRow();
-      ImGui::TableSetColumnIndex(0);
-      left();
-      ImGui::TableSetColumnIndex(1);
-      right();
-      ImGui::EndTable();
-    } else {
-      left();
-      right();
-    }
-  };
+  auto pair = [](auto left, auto right, const char* table_id) { session_ui::side_by_side(table_id, left, right); };
 
   if (ImGui::CollapsingHeader("OV circuit: what attending to a token writes", ImGuiTreeNodeFlags_DefaultOpen)) {
     ui::explain("Rows: the source token attended to; columns: the output logit it changes. A copying head puts "

@@ -1,6 +1,8 @@
 // The Session's tokens and jobs for the widget kit (session_ui.h).
 #include "app/session_ui.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "app/ui.h"
@@ -113,6 +115,62 @@ std::string head_badge_text(const Session& s, int layer, int head) {
   for (int i = 0; i < 3; ++i)
     if (has(*b, i, layer, head)) out += (out.empty() ? "" : ", ") + std::string(kBadges[i].words);
   return out;
+}
+
+void head_badge_line(const Session& s, int layer, int head) {
+  const std::string b = head_badge_text(s, layer, head);
+  if (!b.empty()) ImGui::TextDisabled("%d.%d: %s head", layer, head, b.c_str());
+}
+
+void circuit_explorer(Session& s, const CircuitExplorer& e) {
+  const widgets::TokenText tokens = token_text(s);
+  ImGui::PushID(e.id);
+  ImGui::TextUnformatted(e.pick_label);
+  int picked = 0;
+  if (widgets::token_picker(e.id, "type text, a token, or #id", *e.picker, s.generation(), find_tokens(s), tokens,
+                            &picked))
+    e.select(picked);
+  int tid = e.selected;
+  if (widgets::token_id_input("id", &tid, e.n)) e.select(tid);
+  ImGui::SameLine();
+  widgets::token_chip(tokens, e.selected);
+  ImGui::TextUnformatted(e.list_title);
+  job_progress(s, e.slot);
+  widgets::Faded faded(e.faded);
+  widgets::RankedTable t;
+  t.label_header = e.label_header;
+  t.value_header = e.value_header;
+  t.bar_header = "vs. the largest";
+  t.label = tokens.display;
+  t.tooltip = [&s](const widgets::RankedRow& row) {
+    token_tooltip(s, row.id);
+    ImGui::Text("entry %.4f", double(row.value));
+    ImGui::TextDisabled("click: follow this token");
+  };
+  float top = 0.f;
+  if (e.list)
+    for (const IdValue& r : *e.list) top = std::max(top, std::abs(r.value));
+  std::vector<widgets::RankedRow> rows;
+  if (e.list)
+    for (const IdValue& r : *e.list)
+      rows.push_back(widgets::RankedRow{r.id, r.value, top > 0.f ? r.value / top : 0.f, ui::fmt("%.3f", double(r.value))});
+  if (auto i = widgets::ranked_table(ui::fmt("##%s-table", e.id).c_str(), t, rows)) e.follow(rows[*i].id);
+  ImGui::PopID();
+}
+
+void side_by_side(const char* table_id, const std::function<void()>& left, const std::function<void()>& right) {
+  const bool two_columns = ImGui::GetContentRegionAvail().x > ImGui::GetFontSize() * 52.f;
+  if (two_columns && ImGui::BeginTable(table_id, 2, ImGuiTableFlags_SizingStretchSame | ImGuiTableFlags_BordersInnerV)) {
+    ImGui::TableNextRow();
+    ImGui::TableSetColumnIndex(0);
+    left();
+    ImGui::TableSetColumnIndex(1);
+    right();
+    ImGui::EndTable();
+  } else {
+    left();
+    right();
+  }
 }
 
 }  // namespace cs::app::session_ui

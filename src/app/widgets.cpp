@@ -165,6 +165,7 @@ std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const s
     ImGui::TableSetColumnIndex(0);
     ImGui::PushID(int(i));
     if (ImGui::Selectable(ui::fmt("%zu", i + 1).c_str(), false, ImGuiSelectableFlags_SpanAllColumns)) clicked = i;
+    if (!t.mark.empty()) ui::mark_item(ui::fmt("%s_%zu", t.mark.c_str(), i).c_str());
     if (t.tooltip && ImGui::IsItemHovered()) {
       ImGui::BeginTooltip();
       t.tooltip(r);

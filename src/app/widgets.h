@@ -56,6 +56,7 @@ struct RankedTable {
   std::function<void(const RankedRow&)> context_menu;  // right-click popup items; may be empty
   size_t max_visible_rows = 16;                        // then it scrolls
   bool id_column = true;                               // false: ids are not tokens (e.g. paths): no id column
+  std::string mark;  // each row reported in "rects" as "<mark>_<row index>" (tests); empty: none
 };
 // Returns the index of the clicked row, if any.
 std::optional<size_t> ranked_table(const char* id, const RankedTable& t, const std::vector<RankedRow>& rows);

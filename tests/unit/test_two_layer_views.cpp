@@ -3,7 +3,9 @@
 // products (loops), and its scatter equals the one-shot core functions with
 // the previous-token head the detector finds on the CLI's default sequences;
 // a chosen head is used as chosen; the Induction view holds the one-shot
-// scores on the same sequences; selections round-trip through JSON.
+// scores on the same sequences; the Virtual heads view's ranking and the
+// chosen virtual head's rows, columns and eigenvalues equal the dense circuit
+// formed here; selections round-trip through JSON.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,12 +15,14 @@
 #include "app/app.h"
 #include "app/composition_view.h"
 #include "app/induction_view.h"
+#include "app/virtual_heads_view.h"
 #include "app_test_helpers.h"
 #include "core/composition.h"
 #include "core/error.h"
 #include "core/forward.h"
 #include "core/head_detector.h"
 #include "core/induction.h"
+#include "dense_eigen.h"
 #include "naive_reference.h"
 #include "test_models.h"
 
@@ -187,6 +191,145 @@ TEST(InductionView, SelectionRoundTripsAndNamesABadField) {
       EXPECT_NE(std::string(e.what()).find(bad.begin().key()), std::string::npos) << e.what();
     }
   }
+}
+
+}  // namespace
+}  // namespace cs::app
+
+namespace cs::app {
+namespace {
+
+// The virtual head l2.h2 o l1.h1's full OV circuit with loops (double):
+// row s = ln1_l1(W_E[s]) W_V1 W_O1 W_V2 W_O2 W_U.
+Mat dense_virtual_ov(const Model& m, const VirtualHeadRef& v) {
+  const ModelConfig& c = m.config();
+  const Mat WE = dense(m.W_E()), WU = dense(m.W_U());
+  const Mat chain = naive::matmul(naive::matmul(naive::matmul(dense(m.W_V(v.l1, v.h1)), dense(m.W_O(v.l1, v.h1))),
+                                                naive::matmul(dense(m.W_V(v.l2, v.h2)), dense(m.W_O(v.l2, v.h2)))),
+                                  WU);  // [d_model, d_vocab_out]
+  Mat E;
+  for (int t = 0; t < c.d_vocab; ++t) E.push_back(naive::norm_row(m, WE[size_t(t)], naive::blk(v.l1, "ln1")));
+  return naive::matmul(E, chain);
+}
+
+// The top k of a dense row (ties: smaller id), as the engine ranks.
+std::vector<std::pair<int, double>> dense_top(const std::vector<double>& row, int k) {
+  std::vector<std::pair<int, double>> all;
+  for (size_t i = 0; i < row.size(); ++i) all.push_back({int(i), row[i]});
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  all.resize(size_t(k));
+  return all;
+}
+
+void expect_list(const std::vector<IdValue>& got, const std::vector<double>& dense_row, int k, const std::string& what) {
+  const auto want = dense_top(dense_row, k);
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].id, want[i].first) << what << " rank " << i;
+    EXPECT_NEAR(got[i].value, want[i].second, 1e-6 * std::max(1.0, std::abs(want[i].second))) << what << " rank " << i;
+  }
+}
+
+TEST(VirtualHeadsView, RanksEveryVirtualHeadAndExploresTheLargestThenAChosenOne) {
+  App a;
+  apptest::load(a, model_2l(13), 0.05);
+  Session& s = a.session();
+  VirtualHeadsView& v = *a.view<VirtualHeadsView>();
+  EXPECT_TRUE(s.jobs().idle()) << "nothing runs behind a tab that is not shown";
+  a.show(v);
+  apptest::run_jobs(s, 0.05);
+  ASSERT_EQ(s.error(), "");
+  const Model& m = s.shown()->model;
+  // The ranking: all 3 x 3 pairs, each with its dense ||W_OV1 W_OV2||, largest first.
+  ASSERT_TRUE(v.ranking().has());
+  const std::vector<VirtualHeadNorm>& r = v.ranking().value();
+  ASSERT_EQ(r.size(), 9u);
+  for (size_t i = 0; i < r.size(); ++i) {
+    const VirtualHeadRef& h = r[i].head;
+    const Mat ov1 = naive::matmul(dense(m.W_V(h.l1, h.h1)), dense(m.W_O(h.l1, h.h1)));
+    const Mat ov2 = naive::matmul(dense(m.W_V(h.l2, h.h2)), dense(m.W_O(h.l2, h.h2)));
+    EXPECT_NEAR(r[i].norm, fro(naive::matmul(ov1, ov2)), 1e-5);
+    if (i > 0) EXPECT_GE(r[i - 1].norm, r[i].norm);
+  }
+  // With none chosen it explores the largest: its rows, columns and eigenvalues
+  // equal the dense circuit's.
+  ASSERT_EQ(v.shown_head(s), r.front().head);
+  const VirtualHeadRef top = r.front().head;
+  const Mat M = dense_virtual_ov(m, top);
+  const VirtualHeadSelection& sel = v.selection();
+  ASSERT_TRUE(v.ov_outs().has());
+  expect_list(v.ov_outs().value(), M[size_t(sel.ov_source)], sel.k, "outs of the largest");
+  std::vector<double> column;
+  for (const auto& row : M) column.push_back(row[size_t(sel.ov_out)]);
+  expect_list(v.ov_sources().value(), column, sel.k, "sources of the largest");
+  ASSERT_TRUE(v.eigen().has());
+  expect_eigen_match(v.eigen().value().ov, nonzero_dense_eigenvalues(M, 1e-7), "largest");
+  Json j = a.views_json()["virtual"];
+  EXPECT_EQ(j["selection"]["earlier"], nullptr);
+  EXPECT_EQ(j["results"]["head"]["earlier"], head_text(top.l1, top.h1));
+  EXPECT_EQ(j["results"]["ranking"]["freshness"], "current");
+  EXPECT_EQ(j["results"]["ranking"]["value"].size(), 9u);
+  EXPECT_EQ(j["results"]["ov_outs"]["freshness"], "current");
+  EXPECT_EQ(j["results"]["eigen"]["freshness"], "current");
+
+  // A chosen one (another pair): its lists are stale until its jobs ran; the ranking stays.
+  const VirtualHeadRef other = r.back().head;
+  v.select_virtual_head(s, other.l1, other.h1, other.l2, other.h2);
+  j = a.views_json()["virtual"]["results"];
+  EXPECT_EQ(j["ov_outs"]["freshness"], "stale");
+  EXPECT_EQ(j["ranking"]["freshness"], "current");
+  v.select_ov_source(s, 7);
+  apptest::run_jobs(s, 0.05);
+  ASSERT_EQ(s.error(), "");
+  EXPECT_EQ(v.shown_head(s), other);
+  const Mat M2 = dense_virtual_ov(m, other);
+  expect_list(v.ov_outs().value(), M2[7], sel.k, "outs of the chosen one");
+  expect_eigen_match(v.eigen().value().ov, nonzero_dense_eigenvalues(M2, 1e-7), "chosen");
+  EXPECT_EQ(a.views_json()["virtual"]["selection"]["later"], head_text(other.l2, other.h2));
+
+  // Refused: not an (earlier, later) pair, or not a head; the chosen one stays.
+  EXPECT_THROW(v.select_virtual_head(s, 1, 0, 0, 1), Error);
+  EXPECT_EQ(v.shown_head(s), other);
+  for (const auto& [bad, field] : {std::pair{Json{{"earlier", "0.1"}}, "later"},
+                                   std::pair{Json{{"earlier", "0.5"}, {"later", "1.0"}}, "earlier"},
+                                   std::pair{Json{{"earlier", "1.0"}, {"later", "1.2"}}, "must be in an earlier layer"},
+                                   std::pair{Json{{"earlier", "0.0"}, {"later", "x"}}, "later"}}) {
+    try {
+      v.set_selection_json(s, bad);
+      ADD_FAILURE() << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(v.shown_head(s), other) << bad.dump();
+  }
+  // Back to the largest through the selection JSON (what a URL carries).
+  v.set_selection_json(s, Json{{"earlier", nullptr}, {"later", nullptr}});
+  apptest::run_jobs(s, 0.05);
+  EXPECT_EQ(v.shown_head(s), top);
+
+  // A new model: the largest of its virtual heads again.
+  v.select_virtual_head(s, other.l1, other.h1, other.l2, other.h2);
+  apptest::load(a, model_2l(14), 0.05);
+  EXPECT_EQ(v.selection().earlier_layer, -1);
+  a.show(v);
+  apptest::run_jobs(s, 0.05);
+  const auto want = rank_virtual_heads(composition_scores(s.shown()->model));
+  EXPECT_EQ(v.shown_head(s), want.front().head);
+}
+
+TEST(VirtualHeadsView, SelectionRoundTrips) {
+  VirtualHeadSelection sel;
+  sel.earlier_layer = 0;
+  sel.earlier_head = 2;
+  sel.later_layer = 1;
+  sel.later_head = 4;
+  sel.embed_norm = false;
+  sel.k = 7;
+  sel.ov_source = 3;
+  sel.ov_out = 9;
+  EXPECT_EQ(VirtualHeadSelection::from_json(sel.to_json()), sel);
+  EXPECT_EQ(sel.to_json()["earlier"], "0.2");
+  EXPECT_EQ(VirtualHeadSelection::from_json(Json::object()), VirtualHeadSelection{});
 }
 
 }  // namespace
