@@ -101,7 +101,7 @@ void CompositionView::start_scatter(Session& s) {
   std::unique_ptr<InductionScatterPlan> plan;
   try {
     plan = std::make_unique<InductionScatterPlan>(m->model, circuit_options(*m, key.embed_norm), key.prev_layer,
-                                                  key.prev_head, std::move(seqs));
+                                                  key.prev_head, std::move(seqs), s.embed_grams(key.embed_norm));
   } catch (const Error& e) {
     s.jobs().cancel(kScatterSlot);
     s.set_error(e.what());
@@ -109,7 +109,10 @@ void CompositionView::start_scatter(Session& s) {
   }
   s.jobs().start<InductionScatterPlan>(
       kScatterSlot, std::move(plan),
-      [this, key, generation](InductionScatterPlan& p) { scatter_.set(key, generation, p.result()); },
+      [this, &s, key, generation](InductionScatterPlan& p) {
+        scatter_.set(key, generation, p.result());
+        s.keep_embed_grams(key.embed_norm, generation, p.grams());
+      },
       std::move(o));
 }
 

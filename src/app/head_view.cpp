@@ -66,7 +66,6 @@ void HeadView::on_model(Session& s, ModelChange change) {
   }
   eigen_.clear();
   positional_.clear();
-  grams_.clear();
   s.jobs().cancel(kEigenSlot);
   if (change == ModelChange::NewModel) {
     // A new model: start at head 0.0 and a token students recognise (the last
@@ -137,8 +136,8 @@ void HeadView::start_ranking(Session& s, Ranking& r, const char* slot, bool ov, 
 
 // Eigenvalues come from the d_head x d_head products (docs/one-layer.md), made
 // from the vocabulary sums: one sliced pass over W_E per model and embed_norm,
-// kept for the next head, then each head's small products, all units of one
-// job (HeadEigenPlan).
+// kept by the Session for the next head and the other views, then each
+// head's small products, all units of one job (HeadEigenPlan).
 void HeadView::start_eigen(Session& s) {
   const auto m = s.shown_shared();
   if (!m) return;
@@ -146,9 +145,8 @@ void HeadView::start_eigen(Session& s) {
   const uint64_t generation = s.generation();
   const HeadKey key = head_key();
   if (eigen_.freshness(key, generation, s.jobs()).current()) return;
-  // The vocabulary sums of this model and option, when an earlier head computed them.
-  std::shared_ptr<const EmbedGrams> grams;
-  if (grams_.holds(embed_norm, generation)) grams = grams_.value();
+  // The vocabulary sums of this model and option, when a job computed them (Session::embed_grams).
+  std::shared_ptr<const EmbedGrams> grams = s.embed_grams(embed_norm);
   JobOptions o;
   o.label = "eigenvalues";
   o.keep = m;
@@ -157,8 +155,8 @@ void HeadView::start_eigen(Session& s) {
   s.jobs().start<HeadEigenPlan>(
       kEigenSlot,
       std::make_unique<HeadEigenPlan>(m->model, key.layer, key.head, circuit_options(*m, embed_norm), grams),
-      [this, embed_norm, generation, key](HeadEigenPlan& p) {
-        grams_.set(embed_norm, generation, p.grams());
+      [this, &s, embed_norm, generation, key](HeadEigenPlan& p) {
+        s.keep_embed_grams(embed_norm, generation, p.grams());
         eigen_.set(key, generation, p.result());
       },
       std::move(o));

@@ -119,9 +119,6 @@ class HeadView final : public SelectionView<HeadSelection> {
   Ranking qk_sources_{kQkSourcesSlot}, qk_destinations_{kQkDestinationsSlot};
   Result<HeadKey, HeadEigen> eigen_{kEigenSlot};
   Result<PositionalKey, RowMat> positional_{kPositionalSlot};
-  // The vocabulary sums every head's small matrices are made from (one pass
-  // over W_E per model and embed_norm), kept so that switching heads is instant.
-  Result<bool, std::shared_ptr<const EmbedGrams>> grams_{kEigenSlot};
   bool weights_raw_ = false;
 };
 

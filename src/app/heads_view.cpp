@@ -55,6 +55,7 @@ void HeadsView::start(Session& s) {
   HeadSummaryOptions opt;
   opt.circuit = circuit_options(*m, key.embed_norm);
   opt.diagonal = key.diagonal;
+  opt.grams = s.embed_grams(key.embed_norm);
   JobOptions o;
   o.label = "head summaries";
   o.keep = m;
@@ -62,8 +63,9 @@ void HeadsView::start(Session& s) {
   o.failed = [&s](const std::string& message) { s.set_error(message); };
   s.jobs().start<HeadSummaryPlan>(
       kSummarySlot, std::make_unique<HeadSummaryPlan>(m->model, opt),
-      [this, key, generation, raw](HeadSummaryPlan& p) {
+      [this, &s, key, generation, raw](HeadSummaryPlan& p) {
         summary_.set(key, generation, p.result());
+        s.keep_embed_grams(key.embed_norm, generation, p.grams());
         weights_raw_ = raw;
       },
       std::move(o));

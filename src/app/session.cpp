@@ -264,8 +264,23 @@ void Session::set_raw(bool raw) {
 
 void Session::shown_changed(ModelChange change) {
   ++generation_;
+  grams_[0] = grams_[1] = nullptr;
   start_badges();
   if (listener_) listener_(change);
+}
+
+// ---- vocabulary sums ---------------------------------------------------------------
+
+std::shared_ptr<const EmbedGrams> Session::embed_grams(bool embed_norm) const {
+  const int i = embed_norm ? 1 : 0;
+  return grams_generation_[i] == generation_ ? grams_[i] : nullptr;
+}
+
+void Session::keep_embed_grams(bool embed_norm, uint64_t generation, std::shared_ptr<const EmbedGrams> g) {
+  if (!g || generation != generation_) return;
+  const int i = embed_norm ? 1 : 0;
+  grams_[i] = std::move(g);
+  grams_generation_[i] = generation;
 }
 
 // ---- head badges -----------------------------------------------------------------
@@ -283,7 +298,7 @@ void Session::start_badges() {
   }
   std::unique_ptr<HeadBadgePlan> plan;
   try {
-    plan = std::make_unique<HeadBadgePlan>(m->model, bos_or_none(*m), circuit_options(*m, true));
+    plan = std::make_unique<HeadBadgePlan>(m->model, bos_or_none(*m), circuit_options(*m, true), embed_grams(true));
   } catch (const Error&) {
     jobs_.cancel(kBadgesSlot);  // a context too short for the experiment: no badges
     return;
@@ -299,6 +314,7 @@ void Session::start_badges() {
       [this, generation](HeadBadgePlan& p) {
         badges_ = std::make_shared<HeadBadges>(p.result());
         badges_generation_ = generation;
+        keep_embed_grams(true, generation, p.grams());
       },
       std::move(o));
 }

@@ -121,6 +121,16 @@ class Session {
   static constexpr const char* kBadgesSlot = "badges";
   const HeadBadges* badges() const;
 
+  // ---- vocabulary sums -------------------------------------------------------
+  // The EmbedGrams (core/circuits.h: one pass over W_E) of the shown model for
+  // each choice of embed_norm, once a job computed them (the badges, a view's
+  // eigenvalues or K-composition terms): later plans start from them instead
+  // of another pass. Null until then, and after the shown model changes.
+  std::shared_ptr<const EmbedGrams> embed_grams(bool embed_norm) const;
+  // Keeps a job's sums, computed for the shown model of `generation` (dropped
+  // when the model changed since). Null is ignored.
+  void keep_embed_grams(bool embed_norm, uint64_t generation, std::shared_ptr<const EmbedGrams> g);
+
   // ---- error banner ----------------------------------------------------------
   void set_error(const std::string& message) { error_ = message; }
   void clear_error() { error_.clear(); }
@@ -179,6 +189,8 @@ class Session {
   std::function<void(ModelChange)> listener_;
   std::shared_ptr<const HeadBadges> badges_;
   uint64_t badges_generation_ = 0;
+  std::shared_ptr<const EmbedGrams> grams_[2];  // [embed_norm]
+  uint64_t grams_generation_[2] = {0, 0};
 };
 
 }  // namespace cs::app

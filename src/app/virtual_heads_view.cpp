@@ -102,7 +102,6 @@ void VirtualHeadsView::on_model(Session& s, ModelChange change) {
   ov_outs_.clear();
   ov_sources_.clear();
   eigen_.clear();
-  grams_.clear();
   if (change == ModelChange::NewModel) {
     // A new model: its largest virtual head, and a token students recognise
     // (the last token of " the") in both explorers.
@@ -191,7 +190,7 @@ void VirtualHeadsView::start_list(Session& s, List& r, const char* slot, bool ro
 }
 
 // From the d_head x d_head cyclic product (docs/two-layer.md), with the
-// vocabulary sums kept for the next virtual head of this model and option.
+// vocabulary sums the Session keeps (Session::embed_grams).
 void VirtualHeadsView::start_eigen(Session& s) {
   const auto m = s.shown_shared();
   const auto k = key(s);
@@ -205,8 +204,7 @@ void VirtualHeadsView::start_eigen(Session& s) {
   }
   const uint64_t generation = s.generation();
   if (eigen_.freshness(*k, generation, s.jobs()).current()) return;
-  std::shared_ptr<const EmbedGrams> grams;
-  if (grams_.holds(k->embed_norm, generation)) grams = grams_.value();
+  std::shared_ptr<const EmbedGrams> grams = s.embed_grams(k->embed_norm);
   JobOptions o;
   o.label = "eigenvalues";
   o.keep = m;
@@ -216,8 +214,8 @@ void VirtualHeadsView::start_eigen(Session& s) {
   s.jobs().start<HeadEigenPlan>(
       kEigenSlot,
       std::make_unique<HeadEigenPlan>(m->model, key.head, circuit_options(*m, key.embed_norm), grams),
-      [this, key, generation](HeadEigenPlan& p) {
-        grams_.set(key.embed_norm, generation, p.grams());
+      [this, &s, key, generation](HeadEigenPlan& p) {
+        s.keep_embed_grams(key.embed_norm, generation, p.grams());
         eigen_.set(key, generation, p.result());
       },
       std::move(o));

@@ -114,9 +114,6 @@ class VirtualHeadsView final : public SelectionView<VirtualHeadSelection> {
   Ranking ranking_{kRankingSlot};
   List ov_outs_{kOvOutsSlot}, ov_sources_{kOvSourcesSlot};
   Result<VirtualKey, HeadEigen> eigen_{kEigenSlot};
-  // The vocabulary sums the eigenvalues are made from (one pass over W_E per
-  // model and embed_norm), kept so that switching virtual heads is instant.
-  Result<bool, std::shared_ptr<const EmbedGrams>> grams_{kEigenSlot};
   bool weights_raw_ = false;
 };
 

@@ -298,7 +298,6 @@ HeadId previous_token_head(const RowMat& previous_token) {
 
 struct InductionScatterPlan::Impl {
   std::unique_ptr<EmbedGramsPlan> grams_plan;
-  std::shared_ptr<const EmbedGrams> grams;
   std::unique_ptr<DetectorPlan> detector;
 };
 
@@ -329,21 +328,21 @@ InductionScatterPlan::InductionScatterPlan(const Model& m, const CircuitOptions&
     });
   }
   if (grams) {
-    I.grams = std::move(grams);
+    grams_ = std::move(grams);
   } else {
     I.grams_plan = std::make_unique<EmbedGramsPlan>(m, opt, false);
     add_units_of(I.grams_plan.get(), I.grams_plan->units(), "vocabulary sums", double(c.d_model) * double(c.d_model));
-    add("vocabulary sums", 1, [&I] {
-      I.grams = std::make_shared<const EmbedGrams>(std::move(I.grams_plan->mutable_result()));
+    add("vocabulary sums", 1, [this, &I] {
+      grams_ = std::make_shared<const EmbedGrams>(std::move(I.grams_plan->mutable_result()));
       I.grams_plan.reset();
     });
   }
   // One unit per head after the previous-token head's layer (which is known only now when found).
   for (int l = 1; l < c.n_layers; ++l)
     for (int h = 0; h < c.n_heads; ++h)
-      add("K-composition terms", double(c.d_model) * double(c.d_model) * double(c.d_head), [this, &I, &m, l, h] {
+      add("K-composition terms", double(c.d_model) * double(c.d_model) * double(c.d_head), [this, &m, l, h] {
         if (l <= r_.prev_layer) return;
-        r_.points.push_back(scatter_point(m, r_.prev_layer, r_.prev_head, l, h, *I.grams));
+        r_.points.push_back(scatter_point(m, r_.prev_layer, r_.prev_head, l, h, *grams_));
       });
 }
 
@@ -352,6 +351,11 @@ InductionScatterPlan::~InductionScatterPlan() = default;
 const InductionScatter& InductionScatterPlan::result() const {
   if (!done()) throw Error("induction scatter: result() before the computation finished");
   return r_;
+}
+
+std::shared_ptr<const EmbedGrams> InductionScatterPlan::grams() const {
+  if (!done()) throw Error("induction scatter: grams() before the computation finished");
+  return grams_;
 }
 
 }  // namespace cs

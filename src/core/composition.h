@@ -128,10 +128,12 @@ class InductionScatterPlan final : public WorkPlan {
                        std::vector<std::vector<int>> sequences, std::shared_ptr<const EmbedGrams> grams = nullptr);
   ~InductionScatterPlan() override;
   const InductionScatter& result() const;  // once done()
+  std::shared_ptr<const EmbedGrams> grams() const;  // once done(): the vocabulary sums it used
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   InductionScatter r_;
+  std::shared_ptr<const EmbedGrams> grams_;
 };
 
 // The mean composition_score of `samples` pairs of products of independent

@@ -19,7 +19,8 @@ BadgeExperimentShape badge_experiment_shape(const ModelConfig& c, bool bos) {
   return s;
 }
 
-HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circuit) {
+HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circuit,
+                             std::shared_ptr<const EmbedGrams> grams) {
   const ModelConfig& c = m.config();
   const int L = c.n_layers, H = c.n_heads;
   if (L == 0) {
@@ -34,6 +35,7 @@ HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circ
   o.share_samples = 1;
   o.attn_sequences = 1;
   o.attn_length = 2;
+  o.grams = std::move(grams);
   summary_ = std::make_unique<HeadSummaryPlan>(m, o);
   add_units_of(experiment_.get(), experiment_->units(), "repeated random tokens", 1.0);
   add_units_of(summary_.get(), summary_->units(), "OV eigenvalues", 1.0);
@@ -41,9 +43,15 @@ HeadBadgePlan::HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circ
     r_.experiment = experiment_->result();
     r_.ov_copying = RowMat::Constant(L, H, std::numeric_limits<float>::quiet_NaN());
     for (const HeadSummary& s : summary_->result()) r_.ov_copying(s.layer, s.head) = float(s.ov_copying_score);
+    grams_ = summary_->grams();
     experiment_.reset();
     summary_.reset();
   });
+}
+
+std::shared_ptr<const EmbedGrams> HeadBadgePlan::grams() const {
+  if (!done()) throw Error("head badges: grams() before the computation finished");
+  return grams_;
 }
 
 const HeadBadges& HeadBadgePlan::result() const {

@@ -44,13 +44,18 @@ BadgeExperimentShape badge_experiment_shape(const ModelConfig& c, bool bos);
 // model must outlive the plan. A model without layers gives empty matrices.
 class HeadBadgePlan final : public WorkPlan {
  public:
-  HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circuit = {});
+  // grams: the vocabulary sums of this model and `circuit`, when computed
+  // before (no pass over W_E then).
+  HeadBadgePlan(const Model& m, int bos, const CircuitOptions& circuit = {},
+                std::shared_ptr<const EmbedGrams> grams = nullptr);
   const HeadBadges& result() const;  // once done()
+  std::shared_ptr<const EmbedGrams> grams() const;  // once done(): the sums it used (null without heads)
 
  private:
   std::unique_ptr<InductionExperimentPlan> experiment_;
   std::unique_ptr<HeadSummaryPlan> summary_;
   HeadBadges r_;
+  std::shared_ptr<const EmbedGrams> grams_;
 };
 
 }  // namespace cs

@@ -158,16 +158,24 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
       s.ov_diagonal_top1 = s.ov_diagonal_top5 = kNaN;
     }
 
-  // The vocabulary sums, then one unit per eigen-problem.
-  I.grams = std::make_unique<EmbedGramsPlan>(m, opt.circuit, /*want_UUt=*/false);
-  add_units_of(I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
-                                                                           double(std::max<size_t>(I.grams->units(), 1)));
+  // The vocabulary sums (unless given), then one unit per eigen-problem.
+  if (opt.grams) {
+    grams_ = opt.grams;
+  } else {
+    I.grams = std::make_unique<EmbedGramsPlan>(m, opt.circuit, /*want_UUt=*/false);
+    add_units_of(I.grams.get(), I.grams->units(), "vocabulary sums", double(c.d_vocab) * dd * 2 /
+                                                                             double(std::max<size_t>(I.grams->units(), 1)));
+    add("vocabulary sums", 1, [this] {
+      grams_ = std::make_shared<const EmbedGrams>(std::move(impl_->grams->mutable_result()));
+      impl_->grams.reset();
+    });
+  }
   // Each head's small products in blocks (core/circuits.h), into I.eigen.
   I.eigen.resize(result_.size());
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
       HeadEigen* e = &I.eigen[size_t(l) * H + h];
-      add_head_eigen_units(*this, m, l, h, [this]() -> const EmbedGrams& { return impl_->grams->result(); }, e);
+      add_head_eigen_units(*this, m, l, h, [this]() -> const EmbedGrams& { return *grams_; }, e);
       add("eigenvalues", 1, [e, s = &result_[size_t(l) * H + h], square] {
         s->qk_eigenvalues = std::move(e->qk);
         s->qk_copying_score = e->qk_score;
@@ -177,7 +185,6 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
         }
       });
     }
-  add("vocabulary sums", 1, [this] { impl_->grams.reset(); });
 
   // Positional shares, a block of samples per unit.
   for (int l = 0; l < L; ++l)
@@ -242,6 +249,11 @@ HeadSummaryPlan::~HeadSummaryPlan() = default;
 const std::vector<HeadSummary>& HeadSummaryPlan::result() const {
   if (!done()) throw Error("head_summaries: result() before the computation finished");
   return result_;
+}
+
+std::shared_ptr<const EmbedGrams> HeadSummaryPlan::grams() const {
+  if (!done()) throw Error("head_summaries: grams() before the computation finished");
+  return grams_;
 }
 
 std::vector<HeadSummary> head_summaries(const Model& m, const HeadSummaryOptions& opt) {

@@ -80,6 +80,9 @@ struct HeadSummaryOptions {
   int attn_sequences = 4;      // attention_current_previous
   int attn_length = 64;        //   (capped at n_ctx)
   bool diagonal = true;        // run the OV diagonal test (one full vocab x vocab scan per head)
+  // The vocabulary sums of this model and circuit options, when computed
+  // before (another plan's grams()): no pass over W_E then.
+  std::shared_ptr<const EmbedGrams> grams;
 };
 
 // Every head, in order (layer, head). Units: the vocabulary sums (row chunks),
@@ -93,10 +96,12 @@ class HeadSummaryPlan final : public WorkPlan {
   explicit HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt = {});
   ~HeadSummaryPlan() override;
   const std::vector<HeadSummary>& result() const;  // once done()
+  std::shared_ptr<const EmbedGrams> grams() const;  // once done(): the vocabulary sums it used (null without heads)
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<HeadSummary> result_;
+  std::shared_ptr<const EmbedGrams> grams_;
 };
 std::vector<HeadSummary> head_summaries(const Model& m, const HeadSummaryOptions& opt = {});
 

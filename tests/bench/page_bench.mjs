@@ -30,6 +30,9 @@
 //    on screen, with the longest C++ frame and job step meanwhile;
 //  - page_head_badges: model shown until the head badges (a job of their own
 //    after every load: [I]'s experiment and the OV eigenvalues) are computed;
+//  - page_composition_view_open, page_virtual_heads_view_open,
+//    page_induction_view_open: a two-layer view's tab opened until its
+//    results are on screen, with the longest C++ frame and job step meanwhile;
 //  - page_prompt_first_result, page_prompt_1024: the Prompt view on n_ctx =
 //    1024 tokens of text (a WordLevel tokenizer of the model's 48,262 tokens
 //    is written beside it): until the forward pass's result (tokens,
@@ -407,6 +410,32 @@ async function oneLayerViews(app) {
     }, 600000));
 }
 
+// ---- the two-layer views on the toy-shaped model -----------------------------------------
+async function twoLayerViews(app) {
+  const { page } = app;
+  await watchMainThread(page);
+  // Composition: every Q/K/V score and the baseline, then [F]'s scatter (the detector, the K-terms).
+  report('page_composition_view_open', await untilDone(page, 'composition', null, () => {
+    const s = window.circuitscopeShell.state();
+    const r = s.views.composition.results;
+    return s.open_view === 'composition' && r.scores.freshness === 'current' && r.scatter.freshness === 'current'
+      ? performance.now() : false;
+  }, 900000));
+  // Virtual heads: the ranking, then the largest one's two lookups and eigenvalues.
+  report('page_virtual_heads_view_open', await untilDone(page, 'virtual', null, () => {
+    const s = window.circuitscopeShell.state();
+    const r = s.views.virtual.results;
+    return s.open_view === 'virtual' && r.head && ['ranking', 'ov_outs', 'ov_sources', 'eigen']
+      .every((k) => r[k].freshness === 'current') ? performance.now() : false;
+  }, 900000));
+  // Induction: [I]'s experiment with its defaults (or the badges' when they match).
+  report('page_induction_view_open', await untilDone(page, 'induction', null, () => {
+    const s = window.circuitscopeShell.state();
+    return s.open_view === 'induction' && s.views.induction.results.experiment.freshness === 'current'
+      ? performance.now() : false;
+  }, 900000));
+}
+
 // ---- the Prompt view on n_ctx tokens of the toy-shaped model ----------------------------
 // A WordLevel tokenizer.json of d_vocab tokens "t0".."t{n-1}" (no BOS), so text reads as ids.
 function wordLevelTokenizer(n) {
@@ -470,10 +499,12 @@ async function main() {
   if (!existsSync(join(distDir, 'circuitscope.wasm'))) throw new Error(`${distDir}/circuitscope.wasm not found: build the page first`);
   if (!existsSync(cliPath)) throw new Error(`CLI not found at ${cliPath} (set CIRCUITSCOPE_CLI)`);
   // PAGE_BENCH_ONLY=one_layer: the f32 load and the one-layer views only;
-  // PAGE_BENCH_ONLY=prompt: the f32 load, the head badges and the Prompt view only.
+  // PAGE_BENCH_ONLY=prompt: the f32 load, the head badges and the Prompt view only;
+  // PAGE_BENCH_ONLY=two_layer: the f32 load, the head badges and the two-layer views only.
   const onlyOneLayer = process.env.PAGE_BENCH_ONLY === 'one_layer';
   const onlyPrompt = process.env.PAGE_BENCH_ONLY === 'prompt';
-  if (!onlyOneLayer && !onlyPrompt) {
+  const onlyTwoLayer = process.env.PAGE_BENCH_ONLY === 'two_layer';
+  if (!onlyOneLayer && !onlyPrompt && !onlyTwoLayer) {
     gzipSizes();
     await firstFrame();
   }
@@ -482,16 +513,17 @@ async function main() {
   try {
     const shape = ['--layers', '2', '--d-model', '512', '--heads', '8', '--d-head', '64', '--ctx', '1024',
       '--vocab', '48262', '--norm', 'LN', '--pos', 'standard', '--seed', '1234', '--std', '0.05'];
-    for (const kind of onlyOneLayer || onlyPrompt ? ['f32'] : ['f32', 'f16']) {
+    for (const kind of onlyOneLayer || onlyPrompt || onlyTwoLayer ? ['f32'] : ['f32', 'f16']) {
       const dir = join(tmp, kind);
       execFileSync(cliPath, ['make-random', dir, ...shape, ...(kind === 'f16' ? ['--f16'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
       if (kind === 'f32') writeFileSync(join(dir, 'tokenizer.json'), wordLevelTokenizer(48262));
       log(`${kind}: ${round(statSync(join(dir, 'model.safetensors')).size / 1e6)} MB`);
       const app = await loadToy(kind, dir);
       try {
-        if (kind === 'f32' && onlyPrompt) {
+        if (kind === 'f32' && (onlyPrompt || onlyTwoLayer)) {
           await badges(app);
-          await promptView(app, 1024, 48262);
+          if (onlyPrompt) await promptView(app, 1024, 48262);
+          else await twoLayerViews(app);
         } else if (kind === 'f32') {
           await badges(app);
           if (!onlyOneLayer) {
@@ -500,7 +532,10 @@ async function main() {
             await waitIdle(app.page, { timeout: 300000 });
           }
           await oneLayerViews(app);
-          if (!onlyOneLayer) await promptView(app, 1024, 48262);
+          if (!onlyOneLayer) {
+            await twoLayerViews(app);
+            await promptView(app, 1024, 48262);
+          }
         }
       } finally {
         await app.close();

@@ -2,13 +2,18 @@
 // functions on the same sequences (prefix matching, the detector's
 // previous-token score) and copying_scores (another route to the OV
 // eigenvalues than the head summary's); the experiment's shape fits short
-// contexts; the session computes them for the shown model after every change.
+// contexts; the session computes them for the shown model after every change
+// and keeps their vocabulary sums for the views.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "app/app.h"
+#include "app/composition_view.h"
+#include "app/head_view.h"
+#include "app/heads_view.h"
 #include "app/induction_view.h"
+#include "app/virtual_heads_view.h"
 #include "app_test_helpers.h"
 #include "core/circuits.h"
 #include "core/error.h"
@@ -90,6 +95,60 @@ TEST(HeadBadges, TheSessionComputesThemForTheShownModel) {
   app::apptest::run_jobs(a.session(), 0.05);
   ASSERT_NE(s.badges(), nullptr);
   EXPECT_EQ(s.badges()->prefix_matching().rows(), 1);
+}
+
+// The badges' vocabulary sums are kept by the session: the Head, Heads,
+// Composition and Virtual heads views start from them (no second pass over
+// W_E: their jobs begin past it), with the same eigenvalues; a new model drops them.
+TEST(HeadBadges, TheViewsStartFromTheBadgesVocabularySums) {
+  app::App a;
+  app::apptest::load(a, model(2, 128, 8), 0.05);
+  app::Session& s = a.session();
+  ASSERT_NE(s.badges(), nullptr);
+  const auto grams = s.embed_grams(true);
+  ASSERT_NE(grams, nullptr);
+  EXPECT_EQ(s.embed_grams(false), nullptr) << "kept per embed_norm";
+  const Model& m = s.shown()->model;
+  app::HeadView& hv = *a.view<app::HeadView>();
+  hv.select_head(s, 1, 2);
+  a.show(hv);
+  ASSERT_NE(s.jobs().info(app::HeadView::kEigenSlot), nullptr);
+  EXPECT_NE(s.jobs().info(app::HeadView::kEigenSlot)->stage, "vocabulary sums");
+  app::CompositionView& cv = *a.view<app::CompositionView>();
+  a.show(cv);
+  app::VirtualHeadsView& vv = *a.view<app::VirtualHeadsView>();
+  a.show(vv);
+  app::HeadsView& grid = *a.view<app::HeadsView>();
+  a.show(grid);
+  ASSERT_NE(s.jobs().info(app::HeadsView::kSummarySlot), nullptr);
+  EXPECT_NE(s.jobs().info(app::HeadsView::kSummarySlot)->stage, "vocabulary sums");
+  for (int i = 0; i < 100000 && !s.jobs().idle(); ++i) {
+    for (const auto& j : s.jobs().list()) EXPECT_NE(j.stage, "vocabulary sums") << j.label;
+    s.tick(0.05);
+  }
+  ASSERT_EQ(s.error(), "");
+  EXPECT_EQ(s.embed_grams(true), grams);
+  const auto ov = ov_eigenvalues(m, 1, 2);
+  ASSERT_TRUE(hv.eigen().has());
+  for (size_t i = 0; i < ov.size(); ++i) EXPECT_NEAR(std::abs(hv.eigen().value().ov[i] - ov[i]), 0.0, 1e-9);
+  ASSERT_TRUE(cv.scatter().has());
+  ASSERT_TRUE(vv.eigen().has());
+  ASSERT_TRUE(grid.summary().has());
+  // Unticking LayerNorm on W_E needs the other sums: computed once, then kept.
+  hv.set_embed_norm(s, false);
+  EXPECT_EQ(s.jobs().info(app::HeadView::kEigenSlot)->stage, "vocabulary sums");
+  app::apptest::run_jobs(s, 0.05);
+  EXPECT_NE(s.embed_grams(false), nullptr);
+  // A new model: the old sums are not offered.
+  app::apptest::stage(s, save_model(model(2, 128, 9)));
+  const uint64_t before = s.generation();
+  s.load_staged("other", "Other", "", "bundled");
+  for (int i = 0; i < 100000 && s.generation() == before; ++i) s.tick(0.05);  // until it is shown
+  ASSERT_NE(s.generation(), before);
+  EXPECT_EQ(s.embed_grams(false), nullptr) << "dropped with the old model";
+  app::apptest::run_jobs(s, 0.05);
+  ASSERT_NE(s.embed_grams(true), nullptr);  // the new model's badges computed their own
+  EXPECT_NE(s.embed_grams(true), grams);
 }
 
 // The Induction view's default experiment is the badges': shown at once,

@@ -217,6 +217,32 @@ TEST(HeadSummaries, EqualTheSingleFunctionsSlicedOrNot) {
   }
 }
 
+// Given the vocabulary sums (another plan's), the plan skips its pass over
+// W_E and gives the same numbers; grams() hands on the sums it used.
+TEST(HeadSummaries, GivenVocabularySumsGiveTheSameSummary) {
+  Model m(config(Norm::LN, PosEmbed::Standard, 60));
+  randomize(m, 48, 0.7f);
+  HeadSummaryOptions opt;
+  opt.share_samples = 50;
+  opt.attn_sequences = 1;
+  opt.diagonal = false;
+  HeadSummaryPlan computed(m, opt);
+  computed.run();
+  ASSERT_NE(computed.grams(), nullptr);
+  opt.grams = computed.grams();
+  HeadSummaryPlan given(m, opt);
+  EXPECT_LT(given.units(), computed.units()) << "no pass over W_E";
+  given.run();
+  EXPECT_EQ(given.grams(), computed.grams());
+  for (size_t i = 0; i < given.result().size(); ++i) {
+    EXPECT_EQ(given.result()[i].ov_eigenvalues, computed.result()[i].ov_eigenvalues);
+    EXPECT_EQ(given.result()[i].qk_eigenvalues, computed.result()[i].qk_eigenvalues);
+  }
+  // The sums equal a fresh one-shot pass.
+  const EmbedGrams fresh = embed_grams(m, opt.circuit);
+  EXPECT_LE((computed.grams()->NtN - fresh.NtN).cwiseAbs().maxCoeff(), 1e-9 * fresh.NtN.cwiseAbs().maxCoeff());
+}
+
 TEST(HeadSummaries, ZeroLayersAndBadOptions) {
   ModelConfig c = config(Norm::LN, PosEmbed::Standard);
   c.n_layers = 0;
