@@ -130,6 +130,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
 
   // Query rows per pattern unit (scores, softmax and A v of those rows), rows
   // per output-projection unit, W_U columns per unembedding unit.
+  const Eigen::Index prows = rows_for(unit_macs, Dd * Dhd, T);  // q, k, v and one head's output
   const Eigen::Index qrows = rows_for(unit_macs, 2.0 * Td * Dhd, T);
   const Eigen::Index orows = rows_for(unit_macs, double(H * Dh) * Dd, T);
   const Eigen::Index ucols = rows_for(unit_macs, Td * Dd, Vo);
@@ -144,22 +145,33 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       const std::string head = block + ", head " + std::to_string(h);
       const size_t idx = size_t(l) * size_t(H) + size_t(h);
       const bool frozen = !opt_.frozen_patterns.empty();
-      if (!frozen) {
-        // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per position)
-        add(head + ": queries", Td * Dd * Dhd, [this, l, h] {
-          q_.noalias() = qk_src() * m_.W_Q(l, h);
-          q_.rowwise() += m_.b_Q(l, h).transpose();
-          q_ *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
-        });
-        add(head + ": keys", Td * Dd * Dhd, [this, l, h] {
-          k_.noalias() = qk_src() * m_.W_K(l, h);
-          k_.rowwise() += m_.b_K(l, h).transpose();
+      // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per
+      // position), and likewise k and v, in blocks of rows.
+      for (Eigen::Index r0 = 0; !frozen && r0 < T; r0 += prows) {
+        const Eigen::Index n = std::min(prows, T - r0);
+        add(head + ": queries", double(n) * Dd * Dhd, [this, l, h, r0, n] {
+          auto q = q_.middleRows(r0, n);
+          q.noalias() = qk_src().middleRows(r0, n) * m_.W_Q(l, h);
+          q.rowwise() += m_.b_Q(l, h).transpose();
+          q *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
         });
       }
-      add(head + ": values", Td * Dd * Dhd, [this, l, h] {
-        v_.noalias() = y_ * m_.W_V(l, h);
-        v_.rowwise() += m_.b_V(l, h).transpose();
-      });
+      for (Eigen::Index r0 = 0; !frozen && r0 < T; r0 += prows) {
+        const Eigen::Index n = std::min(prows, T - r0);
+        add(head + ": keys", double(n) * Dd * Dhd, [this, l, h, r0, n] {
+          auto k = k_.middleRows(r0, n);
+          k.noalias() = qk_src().middleRows(r0, n) * m_.W_K(l, h);
+          k.rowwise() += m_.b_K(l, h).transpose();
+        });
+      }
+      for (Eigen::Index r0 = 0; r0 < T; r0 += prows) {
+        const Eigen::Index n = std::min(prows, T - r0);
+        add(head + ": values", double(n) * Dd * Dhd, [this, l, h, r0, n] {
+          auto v = v_.middleRows(r0, n);
+          v.noalias() = y_.middleRows(r0, n) * m_.W_V(l, h);
+          v.rowwise() += m_.b_V(l, h).transpose();
+        });
+      }
       for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
         const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
         // Rows r0..r1 see keys 0..r1: scores [n, r1], softmax, then A v [n, d_head].
@@ -181,12 +193,17 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       }
     }
     if (opt_.keep_cache) {
+      // Each head's output z_h W_O[h] [T, d_model] kept, in blocks of rows.
       for (int h = 0; h < int(H); ++h)
-        add(block + ": head outputs", Td * Dhd * Dd, [this, l, h, Dh] {
-          RowMat out = z_.middleCols(Eigen::Index(h) * Dh, Dh) * m_.W_O(l, h);
-          x_ += out;
-          res_.cache.head_out.push_back(std::move(out));
-        });
+        for (Eigen::Index r0 = 0; r0 < T; r0 += prows) {
+          const Eigen::Index n = std::min(prows, T - r0);
+          add(block + ": head outputs", double(n) * Dhd * Dd, [this, l, h, r0, n, T, D, Dh] {
+            if (r0 == 0) res_.cache.head_out.emplace_back(T, D);
+            auto out = res_.cache.head_out.back().middleRows(r0, n);
+            out.noalias() = z_.block(r0, Eigen::Index(h) * Dh, n, Dh) * m_.W_O(l, h);
+            x_.middleRows(r0, n) += out;
+          });
+        }
     } else {
       // W_O is [n_heads, d_head, d_model] contiguous: as a matrix it is
       // [n_heads * d_head, d_model], so sum_h z_h W_O[h] = z W_O (in row blocks).

@@ -102,9 +102,9 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
 
 // The same pass as a plan of small units (core/sliced.h: about 2^24
 // multiply-adds each, so the page spreads it over frames): the embedding; per
-// block its normalization, per head q, k and v, then the pattern and A v in
-// blocks of query rows; the heads' outputs; then the unembedding in blocks of
-// W_U's columns. forward() runs it to the end. Checks the tokens like
+// block its normalization, per head q, k and v in blocks of rows, then the
+// pattern and A v in blocks of query rows; the heads' outputs in blocks of
+// rows; then the unembedding in blocks of W_U's columns. forward() runs it to the end. Checks the tokens like
 // forward() (throws in the constructor). The model must outlive the plan.
 class ForwardPlan final : public WorkPlan {
  public:
