@@ -53,9 +53,12 @@ export const chromiumArgs = [
 
 // Starts the server and Chromium, opens the page, records console errors and
 // page errors. Returns { page, context, errors, url, close() }.
+// server: { url, close() } of a server already serving the page (e.g. under a
+// sub-path); by default dist/ is served at the root of a fresh one. Requests
+// that leave server.url are reported in `errors`.
 export async function openPage({ query = '', viewport = { width: 1400, height: 900 }, deviceScaleFactor = 1,
-  extraArgs = [] } = {}) {
-  const server = await serveStatic(distDir);
+  extraArgs = [], server: given = null } = {}) {
+  const server = given || await serveStatic(distDir);
   const profile = mkdtempSync(join(tmpdir(), 'circuitscope-chromium-'));
   let context;
   try {
