@@ -72,6 +72,8 @@
       pasteText: w('cs_paste_text', null, ['string']),
       stateJson: w('cs_state_json', 'string', []),
       bigramTopJson: w('cs_bigram_top_json', 'string', ['number', 'number']),
+      linkQuery: w('cs_link_query', 'string', []),
+      openLink: w('cs_open_link', 'string', ['string']),
     };
   }
 
@@ -180,12 +182,53 @@
     }
     bundled = list.filter((m) => m && typeof m.id === 'string' && Array.isArray(m.files));
     api.setBundledIndex(JSON.stringify(bundled));
-    const wanted = new URLSearchParams(location.search).get('model');
-    if (wanted === 'none') return;
-    const first = wanted ? bundled.find((m) => m.id === wanted) : bundled[0];
-    if (wanted && !first) throw new Error(`?model=${wanted}: no such bundled model`);
-    if (first) await loadBundled(first.id, true);
+    await openLink(true);
   }
+
+  // ---- links: the page's state in the address (src/app/link.h) ----------------------
+  // Opens location.search: its model (a bundled id; file:<name> waits for the
+  // user's files, which the C++ side asks for), then the rest once that model
+  // is shown. An unknown model: a message, and the first bundled model.
+  async function openLink(boot) {
+    const params = new URLSearchParams(location.search);
+    let wanted = params.get('model');
+    if (wanted === 'none') return;
+    if (wanted && !wanted.startsWith('file:') && !bundled.some((m) => m.id === wanted)) {
+      reportError(new Error(`This link's model "${wanted.slice(0, 60)}" is not one of this page's models: ` +
+        `showing ${bundled.length ? bundled[0].title : 'none'} instead.`));
+      wanted = null;
+    }
+    if (!wanted && bundled.length) {
+      wanted = bundled[0].id;
+      params.set('model', wanted);
+    }
+    api.openLink('?' + params.toString());
+    const shown = JSON.parse(api.stateJson()).model;
+    if (wanted && !wanted.startsWith('file:') && (!shown || shown.id !== wanted)) await loadBundled(wanted, boot);
+  }
+
+  // The address follows the page: a new history entry when the state changes
+  // after a second of quiet, else the current entry is replaced (typing a
+  // prompt or dragging a slider does not make one entry a keystroke).
+  let linkShown = null;
+  let linkChanged = 0;
+  function followLink() {
+    requestAnimationFrame(followLink);
+    if (!api || !bootModelDone) return;
+    const q = api.linkQuery();
+    if (!q || q === linkShown) return;
+    const url = location.pathname + '?' + q + location.hash;
+    const now = performance.now();
+    if (linkShown === null || now - linkChanged < 1000) history.replaceState(null, '', url);
+    else history.pushState(null, '', url);
+    linkShown = q;
+    linkChanged = now;
+  }
+  window.addEventListener('popstate', () => {
+    if (!api) return;
+    linkShown = location.search.replace(/^\?/, '');  // restoring it: not a new entry
+    enqueue(() => openLink(false));
+  });
 
   // ---- the user's files: chooser and drag and drop --------------------------------
   const isModelFile = (name) => /\.(safetensors|json)$/i.test(name);
@@ -300,6 +343,7 @@
     openFilePicker: () => fileInput.click(),
     loadBundled: (id) => enqueue(() => loadBundled(id, false)),
     copyText,
+    copyLink: () => window.circuitscopeShell.copyText(location.href),
     fatal,
     pageStarted: () => { pageStarted = true; maybeHideBoot(); },
     busy: () => busy > 0,
@@ -347,6 +391,7 @@
     onRuntimeInitialized() {
       api = wrapApi();
       enqueue(boot).finally(() => { bootModelDone = true; maybeHideBoot(); });
+      requestAnimationFrame(followLink);
     },
     onAbort(what) { fatal(`circuitscope stopped: ${what}`); },
   };

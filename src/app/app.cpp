@@ -35,9 +35,71 @@ std::vector<ViewRegistration> registered_views() {
 
 App::App() {
   for (const auto& reg : registered_views()) views_.push_back(reg.make());
+  for (const auto& v : views_) fresh_[v->id()] = baselines_[v->id()] = v->selection_json();
   session_.set_model_listener([this](ModelChange change) {
+    std::map<std::string, Json, std::less<>> before;
+    for (const auto& v : views_) before[v->id()] = v->selection_json();
     for (auto& v : views_) v->on_model(session_, change);
+    if (change == ModelChange::NewModel) {
+      record_baselines(before);
+      apply_pending_link();
+    }
   });
+}
+
+// What a fresh page shows for the new model: the views' selections now, except
+// a field a view kept from the previous model (equal to it before the change),
+// which a fresh page has at its fresh default.
+void App::record_baselines(const std::map<std::string, Json, std::less<>>& before) {
+  for (const auto& v : views_) {
+    const std::string id = v->id();
+    Json now = v->selection_json();
+    const Json& was = before.at(id);
+    const Json& fresh = fresh_.at(id);
+    if (now.is_object() && was.is_object() && fresh.is_object())
+      for (auto& [field, value] : now.items())
+        if (was.contains(field) && was.at(field) == value && fresh.contains(field)) value = fresh.at(field);
+    baselines_[id] = std::move(now);
+  }
+}
+
+Json App::baseline_selection(std::string_view id) const {
+  if (const View* v = find(id))
+    if (auto d = v->computed_default()) return *d;
+  auto it = baselines_.find(id);
+  return it == baselines_.end() ? Json() : it->second;
+}
+
+void App::open_link(Link link) {
+  pending_link_ = std::move(link);
+  report(pending_link_->problems);
+  pending_link_->problems.clear();
+  apply_pending_link();
+  if (pending_link_ && pending_link_->model.starts_with("file:"))
+    session_.set_error("This link was made with a model from files dropped into the page (" +
+                       pending_link_->model.substr(5) +
+                       "), which a link cannot carry: drop the same files here and the rest of the link is restored.");
+}
+
+const std::string& App::link_waiting_for() const {
+  static const std::string none;
+  return pending_link_ ? pending_link_->model : none;
+}
+
+void App::apply_pending_link() {
+  if (!pending_link_) return;
+  const ActiveModel* a = session_.active();
+  if (!pending_link_->model.empty() && (!a || a->id != pending_link_->model)) return;  // its model is not shown yet
+  std::vector<std::string> problems;
+  apply_link(*this, *pending_link_, problems);
+  pending_link_.reset();
+  report(problems);
+}
+
+void App::report(const std::vector<std::string>& problems) {
+  std::string all;
+  for (const std::string& p : problems) all += (all.empty() ? "" : "; ") + p;
+  if (!all.empty()) session_.set_error(all);
 }
 
 View* App::find(std::string_view id) const {

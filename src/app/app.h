@@ -2,13 +2,16 @@
 // (view.h). The tabs, the views' part of the state JSON and the model-change
 // notifications all loop over the views. No ImGui here (built natively too).
 #pragma once
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "app/json.h"
+#include "app/link.h"
 #include "app/session.h"
 #include "app/view.h"
 
@@ -58,10 +61,29 @@ class App {
   }
   const std::string& open_view() const { return open_view_; }
 
+  // ---- links (link.h) ----
+  // What a fresh page shows in a view for the shown model with no link (its
+  // selection right after the model loaded, with the fields it kept from an
+  // earlier model at their fresh defaults, and any View::computed_default):
+  // what a link leaves out.
+  Json baseline_selection(std::string_view id) const;
+  // Applies a link once its model is shown (at once when it is, or when it
+  // names none); the problems go to the session's error banner. A newer link
+  // replaces one still waiting.
+  void open_link(Link link);
+  // The model a link waits for ("" when none waits), e.g. "file:model.safetensors".
+  const std::string& link_waiting_for() const;
+
  private:
+  void record_baselines(const std::map<std::string, Json, std::less<>>& before);
+  void apply_pending_link();
+  void report(const std::vector<std::string>& problems);  // one banner line, "; " between them
+
   Session session_;
   std::vector<std::unique_ptr<View>> views_;
   std::string requested_tab_, open_view_;
+  std::map<std::string, Json, std::less<>> baselines_, fresh_;
+  std::optional<Link> pending_link_;
 };
 
 // The page's one App (main loop, views and the JS bridge share it).

@@ -81,6 +81,7 @@ void BigramView::on_model(Session& s, ModelChange change) {
     return;
   }
   // A new model: selections start over (the chosen k stay).
+  computed_default_.reset();
   const LoadedModel* m = s.shown();
   BigramSelection fresh;
   fresh.k = sel_.k;
@@ -128,6 +129,7 @@ void BigramView::start_top_next(Session& s) {
         if (follow_top_next_) {
           follow_top_next_ = false;
           if (!q.result().empty()) select_next(s, q.result().front().id);
+          computed_default_ = sel_.to_json();  // what a link to this model leaves out
         }
       },
       std::move(o));

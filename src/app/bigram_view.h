@@ -50,6 +50,7 @@ class BigramView final : public SelectionView<BigramSelection> {
   // {"top_next","top_sources": {"key":{"token","k"}|null,"freshness","stale","pending","value":[ranked]},
   //  "block": {"key":[ids]|null,"freshness","stale","pending","value":[[logit]]}}
   Json state_json(const Session& s) const override;
+  std::optional<Json> computed_default() const override { return computed_default_; }
   // "bigram": selection fields, top_next_source (-1: none), top_next, top_next_pending,
   // top_sources_next, top_sources, top_sources_pending (as before the views had a registry).
   void legacy_state_json(const Session& s, Json& root) const override;
@@ -85,6 +86,7 @@ class BigramView final : public SelectionView<BigramSelection> {
   Ranking top_sources_{kTopSourcesSlot};
   Result<std::vector<int>, RowMat> block_{kBlockSlot};
   bool follow_top_next_ = false;  // a new model's reverse lookup starts at its top next token
+  std::optional<Json> computed_default_;  // the selection once it followed the top next token by itself
 
   // Widget state (the page's draw(); plain data, no ImGui types).
   struct Ui {

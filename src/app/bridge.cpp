@@ -12,6 +12,7 @@
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
 #include "app/json.h"
+#include "app/link.h"
 #include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
@@ -143,6 +144,25 @@ EMSCRIPTEN_KEEPALIVE const char* cs_set_selections(const char* json) {
   } catch (const std::exception& e) {
     out = e.what();
   }
+  return out.c_str();
+}
+
+// The page's state as a link's query (app/link.h), "" with no model; the
+// shell writes it into the address bar and the history.
+EMSCRIPTEN_KEEPALIVE const char* cs_link_query() {
+  static std::string out;
+  out = cs::app::link_query(cs::app::app());
+  return out.c_str();
+}
+
+// Opens a link's query (location.search): its tab and selections are applied
+// once the model it names is shown (at once when it is); reasons for what it
+// drops go to the banner. Returns the model it names ("" for none).
+EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query) {
+  static std::string out;
+  cs::app::Link link = cs::app::parse_link(str(query), cs::app::app());
+  out = link.model;
+  cs::app::app().open_link(std::move(link));
   return out.c_str();
 }
 

@@ -50,6 +50,14 @@ void Page::draw_open(Session& s) {
       "Weights use TransformerLens names (embed.W_E, blocks.0.attn.W_Q, ...). "
       "You can also drop the files anywhere on this page.");
   ui::explain("or drop model.safetensors + config.json + tokenizer.json anywhere on the page");
+  if (s.active()) {
+    if (ImGui::Button("Copy link")) platform::copy_link();
+    ui::mark_item("copy_link");
+    ui::help_marker(
+        "Copies the address of what you see now: the model, the tab and each view's settings (the head, the "
+        "tokens, the prompt, locked positions, ablated heads). Whoever opens it sees the same. A model from files "
+        "you dropped cannot travel in a link: they will be asked to drop the same files.");
+  }
 
   const auto& bundled = s.bundled();
   if (!bundled.empty()) {

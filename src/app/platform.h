@@ -11,6 +11,8 @@ void open_file_picker();
 void load_bundled(const std::string& id);
 // Writes text to the system clipboard (navigator.clipboard.writeText).
 void clipboard_write(const std::string& text);
+// Copies the address of the page's state now (a link: app/link.h) to the clipboard.
+void copy_link();
 // Tells the shell the page draws (hides the boot screen once no download is pending).
 void page_started();
 // Shows a fatal message in the shell (e.g. no WebGL2 context).

@@ -13,6 +13,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,11 @@ class View {
   // The results the view holds and draws, with their freshness (what the
   // browser tests read).
   virtual Json state_json(const Session& s) const = 0;
+  // What the view shows for the shown model with no link, when a computation
+  // chose part of it after the model loaded (the bigram view's next token:
+  // the top one, once known); nullopt when its selection right after the load
+  // is that (App::baseline_selection, app/link.h).
+  virtual std::optional<Json> computed_default() const { return std::nullopt; }
   // Top-level keys of cs_state_json a view kept from before the registry
   // (the bigram view's "bigram"); none by default.
   virtual void legacy_state_json(const Session&, Json& /*root*/) const {}
