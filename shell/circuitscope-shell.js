@@ -73,7 +73,7 @@
       stateJson: w('cs_state_json', 'string', []),
       bigramTopJson: w('cs_bigram_top_json', 'string', ['number', 'number']),
       linkQuery: w('cs_link_query', 'string', []),
-      openLink: w('cs_open_link', 'string', ['string']),
+      openLink: w('cs_open_link', 'string', ['string', 'string']),
     };
   }
 
@@ -136,15 +136,17 @@
   // ---- bundled models (assets/models/index.json) -------------------------------
   let bundled = [];
 
-  async function loadBundled(id, boot) {
-    const entry = bundled.find((m) => m.id === id);
-    if (!entry) throw new Error(`bundled model '${id}' is not listed in assets/models/index.json`);
-    const title = entry.title || id;
+  // Downloads files ([{url, name, optional}]: an optional one that is not
+  // there is left out) into the staging area and loads them as one model.
+  async function fetchModel(id, title, description, origin, files, boot) {
     if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
-    const urls = entry.files.map((f) => `assets/models/${encodeURIComponent(id)}/${f}`);
-    const responses = await Promise.all(urls.map((u) => fetch(u)));
-    responses.forEach((r, i) => { if (!r.ok) throw new Error(`${urls[i]}: HTTP ${r.status} ${r.statusText}`); });
-    const sizes = responses.map((r) => {
+    const responses = await Promise.all(files.map((f) => fetch(f.url)));
+    const got = [];
+    responses.forEach((r, i) => {
+      if (r.ok) got.push({ file: files[i], r });
+      else if (!files[i].optional) throw new Error(`${files[i].url}: HTTP ${r.status} ${r.statusText}`);
+    });
+    const sizes = got.map(({ r }) => {
       const n = Number(r.headers.get('Content-Length'));
       return r.headers.get('Content-Encoding') || !(n >= 0) || r.headers.get('Content-Length') === null ? -1 : n;
     });
@@ -157,16 +159,40 @@
     };
     api.discardStaged();
     try {
-      for (let i = 0; i < responses.length; i++) {
-        await streamIntoWasm(entry.files[i].split('/').pop(), responses[i].body, sizes[i], onChunk);
-      }
+      for (let i = 0; i < got.length; i++) await streamIntoWasm(got[i].file.name, got[i].r.body, sizes[i], onChunk);
     } catch (e) {
       api.discardStaged();
       throw e;
     } finally {
       api.downloadProgress(title, loaded, total, 0);
     }
-    api.loadStaged(id, title, entry.description || '', 'bundled');
+    api.loadStaged(id, title, description, origin);
+  }
+
+  async function loadBundled(id, boot) {
+    const entry = bundled.find((m) => m.id === id);
+    if (!entry) throw new Error(`bundled model '${id}' is not listed in assets/models/index.json`);
+    const files = entry.files.map((f) => ({ url: `assets/models/${encodeURIComponent(id)}/${f}`, name: f.split('/').pop() }));
+    await fetchModel(id, entry.title || id, entry.description || '', 'bundled', files, boot);
+  }
+
+  // A link's model given as an address on this page's own site: a folder
+  // (model.safetensors, config.json, and tokenizer.json when there is one) or
+  // a .safetensors file (with config.json and tokenizer.json beside it when
+  // there are). Another site is refused: a link never makes the page fetch
+  // from anywhere else.
+  async function loadFromAddress(ref, boot) {
+    const u = new URL(ref, location.href);
+    if (u.origin !== location.origin || !/^https?:$/.test(u.protocol))
+      throw new Error(`This link's model "${ref.slice(0, 80)}" is on another site: a link only opens models of this page's own site.`);
+    const file = /\.safetensors$/i.test(u.pathname);
+    const dir = file ? new URL('.', u) : new URL(u.pathname.endsWith('/') ? u.href : u.href + '/');
+    const files = [
+      { url: file ? u.href : new URL('model.safetensors', dir).href, name: file ? decodeURIComponent(u.pathname.split('/').pop()) : 'model.safetensors' },
+      { url: new URL('config.json', dir).href, name: 'config.json', optional: file },
+      { url: new URL('tokenizer.json', dir).href, name: 'tokenizer.json', optional: true },
+    ];
+    await fetchModel(ref, ref, `opened from ${u.pathname}`, 'address', files, boot);
   }
 
   async function boot() {
@@ -193,18 +219,31 @@
     const params = new URLSearchParams(location.search);
     let wanted = params.get('model');
     if (wanted === 'none') return;
-    if (wanted && !wanted.startsWith('file:') && !bundled.some((m) => m.id === wanted)) {
-      reportError(new Error(`This link's model "${wanted.slice(0, 60)}" is not one of this page's models: ` +
-        `showing ${bundled.length ? bundled[0].title : 'none'} instead.`));
-      wanted = null;
+    const isBundled = (id) => bundled.some((m) => m.id === id);
+    let problem = null;
+    const shownId = () => { const m = JSON.parse(api.stateJson()).model; return m ? m.id : null; };
+    // A model that is neither bundled nor dropped files: an address on this site (a folder or a .safetensors).
+    if (wanted && !wanted.startsWith('file:') && !isBundled(wanted) && wanted !== shownId()) {
+      const looksLikeAddress = /[/.]/.test(wanted);
+      try {
+        if (!looksLikeAddress) throw new Error(`This link's model "${wanted.slice(0, 60)}" is not one of this page's models.`);
+        api.openLink('?' + params.toString(), '');
+        await loadFromAddress(wanted, boot);
+        return;
+      } catch (e) {
+        // Said with the link's other problems once the fallback is shown (a load clears the banner).
+        problem = `${e.message} Showing ${bundled.length ? bundled[0].title : 'no model'} instead.`;
+        wanted = null;
+        params.delete('model');
+      }
     }
     if (!wanted && bundled.length) {
       wanted = bundled[0].id;
       params.set('model', wanted);
     }
-    api.openLink('?' + params.toString());
-    const shown = JSON.parse(api.stateJson()).model;
-    if (wanted && !wanted.startsWith('file:') && (!shown || shown.id !== wanted)) await loadBundled(wanted, boot);
+    api.openLink('?' + params.toString(), problem || '');
+    if (wanted && isBundled(wanted) && shownId() !== wanted) await loadBundled(wanted, boot);
+    else if (problem && !wanted) reportError(new Error(problem));  // no model to wait for
   }
 
   // The address follows the page: a new history entry when the state changes

@@ -72,8 +72,6 @@ Json App::baseline_selection(std::string_view id) const {
 
 void App::open_link(Link link) {
   pending_link_ = std::move(link);
-  report(pending_link_->problems);
-  pending_link_->problems.clear();
   apply_pending_link();
   if (pending_link_ && pending_link_->model.starts_with("file:"))
     session_.set_error("This link was made with a model from files dropped into the page (" +
@@ -90,7 +88,8 @@ void App::apply_pending_link() {
   if (!pending_link_) return;
   const ActiveModel* a = session_.active();
   if (!pending_link_->model.empty() && (!a || a->id != pending_link_->model)) return;  // its model is not shown yet
-  std::vector<std::string> problems;
+  // Its own problems with the applying's, said once its model is shown (a load clears the banner).
+  std::vector<std::string> problems = pending_link_->problems;
   apply_link(*this, *pending_link_, problems);
   pending_link_.reset();
   report(problems);

@@ -68,8 +68,8 @@ class App {
   // what a link leaves out.
   Json baseline_selection(std::string_view id) const;
   // Applies a link once its model is shown (at once when it is, or when it
-  // names none); the problems go to the session's error banner. A newer link
-  // replaces one still waiting.
+  // names none); its problems (Link::problems) and those of applying it go to
+  // the session's error banner then. A newer link replaces one still waiting.
   void open_link(Link link);
   // The model a link waits for ("" when none waits), e.g. "file:model.safetensors".
   const std::string& link_waiting_for() const;

@@ -157,10 +157,12 @@ EMSCRIPTEN_KEEPALIVE const char* cs_link_query() {
 
 // Opens a link's query (location.search): its tab and selections are applied
 // once the model it names is shown (at once when it is); reasons for what it
-// drops go to the banner. Returns the model it names ("" for none).
-EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query) {
+// drops go to the banner then, after `notice` (the shell's, e.g. why the
+// link's own model was replaced; "" for none). Returns the model it names.
+EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query, const char* notice) {
   static std::string out;
   cs::app::Link link = cs::app::parse_link(str(query), cs::app::app());
+  if (notice && *notice) link.problems.insert(link.problems.begin(), str(notice));
   out = link.model;
   cs::app::app().open_link(std::move(link));
   return out.c_str();
