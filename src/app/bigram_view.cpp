@@ -90,11 +90,9 @@ void BigramView::on_model(Session& s, ModelChange change) {
   follow_top_next_ = false;
   if (!m) return;
   std::vector<int> phrase;
+  sel_.source = s.familiar_token();  // a start students recognise, and the tokens of a short phrase
   if (m->tokenizer) {
     try {
-      // A start students recognise: the last token of " the" (" the" itself for
-      // GPT-style BPE, "e" for characters or bytes), and the tokens of a short phrase.
-      if (auto ids = m->tokenizer->encode(" the"); !ids.empty()) sel_.source = clamp_token(ids.back(), s.vocab());
       phrase = m->tokenizer->encode("the cat sat on the mat.");
     } catch (const Error&) {
     }

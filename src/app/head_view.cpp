@@ -68,19 +68,12 @@ void HeadView::on_model(Session& s, ModelChange change) {
   positional_.clear();
   s.jobs().cancel(kEigenSlot);
   if (change == ModelChange::NewModel) {
-    // A new model: start at head 0.0 and a token students recognise (the last
-    // token of " the"), in every explorer.
+    // A new model: start at head 0.0 and a token students recognise, in every explorer.
     HeadSelection fresh;
     fresh.k = sel_.k;
     fresh.embed_norm = sel_.embed_norm;
     sel_ = fresh;
-    if (const LoadedModel* m = s.shown(); m && m->tokenizer) {
-      try {
-        if (auto ids = m->tokenizer->encode(" the"); !ids.empty())
-          sel_.ov_source = sel_.ov_out = sel_.qk_destination = sel_.qk_source = ids.back();
-      } catch (const Error&) {
-      }
-    }
+    sel_.ov_source = sel_.ov_out = sel_.qk_destination = sel_.qk_source = s.familiar_token();
   }
   clamp_selection(s);
   // The scans wait until the tab is shown (View::shown).

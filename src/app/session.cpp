@@ -321,6 +321,16 @@ void Session::start_badges() {
 
 // ---- tokens ----------------------------------------------------------------
 
+int Session::familiar_token() const {
+  const LoadedModel* m = shown();
+  if (!m || !m->tokenizer) return 0;
+  try {
+    if (auto ids = m->tokenizer->encode(" the"); !ids.empty()) return clamp_token(ids.back(), vocab());
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
 int Session::vocab() const {
   const LoadedModel* m = shown();
   return m ? m->model.config().d_vocab : 0;

@@ -154,6 +154,10 @@ class Session {
   TokenDisplay token_display_fn() const {
     return [this](int id) { return token_display(id); };
   }
+  // A token students recognise, where a view starts after a new model: the
+  // last token of " the" (" the" itself for GPT-style BPE, "e" for characters
+  // or bytes); 0 without a tokenizer or a model.
+  int familiar_token() const;
   int vocab() const;      // d_vocab of the shown model (0 without one)
   int vocab_out() const;  // d_vocab_out of the shown model
   // query as text: exact vocabulary/byte match first, then its tokenization;

@@ -103,18 +103,12 @@ void VirtualHeadsView::on_model(Session& s, ModelChange change) {
   ov_sources_.clear();
   eigen_.clear();
   if (change == ModelChange::NewModel) {
-    // A new model: its largest virtual head, and a token students recognise
-    // (the last token of " the") in both explorers.
+    // A new model: its largest virtual head, and a token students recognise in both explorers.
     VirtualHeadSelection fresh;
     fresh.k = sel_.k;
     fresh.embed_norm = sel_.embed_norm;
     sel_ = fresh;
-    if (const LoadedModel* m = s.shown(); m && m->tokenizer) {
-      try {
-        if (auto ids = m->tokenizer->encode(" the"); !ids.empty()) sel_.ov_source = sel_.ov_out = ids.back();
-      } catch (const Error&) {
-      }
-    }
+    sel_.ov_source = sel_.ov_out = s.familiar_token();
   }
   try {
     check_selection(s);
