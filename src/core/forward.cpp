@@ -69,6 +69,15 @@ void causal_softmax_rows(Block A, Eigen::Index r0) {
   }
 }
 
+// Rows r0..r0+n of out = (in W + b) * scale: in [T, d_model], W [d_model, d_head], b [d_head].
+void project_rows(RowMat& out, const RowMat& in, ConstMatMap W, ConstVecMap b, Eigen::Index r0, Eigen::Index n,
+                  float scale = 1.f) {
+  auto o = out.middleRows(r0, n);
+  o.noalias() = in.middleRows(r0, n) * W;
+  o.rowwise() += b.transpose();
+  if (scale != 1.f) o *= scale;
+}
+
 // Rows (or columns) per unit for about unit_macs multiply-adds each, at least 16.
 Eigen::Index rows_for(double unit_macs, double macs_per_row, Eigen::Index total) {
   const double rows = std::min(unit_macs / std::max(macs_per_row, 1.0), double(std::max<Eigen::Index>(total, 16)));
@@ -145,32 +154,19 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       const std::string head = block + ", head " + std::to_string(h);
       const size_t idx = size_t(l) * size_t(H) + size_t(h);
       const bool frozen = !opt_.frozen_patterns.empty();
-      // [T, d_model] @ W_Q[h] [d_model, d_head] + b_Q[h] (a row vector per
-      // position), and likewise k and v, in blocks of rows.
-      for (Eigen::Index r0 = 0; !frozen && r0 < T; r0 += prows) {
-        const Eigen::Index n = std::min(prows, T - r0);
-        add(head + ": queries", double(n) * Dd * Dhd, [this, l, h, r0, n] {
-          auto q = q_.middleRows(r0, n);
-          q.noalias() = qk_src().middleRows(r0, n) * m_.W_Q(l, h);
-          q.rowwise() += m_.b_Q(l, h).transpose();
-          q *= 1.f / m_.config().scale();  // scores = q k^T / attn_scale
-        });
-      }
-      for (Eigen::Index r0 = 0; !frozen && r0 < T; r0 += prows) {
-        const Eigen::Index n = std::min(prows, T - r0);
-        add(head + ": keys", double(n) * Dd * Dhd, [this, l, h, r0, n] {
-          auto k = k_.middleRows(r0, n);
-          k.noalias() = qk_src().middleRows(r0, n) * m_.W_K(l, h);
-          k.rowwise() += m_.b_K(l, h).transpose();
-        });
-      }
+      // q, k and v of the head in blocks of rows (queries divided by attn_scale:
+      // scores = q k^T / attn_scale).
       for (Eigen::Index r0 = 0; r0 < T; r0 += prows) {
         const Eigen::Index n = std::min(prows, T - r0);
-        add(head + ": values", double(n) * Dd * Dhd, [this, l, h, r0, n] {
-          auto v = v_.middleRows(r0, n);
-          v.noalias() = y_.middleRows(r0, n) * m_.W_V(l, h);
-          v.rowwise() += m_.b_V(l, h).transpose();
-        });
+        if (!frozen) {
+          add(head + ": queries", double(n) * Dd * Dhd, [this, l, h, r0, n] {
+            project_rows(q_, qk_src(), m_.W_Q(l, h), m_.b_Q(l, h), r0, n, 1.f / m_.config().scale());
+          });
+          add(head + ": keys", double(n) * Dd * Dhd,
+              [this, l, h, r0, n] { project_rows(k_, qk_src(), m_.W_K(l, h), m_.b_K(l, h), r0, n); });
+        }
+        add(head + ": values", double(n) * Dd * Dhd,
+            [this, l, h, r0, n] { project_rows(v_, y_, m_.W_V(l, h), m_.b_V(l, h), r0, n); });
       }
       for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
         const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
