@@ -30,11 +30,12 @@ inline int run_jobs(Session& s, double budget_ms = 1.0, int max_ticks = 1000000)
 }
 
 // Loads m (as its safetensors files, with tokenizer.json text if given) into
-// the app through the session's job.
-inline void load(App& a, const Model& m, double budget_ms = 1.0, const std::string& tokenizer_json = {}) {
+// the app through the session's job, as the bundled model `id`.
+inline void load(App& a, const Model& m, double budget_ms = 1.0, const std::string& tokenizer_json = {},
+                 const std::string& id = "test") {
   Session& s = a.session();
   stage(s, save_model(m, tokenizer_json));
-  s.load_staged("test", "Test", "", "bundled");
+  s.load_staged(id, id, "", "bundled");
   run_jobs(s, budget_ms);
   ASSERT_EQ(s.error(), "");
   ASSERT_NE(s.shown(), nullptr);

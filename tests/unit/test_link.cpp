@@ -22,15 +22,10 @@ namespace {
 
 Model model_2l() { return testmodels::small_ln_model(2, 64, 21, 0.6f); }
 
-// Loads m into a with the given model id (as a bundled model would be).
+// Loads m into a as the bundled model `id`.
 void load_as(App& a, const Model& m, const std::string& id) {
-  Session& s = a.session();
-  apptest::stage(s, save_model(m, testmodels::wordlevel_tokenizer(m.config().d_vocab)));
-  s.load_staged(id, id, "", "bundled");
-  apptest::run_jobs(s, 0.05);
-  ASSERT_EQ(s.error(), "");
-  ASSERT_NE(s.active(), nullptr);
-  ASSERT_EQ(s.active()->id, id);
+  apptest::load(a, m, 0.05, testmodels::wordlevel_tokenizer(m.config().d_vocab), id);
+  ASSERT_EQ(a.session().active()->id, id);
 }
 
 TEST(Link, EncodingRoundTripsAnyBytes) {
