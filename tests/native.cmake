@@ -40,6 +40,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.two_layer PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
+  # PyTorch checkpoints against their safetensors twins, hostile ones refused (tests/cli/pth.test.mjs)
+  add_test(NAME cli.pth
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/pth.test.mjs)
+  set_tests_properties(cli.pth PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 120)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
   # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
   foreach(t cli induction_forms)

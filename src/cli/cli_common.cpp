@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "io/pth.h"
 
 namespace cs::cli {
 
@@ -133,6 +134,12 @@ FileSet read_model_files(const std::string& path) {
     if (files.empty()) throw Error("model '" + path + "': folder has no files");
   } else {
     files[fs::path(path).filename().string()] = read_file(path);
+    // A PyTorch checkpoint carries no config: config.json (and tokenizer.json) come from beside it.
+    if (is_pth_name(fs::path(path).filename().string()))
+      for (const char* side : {"config.json", "tokenizer.json"}) {
+        const fs::path p = fs::path(path).parent_path() / side;
+        if (fs::is_regular_file(p, ec)) files[side] = read_file(p.string());
+      }
   }
   return files;
 }

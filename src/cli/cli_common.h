@@ -81,7 +81,8 @@ std::vector<int> input_ids(const Args& args, const LoadedModel& lm);
 std::vector<std::vector<int>> input_windows(const Args& args, const LoadedModel& lm);
 
 // MODEL argument: a folder (every regular file in it, by base name) or one
-// file (just that file). Throws cs::Error when it cannot be read.
+// file (just that file; a .pth / .pt with the config.json and tokenizer.json
+// beside it). Throws cs::Error when it cannot be read.
 FileSet read_model_files(const std::string& path);
 // read_model_files + load_model; raw = LoadOptions{process=false}.
 LoadedModel load_model_arg(const std::string& path, bool raw);

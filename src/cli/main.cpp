@@ -74,7 +74,8 @@ std::string command_names() {
 
 void usage(std::ostream& out) {
   out << "usage: circuitscope <command> ...\n"
-         "MODEL is a folder (model.safetensors, config.json, tokenizer.json) or one .safetensors file.\n"
+         "MODEL is a folder (model.safetensors or model_final.pth / any .pth, config.json, tokenizer.json),\n"
+         "one .safetensors file, or a .pth file with config.json beside it.\n"
          "--raw: weights exactly as stored (default: TransformerLens weight processing).\n";
   for (const auto& c : kCommands) out << "  circuitscope " << c.synopsis << "\n";
 }

@@ -2,8 +2,10 @@
 //
 // Loading, in order; everything up to the allocation is cheap and happens in
 // the ModelLoadJob constructor, so a bad file fails before any big work:
-//  1. pick the weights: model.safetensors, else the only *.safetensors;
-//  2. parse its header (safetensors.cpp validates offsets, dtypes, shapes);
+//  1. pick the weights: model.safetensors, else model_final.pth, else the
+//     only *.safetensors / *.pth / *.pt;
+//  2. parse its header (safetensors.cpp validates offsets, dtypes, shapes; a
+//     PyTorch checkpoint's zip and pickle are read by pth.cpp);
 //  3. config from config.json, else __metadata__ ("config" = config.json text,
 //     or the config keys directly); fields it leaves out are inferred from the
 //     tensor shapes where that is unambiguous;
@@ -30,6 +32,7 @@
 #include "core/error.h"
 #include "core/vocab_matrix.h"
 #include "io/model_io.h"
+#include "io/pth.h"
 #include "io/safetensors.h"
 
 namespace cs {
@@ -204,7 +207,7 @@ void Loader::check() {
   choose_weights();
   const std::vector<uint8_t>& bytes = files_.at(weights_file_);
   try {
-    st_ = parse_safetensors(bytes);
+    st_ = is_pth_name(base_name(weights_file_)) ? parse_pth(bytes) : parse_safetensors(bytes);
   } catch (const Error& e) {
     std::string m = e.what();
     const std::string prefix = "safetensors: ";
@@ -231,27 +234,32 @@ void Loader::check() {
                 cfg_.positional != PosEmbed::Shortformer;
 }
 
+// A weights file: safetensors, or a PyTorch checkpoint (pth.h).
+bool is_weights_name(const std::string& name) { return name.ends_with(".safetensors") || is_pth_name(name); }
+
 void Loader::choose_weights() {
   std::vector<std::string> candidates;
   std::string names;
   for (const auto& [k, v] : files_) {
     names += (names.empty() ? "" : ", ") + base_name(k);
-    if (base_name(k).ends_with(".safetensors")) candidates.push_back(k);
+    if (is_weights_name(base_name(k))) candidates.push_back(k);
   }
-  for (const std::string& k : candidates)
-    if (base_name(k) == "model.safetensors") {
-      weights_file_ = k;
-      return;
-    }
+  // The names Hugging Face folders and the public toy models use, then the only one.
+  for (const char* preferred : {"model.safetensors", "model_final.pth"})
+    for (const std::string& k : candidates)
+      if (base_name(k) == preferred) {
+        weights_file_ = k;
+        return;
+      }
   if (candidates.size() == 1) {
     weights_file_ = candidates[0];
     return;
   }
   if (candidates.empty())
-    throw Error("no .safetensors weights file among the files given (" + (names.empty() ? "none" : names) + ")");
+    throw Error("no weights file (.safetensors, .pth) among the files given (" + (names.empty() ? "none" : names) + ")");
   std::string list;
   for (const std::string& k : candidates) list += (list.empty() ? "" : ", ") + base_name(k);
-  throw Error("several .safetensors files (" + list + ") and none is named model.safetensors: give one");
+  throw Error("several weights files (" + list + ") and none is named model.safetensors or model_final.pth: give one");
 }
 
 void Loader::read_config() {
@@ -323,10 +331,9 @@ void Loader::read_config() {
   if (!norm_given)
     cfg_.normalization = (tensor("blocks.0.ln1.w") || tensor("ln_final.w")) ? Norm::LN : Norm::None;
 
-  if (cfg_.name.empty() && base_name(weights_file_) != "model.safetensors") {
-    std::string n = base_name(weights_file_);
-    cfg_.name = n.substr(0, n.size() - std::string(".safetensors").size());
-  }
+  if (const std::string n = base_name(weights_file_);
+      cfg_.name.empty() && n != "model.safetensors" && n != "model_final.pth")
+    cfg_.name = n.substr(0, n.find_last_of('.'));
   cfg_.validate();
 }
 

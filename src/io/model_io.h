@@ -6,7 +6,9 @@
 //    (+ optional tokenizer.json), or
 //  - a single .safetensors whose __metadata__ carries the config (key
 //    "config" holding config.json text, or the config keys directly),
-//    optionally with a tokenizer.json beside it (or in __metadata__ "tokenizer").
+//    optionally with a tokenizer.json beside it (or in __metadata__ "tokenizer"),
+//  - or a PyTorch state dict (model_final.pth, or any .pth / .pt, as
+//    torch.save writes it; io/pth.h) with its config.json (+ tokenizer.json).
 // Tensor names are TransformerLens' (docs/model.md). Every check happens before
 // anything is returned, so a failure leaves the caller's current model alone.
 #pragma once

@@ -431,9 +431,9 @@ TEST(ModelIo, WeightsFileChoice) {
   FileSet files{{"a.safetensors", st}, {"model.safetensors", st}};
   EXPECT_EQ(cs::load_model(files, raw()).weights_file, "model.safetensors");
   files = {{"a.safetensors", st}, {"b.safetensors", st}};
-  EXPECT_CONTAINS(load_error(files), "several .safetensors files (a.safetensors, b.safetensors)");
+  EXPECT_CONTAINS(load_error(files), "several weights files (a.safetensors, b.safetensors)");
   files = {{"config.json", bytes_of("{}")}};
-  EXPECT_CONTAINS(load_error(files), "no .safetensors weights file");
+  EXPECT_CONTAINS(load_error(files), "no weights file (.safetensors, .pth)");
 }
 
 // ---- one test per bad input ---------------------------------------------------------
