@@ -46,10 +46,11 @@ void Page::draw_open(Session& s) {
   ui::mark_item("open_files");
   ui::help_marker(
       "Pick the files of one model: model.safetensors, config.json and tokenizer.json (select all three), "
-      "or a single .safetensors that carries its config in its metadata. "
+      "or a single .safetensors that carries its config in its metadata, "
+      "or a PyTorch state dict (model_final.pth or any .pth, as torch.save writes it) with its config.json. "
       "Weights use TransformerLens names (embed.W_E, blocks.0.attn.W_Q, ...). "
       "You can also drop the files anywhere on this page.");
-  ui::explain("or drop model.safetensors + config.json + tokenizer.json anywhere on the page");
+  ui::explain("or drop model.safetensors (or .pth) + config.json + tokenizer.json anywhere on the page");
   if (s.active()) {
     if (ImGui::Button("Copy link")) platform::copy_link();
     ui::mark_item("copy_link");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/pth.h"
 
 namespace cs::app {
 
@@ -109,14 +110,14 @@ void Session::load_staged(const std::string& id, const std::string& title, const
   discard_staged();
   bool has_weights = false;
   for (const auto& [name, bytes] : files)
-    if (name.size() >= 12 && name.ends_with(".safetensors")) has_weights = true;
+    if (name.ends_with(".safetensors") || is_pth_name(name)) has_weights = true;
   if (!has_weights) {
     std::string got;
     for (const auto& [name, bytes] : files) got += (got.empty() ? "" : ", ") + name;
     for (const auto& name : skipped) got += (got.empty() ? "" : ", ") + name;
     if (got.empty()) got = "nothing";
-    error_ = "no .safetensors file among the chosen files (got: " + got +
-             "); pick model.safetensors with config.json and tokenizer.json, or one .safetensors";
+    error_ = "no weights file (.safetensors, .pth) among the chosen files (got: " + got +
+             "); pick model.safetensors (or a .pth) with config.json and tokenizer.json, or one .safetensors";
     return;
   }
   auto next = std::make_unique<ActiveModel>();

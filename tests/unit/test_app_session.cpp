@@ -116,7 +116,7 @@ TEST(AppSession, ABadFileOrCancelKeepsTheShownModel) {
   only_config["config.json"] = {'{', '}'};
   stage(s, only_config);
   s.load_staged("cfg", "Cfg", "", "files");
-  EXPECT_NE(s.error().find("no .safetensors file"), std::string::npos) << s.error();
+  EXPECT_NE(s.error().find("no weights file (.safetensors, .pth)"), std::string::npos) << s.error();
   EXPECT_EQ(s.active()->id, "good");
 
   // Cancel part way.
