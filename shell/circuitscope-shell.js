@@ -87,6 +87,25 @@
     else fatal(message);
   }
 
+  // ---- the site's files: fetched, or embedded in the one-file offline page ------------
+  // scripts/make-offline.mjs writes circuitscope-offline.html with every file
+  // the page needs in window.circuitscopeEmbedded (relative path -> base64),
+  // so that page opens from file:// and never touches the network.
+  const embedded = window.circuitscopeEmbedded || null;
+  function embeddedBytes(path) {
+    const b64 = embedded && Object.prototype.hasOwnProperty.call(embedded, path) ? embedded[path] : null;
+    if (typeof b64 !== 'string') return null;
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+  function siteFetch(path) {
+    const bytes = embeddedBytes(path);
+    if (bytes) return Promise.resolve(new Response(bytes, { headers: { 'Content-Length': String(bytes.length) } }));
+    return fetch(path);
+  }
+
   // Everything that stages files runs one at a time, in order.
   let chain = Promise.resolve();
   let busy = 0;
@@ -140,7 +159,7 @@
   // there is left out) into the staging area and loads them as one model.
   async function fetchModel(id, title, description, origin, files, boot) {
     if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
-    const responses = await Promise.all(files.map((f) => fetch(f.url)));
+    const responses = await Promise.all(files.map((f) => siteFetch(f.url)));
     const got = [];
     responses.forEach((r, i) => {
       if (r.ok) got.push({ file: files[i], r });
@@ -177,19 +196,20 @@
   }
 
   // A link's model given as an address on this page's own site: a folder
-  // (model.safetensors, config.json, and tokenizer.json when there is one) or
-  // a .safetensors file (with config.json and tokenizer.json beside it when
-  // there are). Another site is refused: a link never makes the page fetch
-  // from anywhere else.
+  // (model.safetensors, config.json, and tokenizer.json when there is one), a
+  // .safetensors file (with config.json and tokenizer.json beside it when
+  // there are) or a .pth file (config.json beside it). Another site is
+  // refused: a link never makes the page fetch from anywhere else.
   async function loadFromAddress(ref, boot) {
     const u = new URL(ref, location.href);
     if (u.origin !== location.origin || !/^https?:$/.test(u.protocol))
       throw new Error(`This link's model "${ref.slice(0, 80)}" is on another site: a link only opens models of this page's own site.`);
-    const file = /\.safetensors$/i.test(u.pathname);
+    const file = /\.(safetensors|pth|pt)$/i.test(u.pathname);
+    const pth = /\.(pth|pt)$/i.test(u.pathname);
     const dir = file ? new URL('.', u) : new URL(u.pathname.endsWith('/') ? u.href : u.href + '/');
     const files = [
       { url: file ? u.href : new URL('model.safetensors', dir).href, name: file ? decodeURIComponent(u.pathname.split('/').pop()) : 'model.safetensors' },
-      { url: new URL('config.json', dir).href, name: 'config.json', optional: file },
+      { url: new URL('config.json', dir).href, name: 'config.json', optional: file && !pth },
       { url: new URL('tokenizer.json', dir).href, name: 'tokenizer.json', optional: true },
     ];
     await fetchModel(ref, ref, `opened from ${u.pathname}`, 'address', files, boot);
@@ -198,7 +218,7 @@
   async function boot() {
     let list = [];
     try {
-      const r = await fetch('assets/models/index.json');
+      const r = await siteFetch('assets/models/index.json');
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       list = await r.json();
       if (!Array.isArray(list)) throw new Error('expected a list of models');
@@ -258,8 +278,12 @@
     if (!q || q === linkShown) return;
     const url = location.pathname + '?' + q + location.hash;
     const now = performance.now();
-    if (linkShown === null || now - linkChanged < 1000) history.replaceState(null, '', url);
-    else history.pushState(null, '', url);
+    try {
+      if (linkShown === null || now - linkChanged < 1000) history.replaceState(null, '', url);
+      else history.pushState(null, '', url);
+    } catch (e) {
+      // A browser that keeps file:// pages from changing their address: Copy link still works.
+    }
     linkShown = q;
     linkChanged = now;
   }
@@ -270,7 +294,7 @@
   });
 
   // ---- the user's files: chooser and drag and drop --------------------------------
-  const isModelFile = (name) => /\.(safetensors|json)$/i.test(name);
+  const isModelFile = (name) => /\.(safetensors|pth|pt|json)$/i.test(name);
 
   function loadFiles(files) {
     files = files.filter(Boolean);
@@ -292,7 +316,7 @@
       } finally {
         api.downloadProgress(`reading ${label}`, loaded, total, 0);
       }
-      const weights = files.find((f) => /\.safetensors$/i.test(f.name));
+      const weights = files.find((f) => /\.(safetensors|pth|pt)$/i.test(f.name));
       const rel = files[0].webkitRelativePath || '';
       const folder = rel.includes('/') ? rel.split('/')[0] : '';
       const name = weights ? weights.name : files[0].name;
@@ -414,7 +438,7 @@
     print: (text) => console.log(text),
     printErr: (text) => console.warn(text),
     instantiateWasm(imports, done) {
-      fetch('circuitscope.wasm')
+      siteFetch('circuitscope.wasm')
         .then((r) => {
           if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
           return readWithProgress(r, (loaded, total) => bootProgress('Downloading circuitscope.wasm', loaded, total));
@@ -437,7 +461,12 @@
 
   bootProgress('Downloading circuitscope.wasm', 0, 0);
   const script = document.createElement('script');
-  script.src = 'circuitscope.js';
-  script.onerror = () => fatal('Could not load circuitscope.js');
+  const embeddedJs = embeddedBytes('circuitscope.js');
+  if (embeddedJs) {
+    script.textContent = new TextDecoder().decode(embeddedJs);
+  } else {
+    script.src = 'circuitscope.js';
+    script.onerror = () => fatal('Could not load circuitscope.js');
+  }
   document.body.appendChild(script);
 })();

@@ -1,6 +1,7 @@
 # The page: Dear ImGui + SDL2 + WebGL2, compiled to wasm (included only under emcmake).
 # Produces ${CMAKE_BINARY_DIR}/dist/, a self-contained static site:
-#   index.html, shell/*, circuitscope.js, circuitscope.wasm, assets/models/**
+#   index.html, shell/*, circuitscope.js, circuitscope.wasm, assets/models/**,
+#   and circuitscope-offline.html (all of it in one file; target circuitscope_offline)
 # Dependencies come from scripts/setup (source ~/.cache/circuitscope/env.sh), or
 # from the -D cache variables below.
 
@@ -90,3 +91,17 @@ foreach(_rel ${_cs_static})
 endforeach()
 add_custom_target(circuitscope_page_files DEPENDS ${_cs_static_out})
 add_dependencies(circuitscope_page circuitscope_page_files)
+
+# ---- the page as one file: dist/circuitscope-offline.html --------------------
+# The wasm, the shell and the bundled models inlined (scripts/make-offline.mjs),
+# for file:// with no server and no network. Re-made when the page relinks.
+find_program(CS_NODE_FOR_OFFLINE node)
+if(CS_NODE_FOR_OFFLINE)
+  add_custom_command(OUTPUT ${CS_DIST}/circuitscope-offline.html
+    COMMAND ${CS_NODE_FOR_OFFLINE} ${CMAKE_SOURCE_DIR}/scripts/make-offline.mjs ${CS_DIST}
+    DEPENDS circuitscope_page ${_cs_static_out} ${CMAKE_SOURCE_DIR}/scripts/make-offline.mjs
+    COMMENT "dist/circuitscope-offline.html" VERBATIM)
+  add_custom_target(circuitscope_offline ALL DEPENDS ${CS_DIST}/circuitscope-offline.html)
+else()
+  message(WARNING "node not found: dist/circuitscope-offline.html is not made")
+endif()

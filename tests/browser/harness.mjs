@@ -54,10 +54,11 @@ export const chromiumArgs = [
 // Starts the server and Chromium, opens the page, records console errors and
 // page errors. Returns { page, context, errors, url, close() }.
 // server: { url, close() } of a server already serving the page (e.g. under a
-// sub-path); by default dist/ is served at the root of a fresh one. Requests
-// that leave server.url are reported in `errors`.
+// sub-path, or a file:// URL); by default dist/ is served at the root of a
+// fresh one. Requests that leave server.url are reported in `errors`.
+// offline: the browser is offline and every http(s) request is aborted.
 export async function openPage({ query = '', viewport = { width: 1400, height: 900 }, deviceScaleFactor = 1,
-  extraArgs = [], server: given = null } = {}) {
+  extraArgs = [], server: given = null, offline = false } = {}) {
   const server = given || await serveStatic(distDir);
   const profile = mkdtempSync(join(tmpdir(), 'circuitscope-chromium-'));
   let context;
@@ -88,6 +89,11 @@ export async function openPage({ query = '', viewport = { width: 1400, height: 9
       errors.push(`request outside the page's own server: ${req.url()}`);
     }
   });
+  if (offline) {
+    // The network cut: offline, and every http(s) request aborted.
+    await context.setOffline(true);
+    await context.route(/^https?:/, (route) => route.abort('internetdisconnected'));
+  }
   await page.goto(server.url + query);
   return {
     page, context, errors, url: server.url,
