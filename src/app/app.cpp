@@ -37,29 +37,26 @@ App::App() {
   for (const auto& reg : registered_views()) views_.push_back(reg.make());
   for (const auto& v : views_) fresh_[v->id()] = baselines_[v->id()] = v->selection_json();
   session_.set_model_listener([this](ModelChange change) {
-    std::map<std::string, Json, std::less<>> before;
-    for (const auto& v : views_) before[v->id()] = v->selection_json();
+    if (change == ModelChange::NewModel) record_baselines();
     for (auto& v : views_) v->on_model(session_, change);
-    if (change == ModelChange::NewModel) {
-      record_baselines(before);
-      apply_pending_link();
-    }
+    if (change == ModelChange::NewModel) apply_pending_link();
   });
 }
 
-// What a fresh page shows for the new model: the views' selections now, except
-// a field a view kept from the previous model (equal to it before the change),
-// which a fresh page has at its fresh default.
-void App::record_baselines(const std::map<std::string, Json, std::less<>>& before) {
+// What a fresh page shows for the new model: each view's selection after
+// on_model(NewModel) from its fresh selection. Found by running exactly that
+// (the view's selection put back quietly afterwards; the real on_model, which
+// follows, cancels whatever this one started), so a field the view chooses
+// from the model (the Head view's familiar token) is in the baseline even
+// when the previous model gave the same value.
+void App::record_baselines() {
   for (const auto& v : views_) {
     const std::string id = v->id();
-    Json now = v->selection_json();
-    const Json& was = before.at(id);
-    const Json& fresh = fresh_.at(id);
-    if (now.is_object() && was.is_object() && fresh.is_object())
-      for (auto& [field, value] : now.items())
-        if (was.contains(field) && was.at(field) == value && fresh.contains(field)) value = fresh.at(field);
-    baselines_[id] = std::move(now);
+    const Json before = v->selection_json();
+    v->replace_selection_quietly(fresh_.at(id));
+    v->on_model(session_, ModelChange::NewModel);
+    baselines_[id] = v->selection_json();
+    v->replace_selection_quietly(before);
   }
 }
 

@@ -75,7 +75,7 @@ class App {
   const std::string& link_waiting_for() const;
 
  private:
-  void record_baselines(const std::map<std::string, Json, std::less<>>& before);
+  void record_baselines();
   void apply_pending_link();
   void report(const std::vector<std::string>& problems);  // one banner line, "; " between them
 

@@ -33,6 +33,9 @@ class View {
   // the field on bad input.
   virtual Json selection_json() const = 0;
   virtual void set_selection_json(Session& s, const Json& j) = 0;
+  // Puts back a selection this view gave (selection_json) or its fresh one,
+  // without checks or restarting anything (App::record_baselines).
+  virtual void replace_selection_quietly(const Json& j) = 0;
   // The shown model changed: reset (NewModel) or clamp (Weights) the
   // selection, drop results of the old model, restart jobs.
   virtual void on_model(Session& s, ModelChange change) = 0;
@@ -82,6 +85,7 @@ class SelectionView : public View {
   using Selection = Sel;
   const Sel& selection() const { return sel_; }
   Json selection_json() const override { return sel_.to_json(); }
+  void replace_selection_quietly(const Json& j) override { sel_ = Sel::from_json(j); }
   // A selection refused (by from_json, or by apply_selection's checks against
   // the model, which come before it starts anything) leaves the old one.
   void set_selection_json(Session& s, const Json& j) override {

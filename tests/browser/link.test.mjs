@@ -1,11 +1,14 @@
 // Links (src/app/link.h): the address bar follows what the page shows; a
 // link opened in a fresh page restores every view's selection and the tab;
 // back and forward move between states; "Copy link" copies the address;
-// hostile parameters give a message and a fallback, never markup in the page.
+// hostile parameters give a message and a fallback, never markup in the page;
+// a link to dropped files asks for them and is restored once they are in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  center, openPage, waitIdle, waitForState, getState, assertNoErrors, openTab,
+  center, openPage, waitIdle, waitForState, getState, assertNoErrors, openTab, screenshot, testModelFiles, writeTempFolder,
 } from './harness.mjs';
 
 const MODEL_ID = 'attn-only-2l';
@@ -93,5 +96,49 @@ test('hostile parameters: a message and a fallback, no markup in the page', { ti
     await waitIdle(page);
   } finally {
     await app.close();
+  }
+});
+
+test('a link to dropped files asks for them, then restores the rest', { timeout: 300000 }, async (t) => {
+  const { files } = testModelFiles({ nLayers: 2, seed: 21, name: 'my-dropped-model' });
+  const dir = writeTempFolder(files);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pick = (page) => page.setInputFiles('#file-input', Object.keys(files).map((f) => join(dir, f)));
+  const FILE_ID = 'file:model.safetensors';
+  let link;
+  let want;
+  const a = await openPage();
+  try {
+    const { page, errors } = a;
+    await waitForState(page, (x) => x.model && x.model.id === MODEL_ID && !x.loading.active, { what: MODEL_ID });
+    await pick(page);
+    await waitForState(page, (x) => x.model && x.model.id === FILE_ID && !x.loading.active, { what: 'the dropped model' });
+    assert.equal(await setSelections(page, { head: { layer: 1, head: 1 } }), '');
+    await openTab(page, 'head');
+    await page.waitForFunction(() => location.search.includes('head.layer=1') && location.search.includes('view=head'),
+      null, { timeout: 10000 });
+    link = await search(page);
+    assert.match(link, /model=file%3Amodel\.safetensors|model=file:model\.safetensors/);
+    want = (await getState(page)).views.head.selection;
+    assertNoErrors(assert, errors);
+  } finally {
+    await a.close();
+  }
+  const b = await openPage({ query: link });
+  try {
+    const { page, errors } = b;
+    let s = await waitForState(page, (x) => x.error !== '', { what: 'the request for the files' });
+    assert.match(s.error, /drop the same files here/);
+    assert.ok(!s.model || s.model.id !== FILE_ID);
+    await waitIdle(page);
+    await screenshot(page, 'link-asks-for-files.png');
+    await pick(page);
+    s = await waitForState(page, (x) => x.model && x.model.id === FILE_ID && !x.loading.active && x.open_view === 'head',
+      { what: 'the link restored on the dropped files' });
+    assert.deepEqual(s.views.head.selection, want);
+    assert.equal(s.error, '');
+    assertNoErrors(assert, errors);
+  } finally {
+    await b.close();
   }
 });

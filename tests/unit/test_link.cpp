@@ -132,5 +132,31 @@ TEST(Link, ALinkWaitsForTheModelItNames) {
   EXPECT_EQ(a.view<HeadView>()->selection().head, 2);
 }
 
+// Two models whose tokenizer knows "the": the Head view starts both on it.
+// A link made after switching from one to the other, with that field set
+// back by hand, must carry it: what a fresh page shows for the second model
+// is the view's start on it, not "whatever stayed the same".
+TEST(Link, ALinkMadeAfterAnotherModelRestoresInAFreshPage) {
+  const Model first = model_2l(), second = testmodels::small_ln_model(2, 64, 22, 0.6f);
+  std::string tok = testmodels::wordlevel_tokenizer(first.config().d_vocab);
+  tok.replace(tok.find("\"t5\""), 4, "\"the\"");
+  App a;
+  apptest::load(a, first, 0.05, tok, "attn-only-2l");
+  apptest::load(a, second, 0.05, tok, "file:model.safetensors");
+  Session& s = a.session();
+  ASSERT_EQ(s.familiar_token(), 5);
+  EXPECT_EQ(link_query(a), "model=file:model.safetensors") << "nothing changed: just the model";
+  a.view<HeadView>()->set_selection_json(s, Json{{"layer", 1}, {"head", 1}});  // the explorers' tokens back to 0
+  ASSERT_EQ(a.view<HeadView>()->selection().ov_source, 0);
+  const std::string q = link_query(a);
+  EXPECT_NE(q.find("head.ov_source=0"), std::string::npos) << q;
+
+  App b;
+  apptest::load(b, second, 0.05, tok, "file:model.safetensors");
+  b.open_link(parse_link(q, b));
+  EXPECT_EQ(b.view<HeadView>()->selection_json(), a.view<HeadView>()->selection_json());
+  EXPECT_EQ(link_query(b), q);
+}
+
 }  // namespace
 }  // namespace cs::app

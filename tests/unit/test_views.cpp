@@ -41,12 +41,16 @@ class TestOnlyView final : public SelectionView<CountSelection> {
   const char* id() const override { return "test_only"; }
   const char* title() const override { return "Test only"; }
   void on_model(Session& s, ModelChange) override {
-    ++models_seen;
+    // Models, not calls: App also runs on_model from the fresh selection to
+    // learn what a fresh page shows (App::record_baselines).
+    if (s.generation() != last_generation) ++models_seen;
+    last_generation = s.generation();
     sel_.token = clamp_token(sel_.token, s.vocab());
     defer_until_shown();  // its "work" waits for its tab
   }
   Json state_json(const Session&) const override { return Json{{"models_seen", models_seen}}; }
   int models_seen = 0;
+  uint64_t last_generation = ~uint64_t(0);
   int starts = 0;  // deferred work run
 
  private:
