@@ -401,12 +401,41 @@
     }
   });
 
+  // A file the page made (an export): saved through a link with a download
+  // name; the bytes never leave the machine.
+  function download(name, mime, bytes) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    a.style.display = 'none';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // A rectangle of the WebGL canvas (CSS pixels) as a PNG download. Called by
+  // the page right after it rendered a frame, while that frame's pixels are
+  // still in the drawing buffer.
+  function savePng(x, y, w, h, name) {
+    const scale = canvas.width / Math.max(1, canvas.clientWidth);
+    const out = document.createElement('canvas');
+    out.width = Math.max(1, Math.round(w * scale));
+    out.height = Math.max(1, Math.round(h * scale));
+    out.getContext('2d').drawImage(canvas, Math.round(x * scale), Math.round(y * scale), out.width, out.height,
+      0, 0, out.width, out.height);
+    out.toBlob((blob) => { if (blob) blob.arrayBuffer().then((b) => download(name, 'image/png', new Uint8Array(b))); }, 'image/png');
+  }
+
   // ---- the shell's one global object (used by src/app/platform.cpp and tests) ---------
   window.circuitscopeShell = {
     openFilePicker: () => fileInput.click(),
     loadBundled: (id) => enqueue(() => loadBundled(id, false)),
     copyText,
     copyLink: () => window.circuitscopeShell.copyText(location.href),
+    download,
+    savePng,
     fatal,
     pageStarted: () => { pageStarted = true; maybeHideBoot(); },
     busy: () => busy > 0,

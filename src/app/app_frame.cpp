@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "app/export.h"
+#include "app/platform.h"
 #include "app/ui.h"
 #include "app/views.h"
 #include "imgui.h"
@@ -39,10 +41,60 @@ void draw_error_banner(Session& s) {
   }
 }
 
+// The open tab's tables as files (app/export.h): a popup from the tab bar's
+// "Download" button, one line per table with CSV and JSON.
+void draw_export_popup(App& app) {
+  if (!ImGui::BeginPopup("##export")) return;
+  Session& s = app.session();
+  const View* v = app.find(app.open_view());
+  const ActiveModel* a = s.active();
+  const LoadedModel* lm = s.shown();
+  const std::vector<ExportTable> tables = v && lm ? v->tables(s) : std::vector<ExportTable>{};
+  if (tables.empty() && ui::frame_plots().empty()) ImGui::TextDisabled("Nothing computed in this tab yet to download.");
+  else ImGui::TextDisabled("Download what this tab shows:");
+  // Named after the model (its id; the user's own files: their title) and the view.
+  const std::string model = a ? (a->id.starts_with("file:") ? a->title : a->id) : "model";
+  const std::string weights = lm && lm->model.processing.any() ? "processed" : "raw";
+  for (const ExportTable& t : tables) {
+    ImGui::PushID(t.name.c_str());
+    ImGui::TextUnformatted(t.title.c_str());
+    ImGui::SameLine();
+    if (ImGui::SmallButton("CSV")) {
+      platform::download(export_file_name(model, v->id(), t.name, "csv"), "text/csv", to_csv(t));
+      ImGui::CloseCurrentPopup();
+    }
+    ui::mark_item(("export_" + t.name + "_csv").c_str());
+    ImGui::SameLine();
+    if (ImGui::SmallButton("JSON")) {
+      platform::download(export_file_name(model, v->id(), t.name, "json"), "application/json",
+                         dump_json(export_json(t, model, v->id(), weights), 1));
+      ImGui::CloseCurrentPopup();
+    }
+    ui::mark_item(("export_" + t.name + "_json").c_str());
+    ImGui::PopID();
+  }
+  // The plots this tab drew, as pictures with their axes and legend (taken after the menu closes).
+  const std::vector<ui::PlotRect> plots = lm ? ui::frame_plots() : std::vector<ui::PlotRect>{};
+  if (!plots.empty()) ImGui::Separator();
+  for (size_t i = 0; i < plots.size(); ++i) {
+    ImGui::PushID(int(i));
+    ImGui::TextUnformatted(plots[i].title.c_str());
+    ImGui::SameLine();
+    if (ImGui::SmallButton("PNG")) {
+      ui::request_capture(plots[i].title, export_file_name(model, v ? v->id() : "page", plots[i].title, "png"));
+      ImGui::CloseCurrentPopup();
+    }
+    ui::mark_item(("export_plot_" + std::to_string(i) + "_png").c_str());
+    ImGui::PopID();
+  }
+  ImGui::EndPopup();
+}
+
 }  // namespace
 
 void Page::draw(App& app) {
   Session& s = app.session();
+  ui::begin_frame();
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(vp->WorkPos);
   ImGui::SetNextWindowSize(vp->WorkSize);
@@ -79,6 +131,10 @@ void Page::draw(App& app) {
         ImGui::EndTabItem();
       }
     }
+    if (ImGui::TabItemButton("Download...", ImGuiTabItemFlags_Trailing | ImGuiTabItemFlags_NoTooltip))
+      ImGui::OpenPopup("##export");
+    ui::mark_item("export");
+    draw_export_popup(app);
     ImGui::EndTabBar();
   }
   ImGui::EndChild();

@@ -227,6 +227,31 @@ Json BigramView::state_json(const Session& s) const {
   return j;
 }
 
+std::vector<ExportTable> BigramView::tables(const Session& s) const {
+  const TokenDisplay display = s.token_display_fn();
+  std::vector<ExportTable> out;
+  if (top_next_.has())
+    out.push_back(ranked_table("next-tokens", "Most likely next tokens after '" + display(top_next_.key().token) + "'",
+                               top_next_.value(), display));
+  if (top_sources_.has())
+    out.push_back(ranked_table("current-tokens",
+                               "Current tokens that most raise the logit of '" + display(top_sources_.key().token) + "'",
+                               top_sources_.value(), display));
+  if (block_.has()) {
+    // Row = current token, column = next token, as drawn.
+    const std::vector<int>& ids = block_.key();
+    ExportTable t{"heatmap", "Direct-path logits: row = current token, column = next token", {"current token"}, {}};
+    for (int id : ids) t.columns.push_back(display(id));
+    for (size_t r = 0; r < ids.size(); ++r) {
+      std::vector<Json> row{Json(display(ids[r]))};
+      for (size_t c = 0; c < ids.size(); ++c) row.push_back(Json(block_.value()(Eigen::Index(r), Eigen::Index(c))));
+      t.rows.push_back(std::move(row));
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 void BigramView::legacy_state_json(const Session& s, Json& root) const {
   const TokenDisplay display = s.token_display_fn();
   Json b = sel_.to_json();

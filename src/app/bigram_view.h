@@ -50,6 +50,8 @@ class BigramView final : public SelectionView<BigramSelection> {
   // {"top_next","top_sources": {"key":{"token","k"}|null,"freshness","stale","pending","value":[ranked]},
   //  "block": {"key":[ids]|null,"freshness","stale","pending","value":[[logit]]}}
   Json state_json(const Session& s) const override;
+  // "next-tokens", "current-tokens" (the reverse lookup), "heatmap" (block of the table).
+  std::vector<ExportTable> tables(const Session& s) const override;
   std::optional<Json> computed_default() const override { return computed_default_; }
   // "bigram": selection fields, top_next_source (-1: none), top_next, top_next_pending,
   // top_sources_next, top_sources, top_sources_pending (as before the views had a registry).

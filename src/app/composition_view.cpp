@@ -149,4 +149,32 @@ Json CompositionView::state_json(const Session& s) const {
   return Json{{"scores", sc}, {"scatter", st}};
 }
 
+std::vector<ExportTable> CompositionView::tables(const Session& s) const {
+  const Json st = state_json(s);
+  std::vector<ExportTable> out;
+  if (const Json& sc = st["scores"]["value"]; !sc.is_null()) {
+    ExportTable t{"scores",
+                  "Composition scores of each earlier head with each later head (baseline " + dump(sc["baseline"]) + ")",
+                  {"earlier", "later", "Q", "K", "V"}, {}};
+    const Json& Q = sc["Q"];
+    for (size_t l1 = 0; l1 < Q.size(); ++l1)
+      for (size_t h1 = 0; h1 < Q[l1].size(); ++h1)
+        for (size_t l2 = l1 + 1; l2 < Q[l1][h1].size(); ++l2)
+          for (size_t h2 = 0; h2 < Q[l1][h1][l2].size(); ++h2)
+            t.rows.push_back({Json(head_text(int(l1), int(h1))), Json(head_text(int(l2), int(h2))),
+                              Q[l1][h1][l2][h2], sc["K"][l1][h1][l2][h2], sc["V"][l1][h1][l2][h2]});
+    out.push_back(std::move(t));
+  }
+  if (const Json& sp = st["scatter"]["value"]; !sp.is_null()) {
+    const std::string prev = head_text(sp["previous_head"]["layer"].get<int>(), sp["previous_head"]["head"].get<int>());
+    ExportTable t{"induction-scatter", "Induction scatter with previous-token head " + prev,
+                  {"head", "ov_positivity", "k_term_positivity"}, {}};
+    for (const Json& p : sp["heads"])
+      t.rows.push_back({Json(head_text(p["layer"].get<int>(), p["head"].get<int>())), p["ov_positivity"],
+                        p["k_term_positivity"]});
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace cs::app

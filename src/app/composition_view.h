@@ -38,6 +38,9 @@ class CompositionView final : public SelectionView<CompositionSelection> {
   // {"scores": {freshness, "value": {"Q","K","V": [l1][h1][l2][h2], "baseline"} | null},
   //  "scatter": {freshness, "value": {"previous_head": {"layer","head"}, "found": bool,
   //              "heads": [{"layer","head","ov_positivity","k_term_positivity"}]} | null}}
+  // "scores" (Q-, K-, V-composition of every earlier/later head pair, as the
+  // heatmaps hold them), "induction-scatter" (the scatter's points).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // composition_view_draw.cpp

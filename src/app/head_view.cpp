@@ -266,4 +266,37 @@ Json HeadView::state_json(const Session& s) const {
   return j;
 }
 
+std::vector<ExportTable> HeadView::tables(const Session& s) const {
+  const Json st = state_json(s);
+  std::vector<ExportTable> out;
+  auto list = [&](const char* key, const char* name, const char* what) {
+    const Json& l = st[key];
+    if (l["key"].is_null()) return;
+    const std::string head = head_text(l["key"]["layer"].get<int>(), l["key"]["head"].get<int>());
+    out.push_back(token_values_table(name, "Head " + head + ": " + what + " '" + s.token_display(l["key"]["id"].get<int>()) + "'",
+                                     "value", l["value"]));
+  };
+  list("ov_outs", "ov-out", "OV circuit, tokens written most when attending to");
+  list("ov_sources", "ov-sources", "OV circuit, tokens that when attended to most raise");
+  list("qk_sources", "qk-sources", "QK circuit, tokens most attended to from");
+  list("qk_destinations", "qk-destinations", "QK circuit, tokens that attend most to");
+  if (const Json& e = st["eigen"]; !e["value"].is_null()) {
+    const std::string head = head_text(e["key"]["layer"].get<int>(), e["key"]["head"].get<int>());
+    ExportTable t{"eigenvalues", "Eigenvalues of head " + head + "'s OV and QK circuits (copying score OV " +
+                                     dump(e["value"]["ov_copying_score"]) + ", QK " + dump(e["value"]["qk_copying_score"]) + ")",
+                  {"circuit", "rank", "real", "imaginary", "modulus"}, {}};
+    add_eigenvalue_rows(t, "OV", e["value"]["ov"]);
+    add_eigenvalue_rows(t, "QK", e["value"]["qk"]);
+    out.push_back(std::move(t));
+  }
+  if (const Json& p = st["positional"]; !p["key"].is_null() && !p["value"].empty()) {
+    const int first = p["key"]["first"].get<int>(), count = p["key"]["count"].get<int>();
+    std::vector<std::string> labels;
+    for (int i = 0; i < count; ++i) labels.push_back(std::to_string(first + i));
+    out.push_back(matrix_table("positional", "Position-only attention scores: row = query position, column = key position",
+                               "query", labels, labels, p["value"]));
+  }
+  return out;
+}
+
 }  // namespace cs::app

@@ -73,6 +73,9 @@ class HeadView final : public SelectionView<HeadSelection> {
   // {"ov_outs","ov_sources","qk_sources","qk_destinations": {"key","freshness","stale","pending",
   //   "value":[{"id","token","value"}]}, "eigen": {..., "value": {"ov","qk","ov_copying_score",
   //   "qk_copying_score"}}, "positional": {..., "value": [[score]]}, "weights"}
+  // "ov-out", "ov-sources", "qk-sources", "qk-destinations" (the explorers'
+  // lists), "eigenvalues" (OV and QK), "positional" (the position-only QK block).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // head_view_draw.cpp

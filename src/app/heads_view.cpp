@@ -93,4 +93,26 @@ Json HeadsView::state_json(const Session& s) const {
   return Json{{"summary", j}};
 }
 
+std::vector<ExportTable> HeadsView::tables(const Session&) const {
+  if (!summary_.has()) return {};
+  const char* weights = weights_raw_ ? "raw" : "processed";
+  ExportTable heads{"heads", std::string("Every head's scores (") + weights + " weights)",
+                    {"head", "layer", "index", "ov_copying_score", "qk_copying_score", "positional_share",
+                     "ov_diagonal_top1", "ov_diagonal_top5", "attn_current", "attn_previous"}, {}};
+  ExportTable eig{"eigenvalues", "Eigenvalues of each head's OV and QK circuits",
+                  {"head", "circuit", "rank", "real", "imaginary", "modulus"}, {}};
+  // As the state and the CLI write them: floats, null where not computed.
+  auto num = [](double v) { return std::isfinite(v) ? Json(float(v)) : Json(nullptr); };
+  for (const HeadSummary& h : summary_.value()) {
+    heads.rows.push_back({Json(head_text(h.layer, h.head)), Json(h.layer), Json(h.head), num(h.ov_copying_score),
+                          num(h.qk_copying_score), num(h.positional_share), num(h.ov_diagonal_top1),
+                          num(h.ov_diagonal_top5), num(h.attn_current), num(h.attn_previous)});
+    for (const auto& [name, values] : {std::pair{"OV", &h.ov_eigenvalues}, std::pair{"QK", &h.qk_eigenvalues}})
+      for (size_t i = 0; i < values->size(); ++i)
+        eig.rows.push_back({Json(head_text(h.layer, h.head)), Json(name), Json(i + 1), num((*values)[i].real()),
+                            num((*values)[i].imag()), num(std::abs((*values)[i]))});
+  }
+  return {std::move(heads), std::move(eig)};
+}
+
 }  // namespace cs::app

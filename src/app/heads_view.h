@@ -31,6 +31,8 @@ class HeadsView final : public SelectionView<HeadsSelection> {
   void on_model(Session& s, ModelChange change) override;
   // {"summary": {"key": {"embed_norm","diagonal"}|null, "freshness","stale","pending",
   //              "weights": "processed"|"raw", "value": [ {as `circuitscope heads --json`} ]}}
+  // "heads" (one row per head: the grid's scores), "eigenvalues" (OV and QK, per head).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // heads_view_draw.cpp

@@ -151,4 +151,30 @@ Json InductionView::state_json(const Session& s) const {
   return Json{{"experiment", j}};
 }
 
+std::vector<ExportTable> InductionView::tables(const Session& s) const {
+  const Json v = state_json(s)["experiment"]["value"];
+  if (v.is_null()) return {};
+  const std::string setup = std::to_string(v["examples"].get<int>()) + " sequences of " +
+                            std::to_string(v["tokens"].get<int>()) + " random tokens repeated " +
+                            std::to_string(v["repeats"].get<int>()) + " times";
+  ExportTable heads{"heads", "Induction scores of every head on " + setup,
+                    {"head", "prefix_matching", "previous_token", "copying"}, {}};
+  for (size_t l = 0; l < v["prefix_matching"].size(); ++l)
+    for (size_t h = 0; h < v["prefix_matching"][l].size(); ++h)
+      heads.rows.push_back({Json(head_text(int(l), int(h))), v["prefix_matching"][l][h], v["previous_token"][l][h],
+                            v["copying"][l][h]});
+  ExportTable loss{"loss-by-position", "Loss at each position of the repeated sequences (" + setup + ")",
+                   {"position", "loss"}, {}};
+  for (size_t t = 0; t < v["loss_by_position"].size(); ++t) loss.rows.push_back({Json(t), v["loss_by_position"][t]});
+  std::vector<ExportTable> out{std::move(heads), std::move(loss)};
+  if (!v["pattern"].is_null()) {
+    std::vector<std::string> labels;
+    for (size_t t = 0; t < v["pattern"].size(); ++t) labels.push_back(std::to_string(t));
+    out.push_back(matrix_table("pattern", "Attention pattern of head " + head_text(v["head"]["layer"].get<int>(), v["head"]["head"].get<int>()) +
+                                              " on the first sequence: row = query position, column = key position",
+                               "query", labels, labels, v["pattern"]));
+  }
+  return out;
+}
+
 }  // namespace cs::app

@@ -38,6 +38,9 @@ class InductionView final : public SelectionView<InductionSelection> {
   // {"experiment": {freshness, "value": {"tokens","repeats","examples","seed","bos",
   //   "prefix_matching","previous_token","copying": [layer][head], "loss_first","loss_repeat",
   //   "loss_by_position": [..], "head": {"layer","head"}, "pattern": [query][key]} | null}}
+  // "heads" (prefix matching, previous-token and copying score of every head),
+  // "loss-by-position" (the experiment's loss curve), "pattern" (the chosen head's).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // induction_view_draw.cpp

@@ -109,6 +109,8 @@ void frame() {
   ImGuiIO& io = ImGui::GetIO();
   float scale = io.DisplayFramebufferScale.x > 0.f ? io.DisplayFramebufferScale.x : 1.f;
   if (scale != g_font_scale) build_fonts(scale);
+  // A plot's picture is wanted: no hover this frame (no tooltip over it).
+  if (cs::app::ui::capture_pending()) io.MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
   ImGui::NewFrame();
   g_page.draw(cs::app::app());
   ImGui::Render();
@@ -120,6 +122,9 @@ void frame() {
   glClearColor(0.09f, 0.09f, 0.11f, 1.f);
   glClear(GL_COLOR_BUFFER_BIT);
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+  if (auto c = cs::app::ui::take_capture())  // the frame's pixels are in the drawing buffer until it returns
+    cs::app::platform::save_png(c->first.rect.x, c->first.rect.y, c->first.rect.z - c->first.rect.x,
+                                c->first.rect.w - c->first.rect.y, c->second);
   SDL_GL_SwapWindow(g_window);
   const double t1 = emscripten_get_now();
   if (++g_frames == 2) cs::app::platform::page_started();

@@ -15,6 +15,13 @@ EM_JS(void, cs_js_page_started, (), { window.circuitscopeShell && window.circuit
 EM_JS(void, cs_js_fatal, (const char* message), {
   window.circuitscopeShell && window.circuitscopeShell.fatal(UTF8ToString(message));
 });
+EM_JS(void, cs_js_download, (const char* name, const char* mime, const char* data, size_t size), {
+  window.circuitscopeShell &&
+      window.circuitscopeShell.download(UTF8ToString(name), UTF8ToString(mime), HEAPU8.slice(data, data + size));
+});
+EM_JS(void, cs_js_save_png, (float x, float y, float w, float h, const char* name), {
+  window.circuitscopeShell && window.circuitscopeShell.savePng(x, y, w, h, UTF8ToString(name));
+});
 EM_JS(double, cs_js_device_pixel_ratio, (), { return window.devicePixelRatio || 1; });
 
 namespace cs::app::platform {
@@ -23,6 +30,10 @@ void open_file_picker() { cs_js_open_file_picker(); }
 void load_bundled(const std::string& id) { cs_js_load_bundled(id.c_str()); }
 void clipboard_write(const std::string& text) { cs_js_clipboard_write(text.c_str()); }
 void copy_link() { cs_js_copy_link(); }
+void download(const std::string& name, const std::string& mime, const std::string& bytes) {
+  cs_js_download(name.c_str(), mime.c_str(), bytes.data(), bytes.size());
+}
+void save_png(float x, float y, float w, float h, const std::string& name) { cs_js_save_png(x, y, w, h, name.c_str()); }
 void page_started() { cs_js_page_started(); }
 void fatal(const std::string& message) { cs_js_fatal(message.c_str()); }
 float device_pixel_ratio() { return float(cs_js_device_pixel_ratio()); }

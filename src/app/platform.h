@@ -13,6 +13,11 @@ void load_bundled(const std::string& id);
 void clipboard_write(const std::string& text);
 // Copies the address of the page's state now (a link: app/link.h) to the clipboard.
 void copy_link();
+// Saves bytes as a file named `name` (a download; nothing leaves the machine).
+void download(const std::string& name, const std::string& mime, const std::string& bytes);
+// Saves the canvas rectangle (x, y, w, h in CSS pixels) as a PNG named `name`
+// (at the display's pixel ratio). Call right after the frame is rendered.
+void save_png(float x, float y, float w, float h, const std::string& name);
 // Tells the shell the page draws (hides the boot screen once no download is pending).
 void page_started();
 // Shows a fatal message in the shell (e.g. no WebGL2 context).

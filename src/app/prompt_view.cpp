@@ -402,4 +402,51 @@ Json PromptView::state_json(const Session& s) const {
   return out;
 }
 
+std::vector<ExportTable> PromptView::tables(const Session& s) const {
+  const Json st = state_json(s);
+  const Json& run = st["run"]["value"];
+  if (run.is_null()) return {};
+  std::vector<ExportTable> out;
+  const Json& ablated = st["ablated"]["value"];
+  ExportTable toks{"tokens", "The text's tokens and the loss of predicting the next one", {"position", "id", "token", "loss"}, {}};
+  if (!ablated.is_null()) toks.columns.push_back("loss_ablated");
+  for (size_t t = 0; t < run["ids"].size(); ++t) {
+    const bool last = t + 1 >= run["ids"].size();
+    std::vector<Json> row{Json(t), run["ids"][t], run["tokens"][t], last ? Json(nullptr) : run["losses"][t]};
+    if (!ablated.is_null()) row.push_back(last ? Json(nullptr) : ablated["losses"][t]);
+    toks.rows.push_back(std::move(row));
+  }
+  out.push_back(std::move(toks));
+  const int position = run["position"].get<int>();
+  ExportTable pred{"predictions", "Most likely next tokens after position " + std::to_string(position),
+                   {"rank", "id", "token", "logit", "probability"}, {}};
+  for (size_t i = 0; i < run["top"].size(); ++i) {
+    const Json& e = run["top"][i];
+    pred.rows.push_back({Json(i + 1), e["id"], e["token"], e["logit"], e["prob"]});
+  }
+  out.push_back(std::move(pred));
+  if (!run["pattern"].is_null()) {
+    const int p0 = run["pattern_first"].get<int>();
+    const std::string head = head_text(run["head"]["layer"].get<int>(), run["head"]["head"].get<int>());
+    ExportTable att{"attention", "Attention pattern of head " + head + ": row = query position, column = key position",
+                    {"query"}, {}};
+    for (size_t j = 0; j < run["pattern"].size(); ++j) att.columns.push_back(std::to_string(p0 + int(j)));
+    for (size_t i = 0; i < run["pattern"].size(); ++i) {
+      std::vector<Json> row{Json(p0 + int(i))};
+      for (const Json& v : run["pattern"][i]) row.push_back(v);
+      att.rows.push_back(std::move(row));
+    }
+    out.push_back(std::move(att));
+  }
+  const Json& split = st["split"]["value"];
+  if (!split.is_null()) {
+    ExportTable t{"logit-split", "Logit of '" + split["token"]["token"].get<std::string>() + "' after position " +
+                                     std::to_string(split["position"].get<int>()) + ", by path",
+                  {"path", "order", "contribution"}, {}};
+    for (const Json& e : split["terms"]) t.rows.push_back({e["name"], e["order"], e["contribution"]});
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace cs::app

@@ -80,6 +80,10 @@ class PromptView final : public SelectionView<PromptSelection> {
   //          "focus_attention","top": [{"id","token","logit","prob"}]} | null},
   //  "ablated": {freshness, "value": {"heads","loss","losses","top"} | null},
   //  "split": {freshness, "value": {"position","token","logit","terms": [{"name","order","contribution"}]} | null}}
+  // "tokens" (each token and the loss of predicting the next), "predictions"
+  // (at the position shown), "attention" (the chosen head's pattern as drawn),
+  // "logit-split" (the chosen token's logit by path): from state_json's values.
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // prompt_view_draw.cpp

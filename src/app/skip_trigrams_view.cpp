@@ -265,4 +265,20 @@ Json SkipTrigramsView::state_json(const Session& s) const {
   return Json{{"table", t}, {"bug", b}};
 }
 
+std::vector<ExportTable> SkipTrigramsView::tables(const Session& s) const {
+  const Json t = state_json(s)["table"];
+  if (t["key"].is_null()) return {};
+  const std::string who = t["key"]["all_heads"].get<bool>()
+                              ? std::string("every head")
+                              : "head " + head_text(t["key"]["layer"].get<int>(), t["key"]["head"].get<int>());
+  ExportTable out{"skip-trigrams", "Skip-trigrams '[source] ... [destination] -> [out]' of " + who + " (" +
+                                       t["weights"].get<std::string>() + " weights)",
+                  {"head", "source_id", "source", "destination_id", "destination", "out_id", "out", "score", "qk", "ov"}, {}};
+  for (const Json& e : t["value"])
+    out.rows.push_back({Json(head_text(e["layer"].get<int>(), e["head"].get<int>())), e["source"]["id"],
+                        e["source"]["token"], e["destination"]["id"], e["destination"]["token"], e["out"]["id"],
+                        e["out"]["token"], e["score"], e["qk"], e["ov"]});
+  return {std::move(out)};
+}
+
 }  // namespace cs::app

@@ -55,6 +55,8 @@ class SkipTrigramsView final : public SelectionView<SkipTrigramsSelection> {
   // {"table": {"key","freshness","stale","pending","weights","value": [{"layer","head","source":{id,token},
   //   "destination","out","qk","ov","score"}]}, "bug": {"key": [a, b]|null, "value": [two entries]|null,
   //   "note"}}
+  // "skip-trigrams" (the table as drawn: head, source, destination, out, score, qk, ov).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // skip_trigrams_view_draw.cpp

@@ -142,4 +142,15 @@ Json TermsView::state_json(const Session& s) const {
   return Json{{"importance", j}};
 }
 
+std::vector<ExportTable> TermsView::tables(const Session& s) const {
+  const Json v = state_json(s)["importance"]["value"];
+  if (v.is_null()) return {};
+  ExportTable terms{"terms", "Each path term's importance: the loss without it (full loss " + dump(v["loss_full"]) + ")",
+                    {"term", "order", "loss_without", "effect"}, {}};
+  for (const Json& e : v["terms"]) terms.rows.push_back({e["name"], e["order"], e["loss_without"], e["effect"]});
+  ExportTable orders{"loss-by-order", "Loss keeping the terms up to each order", {"order", "loss"}, {}};
+  for (size_t o = 0; o < v["loss_by_order"].size(); ++o) orders.rows.push_back({Json(o), v["loss_by_order"][o]});
+  return {std::move(terms), std::move(orders)};
+}
+
 }  // namespace cs::app

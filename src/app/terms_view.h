@@ -34,6 +34,8 @@ class TermsView final : public SelectionView<TermsSelection> {
   void on_model(Session& s, ModelChange change) override;
   // {"importance": {freshness, "value": {"windows","tokens","max_order","loss_full","loss_by_order",
   //   "uniform", "terms": [{"name","order","loss_without","effect"}]} | null}}
+  // "terms" (each path term: the loss without it and its effect), "loss-by-order".
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // terms_view_draw.cpp

@@ -105,6 +105,56 @@ void mark_rect(const char* name, ImVec2 min, ImVec2 max) { g_marked[name] = ImVe
 
 const std::map<std::string, ImVec4>& marked_items() { return g_marked; }
 
+namespace {
+std::vector<PlotRect> g_plots;
+uint64_t g_plot_frame = 0;
+struct Capture {
+  std::string title, file_name;
+  uint64_t asked_in = 0;
+};
+std::optional<Capture> g_capture;
+}  // namespace
+
+void register_plot(const std::string& title, ImVec2 min, ImVec2 max) {
+  // Two plots of one title in a frame (the Composition view's three heatmaps share their axes): numbered.
+  std::string t = title;
+  for (int n = 2; std::any_of(g_plots.begin(), g_plots.end(), [&](const PlotRect& p) { return p.title == t; }); ++n)
+    t = title + " (" + std::to_string(n) + ")";
+  mark_rect(("plot_" + std::to_string(g_plots.size())).c_str(), min, max);  // tests find it as the menu lists it
+  const ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 c0 = dl->GetClipRectMin(), c1 = dl->GetClipRectMax();
+  const ImVec4 visible(std::max(min.x, c0.x), std::max(min.y, c0.y), std::min(max.x, c1.x), std::min(max.y, c1.y));
+  // The plot whose picture is wanted, partly scrolled away: bring its top into view.
+  if (g_capture && g_capture->title == t && (visible.y > min.y + 0.5f || visible.w < max.y - 0.5f))
+    ImGui::SetScrollFromPosY(min.y - ImGui::GetWindowPos().y - ImGui::GetStyle().ItemSpacing.y, 0.f);
+  g_plots.push_back(PlotRect{t, ImVec4(min.x, min.y, max.x, max.y), visible});
+}
+void begin_frame() {
+  g_marked.clear();
+  g_plots.clear();
+  ++g_plot_frame;
+}
+const std::vector<PlotRect>& frame_plots() { return g_plots; }
+void request_capture(const std::string& title, const std::string& file_name) {
+  g_capture = Capture{title, file_name, g_plot_frame};
+}
+bool capture_pending() { return g_capture.has_value(); }
+std::optional<std::pair<PlotRect, std::string>> take_capture() {
+  if (!g_capture || g_plot_frame <= g_capture->asked_in + 1) return std::nullopt;  // the menu was still open
+  for (const PlotRect& p : g_plots)
+    if (p.title == g_capture->title) {
+      const bool whole = p.visible.y <= p.rect.y + 0.5f && p.visible.w >= p.rect.w - 0.5f;
+      if (!whole && g_plot_frame <= g_capture->asked_in + 8) return std::nullopt;  // still scrolling to it
+      PlotRect shown = p;
+      shown.rect = p.visible;
+      auto out = std::make_pair(shown, g_capture->file_name);
+      g_capture.reset();
+      return out;
+    }
+  if (g_plot_frame > g_capture->asked_in + 30) g_capture.reset();  // the plot is gone (another tab, a new model)
+  return std::nullopt;
+}
+
 void add_text_vertical(ImDrawList* dl, ImVec2 pos, uint32_t col, const char* text) {
   ImFont* font = ImGui::GetFont();
   const float scale = ImGui::GetFontSize() / font->FontSize;

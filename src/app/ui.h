@@ -4,7 +4,9 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "imgui.h"
 
@@ -36,10 +38,35 @@ std::string fmt(const char* format, ...) IM_FMTARGS(1);
 void value_bar(float fraction, uint32_t color, const char* label);
 
 // Records the last item's screen rectangle (CSS pixels) under `name`, so tests
-// and automation can find widgets (reported by cs_state_json as "rects").
+// and automation can find widgets (reported by cs_state_json as "rects"): the
+// widgets drawn in the last frame.
 void mark_item(const char* name);
 void mark_rect(const char* name, ImVec2 min, ImVec2 max);
 const std::map<std::string, ImVec4>& marked_items();  // name -> (x0, y0, x1, y1)
+
+// ---- plots as PNG (the Download menu, app_frame.cpp; main.cpp takes the picture) ----
+// A plot drawn this frame, with its whole rectangle (CSS pixels): axes,
+// labels and legend.
+struct PlotRect {
+  std::string title;
+  ImVec4 rect;     // x0, y0, x1, y1
+  ImVec4 visible;  // the part of it its window shows (not scrolled away)
+};
+// Called by the widgets that draw plots (heatmaps, scatter plots, labelled eigenvalue plots).
+void register_plot(const std::string& title, ImVec2 min, ImVec2 max);
+// Starts a frame (Page::draw): the marked rectangles and plots are this frame's.
+void begin_frame();
+const std::vector<PlotRect>& frame_plots();
+// A PNG of the plot `title`, saved as `file_name`: taken after a later frame
+// that draws it (no menu over it then, and no hover: main.cpp hides the mouse
+// from ImGui while one is pending).
+void request_capture(const std::string& title, const std::string& file_name);
+bool capture_pending();
+// After the frame is rendered: the pending capture's plot (its visible part)
+// and file name, once a frame drew all of it (register_plot scrolls it into
+// view; a plot taller than its window is taken as far as it shows); gives up
+// after 30 frames.
+std::optional<std::pair<PlotRect, std::string>> take_capture();
 
 // Adds text rotated 90 degrees counter-clockwise (reading upwards); `pos` is
 // where the text's baseline starts (bottom-left corner of the rotated box).

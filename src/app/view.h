@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/export.h"
 #include "app/json.h"
 #include "app/session.h"
 
@@ -42,6 +43,10 @@ class View {
   // The results the view holds and draws, with their freshness (what the
   // browser tests read).
   virtual Json state_json(const Session& s) const = 0;
+  // What the view shows, as tables to download (app/export.h): built from
+  // the results it holds and draws, in the order and with the values drawn;
+  // empty while nothing is computed.
+  virtual std::vector<ExportTable> tables(const Session&) const { return {}; }
   // What the view shows for the shown model with no link, when a computation
   // chose part of it after the model loaded (the bigram view's next token:
   // the top one, once known); nullopt when its selection right after the load

@@ -318,4 +318,33 @@ Json VirtualHeadsView::state_json(const Session& s) const {
   return j;
 }
 
+std::vector<ExportTable> VirtualHeadsView::tables(const Session& s) const {
+  const Json st = state_json(s);
+  std::vector<ExportTable> out;
+  auto pair = [](const Json& v) { return v["earlier"].get<std::string>() + " -> " + v["later"].get<std::string>(); };
+  if (!st["ranking"]["value"].empty()) {
+    ExportTable t{"ranking", std::string("Virtual heads by the norm of their OV circuit (") + st["weights"].get<std::string>() + " weights)",
+                  {"earlier", "later", "norm", "v_composition"}, {}};
+    for (const Json& e : st["ranking"]["value"]) t.rows.push_back({e["earlier"], e["later"], e["norm"], e["v_composition"]});
+    out.push_back(std::move(t));
+  }
+  auto list = [&](const char* key, const char* name, const char* what) {
+    const Json& l = st[key];
+    if (l["key"].is_null()) return;
+    out.push_back(token_values_table(name, "Virtual head " + pair(l["key"]) + ": " + what + " '" +
+                                               s.token_display(l["key"]["id"].get<int>()) + "'",
+                                     "value", l["value"]));
+  };
+  list("ov_outs", "ov-out", "tokens written most when attending to");
+  list("ov_sources", "ov-sources", "tokens that when attended to most raise");
+  if (const Json& e = st["eigen"]; !e["value"].is_null()) {
+    ExportTable t{"eigenvalues", "Eigenvalues of virtual head " + pair(e["key"]) + "'s OV circuit (copying score " +
+                                     dump(e["value"]["ov_copying_score"]) + ")",
+                  {"circuit", "rank", "real", "imaginary", "modulus"}, {}};
+    add_eigenvalue_rows(t, "OV", e["value"]["ov"]);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace cs::app

@@ -66,6 +66,9 @@ class VirtualHeadsView final : public SelectionView<VirtualHeadSelection> {
   //  "ov_outs","ov_sources": {freshness, "key": {"earlier","later","embed_norm","id","k"} | null,
   //                           "value": [{"id","token","value"}]},
   //  "eigen": {freshness, "key", "value": {"ov": [[re, im]], "ov_copying_score"} | null}, "weights"}
+  // "ranking" (every pair by the norm of its OV product), "ov-out",
+  // "ov-sources" (the explorer's lists), "eigenvalues" (of the chosen one).
+  std::vector<ExportTable> tables(const Session& s) const override;
   Json state_json(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // virtual_heads_view_draw.cpp

@@ -74,6 +74,8 @@ std::optional<HeatmapCell> heatmap(const char* id, const Heatmap& h) {
   const float total_w = (grid.x - origin.x) + grid_w + legend_w;
   const float total_h = (grid.y - origin.y) + body_h + fs * 0.5f;
   ImGui::InvisibleButton("##heatmap", ImVec2(total_w, total_h));
+  ui::register_plot(h.title.empty() ? h.row_title + " x " + h.col_title : h.title, ImGui::GetItemRectMin(),
+                    ImGui::GetItemRectMax());
   const bool hovered = ImGui::IsItemHovered();
   const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
   ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -341,6 +343,7 @@ bool eigen_plot(const char* id, const EigenPlot& p) {
   ImGui::PushID(id);
   const ImVec2 o = ImGui::GetCursorScreenPos();
   ImGui::InvisibleButton("##eigen", ImVec2(side, side));
+  if (p.labels && !p.title.empty()) ui::register_plot(p.title, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
   const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
   const bool hovered = ImGui::IsItemHovered();
   if (!p.mark.empty()) ui::mark_item(p.mark.c_str());
@@ -396,6 +399,8 @@ std::optional<size_t> scatter_plot(const char* id, const Scatter& s) {
   ImGui::PushID(id);
   const ImVec2 o = ImGui::GetCursorScreenPos();
   ImGui::InvisibleButton("##scatter", ImVec2(side + left, side + bottom));
+  ui::register_plot(s.title.empty() ? s.y_title + " against " + s.x_title : s.title, ImGui::GetItemRectMin(),
+                    ImGui::GetItemRectMax());
   const bool clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
   const bool hovered = ImGui::IsItemHovered();
   if (!s.mark.empty()) ui::mark_item(s.mark.c_str());

@@ -37,6 +37,7 @@ struct Heatmap {
   std::function<void(int row, int col)> tooltip;  // the hovered cell's tooltip body; default: labels and value
   std::string click_hint;  // last tooltip line, e.g. "click: show this pair in the tables"
   std::string mark;        // name of the grid's rectangle in the state JSON's "rects" (tests); empty: none
+  std::string title;       // what the Download menu calls it (PNG); default "<row_title> x <col_title>"
 };
 // Draws it; returns the clicked cell, if any.
 std::optional<HeatmapCell> heatmap(const char* id, const Heatmap& h);
@@ -140,6 +141,7 @@ struct Scatter {
   float size = 0.f;                              // side in pixels; 0: 18 font heights
   std::function<void(size_t)> tooltip;           // the hovered point's tooltip body; default: label, x, y
   std::string mark;                              // name in the state JSON's "rects" (tests); empty: none
+  std::string title;  // what the Download menu calls it (PNG); default "<y_title> against <x_title>"
 };
 // Draws it; returns the clicked point's index, if any.
 std::optional<size_t> scatter_plot(const char* id, const Scatter& s);
