@@ -54,7 +54,7 @@ void CompositionView::apply_selection(Session& s) {
 }
 
 void CompositionView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   start_scores(s);
   start_scatter(s);
 }

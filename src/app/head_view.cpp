@@ -81,7 +81,7 @@ void HeadView::on_model(Session& s, ModelChange change) {
 }
 
 void HeadView::start_all(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const LoadedModel* m = s.shown();
   if (!m || m->model.config().n_layers == 0) {
     for (const char* slot : {kOvOutsSlot, kOvSourcesSlot, kQkSourcesSlot, kQkDestinationsSlot, kEigenSlot})

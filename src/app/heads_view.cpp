@@ -43,7 +43,7 @@ bool HeadsView::diagonal_is_quick(const Session& s) {
 }
 
 void HeadsView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kSummarySlot);

@@ -60,7 +60,7 @@ void InductionView::apply_selection(Session& s) {
 }
 
 void InductionView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kSlot);

@@ -42,6 +42,10 @@ void JobRunner::cancel(const std::string& slot) { jobs_.erase(slot); }
 
 void JobRunner::cancel_all() { jobs_.clear(); }
 
+void JobRunner::cancel_prefix(const std::string& prefix) {
+  for (auto it = jobs_.lower_bound(prefix); it != jobs_.end() && it->first.rfind(prefix, 0) == 0;) it = jobs_.erase(it);
+}
+
 const JobRunner::Info* JobRunner::info(const std::string& slot) const {
   auto it = jobs_.find(slot);
   return it == jobs_.end() ? nullptr : &it->second.info;

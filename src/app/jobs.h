@@ -55,6 +55,7 @@ class JobRunner {
     start_erased(slot, std::unique_ptr<SlicedComputation>(std::move(work)), std::move(finish), std::move(opt));
   }
   void cancel(const std::string& slot);
+  void cancel_prefix(const std::string& prefix);  // every slot starting with it
   void cancel_all();
   bool running(const std::string& slot) const { return jobs_.count(slot) != 0; }
   bool idle() const { return jobs_.empty(); }

@@ -171,6 +171,9 @@ void apply_link(App& app, const Link& link, std::vector<std::string>& problems) 
     if (link.selections.contains(id))
       for (const auto& [field, value] : link.selections.at(id).items()) sel[field] = value;
     if (sel == v->selection_json()) continue;  // nothing to change, nothing to restart
+    // A tab the link does not open starts its work when it is shown.
+    const std::string open = link.view.empty() && !app.views().empty() ? app.views().front()->id() : link.view;
+    v->hold_work(id != open);
     try {
       v->set_selection_json(app.session(), sel);
     } catch (const Error& e) {
@@ -180,6 +183,7 @@ void apply_link(App& app, const Link& link, std::vector<std::string>& problems) 
       } catch (const Error&) {
       }
     }
+    v->hold_work(false);
   }
   if (!link.view.empty()) app.request_tab(link.view);
   else if (!app.views().empty()) app.request_tab(app.views().front()->id());

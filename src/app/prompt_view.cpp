@@ -213,7 +213,7 @@ const PromptRun* PromptView::held_run(const Session& s) const {
 // ---- jobs -------------------------------------------------------------------------
 
 void PromptView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     for (const char* slot : {kRunSlot, kAblatedSlot, kSplitSlot}) s.jobs().cancel(slot);

@@ -144,7 +144,7 @@ void SkipTrigramsView::on_model(Session& s, ModelChange change) {
 }
 
 void SkipTrigramsView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kTableSlot);

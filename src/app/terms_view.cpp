@@ -82,7 +82,7 @@ void TermsView::set_text(Session& s, const std::string& text, int max_order) {
 }
 
 void TermsView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const auto m = s.shown_shared();
   if (!m || m->model.config().n_layers == 0) {
     s.jobs().cancel(kSlot);

@@ -69,16 +69,31 @@ class View {
     if (std::exchange(deferred_, false)) start_deferred(s);
   }
   bool deferred() const { return deferred_; }
+  // While held, work a selection would start waits for the tab instead and
+  // the view's running jobs stop (App's links: the tabs a link does not open
+  // get their selections without starting their scans behind the open one).
+  void hold_work(bool held) { held_ = held; }
 
  protected:
+  // The first thing a view's function that starts its work does: false while
+  // held (the work then waits for the tab, and the view's jobs, slots
+  // "<id>.*", stop); true otherwise, and nothing waits any more.
+  bool begin_work(Session& s) {
+    if (held_) {
+      deferred_ = true;
+      s.jobs().cancel_prefix(std::string(id()) + ".");
+      return false;
+    }
+    deferred_ = false;
+    return true;
+  }
   void defer_until_shown() { deferred_ = true; }
-  // An intent that starts the view's work itself: nothing waits any more.
-  void clear_deferred() { deferred_ = false; }
   // What a deferred model change starts (called once by shown()).
   virtual void start_deferred(Session&) {}
 
  private:
   bool deferred_ = false;
+  bool held_ = false;
 };
 
 // A view whose selection is a struct Sel with

@@ -120,7 +120,7 @@ void VirtualHeadsView::on_model(Session& s, ModelChange change) {
 }
 
 void VirtualHeadsView::start(Session& s) {
-  clear_deferred();
+  if (!begin_work(s)) return;
   const LoadedModel* m = s.shown();
   if (!m || m->model.config().n_layers < 2) {
     for (const char* slot : {kRankingSlot, kOvOutsSlot, kOvSourcesSlot, kEigenSlot}) s.jobs().cancel(slot);

@@ -158,5 +158,30 @@ TEST(Link, ALinkMadeAfterAnotherModelRestoresInAFreshPage) {
   EXPECT_EQ(link_query(b), q);
 }
 
+// A link that opens the Prompt tab sets the Head view's selection without
+// starting its vocabulary scans behind the open tab; they start when the
+// Head tab is shown, for the link's head.
+TEST(Link, TabsALinkDoesNotOpenWaitForTheirShowing) {
+  App a;
+  load_as(a, model_2l(), "attn-only-2l");
+  Session& s = a.session();
+  a.show(*a.find("head"));  // the Head view's scans have run once, for head 0.0
+  apptest::run_jobs(s);
+  ASSERT_TRUE(a.view<HeadView>()->ov_outs().has());
+  a.open_link(parse_link("model=attn-only-2l&view=prompt&head.layer=1&head.head=1&prompt.text=t1%20t2%20t3", a));
+  EXPECT_EQ(a.view<HeadView>()->selection().layer, 1);
+  EXPECT_EQ(a.view<HeadView>()->selection().head, 1);
+  EXPECT_TRUE(a.view<HeadView>()->deferred());
+  EXPECT_FALSE(s.jobs().running(HeadView::kOvOutsSlot)) << "nothing scans behind the open tab";
+  EXPECT_TRUE(s.jobs().running(PromptView::kRunSlot)) << "the open tab works at once";
+  apptest::run_jobs(s);
+  EXPECT_EQ(a.view<HeadView>()->ov_outs().key().layer, 0) << "the Head view still holds its old (stale) lists";
+  a.show(*a.find("head"));
+  EXPECT_FALSE(a.view<HeadView>()->deferred());
+  apptest::run_jobs(s);
+  EXPECT_EQ(a.view<HeadView>()->ov_outs().key().layer, 1);
+  EXPECT_EQ(a.view<HeadView>()->ov_outs().key().head, 1);
+}
+
 }  // namespace
 }  // namespace cs::app
