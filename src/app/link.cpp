@@ -53,12 +53,8 @@ std::optional<Json> field_value(const std::string& text, const Json& baseline, s
   return v;
 }
 
-// A parameter's text for a message: at most 40 bytes, control characters shown as '?'.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s.substr(0, 40)) out += c < 0x20 || c == 0x7f ? '?' : char(c);
-  return s.size() > 40 ? out + "..." : out;
-}
+// A parameter's text for a message.
+std::string shown(std::string_view s) { return message_text(s, 40); }
 
 }  // namespace
 

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "io/pth.h"
 
 namespace cs::app {
 
@@ -110,7 +109,7 @@ void Session::load_staged(const std::string& id, const std::string& title, const
   discard_staged();
   bool has_weights = false;
   for (const auto& [name, bytes] : files)
-    if (name.ends_with(".safetensors") || is_pth_name(name)) has_weights = true;
+    if (is_weights_name(name)) has_weights = true;
   if (!has_weights) {
     std::string got;
     for (const auto& [name, bytes] : files) got += (got.empty() ? "" : ", ") + name;

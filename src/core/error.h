@@ -4,6 +4,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace cs {
 
@@ -11,5 +12,13 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
+
+// Text from a file or a link quoted in a message: at most `max` bytes (then
+// "..."), control characters shown as '?', so a reason stays one line.
+inline std::string message_text(std::string_view s, size_t max) {
+  std::string out;
+  for (unsigned char c : s.substr(0, max)) out += c < 0x20 || c == 0x7f ? '?' : char(c);
+  return s.size() > max ? out + "..." : out;
+}
 
 }  // namespace cs

@@ -234,9 +234,6 @@ void Loader::check() {
                 cfg_.positional != PosEmbed::Shortformer;
 }
 
-// A weights file: safetensors, or a PyTorch checkpoint (pth.h).
-bool is_weights_name(const std::string& name) { return name.ends_with(".safetensors") || is_pth_name(name); }
-
 void Loader::choose_weights() {
   std::vector<std::string> candidates;
   std::string names;
@@ -520,6 +517,8 @@ LoadedModel Loader::take() {
 }  // namespace
 
 // ---- ModelLoadJob ----------------------------------------------------------------
+
+bool is_weights_name(const std::string& name) { return name.ends_with(".safetensors") || is_pth_name(name); }
 
 struct ModelLoadJob::State {
   std::shared_ptr<const FileSet> files;  // the loader's safetensors view borrows these bytes

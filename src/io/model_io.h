@@ -83,6 +83,9 @@ ModelConfig parse_config_json(std::string_view json_text, bool* has_positional =
 // config.json text for a config (TransformerLens keys).
 std::string config_to_json(const ModelConfig& cfg);
 
+// A weights file's name: *.safetensors, or a PyTorch checkpoint (*.pth, *.pt).
+bool is_weights_name(const std::string& name);
+
 // Loads in slices so the page can show progress and stay responsive: the
 // constructor checks everything that is cheap (safetensors headers, config,
 // tensor names/shapes/dtypes, tokenizer); step() converts tensors and applies

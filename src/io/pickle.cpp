@@ -96,12 +96,8 @@ const char* opcode_name(uint8_t op) {
   return "unknown";
 }
 
-// Printable, bounded text of a file's string for messages.
-std::string shown(std::string_view s, size_t max = 60) {
-  std::string out;
-  for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return s.size() > max ? out + "..." : out;
-}
+// A file's string in a message.
+std::string shown(std::string_view s, size_t max = 60) { return message_text(s, max); }
 
 class Machine {
  public:

@@ -26,12 +26,8 @@ uint64_t le(std::span<const uint8_t> b, uint64_t at, int n) {
 constexpr uint32_t kLocal = 0x04034b50, kCentral = 0x02014b50, kEnd = 0x06054b50, kEnd64 = 0x06064b50,
                    kLocator64 = 0x07064b50;
 
-// The printable part of an entry name for messages.
-std::string shown(const std::string& name) {
-  std::string s;
-  for (char c : name.substr(0, 80)) s += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return name.size() > 80 ? s + "..." : s;
-}
+// An entry name in a message.
+std::string shown(const std::string& name) { return message_text(name, 80); }
 
 }  // namespace
 

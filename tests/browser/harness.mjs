@@ -323,6 +323,10 @@ export async function openTab(page, id) {
   await waitForState(page, (s) => s.open_view === id, { what: `tab ${id}` });
 }
 
+// The k token ids with the largest values of a logits row, ties by id (as the views rank).
+export const topIds = (row, k) =>
+  row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map(([, i]) => i);
+
 // The CLI's JSON for `args` (--json added).
 export const cliJson = (args) =>
   JSON.parse(execFileSync(cliPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));

@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  cliJson, nearCli, openPage, waitIdle, waitForState, screenshot, assertNoErrors, distDir, openTab,
+  cliJson, nearCli, openPage, topIds, waitIdle, waitForState, screenshot, assertNoErrors, distDir, openTab,
 } from './harness.mjs';
 
-const topIds = (row, k) => row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map(([, i]) => i);
 
 test('the offline file works from file:// with no network', { timeout: 300000 }, async (t) => {
   const src = join(distDir, 'circuitscope-offline.html');

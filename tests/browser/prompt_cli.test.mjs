@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  cliJson, nearCli, openPage, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir, center,
+  cliJson, nearCli, openPage, topIds, waitIdle, waitForState, getState, screenshot, assertNoErrors, cliPath, distDir, center,
 } from './harness.mjs';
 
 const cli = cliJson;
@@ -19,7 +19,6 @@ const near = nearCli;
 const MODEL_ID = 'attn-only-2l';
 const modelDir = join(distDir, 'assets', 'models', MODEL_ID);
 const argmax = (row) => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
-const topIds = (row, k) => row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map(([, i]) => i);
 const prompt = (s) => s.views.prompt.results;
 const current = (x) => prompt(x).run.freshness === 'current' && prompt(x).split.freshness === 'current';
 

@@ -10,12 +10,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  cliJson, nearCli, openPage, waitIdle, waitForState, screenshot, assertNoErrors, repoRoot, openTab,
+  cliJson, nearCli, openPage, topIds, waitIdle, waitForState, screenshot, assertNoErrors, repoRoot, openTab,
 } from './harness.mjs';
 
 const FIX = join(repoRoot, 'tests', 'fixtures', 'pth');
 const TWIN = join(FIX, 'tiny-2l-safetensors');
-const topIds = (row, k) => row.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map(([, i]) => i);
 
 test('a .pth checkpoint gives its safetensors twin\'s logits; hostile ones are refused', { timeout: 300000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-pth-'));
