@@ -163,8 +163,6 @@ void write_files(const std::string& dir, const FileSet& files) {
   }
 }
 
-const char* weights_kind(const Model& m) { return m.processing.any() ? "processed" : "raw"; }
-
 std::string token_display(const LoadedModel& lm, int id) {
   if (lm.tokenizer) return lm.tokenizer->display(id);
   return "#" + std::to_string(id);

@@ -92,8 +92,6 @@ std::vector<uint8_t> read_file(const std::string& path);
 // Writes FileSet entries into dir (created if needed); throws cs::Error naming the path.
 void write_files(const std::string& dir, const FileSet& files);
 
-// "processed" when any TransformerLens processing step was applied, else "raw".
-const char* weights_kind(const Model& m);
 // Tokenizer::display(id) when there is a tokenizer, else "#id".
 std::string token_display(const LoadedModel& lm, int id);
 // token_display as a TokenDisplay (io/json_out.h); lm must outlive it.
@@ -162,5 +160,6 @@ int cmd_detect(const std::vector<std::string>& args);
 int cmd_terms(const std::vector<std::string>& args);
 int cmd_paths(const std::vector<std::string>& args);
 int cmd_induction(const std::vector<std::string>& args);
+int cmd_report(const std::vector<std::string>& args);
 
 }  // namespace cs::cli

@@ -16,6 +16,7 @@
 
 #include "cli/cli_common.h"
 #include "core/composition.h"
+#include "io/report_json.h"
 
 namespace cs::cli {
 
@@ -30,14 +31,7 @@ int cmd_composition(const std::vector<std::string>& words) {
   const CompositionKind kinds[] = {CompositionKind::Q, CompositionKind::K, CompositionKind::V};
 
   if (args.has("--json")) {
-    Json j;
-    j["weights"] = weights_kind(lm.model);
-    j["n_layers"] = s.n_layers;
-    j["n_heads"] = s.n_heads;
-    for (CompositionKind k : kinds) j[to_string(k)] = head_pairs_json(s.of(k), s.n_layers, s.n_heads);
-    j["virtual_norm"] = head_pairs_json(s.virtual_norm, s.n_layers, s.n_heads);
-    j["baseline"] = s.baseline;
-    print_json(std::cout, j, 2);
+    print_json(std::cout, composition_json(lm.model, s), 2);
     return 0;
   }
   std::ostringstream o;

@@ -16,6 +16,7 @@
 
 #include "cli/cli_common.h"
 #include "core/head_summary.h"
+#include "io/report_json.h"
 
 namespace cs::cli {
 
@@ -41,13 +42,7 @@ int cmd_heads(const std::vector<std::string>& words) {
   const std::vector<HeadSummary> heads = head_summaries(lm.model, opt);
 
   if (args.has("--json")) {
-    Json j;
-    j["weights"] = weights_kind(lm.model);
-    j["embed_norm"] = opt.circuit.normalize_embed;
-    Json a = Json::array();
-    for (const HeadSummary& h : heads) a.push_back(head_summary_json(h));
-    j["heads"] = std::move(a);
-    print_json(std::cout, j, 2);
+    print_json(std::cout, heads_json(lm.model, opt.circuit.normalize_embed, heads), 2);
     return 0;
   }
   std::ostringstream s;

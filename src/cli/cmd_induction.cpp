@@ -33,6 +33,7 @@
 #include "core/error.h"
 #include "core/induction.h"
 #include "io/json_out.h"
+#include "io/report_json.h"
 
 namespace cs::cli {
 
@@ -62,7 +63,6 @@ int cmd_induction(const std::vector<std::string>& words) {
                                      circuit_options(args, lm));
   experiment.run();
   const InductionExperiment& ex = experiment.result();
-  const std::vector<std::vector<int>>& seqs = ex.sequences;
   const RowMat& prefix = ex.prefix_matching;
   const RowMat& previous = ex.previous_token;
   const RepeatLoss& loss = ex.loss;
@@ -91,28 +91,15 @@ int cmd_induction(const std::vector<std::string>& words) {
     const HeadId p = previous_token_head(previous);
     prev = HeadRef{p.layer, p.head, std::to_string(p.layer) + "." + std::to_string(p.head), "--prev"};
   }
-  std::vector<InductionScatterPoint> scatter;
+  std::optional<InductionScatter> scatter;
   if (prev) {
     InductionScatterPlan plan(lm.model, circuit_options(args, lm), prev->layer, prev->head, {});
     plan.run();
-    scatter = plan.result().points;
+    scatter = plan.result();
   }
 
   if (args.has("--json")) {
-    Json j;
-    j["weights"] = weights_kind(lm.model);
-    j["tokens"] = n;
-    j["repeats"] = repeats;
-    j["examples"] = examples;
-    j["seed"] = seed;
-    j["bos"] = bos >= 0 ? Json(bos) : Json(nullptr);
-    j["sequences"] = seqs;
-    j["prefix_matching"] = matrix_json(prefix);
-    j["previous_token"] = matrix_json(previous);
-    j["copying"] = matrix_json(copying);
-    j["loss_first"] = loss.first;
-    j["loss_repeat"] = loss.repeats;
-    j["k_term"] = prev ? induction_scatter_json(prev->layer, prev->head, scatter) : Json(nullptr);
+    Json j = induction_json(lm.model, ex, scatter);
     if (icl)
       j["in_context_learning"] =
           Json{{"score", icl_score}, {"early", icl->early}, {"late", icl->late}, {"windows", icl_windows}};
@@ -134,7 +121,7 @@ int cmd_induction(const std::vector<std::string>& words) {
   if (prev) {
     o << "from the weights, with previous-token head " << prev->layer << "." << prev->head
       << " ([F]: induction heads have both near 1)\nhead   OV positivity  K-term positivity\n";
-    for (const InductionScatterPoint& p : scatter) {
+    for (const InductionScatterPoint& p : scatter->points) {
       char buf[96];
       std::snprintf(buf, sizeof buf, "%d.%-4d %13.3f  %17.3f\n", p.layer, p.head, p.ov_positivity, p.k_term_positivity);
       o << buf;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/cli_common.h"
+#include "io/report_json.h"
 
 namespace cs::cli {
 
@@ -57,26 +58,7 @@ int cmd_info(const std::vector<std::string>& words) {
     std::cout << card.str();
     return 0;
   }
-  Json j;
-  j["config"] = config_json(lm.model.config());  // the shared schema (io/json_out.h)
-  j["parameters"] = lm.model.parameter_count();
-  j["weights"] = weights_kind(lm.model);
-  j["processing"] = lm.model.processing.describe();
-  if (lm.tokenizer) {
-    Json t;
-    t["kind"] = lm.tokenizer->kind();
-    t["vocab_size"] = lm.tokenizer->vocab_size();
-    if (auto b = lm.tokenizer->bos_id())
-      t["bos_id"] = *b;
-    else
-      t["bos_id"] = nullptr;
-    j["tokenizer"] = t;
-  } else {
-    j["tokenizer"] = nullptr;
-  }
-  j["warnings"] = lm.warnings;
-  j["weights_file"] = lm.weights_file;
-  print_json(std::cout, j, 2);
+  print_json(std::cout, info_json(lm), 2);
   return 0;
 }
 

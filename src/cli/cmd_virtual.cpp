@@ -18,6 +18,7 @@
 #include "cli/cli_common.h"
 #include "core/circuits.h"
 #include "core/composition.h"
+#include "io/report_json.h"
 
 namespace cs::cli {
 
@@ -41,24 +42,7 @@ int cmd_virtual(const std::vector<std::string>& words) {
   }
 
   if (args.has("--json")) {
-    Json j;
-    j["weights"] = weights_kind(lm.model);
-    j["embed_norm"] = opt.normalize_embed;
-    j["n_layers"] = c.n_layers;
-    j["n_heads"] = c.n_heads;
-    j["count"] = all.size();
-    Json list = Json::array();
-    for (size_t i = 0; i < n; ++i) {
-      const VirtualHeadNorm& v = all[i];
-      list.push_back(Json{{"earlier", Json{{"layer", v.head.l1}, {"head", v.head.h1}}},
-                          {"later", Json{{"layer", v.head.l2}, {"head", v.head.h2}}},
-                          {"norm", v.norm},
-                          {"v_composition", v.v_composition},
-                          {"ov_copying_score", square ? Json(copying_score(eig[i])) : Json(nullptr)},
-                          {"ov_eigenvalues", complex_list_json(eig[i])}});
-    }
-    j["virtual_heads"] = list;
-    print_json(std::cout, j, 2);
+    print_json(std::cout, virtual_heads_json(lm.model, opt.normalize_embed, all, eig), 2);
     return 0;
   }
   std::ostringstream o;

@@ -48,6 +48,8 @@ const Command kCommands[] = {
      "detect MODEL (--text TEXT | --ids 1,2,3) [--json] [--raw] [--no-bos] [--exclude-bos] [--exclude-current]"},
     {"induction", cs::cli::cmd_induction,
      "induction MODEL [--json] [--raw] [--seed S] [--tokens N] [--repeats R] [--examples E] [--prev L.H] [--no-embed-norm] [--text TEXT | --ids 1,2,3] [--no-bos]"},
+    {"report", cs::cli::cmd_report,
+     "report MODEL [--json] [--raw] [--no-embed-norm] [--no-diagonal] [--top N]"},
     {"make-demo", cs::cli::cmd_make_demo, "make-demo OUTDIR [--corpus DIR]"},
     {"make-random", cs::cli::cmd_make_random,
      "make-random OUTDIR [--layers N] [--d-model N] [--heads N] [--d-head N] [--ctx N] [--vocab N] "

@@ -107,4 +107,84 @@ std::string WorkPlan::stage() const {
   return units_[next_].stage;
 }
 
+
+void PlanChain::then_erased(std::string stage, double weight, std::function<std::unique_ptr<SlicedComputation>()> make,
+                            std::function<void(SlicedComputation&)> finish) {
+  if (!(weight > 0)) weight = 1;
+  weight_total_ += weight;
+  stages_.push_back(Stage{std::move(stage), weight, std::move(make), std::move(finish)});
+}
+
+bool PlanChain::ensure_current() {
+  while (!current_ && next_ < stages_.size()) {
+    current_ = stages_[next_].make();
+    if (!current_) {  // nothing to do in this stage
+      weight_done_ += stages_[next_].weight;
+      stages_[next_] = Stage{};
+      ++next_;
+    }
+  }
+  return current_ != nullptr;
+}
+
+void PlanChain::finish_current() {
+  Stage& s = stages_[next_];
+  s.finish(*current_);
+  current_.reset();
+  weight_done_ += s.weight;
+  s = Stage{};  // release what make and finish captured
+  ++next_;
+}
+
+bool PlanChain::step(double budget_ms) {
+  if (failed_) throw Error("sliced computation: stepped again after it failed");
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    while (ensure_current()) {
+      const double used = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      // The first call always makes progress (step(0) runs one unit).
+      if (current_->step(std::max(0.0, budget_ms - used))) finish_current();
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (ms >= budget_ms) break;
+    }
+    ensure_current();  // a stage with nothing to do after the last one run counts as done now
+  } catch (...) {
+    failed_ = true;
+    throw;
+  }
+  return done();
+}
+
+void PlanChain::run_concurrently(int threads) {
+  if (failed_) throw Error("sliced computation: stepped again after it failed");
+  try {
+    while (ensure_current()) {
+      if (auto* plan = dynamic_cast<WorkPlan*>(current_.get()))
+        plan->run_concurrently(threads);
+      else
+        current_->run();
+      finish_current();
+    }
+  } catch (...) {
+    failed_ = true;
+    throw;
+  }
+}
+
+float PlanChain::progress() const {
+  if (done()) return 1.f;
+  double w = weight_done_;
+  if (current_) w += stages_[next_].weight * double(current_->progress());
+  return weight_total_ > 0 ? float(w / weight_total_) : 0.f;
+}
+
+std::string PlanChain::stage() const {
+  if (done()) return "done";
+  if (current_) {
+    const std::string inner = current_->stage();
+    return inner.empty() || inner == "done" ? stages_[next_].name : stages_[next_].name + ": " + inner;
+  }
+  return stages_[next_].name;
+}
+
 }  // namespace cs

@@ -9,7 +9,9 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace cs {
@@ -78,6 +80,51 @@ class WorkPlan : public SlicedComputation {
   std::vector<Unit> units_;
   size_t next_ = 0;
   double cost_done_ = 0, cost_total_ = 0;
+  bool failed_ = false;
+};
+
+
+// Plans that need each other's results, run one after the other: each stage's
+// plan is made when the stages before it have finished (its units depend on
+// their results: the virtual heads to list come from the composition scores),
+// and its `finish` takes the result out before the next stage is made.
+// Progress weighs each stage by its fixed `weight`. run_concurrently runs the
+// stages that are WorkPlans with theirs (the same arithmetic as step()).
+class PlanChain final : public SlicedComputation {
+ public:
+  // `make` may return nullptr: the stage has nothing to do (it still calls
+  // nothing and counts as done).
+  template <class Plan>
+  void then(std::string stage, double weight, std::function<std::unique_ptr<Plan>()> make,
+            std::function<void(Plan&)> finish) {
+    static_assert(std::is_base_of_v<SlicedComputation, Plan>, "a stage is a SlicedComputation");
+    then_erased(std::move(stage), weight, [make = std::move(make)] { return std::unique_ptr<SlicedComputation>(make()); },
+                [finish = std::move(finish)](SlicedComputation& p) {
+                  if (finish) finish(static_cast<Plan&>(p));
+                });
+  }
+  bool step(double budget_ms) override;
+  void run_concurrently(int threads);
+  bool done() const override { return next_ == stages_.size(); }
+  float progress() const override;
+  std::string stage() const override;
+
+ private:
+  struct Stage {
+    std::string name;
+    double weight = 1;
+    std::function<std::unique_ptr<SlicedComputation>()> make;
+    std::function<void(SlicedComputation&)> finish;
+  };
+  void then_erased(std::string stage, double weight, std::function<std::unique_ptr<SlicedComputation>()> make,
+                   std::function<void(SlicedComputation&)> finish);
+  // Makes the next stage's plan when none is current; false when the chain is done.
+  bool ensure_current();
+  void finish_current();
+  std::vector<Stage> stages_;
+  std::unique_ptr<SlicedComputation> current_;
+  size_t next_ = 0;
+  double weight_done_ = 0, weight_total_ = 0;
   bool failed_ = false;
 };
 

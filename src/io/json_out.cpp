@@ -93,6 +93,8 @@ Json complex_list_json(std::span<const std::complex<double>> zs) {
   return a;
 }
 
+const char* weights_kind(const Model& m) { return m.processing.any() ? "processed" : "raw"; }
+
 Json head_summary_json(const HeadSummary& h) {
   auto number_or_null = [](double v) { return std::isfinite(v) ? Json(float(v)) : Json(nullptr); };
   Json e;

@@ -42,6 +42,10 @@ Json config_json(const ModelConfig& c);
 // config_json(m.config()) plus "n_params": m.parameter_count().
 Json config_json(const Model& m);
 
+// "processed" (any TransformerLens weight processing applied) or "raw": the
+// "weights" field of every JSON the CLI, the page and the exports write.
+const char* weights_kind(const Model& m);
+
 // {"id": id, "token": display(id)}
 Json token_json(int id, const TokenDisplay& display);
 

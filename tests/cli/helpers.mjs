@@ -193,3 +193,30 @@ export function maxRelDiff(a, b, floor = 1e-3, where = '') {
   }
   return Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), floor);
 }
+
+// a and b (parsed JSON) have the same shape, keys, strings and booleans, and
+// numbers within `rel` relative to max(1, |b|); throws naming the first path
+// that differs. For the same numbers from two runs (two processes, native and
+// wasm) whose float sums may round differently in the last digits.
+export function assertDeepNear(a, b, rel = 1e-5, where = '$') {
+  if (typeof b === 'number' && typeof a === 'number') {
+    if (!(Math.abs(a - b) <= rel * Math.max(1, Math.abs(b))))
+      throw new Error(`${where}: ${a} vs ${b}`);
+    return;
+  }
+  if (Array.isArray(b)) {
+    if (!Array.isArray(a) || a.length !== b.length)
+      throw new Error(`${where}: ${JSON.stringify(a)?.slice(0, 60)} vs an array of ${b.length}`);
+    b.forEach((x, i) => assertDeepNear(a[i], x, rel, `${where}[${i}]`));
+    return;
+  }
+  if (b !== null && typeof b === 'object') {
+    if (a === null || typeof a !== 'object' || Array.isArray(a))
+      throw new Error(`${where}: ${JSON.stringify(a)?.slice(0, 60)} vs an object`);
+    const ka = Object.keys(a), kb = Object.keys(b);
+    if (ka.join(',') !== kb.join(',')) throw new Error(`${where}: keys ${ka.join(',')} vs ${kb.join(',')}`);
+    for (const k of kb) assertDeepNear(a[k], b[k], rel, `${where}.${k}`);
+    return;
+  }
+  if (a !== b) throw new Error(`${where}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+}
