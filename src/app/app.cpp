@@ -38,6 +38,7 @@ App::App() {
   for (const auto& v : views_) fresh_[v->id()] = baselines_[v->id()] = v->selection_json();
   session_.set_model_listener([this](ModelChange change) {
     if (change == ModelChange::NewModel) record_baselines();
+    analysis_report_.on_model(session_);
     for (auto& v : views_) v->on_model(session_, change);
     if (change == ModelChange::NewModel) apply_pending_link();
   });

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/analysis_report.h"
 #include "app/json.h"
 #include "app/link.h"
 #include "app/session.h"
@@ -26,6 +27,9 @@ class App {
   Session& session() { return session_; }
   const Session& session() const { return session_; }
   const std::vector<std::unique_ptr<View>>& views() const { return views_; }
+  // The model panel's whole-model report (analysis_report.h).
+  AnalysisReport& analysis_report() { return analysis_report_; }
+  const AnalysisReport& analysis_report() const { return analysis_report_; }
   View* find(std::string_view id) const;
   // The view of a given class, or nullptr.
   template <class V>
@@ -80,6 +84,7 @@ class App {
   void report(const std::vector<std::string>& problems);  // one banner line, "; " between them
 
   Session session_;
+  AnalysisReport analysis_report_;
   std::vector<std::unique_ptr<View>> views_;
   std::string requested_tab_, open_view_;
   std::map<std::string, Json, std::less<>> baselines_, fresh_;

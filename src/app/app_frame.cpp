@@ -47,14 +47,13 @@ void draw_export_popup(App& app) {
   if (!ImGui::BeginPopup("##export")) return;
   Session& s = app.session();
   const View* v = app.find(app.open_view());
-  const ActiveModel* a = s.active();
   const LoadedModel* lm = s.shown();
   const std::vector<ExportTable> tables = v && lm ? v->tables(s) : std::vector<ExportTable>{};
   if (tables.empty() && ui::frame_plots().empty()) ImGui::TextDisabled("Nothing computed in this tab yet to download.");
   else ImGui::TextDisabled("Download what this tab shows:");
-  // Named after the model (its id; the user's own files: their title) and the view.
-  const std::string model = a ? (a->id.starts_with("file:") ? a->title : a->id) : "model";
-  const std::string weights = lm && lm->model.processing.any() ? "processed" : "raw";
+  // Named after the model and the view.
+  const std::string model = export_model_name(s);
+  const std::string weights = lm ? weights_kind(lm->model) : "raw";
   for (const ExportTable& t : tables) {
     ImGui::PushID(t.name.c_str());
     ImGui::TextUnformatted(t.title.c_str());
@@ -112,7 +111,7 @@ void Page::draw(App& app) {
   const float left_w = narrow ? avail : std::clamp(avail * 0.28f, ImGui::GetFontSize() * 20.f,
                                                    ImGui::GetFontSize() * 30.f);
   ImGui::BeginChild("##model", ImVec2(left_w, narrow ? ImGui::GetContentRegionAvail().y * 0.45f : 0.f), true);
-  draw_model_panel(s);
+  draw_model_panel(app);
   ImGui::EndChild();
   if (!narrow) ImGui::SameLine();
   ImGui::BeginChild("##views", ImVec2(0, 0), true);

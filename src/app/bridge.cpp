@@ -58,8 +58,6 @@ const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit 
   return *lm;
 }
 
-const char* weights_label(const cs::LoadedModel& lm) { return lm.model.processing.any() ? "processed" : "raw"; }
-
 }  // namespace
 
 extern "C" {
@@ -230,6 +228,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     jobs.push_back(Json{{"slot", info.slot}, {"label", info.label}, {"stage", info.stage},
                         {"progress", info.progress}, {"frames", info.frames}, {"ms", info.ms}});
   j["jobs"] = jobs;
+  j["report"] = cs::app::app().analysis_report().state_json(s);
   const auto& d = s.download();
   j["download"] = Json{{"active", d.active}, {"label", d.label}, {"loaded", d.loaded}, {"total", d.total}};
   Json bundled = Json::array();
@@ -248,7 +247,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     m["origin"] = a->origin;
     m["weights_file"] = lm->weights_file;
     m["config"] = cs::config_json(lm->model);  // the shared schema (io/json_out.h)
-    m["weights"] = weights_label(*lm);
+    m["weights"] = cs::weights_kind(lm->model);
     m["processing"] = lm->model.processing.describe();
     if (lm->tokenizer)
       m["tokenizer"] = Json{{"kind", lm->tokenizer->kind()}, {"size", lm->tokenizer->vocab_size()}};
@@ -313,7 +312,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_bigram_top_json(int source_id, int k) {
   try {
     const cs::LoadedModel& lm = shown_for_query(s, source_id, [](const cs::ModelConfig& c) { return c.d_vocab; });
     j["source"] = Json{{"id", source_id}, {"token", s.token_display(source_id)}};
-    j["weights"] = weights_label(lm);
+    j["weights"] = cs::weights_kind(lm.model);
     j["next"] = ranked_json(s, cs::bigram_top_next(lm.model, source_id, k));
   } catch (const std::exception& e) {
     j = Json{{"error", e.what()}};
@@ -332,7 +331,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_bigram_sources_json(int next_id, int k) {
   try {
     const cs::LoadedModel& lm = shown_for_query(s, next_id, [](const cs::ModelConfig& c) { return c.vocab_out(); });
     j["next_token"] = Json{{"id", next_id}, {"token", s.token_display(next_id)}};
-    j["weights"] = weights_label(lm);
+    j["weights"] = cs::weights_kind(lm.model);
     j["sources"] = ranked_json(s, cs::bigram_top_sources(lm.model, next_id, k));
   } catch (const std::exception& e) {
     j = Json{{"error", e.what()}};

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "app/session.h"
 #include "core/error.h"
 
 namespace cs::app {
@@ -101,6 +102,12 @@ Json export_json(const ExportTable& t, std::string_view model, std::string_view 
   const Json table = to_json(t);
   for (const auto& [k, v] : table.items()) j[k] = v;
   return j;
+}
+
+std::string export_model_name(const Session& s) {
+  const ActiveModel* a = s.active();
+  if (!a) return "model";
+  return a->id.starts_with("file:") ? a->title : a->id;
 }
 
 std::string export_file_name(std::string_view model, std::string_view view, std::string_view table,

@@ -14,6 +14,8 @@
 
 namespace cs::app {
 
+class Session;
+
 // One table: a header and rows of numbers, strings, booleans or null, in the
 // order and with the values the view shows.
 struct ExportTable {
@@ -50,6 +52,10 @@ ExportTable matrix_table(std::string name, std::string title, const std::string&
 
 // A table's JSON with where it came from: {"model", "view", "weights", ...to_json(t)}.
 Json export_json(const ExportTable& t, std::string_view model, std::string_view view, std::string_view weights);
+
+// The model part of download names: the bundled model's id, or the title of
+// the user's own files; "model" with none shown.
+std::string export_model_name(const Session& s);
 
 // "<model>_<view>_<table>.<ext>" with every character outside [A-Za-z0-9._-]
 // made '-', runs of '-' collapsed, each part at most 60 characters.

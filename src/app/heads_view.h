@@ -42,12 +42,14 @@ class HeadsView final : public SelectionView<HeadsSelection> {
   void set_diagonal(Session& s, bool on);
   using Summary = Result<HeadsSelection, std::vector<HeadSummary>>;
   const Summary& summary() const { return summary_; }
+  // Whether the OV diagonal test is on by default for the shown model (quick
+  // enough; the analysis report follows the same rule).
+  static bool diagonal_is_quick(const Session& s);
 
  private:
   void apply_selection(Session& s) override { start(s); }
   void start(Session& s);
   void start_deferred(Session& s) override { start(s); }
-  static bool diagonal_is_quick(const Session& s);
 
   Summary summary_{kSummarySlot};
   bool weights_raw_ = false;  // which weights summary_ came from

@@ -164,13 +164,41 @@ void draw_card(Session& s) {
   }
 }
 
+// The whole analysis as one JSON file (app/analysis_report.h): a button, then
+// the job's progress with Cancel; the file is saved the frame it is done.
+void draw_report(App& app) {
+  Session& s = app.session();
+  AnalysisReport& r = app.analysis_report();
+  if (auto f = r.take_ready()) platform::download(f->name, "application/json", f->json);
+  if (!s.shown()) return;
+  ImGui::Spacing();
+  if (r.running(s)) {
+    const JobRunner::Info* info = s.jobs().info(AnalysisReport::kSlot);
+    const float progress = info ? info->progress : 0.f;
+    if (widgets::progress_line("report", "Computing the analysis report", progress,
+                               ui::fmt("%d%%  %s", int(progress * 100.f), info ? info->stage.c_str() : "")))
+      r.cancel(s);
+    return;
+  }
+  if (ImGui::Button("Download analysis report (JSON)")) r.start(s);
+  ui::mark_item("report_button");
+  ui::help_marker(
+      "Every model-wide number in one file: the model card, each head's scores and eigenvalues, the Q-, K- and "
+      "V-composition scores, the largest virtual heads, and the repeated-random-tokens experiment with the "
+      "induction-head scores. The same file as `circuitscope report MODEL --json` on the command line (its "
+      "\"commands\" field says which command prints each section alone). It uses the weights shown (processed or "
+      "raw) and takes a few seconds on a small model.");
+}
+
 }  // namespace
 
-void Page::draw_model_panel(Session& s) {
+void Page::draw_model_panel(App& app) {
+  Session& s = app.session();
   ui::heading("Model");
   draw_open(s);
   ImGui::Separator();
   draw_card(s);
+  draw_report(app);
 }
 
 }  // namespace cs::app

@@ -10,7 +10,7 @@ class Page {
   void draw(App& app);  // app_frame.cpp: the whole window, banner, layout, tabs
 
  private:
-  void draw_model_panel(Session& s);  // model_panel.cpp: open/pick a model, the model card
+  void draw_model_panel(App& app);  // model_panel.cpp: open/pick a model, the model card, the report
   void draw_open(Session& s);
 };
 
