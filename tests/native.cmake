@@ -40,6 +40,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.two_layer PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
+  # `circuitscope report`: each section equals its own command's JSON (tests/cli/report.test.mjs)
+  add_test(NAME cli.report
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/report.test.mjs)
+  set_tests_properties(cli.report PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 600)
   # PyTorch checkpoints against their safetensors twins, hostile ones refused (tests/cli/pth.test.mjs)
   add_test(NAME cli.pth
     COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/pth.test.mjs)
