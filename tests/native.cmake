@@ -46,6 +46,12 @@ if(TARGET circuitscope AND CS_NODE)
   set_tests_properties(cli.report PROPERTIES
     ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 600)
+  # --threads N: the same output on any number of threads (tests/cli/threads.test.mjs)
+  add_test(NAME cli.threads
+    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/threads.test.mjs)
+  set_tests_properties(cli.threads PROPERTIES
+    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 600)
   # PyTorch checkpoints against their safetensors twins, hostile ones refused (tests/cli/pth.test.mjs)
   add_test(NAME cli.pth
     COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/pth.test.mjs)

@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "cli/cli_common.h"
 #include "core/head_badges.h"
@@ -107,7 +106,7 @@ int cmd_report(const std::vector<std::string>& words) {
   opt.circuit = circuit_options(args, lm);
   opt.bos = bos_or_none(lm);
   ReportPlan plan(lm.model, opt);
-  plan.run_concurrently(int(std::max(1u, std::thread::hardware_concurrency())));
+  plan.run();  // on analysis_threads() (--threads)
   const Report& r = plan.result();
   if (args.has("--json")) {
     print_json(std::cout, report_json(lm, opt, r), 2);

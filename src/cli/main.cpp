@@ -6,9 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "core/memory.h"
 #include "cli/cli_common.h"
 #include "core/error.h"
+#include "core/memory.h"
+#include "core/sliced.h"
 
 namespace cs::cli {
 int cmd_tokenizer_train(const std::vector<std::string>& args);  // tokenizer_train.cpp
@@ -78,8 +79,32 @@ void usage(std::ostream& out) {
   out << "usage: circuitscope <command> ...\n"
          "MODEL is a folder (model.safetensors or model_final.pth / any .pth, config.json, tokenizer.json),\n"
          "one .safetensors file, or a .pth file with config.json beside it.\n"
-         "--raw: weights exactly as stored (default: TransformerLens weight processing).\n";
+         "--raw: weights exactly as stored (default: TransformerLens weight processing).\n"
+         "--threads N: the cores an analysis uses (default: all of them); results do not depend on it.\n";
   for (const auto& c : kCommands) out << "  circuitscope " << c.synopsis << "\n";
+}
+
+// Takes the global `--threads N` (or --threads=N) out of an analysis command's
+// words and sets the analyses' thread count (core/sliced.h); the commands with
+// their own --threads (train, tokenizer-train, encode) read it themselves.
+void take_threads_option(const Command& cmd, std::vector<std::string>& words) {
+  if (std::string(cmd.synopsis).find("--threads") != std::string::npos) return;
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string value;
+    size_t n = 1;
+    if (words[i] == "--threads") {
+      if (i + 1 >= words.size()) throw cs::cli::UsageError("--threads needs a value");
+      value = words[i + 1];
+      n = 2;
+    } else if (words[i].starts_with("--threads=")) {
+      value = words[i].substr(10);
+    } else {
+      continue;
+    }
+    cs::set_analysis_threads(int(cs::cli::parse_int(value, "--threads", 1, 1024)));
+    words.erase(words.begin() + std::ptrdiff_t(i), words.begin() + std::ptrdiff_t(i + n));
+    --i;
+  }
 }
 
 // One line: newlines in a reason would break the "one stderr line" contract.
@@ -110,6 +135,7 @@ int main(int argc, char** argv) {
   if (!cmd) return fail(2, "unknown command '" + words[0] + "' (" + command_names() + ")");
   std::vector<std::string> rest(words.begin() + 1, words.end());
   try {
+    take_threads_option(*cmd, rest);
     return cmd->run(rest);
   } catch (const cs::cli::UsageError& e) {
     return fail(2, std::string(cmd->name) + ": " + e.what() + " (usage: circuitscope " + cmd->synopsis + ")");

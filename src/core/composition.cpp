@@ -15,7 +15,6 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -230,7 +229,7 @@ const CompositionScores& CompositionPlan::result() const {
 
 CompositionScores composition_scores(const Model& m, const CompositionOptions& opt) {
   CompositionPlan p(m, opt);
-  p.run_concurrently(int(std::max(1u, std::thread::hardware_concurrency())));
+  p.run();  // on analysis_threads()
   return p.result();
 }
 

@@ -155,19 +155,23 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       const size_t idx = size_t(l) * size_t(H) + size_t(h);
       const bool frozen = !opt_.frozen_patterns.empty();
       // q, k and v of the head in blocks of rows (queries divided by attn_scale:
-      // scores = q k^T / attn_scale).
+      // scores = q k^T / attn_scale). Concurrent: each unit writes its own rows
+      // of q_, k_ or v_ and reads the block's input.
       for (Eigen::Index r0 = 0; r0 < T; r0 += prows) {
         const Eigen::Index n = std::min(prows, T - r0);
         if (!frozen) {
           add(head + ": queries", double(n) * Dd * Dhd, [this, l, h, r0, n] {
             project_rows(q_, qk_src(), m_.W_Q(l, h), m_.b_Q(l, h), r0, n, 1.f / m_.config().scale());
-          });
+          }, /*concurrent=*/true);
           add(head + ": keys", double(n) * Dd * Dhd,
-              [this, l, h, r0, n] { project_rows(k_, qk_src(), m_.W_K(l, h), m_.b_K(l, h), r0, n); });
+              [this, l, h, r0, n] { project_rows(k_, qk_src(), m_.W_K(l, h), m_.b_K(l, h), r0, n); },
+              /*concurrent=*/true);
         }
         add(head + ": values", double(n) * Dd * Dhd,
-            [this, l, h, r0, n] { project_rows(v_, y_, m_.W_V(l, h), m_.b_V(l, h), r0, n); });
+            [this, l, h, r0, n] { project_rows(v_, y_, m_.W_V(l, h), m_.b_V(l, h), r0, n); }, /*concurrent=*/true);
       }
+      add(head + ": pattern", 1, [] {});  // every row of q, k, v before any pattern row reads them
+      // Concurrent: each unit writes its own rows of A_ and of the head's z_ columns.
       for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
         const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
         // Rows r0..r1 see keys 0..r1: scores [n, r1], softmax, then A v [n, d_head].
@@ -184,9 +188,12 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
             z.setZero();  // the head's output z W_O is then 0 (and its cached head_out)
           else
             z.noalias() = S * v_.topRows(r1);
-          if (r1 == T && opt_.keep_cache) res_.cache.pattern.push_back(A_);
-        });
+        }, /*concurrent=*/true);
       }
+      // Every pattern row before the next head's q, k, v overwrite their inputs.
+      add(head + ": pattern", 1, [this] {
+        if (opt_.keep_cache) res_.cache.pattern.push_back(A_);
+      });
     }
     if (opt_.keep_cache) {
       // Each head's output z_h W_O[h] [T, d_model] kept, in blocks of rows.
@@ -208,7 +215,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
         add(block + ": head outputs", double(n) * double(H * Dh) * Dd, [this, l, r0, n, H, Dh, D] {
           const ConstMatMap W_O_all(m_.W_O(l, 0).data(), H * Dh, D);
           x_.middleRows(r0, n).noalias() += z_.middleRows(r0, n) * W_O_all;
-        });
+        }, /*concurrent=*/true);  // its own rows of x_
       }
     }
     add(block + ": output bias", Td * Dd, [this, l] {
@@ -239,7 +246,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
         auto out = res_.logits.middleCols(c0, n);
         out.noalias() = x_ * m_.W_U().middleCols(c0, n);
         out.rowwise() += m_.b_U().segment(c0, n).transpose();
-      });
+      }, /*concurrent=*/!opt_.summarize);  // its own columns of the logits (the summary folds blocks in order)
     }
   }
   add("done", 1.0, [this] {

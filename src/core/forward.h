@@ -104,8 +104,11 @@ ForwardResult forward(const Model& m, std::span<const int> tokens, const Forward
 // multiply-adds each, so the page spreads it over frames): the embedding; per
 // block its normalization, per head q, k and v in blocks of rows, then the
 // pattern and A v in blocks of query rows; the heads' outputs in blocks of
-// rows; then the unembedding in blocks of W_U's columns. forward() runs it to the end. Checks the tokens like
-// forward() (throws in the constructor). The model must outlive the plan.
+// rows; then the unembedding in blocks of W_U's columns. Those blocks are
+// concurrent units (each writes its own rows or columns; an empty unit
+// between q, k, v and the pattern, and after it), so forward() runs them on
+// analysis_threads() threads with the same result as one. Checks the tokens
+// like forward() (throws in the constructor). The model must outlive the plan.
 class ForwardPlan final : public WorkPlan {
  public:
   // unit_macs: the size of a unit in multiply-adds (smaller in tests, to

@@ -16,6 +16,24 @@
 
 namespace cs {
 
+namespace {
+#ifdef __EMSCRIPTEN__
+int g_threads = 1;
+#else
+std::atomic<int> g_threads{int(std::max(1u, std::thread::hardware_concurrency()))};
+#endif
+}  // namespace
+
+int analysis_threads() { return g_threads; }
+
+void set_analysis_threads(int n) {
+#ifdef __EMSCRIPTEN__
+  (void)n;
+#else
+  g_threads = std::clamp(n, 1, 1024);
+#endif
+}
+
 void SlicedComputation::run() {
   while (!step(std::numeric_limits<double>::infinity())) {
   }
@@ -35,7 +53,8 @@ void WorkPlan::run_concurrently(int threads) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
 #ifdef __EMSCRIPTEN__
   (void)threads;
-  run();  // one thread in the page (workers are another issue's)
+  while (!step(std::numeric_limits<double>::infinity())) {
+  }  // one thread in the page (workers are another issue's)
 #else
   while (next_ < units_.size()) {
     size_t end = next_;
@@ -161,6 +180,8 @@ void PlanChain::run_concurrently(int threads) {
     while (ensure_current()) {
       if (auto* plan = dynamic_cast<WorkPlan*>(current_.get()))
         plan->run_concurrently(threads);
+      else if (auto* chain = dynamic_cast<PlanChain*>(current_.get()))
+        chain->run_concurrently(threads);
       else
         current_->run();
       finish_current();

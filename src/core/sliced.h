@@ -19,6 +19,13 @@ namespace cs {
 // Floats a unit of sliced work should touch at most (a few ms in wasm).
 inline constexpr size_t kSliceFloats = size_t(1) << 20;
 
+// Threads a computation run to the end (run()) uses natively: every core by
+// default; the command line's --threads sets it. Results do not depend on it
+// (units marked concurrent write disjoint outputs; see WorkPlan::add). Always
+// 1 in wasm, where the page steps plans a slice per frame.
+int analysis_threads();
+void set_analysis_threads(int n);  // n >= 1 (clamped)
+
 // A computation advanced a slice at a time.
 class SlicedComputation {
  public:
@@ -30,8 +37,9 @@ class SlicedComputation {
   virtual bool done() const = 0;
   virtual float progress() const = 0;     // 0..1
   virtual std::string stage() const = 0;  // what it does now, e.g. "bigram column"
-  // Runs to the end (what the one-shot functions do).
-  void run();
+  // Runs to the end (what the one-shot functions do); WorkPlans and chains of
+  // them run their concurrent units on analysis_threads() threads.
+  virtual void run();
 };
 
 // A plan of small units of work run in order. Each unit has a cost (in any
@@ -58,7 +66,8 @@ class WorkPlan : public SlicedComputation {
   void add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each);
 
   bool step(double budget_ms) override;
-  // Runs to the end like run(), each stretch of consecutive concurrent units
+  void run() override { run_concurrently(analysis_threads()); }
+  // Runs to the end like step(), each stretch of consecutive concurrent units
   // (a non-concurrent unit, even an empty one, ends a stretch: the barrier
   // between units that read what others write) on up to `threads` threads (natively; in wasm, one after the other). The
   // CLI's one-shot analyses use all cores this way; the page steps the same
@@ -104,6 +113,7 @@ class PlanChain final : public SlicedComputation {
                 });
   }
   bool step(double budget_ms) override;
+  void run() override { run_concurrently(analysis_threads()); }
   void run_concurrently(int threads);
   bool done() const override { return next_ == stages_.size(); }
   float progress() const override;

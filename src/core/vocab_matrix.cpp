@@ -346,7 +346,7 @@ RowStatsPlan::RowStatsPlan(const VocabSide& s) : r_(std::make_shared<RowStats>()
         r->mean[i] = mu;
         r->var[i] = (x.array() - mu).square().sum() * inv_d;
       }
-    });
+    }, /*concurrent=*/true);  // its own rows' statistics
   }
 }
 
@@ -402,7 +402,7 @@ void add_row_units(WorkPlan& plan, const VocabMatrix& M, int i, Vec& out, const 
         dot_chunk(M.right(), st->prep, r0, n, *o);
         if (M.col_bias()) o->segment(r0, n) += M.col_bias()->segment(r0, n);
       }
-    });
+    }, /*concurrent=*/true);  // its own entries of out; prep is read only
   }
 }
 
@@ -432,7 +432,7 @@ void add_column_units(WorkPlan& plan, const VocabMatrix& M, int j, Vec& out, con
         dot_chunk(M.left(), st->prep, r0, n, *o);
         if (M.row_bias()) o->segment(r0, n) += M.row_bias()->segment(r0, n);
       }
-    });
+    }, /*concurrent=*/true);  // its own entries of out; prep is read only
   }
 }
 

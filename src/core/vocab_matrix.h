@@ -203,7 +203,8 @@ std::shared_ptr<const RowStats> row_stats(const VocabSide& s);
 std::vector<IdValue> top_k_of(const Vec& v, int k);
 
 // ---- building blocks: append a query's units to any plan (composite queries) ----
-// `out` must outlive the plan; the matrix is copied into the units.
+// `out` must outlive the plan; the matrix is copied into the units. The units
+// are concurrent (WorkPlan::add): a unit that reads `out` must not be.
 void add_row_units(WorkPlan& plan, const VocabMatrix& M, int i, Vec& out, const std::string& stage = "row");
 void add_column_units(WorkPlan& plan, const VocabMatrix& M, int j, Vec& out, const std::string& stage = "column");
 

@@ -3,6 +3,8 @@
 // are timed under Node by bench_wasm.cpp; scripts/bench prints both in one table.
 //   load_f32, load_f16      load_model() from safetensors bytes, with TransformerLens processing
 //   forward_1024            forward() of 1024 tokens, keeping the cache (patterns) as the page does
+//   forward_1024_all_cores  the same on every core (analysis_threads(): the CLI's default)
+//   (every benchmark runs on one thread, as the page in wasm does, unless its name says otherwise)
 //   bigram_top_next_k10     bigram_top_next(source, 10)
 //   bigram_top_sources_k10  bigram_top_sources(next, 10), the reverse query
 //   ov_top_entries_n100     VocabMatrix::top_entries(100) of head 0.0's full OV circuit
@@ -29,6 +31,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "bench_common.h"
@@ -37,6 +40,7 @@
 #include "core/memory.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/sliced.h"
 #include "core/vocab_matrix.h"
 
 namespace {
@@ -64,7 +68,17 @@ void load(benchmark::State& state, bool f16) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(files.at("model.safetensors").size()));
 }
 
-void forward_1024(benchmark::State& state) {
+// Sets the analyses' thread count (core/sliced.h) for one benchmark; the
+// default here is one thread (main), to compare with wasm.
+struct Threads {
+  int old = analysis_threads();
+  explicit Threads(int n) { set_analysis_threads(n); }
+  ~Threads() { set_analysis_threads(old); }
+};
+int all_cores() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
+void forward_1024(benchmark::State& state, int threads) {
+  const Threads t(threads);
   const Model& m = processed_model();
   std::vector<int> ids = bench::token_sequence(m.config(), 1024);
   for (auto _ : state) {
@@ -172,6 +186,7 @@ const Model& four_layers() {
 }
 
 void composition_4l(benchmark::State& state) {
+  const Threads t(all_cores());
   const Model& m = four_layers();
   CompositionOptions opt;
   opt.baseline_samples = 1;  // the baseline is timed on its own below
@@ -234,9 +249,13 @@ void copying_eigen_all(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   cs::keep_freed_memory();  // as the CLI does
+  cs::set_analysis_threads(1);
   benchmark::RegisterBenchmark("load_f32", load, false)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("load_f16", load, true)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-  benchmark::RegisterBenchmark("forward_1024", forward_1024)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  benchmark::RegisterBenchmark("forward_1024", forward_1024, 1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  benchmark::RegisterBenchmark("forward_1024_all_cores", forward_1024, all_cores())
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
   benchmark::RegisterBenchmark("bigram_top_next_k10", top_next)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("bigram_top_sources_k10", top_sources)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("ov_top_entries_n100", ov_top_entries)->Unit(benchmark::kSecond)->Iterations(2);

@@ -410,12 +410,13 @@ TEST(Forward, SlicedPlanInSmallBlocksMatchesTheReferenceAndItsOwnRun) {
         ForwardPlan once(m, tokens, ForwardOptions{.keep_cache = keep}, /*unit_macs=*/64);
         ForwardPlan stepped(m, tokens, ForwardOptions{.keep_cache = keep}, 64);
         // embedding; per layer: normalization, per head q, k, v in 3 blocks of
-        // rows each (37 = 16 + 16 + 5) and 3 blocks of query rows, the head
-        // outputs (with the cache 3 row blocks per head, else 3 row blocks of
-        // all heads), the bias; final normalization, 4 blocks of W_U's 50
-        // columns, the end.
-        EXPECT_EQ(once.units(), size_t(1 + 2 * (1 + 3 * (3 * 3 + 3) + (keep ? 3 * 3 : 3) + 1) + 1 + 4 + 1)) << what;
-        once.run();
+        // rows each (37 = 16 + 16 + 5), a barrier, 3 blocks of query rows and
+        // a barrier (which keeps the pattern), the head outputs (with the
+        // cache 3 row blocks per head, else 3 row blocks of all heads), the
+        // bias; final normalization, 4 blocks of W_U's 50 columns, the end.
+        EXPECT_EQ(once.units(), size_t(1 + 2 * (1 + 3 * (3 * 3 + 1 + 3 + 1) + (keep ? 3 * 3 : 3) + 1) + 1 + 4 + 1))
+            << what;
+        once.run();  // on every core (analysis_threads()); stepped below on one
         int steps = 0;
         while (!stepped.step(0.0)) ++steps;
         EXPECT_EQ(size_t(steps + 1), stepped.units()) << what << ": step(0) runs one unit";
