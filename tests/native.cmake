@@ -11,53 +11,28 @@ set(CIRCUITSCOPE_WASM_DIR "" CACHE PATH "wasm build dir for native-vs-wasm and b
 find_program(CS_NODE node)
 
 if(TARGET circuitscope AND CS_NODE)
-  add_test(NAME cli.commands
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/cli.test.mjs)
-  set_tests_properties(cli.commands PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 300)
-  # tokenizer-train and encode on a tiny corpus (tests/cli/corpus.test.mjs)
-  add_test(NAME cli.corpus
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/corpus.test.mjs)
-  set_tests_properties(cli.corpus PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 120)
-  # `circuitscope convert`: a checkpoint to the bundled-model files (tests/cli/convert.test.mjs)
-  add_test(NAME cli.convert
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/convert.test.mjs)
-  set_tests_properties(cli.convert PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 120)
-  # heads / ov / qk / skip-trigrams against dense circuits computed in the test (tests/cli/circuits.test.mjs)
-  add_test(NAME cli.circuits
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/circuits.test.mjs)
-  set_tests_properties(cli.circuits PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 300)
-  # composition and detect against dense products and patterns computed in the test (tests/cli/two_layer.test.mjs)
-  add_test(NAME cli.two_layer
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/two_layer.test.mjs)
-  set_tests_properties(cli.two_layer PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 300)
-  # `circuitscope report`: each section equals its own command's JSON (tests/cli/report.test.mjs)
-  add_test(NAME cli.report
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/report.test.mjs)
-  set_tests_properties(cli.report PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 600)
-  # --threads N: the same output on any number of threads (tests/cli/threads.test.mjs)
-  add_test(NAME cli.threads
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/threads.test.mjs)
-  set_tests_properties(cli.threads PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 600)
-  # PyTorch checkpoints against their safetensors twins, hostile ones refused (tests/cli/pth.test.mjs)
-  add_test(NAME cli.pth
-    COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/pth.test.mjs)
-  set_tests_properties(cli.pth PROPERTIES
-    ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 120)
+  # One CTest per file of tests/cli, with the binary and the sources in its environment.
+  function(cs_cli_test name file timeout)
+    add_test(NAME cli.${name} COMMAND ${CS_NODE} --test ${CMAKE_SOURCE_DIR}/tests/cli/${file}.test.mjs)
+    set_tests_properties(cli.${name} PROPERTIES
+      ENVIRONMENT "CIRCUITSCOPE_BIN=$<TARGET_FILE:circuitscope>;CIRCUITSCOPE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+      TIMEOUT ${timeout})
+  endfunction()
+  cs_cli_test(commands cli 300)
+  # tokenizer-train and encode on a tiny corpus
+  cs_cli_test(corpus corpus 120)
+  # `circuitscope convert`: a checkpoint to the bundled-model files
+  cs_cli_test(convert convert 120)
+  # heads / ov / qk / skip-trigrams against dense circuits computed in the test
+  cs_cli_test(circuits circuits 300)
+  # composition and detect against dense products and patterns computed in the test
+  cs_cli_test(two_layer two_layer 300)
+  # `circuitscope report`: each section equals its own command's JSON
+  cs_cli_test(report report 600)
+  # --threads N: the same output on any number of threads
+  cs_cli_test(threads threads 600)
+  # PyTorch checkpoints against their safetensors twins, hostile ones refused
+  cs_cli_test(pth pth 120)
   # `circuitscope train`: checkpoints, resume, Ctrl-C, NaN, bad input (tests/train/train.test.mjs);
   # train.induction_forms: a 2-layer model trained on repeated random tokens grows an induction head.
   foreach(t cli induction_forms)
