@@ -34,10 +34,8 @@ void AnalysisReport::start(Session& s) {
   s.jobs().start<ReportPlan>(
       kSlot, std::move(plan),
       [this, m, opt, name, generation](ReportPlan& p) {
-        File f{name, dump_json(report_json(*m, opt, p.result()), 1)};
-        last_ = f;
-        last_generation_ = generation;
-        ready_ = std::move(f);
+        ready_ = File{name, dump_json(report_json(*m, opt, p.result()), 1)};
+        last_ = Json{{"name", name}, {"bytes", ready_->json.size()}, {"model_generation", generation}};
       },
       std::move(o));
 }
@@ -57,8 +55,7 @@ Json AnalysisReport::state_json(const Session& s) const {
   j["running"] = info != nullptr;
   j["progress"] = info ? info->progress : 0.f;
   j["stage"] = info ? info->stage : std::string();
-  j["last"] = last_ ? Json{{"name", last_->name}, {"bytes", last_->json.size()}, {"model_generation", last_generation_}}
-                    : Json(nullptr);
+  j["last"] = last_;
   return j;
 }
 

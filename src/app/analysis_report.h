@@ -34,8 +34,7 @@ class AnalysisReport {
 
  private:
   std::optional<File> ready_;
-  std::optional<File> last_;
-  uint64_t last_generation_ = 0;
+  Json last_;  // what state_json says of the last finished report (null before one)
 };
 
 }  // namespace cs::app

@@ -127,7 +127,10 @@ Report run_report(const Model& m, const ReportOptions& opt, bool unit_by_unit) {
       EXPECT_NE(p.stage(), "done");
     }
   } else {
-    p.run_concurrently(4);
+    const int old = analysis_threads();
+    set_analysis_threads(4);
+    p.run();
+    set_analysis_threads(old);
   }
   EXPECT_TRUE(p.done());
   return p.result();
