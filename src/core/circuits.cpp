@@ -163,10 +163,38 @@ void add_gram_lower(Eigen::MatrixXd& G, const Block& X, Eigen::MatrixXf& acc) {
 
 void mirror_lower(Eigen::MatrixXd& G) { G.triangularView<Eigen::StrictlyUpper>() = G.transpose(); }
 
+
+// Strands of the vocabulary sums (EmbedGramsPlan::Part): 8 cores' worth, a
+// fixed number so the result does not depend on the thread count.
+constexpr size_t kGramStrands = 8;
+
+// Adds `n` units in min(n, kGramStrands) strands of consecutive units:
+// `begin(s)` before strand s's first unit, `unit(s, u)` for unit u,
+// `end(s)` after its last.
+template <class Begin, class Unit, class End>
+void add_gram_strands(WorkPlan& plan, const char* stage, size_t n, double cost_each, Begin begin, Unit unit, End end) {
+  const size_t S = std::min(n, kGramStrands);
+  for (size_t s = 0; s < S; ++s) {
+    const size_t u0 = s * n / S, u1 = (s + 1) * n / S;
+    for (size_t u = u0; u < u1; ++u) {
+      auto work = [begin, unit, end, s, u, first = u == u0, last = u + 1 == u1] {
+        if (first) begin(s);
+        unit(s, u);
+        if (last) end(s);
+      };
+      if (u == u0)
+        plan.add(stage, cost_each, work, /*concurrent=*/true);
+      else
+        plan.add_to_strand(stage, cost_each, work);
+    }
+  }
+  plan.fence();
+}
+
 }  // namespace
 
-// Units reuse x_ and acc_: allocating (and so faulting in) megabytes per unit
-// cost more than the arithmetic (tests/bench/RESULTS.md).
+// A strand's units reuse its x and acc: allocating (and so faulting in)
+// megabytes per unit cost more than the arithmetic (tests/bench/RESULTS.md).
 EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool want_UUt) : m_(m) {
   const ModelConfig& c = m.config();
   const Eigen::Index V = c.d_vocab, Vo = c.vocab_out(), D = c.d_model;
@@ -174,50 +202,91 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
   g_.square = V == Vo;
   g_.d_vocab = V;
   const Eigen::Index step = rows_per_unit(c.d_model);
-  // Memory is allocated in the first unit, not here: a plan is built in the
-  // frame that asks for it, its units run in frame slices.
-  add("vocabulary sums", double(D * D), [this, step, D, want_UUt] {
+  // Memory is allocated in the units, not here: a plan is built in the frame
+  // that asks for it, its units run in frame slices.
+  const size_t row_units = size_t((V + step - 1) / step), col_units = size_t((Vo + step - 1) / step);
+  add("vocabulary sums", double(D * D), [this, row_units, col_units, want_UUt] {
+    parts_.resize(std::max(std::min(row_units, kGramStrands), want_UUt ? std::min(col_units, kGramStrands) : 0));
+  });
+  auto scratch = [this, step, D](size_t s) {
+    parts_[s].x.resize(step, D);
+    parts_[s].acc.resize(D, D);
+  };
+  auto drop_scratch = [this](size_t s) {
+    parts_[s].x.resize(0, 0);  // the scratch is not kept with the result
+    parts_[s].acc.resize(0, 0);
+  };
+  add_gram_strands(
+      *this, "vocabulary sums", row_units, double(step * D * D * (g_.square ? 2 : 1)),
+      [this, scratch, D](size_t s) {
+        Part& p = parts_[s];
+        scratch(s);
+        p.NtN = Eigen::MatrixXd::Zero(D, D);
+        p.N_sum = Eigen::VectorXd::Zero(D);
+        if (g_.square) {
+          p.UN = Eigen::MatrixXd::Zero(D, D);
+          p.U_sum = Eigen::VectorXd::Zero(D);
+        }
+      },
+      [this, step, V](size_t s, size_t u) {
+        Part& p = parts_[s];
+        const Eigen::Index r0 = Eigen::Index(u) * step, r1 = std::min(V, r0 + step);
+        auto X = p.x.topRows(r1 - r0);  // [rows, d_model]
+        n_rows(m_, g_.normalized, r0, X);
+        add_gram_lower(p.NtN, X, p.acc);
+        p.N_sum += X.colwise().sum().transpose().cast<double>();
+        if (g_.square) {
+          const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
+          p.acc.noalias() = U * X;                          // [d_model, d_model]
+          p.UN += p.acc.cast<double>();
+          p.U_sum += U.rowwise().sum().cast<double>();
+        }
+      },
+      drop_scratch);
+  add("vocabulary sums", double(D * D) * double(std::min(row_units, kGramStrands)), [this, row_units, D] {
     g_.NtN = Eigen::MatrixXd::Zero(D, D);
     g_.N_sum = Eigen::VectorXd::Zero(D);
     if (g_.square) {
       g_.UN = Eigen::MatrixXd::Zero(D, D);
       g_.U_sum = Eigen::VectorXd::Zero(D);
     }
-    if (want_UUt) g_.UUt = Eigen::MatrixXd::Zero(D, D);
-    x_.resize(step, D);
-    acc_.resize(D, D);
-  });
-  for (Eigen::Index r0 = 0; r0 < V; r0 += step) {
-    const Eigen::Index r1 = std::min(V, r0 + step);
-    add("vocabulary sums", double((r1 - r0) * D * D * (g_.square ? 2 : 1)), [this, r0, r1] {
-      auto X = x_.topRows(r1 - r0);  // [rows, d_model]
-      n_rows(m_, g_.normalized, r0, X);
-      add_gram_lower(g_.NtN, X, acc_);
-      g_.N_sum += X.colwise().sum().transpose().cast<double>();
+    for (size_t s = 0; s < std::min(row_units, kGramStrands); ++s) {  // in order: the same sums on any thread count
+      Part& p = parts_[s];
+      g_.NtN.triangularView<Eigen::Lower>() += p.NtN;
+      g_.N_sum += p.N_sum;
       if (g_.square) {
-        const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
-        acc_.noalias() = U * X;                           // [d_model, d_model]
-        g_.UN += acc_.cast<double>();
-        g_.U_sum += U.rowwise().sum().cast<double>();
+        g_.UN += p.UN;
+        g_.U_sum += p.U_sum;
       }
+      p = Part{};
+    }
+    mirror_lower(g_.NtN);
+  });
+  if (want_UUt) {
+    add_gram_strands(
+        *this, "unembedding sums", col_units, double(step * D * D),
+        [this, scratch, D](size_t s) {
+          scratch(s);
+          parts_[s].UUt = Eigen::MatrixXd::Zero(D, D);
+        },
+        [this, step, Vo](size_t s, size_t u) {
+          Part& p = parts_[s];
+          const Eigen::Index c0 = Eigen::Index(u) * step, c1 = std::min(Vo, c0 + step);
+          auto Ut = p.x.topRows(c1 - c0);  // [cols, d_model]
+          Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();
+          add_gram_lower(p.UUt, Ut, p.acc);
+        },
+        drop_scratch);
+    add("unembedding sums", double(D * D) * double(std::min(col_units, kGramStrands)), [this, col_units, D] {
+      g_.UUt = Eigen::MatrixXd::Zero(D, D);
+      for (size_t s = 0; s < std::min(col_units, kGramStrands); ++s) {
+        g_.UUt.triangularView<Eigen::Lower>() += parts_[s].UUt;
+        parts_[s] = Part{};
+      }
+      mirror_lower(g_.UUt);
     });
   }
-  add("vocabulary sums", double(D * D), [this] { mirror_lower(g_.NtN); });
-  if (want_UUt) {
-    for (Eigen::Index c0 = 0; c0 < Vo; c0 += step) {
-      const Eigen::Index c1 = std::min(Vo, c0 + step);
-      add("unembedding sums", double((c1 - c0) * D * D), [this, c0, c1] {
-        auto Ut = x_.topRows(c1 - c0);  // [cols, d_model]
-        Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();
-        add_gram_lower(g_.UUt, Ut, acc_);
-      });
-    }
-    add("unembedding sums", double(D * D), [this] { mirror_lower(g_.UUt); });
-  }
-  add("vocabulary sums", 1.0, [this] {
-    x_.resize(0, 0);  // the scratch is not kept with the result
-    acc_.resize(0, 0);
-  });
+  add("vocabulary sums", 1.0, [this] { parts_ = {}; });
 }
 
 const EmbedGrams& EmbedGramsPlan::result() const {
@@ -366,17 +435,21 @@ void add_small_eigen_units(WorkPlan& plan, Eigen::Index D, Eigen::Index d_head, 
   };
   auto sc = std::make_shared<Scratch>();
   const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, d_head * D), 16, D);
-  plan.add(what, double(D) * double(D), [sc, factors = std::move(factors)] {
-    sc->f = factors();
-    sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
-  });
+  // One strand: eigen-problems (heads) run beside each other natively.
+  plan.add(
+      what, double(D) * double(D),
+      [sc, factors = std::move(factors)] {
+        sc->f = factors();
+        sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
+      },
+      /*concurrent=*/true);
   for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
     const Eigen::Index n = std::min(cols, D - c0);
-    plan.add(what, double(d_head) * double(D) * double(n), [sc, c0, n] {
+    plan.add_to_strand(what, double(d_head) * double(D) * double(n), [sc, c0, n] {
       sc->LM.middleCols(c0, n).noalias() = sc->f.L * sc->f.M.middleCols(c0, n);
     });
   }
-  plan.add(what, double(d_head) * double(D) * double(d_head), [sc, what, done = std::move(done)] {
+  plan.add_to_strand(what, double(d_head) * double(D) * double(d_head), [sc, what, done = std::move(done)] {
     const Eigen::MatrixXd S = sc->LM * sc->f.R;  // [d_head, d_head]
     *sc = Scratch{};
     done(small_eigenvalues(S, what));

@@ -123,10 +123,18 @@ class EmbedGramsPlan final : public WorkPlan {
   const EmbedGrams& result() const;  // once done()
   EmbedGrams& mutable_result();      // once done()
  private:
+  // A fixed number of strands (not the thread count, so the sums are the same
+  // on any number of threads) each sum a contiguous share of the rows into
+  // their own part; the parts are added in order at the end.
+  struct Part {
+    Eigen::MatrixXd NtN, UN, UUt;  // lower triangles of the Grams; UN whole
+    Eigen::VectorXd N_sum, U_sum;
+    RowMat x;             // scratch: one unit's rows [rows_per_unit, d_model]
+    Eigen::MatrixXf acc;  // scratch: one unit's float sum [d_model, d_model]
+  };
   const Model& m_;
   EmbedGrams g_;
-  RowMat x_;             // scratch: one unit's rows [rows_per_unit, d_model]
-  Eigen::MatrixXf acc_;  // scratch: one unit's float sum [d_model, d_model]
+  std::vector<Part> parts_;
 };
 EmbedGrams embed_grams(const Model& m, const CircuitOptions& opt = {}, bool want_UUt = false);
 
@@ -154,6 +162,8 @@ struct HeadEigen {
 // Appends to `plan` the units that compute head (layer, head)'s HeadEigen
 // into *out from the sums grams() returns when they run (so the sums may be
 // computed by earlier units of the same plan). *out must outlive the plan.
+// Each eigen-problem is a strand of concurrent units (sliced.h): a unit that
+// reads *out must not be concurrent.
 void add_head_eigen_units(WorkPlan& plan, const Model& m, int layer, int head,
                           std::function<const EmbedGrams&()> grams, HeadEigen* out);
 // The virtual head h2 o h1 (docs/two-layer.md, "Virtual heads"): head h2 of

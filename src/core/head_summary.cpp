@@ -176,26 +176,35 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
     for (int h = 0; h < H; ++h) {
       HeadEigen* e = &I.eigen[size_t(l) * H + h];
       add_head_eigen_units(*this, m, l, h, [this]() -> const EmbedGrams& { return *grams_; }, e);
-      add("eigenvalues", 1, [e, s = &result_[size_t(l) * H + h], square] {
-        s->qk_eigenvalues = std::move(e->qk);
-        s->qk_copying_score = e->qk_score;
-        if (square) {
-          s->ov_eigenvalues = std::move(e->ov);
-          s->ov_copying_score = e->ov_score;
-        }
-      });
     }
+  add("eigenvalues", 1, [this, square] {  // after every head's strands
+    for (size_t i = 0; i < result_.size(); ++i) {
+      HeadSummary& s = result_[i];
+      HeadEigen& e = impl_->eigen[i];
+      s.qk_eigenvalues = std::move(e.qk);
+      s.qk_copying_score = e.qk_score;
+      if (square) {
+        s.ov_eigenvalues = std::move(e.ov);
+        s.ov_copying_score = e.ov_score;
+      }
+    }
+  });
 
   // Positional shares, a block of samples per unit.
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
       I.shares.push_back(std::make_unique<PositionalShareAccumulator>(m, l, h, opt.seed, opt.share_samples, opt.circuit));
       PositionalShareAccumulator* acc = I.shares.back().get();
-      for (int i = 0; i < acc->chunks(); ++i)
-        add("positional share", double(PositionalShareAccumulator::kChunk) * c.d_model * c.d_head * 4,
-            [acc, i] { acc->run_chunk(i); });
+      // A strand per head: the heads' samples are drawn beside each other natively.
+      for (int i = 0; i < acc->chunks(); ++i) {
+        const double cost = double(PositionalShareAccumulator::kChunk) * c.d_model * c.d_head * 4;
+        if (i == 0)
+          add("positional share", cost, [acc, i] { acc->run_chunk(i); }, /*concurrent=*/true);
+        else
+          add_to_strand("positional share", cost, [acc, i] { acc->run_chunk(i); });
+      }
       HeadSummary* s = &result_[size_t(l) * H + h];
-      add("positional share", 1, [this, acc, s, idx = I.shares.size() - 1] {
+      add_to_strand("positional share", 1, [this, acc, s, idx = I.shares.size() - 1] {
         s->positional_share = acc->value();
         impl_->shares[idx].reset();
       });

@@ -40,46 +40,84 @@ void SlicedComputation::run() {
 }
 
 void WorkPlan::add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each) {
+  auto* plan = dynamic_cast<WorkPlan*>(sub);
+  if (plan && plan != this && units == plan->units() && plan->next_ == 0 && !plan->spliced_ && units > 0) {
+    plan->spliced_ = true;
+    fence();
+    for (size_t i = 0; i < units; ++i) {
+      const Unit& u = plan->units_[i];
+      push(Unit{stage, cost_each, [plan, i] { plan->run_spliced(i); }, u.concurrent, u.continues && i > 0,
+                fence_next_ || u.fenced});
+    }
+    fence();
+    return;
+  }
   for (size_t i = 0; i < units; ++i) add(stage, cost_each, [sub] { sub->step(0.0); });
 }
 
+void WorkPlan::run_spliced(size_t i) {
+  units_[i].work();
+  units_[i].work = nullptr;  // release what it captured
+  ++spliced_done_;
+}
+
+void WorkPlan::push(Unit u) {
+  if (!(u.cost > 0)) u.cost = 1;
+  u.fenced = u.fenced || fence_next_;
+  fence_next_ = false;
+  cost_total_ += u.cost;
+  units_.push_back(std::move(u));
+}
+
 void WorkPlan::add(std::string stage, double cost, std::function<void()> work, bool concurrent) {
-  if (!(cost > 0)) cost = 1;
-  cost_total_ += cost;
-  units_.push_back(Unit{std::move(stage), cost, std::move(work), concurrent});
+  push(Unit{std::move(stage), cost, std::move(work), concurrent, false, false});
+}
+
+void WorkPlan::add_to_strand(std::string stage, double cost, std::function<void()> work) {
+  const bool strand = !units_.empty() && units_.back().concurrent;
+  push(Unit{std::move(stage), cost, std::move(work), strand, strand, false});
 }
 
 void WorkPlan::run_concurrently(int threads) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
+  if (spliced_) throw Error("sliced computation: run by itself after another plan took its units");
 #ifdef __EMSCRIPTEN__
   (void)threads;
   while (!step(std::numeric_limits<double>::infinity())) {
   }  // one thread in the page (workers are another issue's)
 #else
   while (next_ < units_.size()) {
+    // The stretch [next_, end): consecutive concurrent units up to a fence;
+    // its strands start at next_ and at each unit not continuing the one before.
     size_t end = next_;
-    while (end < units_.size() && units_[end].concurrent) ++end;
-    if (threads < 2 || end - next_ < 2) {
+    std::vector<size_t> starts;
+    while (end < units_.size() && units_[end].concurrent && (end == next_ || !units_[end].fenced)) {
+      if (end == next_ || !units_[end].continues) starts.push_back(end);
+      ++end;
+    }
+    if (threads < 2 || starts.size() < 2) {
       step(0.0);  // one unit
       continue;
     }
-    // Units [next_, end) on the threads, each taking the next one not taken.
-    std::atomic<size_t> take{next_};
+    starts.push_back(end);
+    // Each thread takes the next strand not taken and runs its units in order.
+    const size_t strands = starts.size() - 1;
+    std::atomic<size_t> take{0};
     std::exception_ptr error;
     std::mutex error_mutex;
     auto worker = [&] {
-      for (size_t i; (i = take.fetch_add(1)) < end;) {
+      for (size_t k; (k = take.fetch_add(1)) < strands;) {
         try {
-          units_[i].work();
+          for (size_t i = starts[k]; i < starts[k + 1]; ++i) units_[i].work();
         } catch (...) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!error) error = std::current_exception();
-          take = end;
+          take = strands;
         }
       }
     };
     std::vector<std::thread> pool;
-    const size_t n = std::min<size_t>(size_t(threads), end - next_);
+    const size_t n = std::min<size_t>(size_t(threads), strands);
     for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
     worker();
     for (std::thread& t : pool) t.join();
@@ -98,6 +136,7 @@ void WorkPlan::run_concurrently(int threads) {
 
 bool WorkPlan::step(double budget_ms) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
+  if (spliced_) throw Error("sliced computation: stepped by itself after another plan took its units");
   const auto t0 = std::chrono::steady_clock::now();
   while (next_ < units_.size()) {
     Unit& u = units_[next_];

@@ -7,6 +7,7 @@
 // step over W_U) takes 50-200 ms in wasm; split into units of about a million
 // floats each, a unit takes a few milliseconds.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -60,9 +61,21 @@ class WorkPlan : public SlicedComputation {
   // entries, its own scratch), so run_concurrently may run a stretch of
   // such units at the same time.
   void add(std::string stage, double cost, std::function<void()> work, bool concurrent = false);
+  // Appends a unit to the strand of the unit before it (a concurrent one or
+  // another such unit): run_concurrently runs a strand's units one after the
+  // other, never two at once, while other strands of the stretch run beside
+  // them. A strand owns its scratch (a row chunk of a scan, one head's
+  // eigen-problem) and its units stay small for the page's frame slices.
+  void add_to_strand(std::string stage, double cost, std::function<void()> work);
+  // The next unit starts a new stretch: concurrent units after it do not run
+  // beside those before it (they read what those wrote).
+  void fence() { fence_next_ = true; }
   // Appends `units` units, each running exactly one unit of `sub` (step(0)
   // runs one unit and stops): a plan made of other plans. `sub` must outlive
-  // this plan's run; pass sub's units() for all of it.
+  // this plan's run; pass sub's units() for all of it. A WorkPlan not yet
+  // started, taken whole, keeps its concurrency: its units become this plan's
+  // (fenced from the units before and after them), and `sub` is done once
+  // they have all run; it must not be stepped by itself.
   void add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each);
 
   bool step(double budget_ms) override;
@@ -73,7 +86,7 @@ class WorkPlan : public SlicedComputation {
   // CLI's one-shot analyses use all cores this way; the page steps the same
   // plan a unit at a time. Same arithmetic either way.
   void run_concurrently(int threads);
-  bool done() const override { return next_ == units_.size(); }
+  bool done() const override { return next_ == units_.size() || spliced_done_ == units_.size(); }
   float progress() const override;
   std::string stage() const override;
   size_t units() const { return units_.size(); }
@@ -84,12 +97,20 @@ class WorkPlan : public SlicedComputation {
     std::string stage;
     double cost = 0;
     std::function<void()> work;
-    bool concurrent = false;
+    bool concurrent = false;  // may run beside the other strands of its stretch
+    bool continues = false;   // of the previous unit's strand (add_to_strand)
+    bool fenced = false;      // starts a new stretch (fence())
   };
+  void push(Unit u);
+  // Runs unit i of a plan whose units another plan took (add_units_of).
+  void run_spliced(size_t i);
   std::vector<Unit> units_;
   size_t next_ = 0;
   double cost_done_ = 0, cost_total_ = 0;
   bool failed_ = false;
+  bool fence_next_ = false;
+  bool spliced_ = false;                 // its units run as another plan's
+  std::atomic<size_t> spliced_done_{0};  // how many of them have run
 };
 
 

@@ -15,9 +15,12 @@
 #include "core/vocab_matrix.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 
@@ -478,25 +481,52 @@ const std::vector<IdValue>& VocabColumnTopK::result() const {
 // maximum (one vectorized pass) is below the threshold is skipped.
 constexpr Eigen::Index kSegment = 64;
 
+// Keeps the `keep` best of `c` (by `before`, a strict total order) once it
+// holds more; returns the worst kept value once it holds `keep` (else -inf):
+// a threshold no later candidate below it can pass.
+template <class Entry, class Before>
+float compact(std::vector<Entry>& c, size_t keep, Before before) {
+  if (c.size() > keep) {
+    std::nth_element(c.begin(), c.begin() + std::ptrdiff_t(keep - 1), c.end(), before);
+    c.resize(keep);
+  }
+  if (c.size() < keep) return -std::numeric_limits<float>::infinity();
+  float mn = c[0].value;
+  for (const Entry& e : c) mn = std::min(mn, e.value);
+  return mn;
+}
+
+// A chunk of rows of a scan: its strand of units (one per block of columns)
+// owns this scratch, so chunks run on several threads at once.
+struct ChunkScratch {
+  RowMat L;    // left factor of the chunk norm_a(A) P1: [nr, K]
+  RowMat blk;  // current block of M: [nr, <= bn]
+  Vec rowmax;  // per row of blk
+  // top entries: this chunk's candidates, threshold
+  std::vector<MatrixEntry> cand;
+  float thr = -std::numeric_limits<float>::infinity();
+  // top k per row: candidates and threshold per row of the chunk
+  std::vector<std::vector<IdValue>> rcand;
+  std::vector<float> rthr;
+  std::vector<float> buf;  // one block row (first-block threshold)
+};
+
 struct ScanState {
   VocabMatrix M;
   Eigen::Index K = 0;        // inner dimension
   Eigen::Index bm = 0, bn = 0;  // rows per chunk, columns per block
   bool right_in_place = false;
-  RowMat R;     // materialised right factor norm_b(B) P2^T: [n_cols, K] (empty when in place)
-  RowMat L;     // left factor of the current chunk norm_a(A) P1: [<= bm, K]
-  RowMat blk;   // current block of M: [<= bm, <= bn]
-  Vec rowmax;   // per row of blk
-  // top entries
+  RowMat R;  // materialised right factor norm_b(B) P2^T: [n_cols, K] (empty when in place)
+  std::vector<std::unique_ptr<ChunkScratch>> chunks;  // per chunk while its strand runs
+  // top entries: the best n of the chunks merged so far. Any partition of the
+  // rows gives the same n (an exact top n under entry_before's total order).
   int n = 0;
   size_t limit = 0;
-  float thr = -std::numeric_limits<float>::infinity();
-  std::vector<MatrixEntry> cand;
-  // top k per row (rows of the current chunk)
+  std::mutex merge;
+  std::vector<MatrixEntry> best;
+  std::atomic<float> best_thr{-std::numeric_limits<float>::infinity()};
+  // top k per row
   int k = 0;
-  std::vector<std::vector<IdValue>> rcand;
-  std::vector<float> rthr;
-  std::vector<float> buf;  // one block row (first-block threshold)
 
   explicit ScanState(const VocabMatrix& m) : M(m) {}
 
@@ -508,11 +538,12 @@ struct ScanState {
     bm = K <= 128 ? 256 : 128;
     const Eigen::Index floats = std::min<Eigen::Index>(Eigen::Index(1) << 17, (Eigen::Index(1) << 24) / std::max<Eigen::Index>(1, K));
     bn = std::max<Eigen::Index>(64, floats / bm / 64 * 64);
+    chunks.resize(size_t((M.n_rows() + bm - 1) / bm));
   }
 
-  void compute_left(Eigen::Index r0, Eigen::Index nr) {
-    L = side_rows(M.model(), M.left(), r0, nr);  // [nr, d_a]
-    if (M.P1()) L = L * *M.P1();               // [nr, r]
+  void compute_left(ChunkScratch& c, Eigen::Index r0, Eigen::Index nr) const {
+    c.L = side_rows(M.model(), M.left(), r0, nr);  // [nr, d_a]
+    if (M.P1()) c.L = c.L * *M.P1();               // [nr, r]
   }
 
   void compute_right(Eigen::Index c0, Eigen::Index nc) {
@@ -524,79 +555,70 @@ struct ScanState {
   }
 
   // blk = rows r0.. of M (L) x columns c0..c0+nc, with biases.
-  void compute_block(Eigen::Index r0, Eigen::Index c0, Eigen::Index nc) {
-    const Eigen::Index nr = L.rows();
-    blk.resize(nr, nc);
+  void compute_block(ChunkScratch& c, Eigen::Index r0, Eigen::Index c0, Eigen::Index nc) const {
+    const Eigen::Index nr = c.L.rows();
+    c.blk.resize(nr, nc);
     if (!right_in_place)
-      blk.noalias() = L * R.middleRows(c0, nc).transpose();
+      c.blk.noalias() = c.L * R.middleRows(c0, nc).transpose();
     else if (M.right().stored_transposed)
-      blk.noalias() = L * M.right().base().middleCols(c0, nc);
+      c.blk.noalias() = c.L * M.right().base().middleCols(c0, nc);
     else
-      blk.noalias() = L * M.right().base().middleRows(c0, nc).transpose();
-    if (M.col_bias()) blk.rowwise() += M.col_bias()->segment(c0, nc).transpose();
-    if (M.row_bias()) blk.colwise() += M.row_bias()->segment(r0, nr);
-    rowmax = blk.rowwise().maxCoeff();
+      c.blk.noalias() = c.L * M.right().base().middleRows(c0, nc).transpose();
+    if (M.col_bias()) c.blk.rowwise() += M.col_bias()->segment(c0, nc).transpose();
+    if (M.row_bias()) c.blk.colwise() += M.row_bias()->segment(r0, nr);
+    c.rowmax = c.blk.rowwise().maxCoeff();
   }
 
-  void compact_entries() {
-    const size_t keep = size_t(n);
-    if (cand.size() > keep) {
-      std::nth_element(cand.begin(), cand.begin() + std::ptrdiff_t(keep - 1), cand.end(), entry_before);
-      cand.resize(keep);
-    }
-    if (cand.size() == keep) {
-      float mn = cand[0].value;
-      for (const MatrixEntry& e : cand) mn = std::min(mn, e.value);
-      thr = mn;
-    }
-  }
-
-  void select_entries(Eigen::Index r0, Eigen::Index c0) {
-    const Eigen::Index nr = blk.rows(), nc = blk.cols();
+  void select_entries(ChunkScratch& c, Eigen::Index r0, Eigen::Index c0) const {
+    // The chunks merged so far may already have raised the bar.
+    c.thr = std::max(c.thr, best_thr.load(std::memory_order_relaxed));
+    const Eigen::Index nr = c.blk.rows(), nc = c.blk.cols();
     for (Eigen::Index i = 0; i < nr; ++i) {
-      if (!(rowmax[i] >= thr)) continue;
-      const float* p = blk.row(i).data();
+      if (!(c.rowmax[i] >= c.thr)) continue;
+      const float* p = c.blk.row(i).data();
       for (Eigen::Index j0 = 0; j0 < nc; j0 += kSegment) {
         const Eigen::Index j1 = std::min(nc, j0 + kSegment);
-        if (!(blk.row(i).segment(j0, j1 - j0).maxCoeff() >= thr)) continue;
+        if (!(c.blk.row(i).segment(j0, j1 - j0).maxCoeff() >= c.thr)) continue;
         for (Eigen::Index j = j0; j < j1; ++j)
-          if (p[j] >= thr) cand.push_back(MatrixEntry{int(r0 + i), int(c0 + j), p[j]});
-        if (cand.size() >= limit) compact_entries();
+          if (p[j] >= c.thr) c.cand.push_back(MatrixEntry{int(r0 + i), int(c0 + j), p[j]});
+        if (c.cand.size() >= limit) c.thr = std::max(c.thr, compact(c.cand, size_t(n), entry_before));
       }
     }
   }
 
-  void select_rows(Eigen::Index c0) {
-    const Eigen::Index nr = blk.rows(), nc = blk.cols();
+  // Merges a finished chunk's candidates into the best n.
+  void merge_entries(ChunkScratch& c) {
+    const std::lock_guard<std::mutex> lock(merge);
+    best.insert(best.end(), c.cand.begin(), c.cand.end());
+    const float t = compact(best, size_t(n), entry_before);
+    if (t > best_thr.load(std::memory_order_relaxed)) best_thr.store(t, std::memory_order_relaxed);
+  }
+
+  void select_rows(ChunkScratch& ch, Eigen::Index c0) const {
+    const Eigen::Index nr = ch.blk.rows(), nc = ch.blk.cols();
     const size_t keep = size_t(k), lim = 2 * size_t(k) + 64;
     for (Eigen::Index i = 0; i < nr; ++i) {
-      float& t = rthr[size_t(i)];
-      if (!(rowmax[i] >= t)) continue;
-      std::vector<IdValue>& c = rcand[size_t(i)];
-      const float* p = blk.row(i).data();
+      float& t = ch.rthr[size_t(i)];
+      if (!(ch.rowmax[i] >= t)) continue;
+      std::vector<IdValue>& c = ch.rcand[size_t(i)];
+      const float* p = ch.blk.row(i).data();
       if (c.empty() && nc >= k) {
         // First block of the row: its k-th largest entry is a safe threshold
         // (the row's final k-th largest is no smaller), so about k entries are kept.
-        buf.assign(p, p + nc);
-        std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), std::greater<float>());
-        t = buf[size_t(k - 1)];
+        ch.buf.assign(p, p + nc);
+        std::nth_element(ch.buf.begin(), ch.buf.begin() + (k - 1), ch.buf.end(), std::greater<float>());
+        t = ch.buf[size_t(k - 1)];
         c.reserve(lim);
       }
       for (Eigen::Index j = 0; j < nc; ++j) {
         // Skip a segment at once when its maximum is below the threshold.
-        if (j % kSegment == 0 && !(blk.row(i).segment(j, std::min(kSegment, nc - j)).maxCoeff() >= t)) {
+        if (j % kSegment == 0 && !(ch.blk.row(i).segment(j, std::min(kSegment, nc - j)).maxCoeff() >= t)) {
           j += kSegment - 1;
           continue;
         }
         if (p[j] >= t) {
           c.push_back(IdValue{int(c0 + j), p[j]});
-          if (c.size() >= lim) {
-            std::nth_element(c.begin(), c.begin() + std::ptrdiff_t(keep - 1), c.end(), id_before);
-            c.resize(keep);
-            float mn = c[0].value;
-            for (const IdValue& e : c) mn = std::min(mn, e.value);
-            t = mn;
-          }
+          if (c.size() >= lim) t = compact(c, keep, id_before);
         }
       }
     }
@@ -605,8 +627,10 @@ struct ScanState {
 
 namespace {
 
-// Adds the scan's units to `plan`: materialise the right factor (if needed),
-// then per chunk of rows and block of columns, `per_block(r0, c0, first, last)`.
+// Adds the scan's units to `plan`: materialise the right factor (if needed,
+// concurrent units), then per chunk of rows a strand of units, one per block
+// of columns: `per_block(chunk, r0, nr, c0, first, last)` after the block is
+// computed. The chunk's scratch lives from its first block to its last.
 template <class F>
 void add_scan_units(WorkPlan& plan, ScanState& s, const char* stage, F per_block) {
   s.setup();
@@ -618,21 +642,34 @@ void add_scan_units(WorkPlan& plan, ScanState& s, const char* stage, F per_block
     const Eigen::Index per = std::max<Eigen::Index>(64, Eigen::Index(kSliceFloats) / std::max<Eigen::Index>(1, b.d()));
     for (Eigen::Index c0 = 0; c0 < NC; c0 += per) {
       const Eigen::Index nc = std::min(per, NC - c0);
-      plan.add("right factor", double(nc * b.d() * (s.M.P2() ? s.K : 1)), [&s, c0, nc] { s.compute_right(c0, nc); });
+      plan.add("right factor", double(nc * b.d() * (s.M.P2() ? s.K : 1)), [&s, c0, nc] { s.compute_right(c0, nc); },
+               /*concurrent=*/true);
     }
+    plan.fence();  // the blocks read R
   }
   for (Eigen::Index r0 = 0; r0 < NR; r0 += s.bm) {
     const Eigen::Index nr = std::min(s.bm, NR - r0);
+    const size_t chunk = size_t(r0 / s.bm);
     for (Eigen::Index c0 = 0; c0 < NC; c0 += s.bn) {
       const Eigen::Index nc = std::min(s.bn, NC - c0);
       const bool first = c0 == 0, last = c0 + nc == NC;
-      plan.add(stage, double(nr * nc * s.K), [&s, per_block, r0, nr, c0, nc, first, last] {
-        if (first) s.compute_left(r0, nr);
-        s.compute_block(r0, c0, nc);
-        per_block(r0, nr, c0, first, last);
-      });
+      auto work = [&s, per_block, chunk, r0, nr, c0, nc, first, last] {
+        if (first) {
+          s.chunks[chunk] = std::make_unique<ChunkScratch>();
+          s.compute_left(*s.chunks[chunk], r0, nr);
+        }
+        ChunkScratch& c = *s.chunks[chunk];
+        s.compute_block(c, r0, c0, nc);
+        per_block(c, r0, nr, c0, first, last);
+        if (last) s.chunks[chunk].reset();
+      };
+      if (first)
+        plan.add(stage, double(nr * nc * s.K), work, /*concurrent=*/true);
+      else
+        plan.add_to_strand(stage, double(nr * nc * s.K), work);
     }
   }
+  plan.fence();
 }
 
 }  // namespace
@@ -644,14 +681,15 @@ VocabTopEntries::VocabTopEntries(const VocabMatrix& M, int n) : s_(std::make_uni
   ScanState& s = *s_;
   s.n = n;
   s.limit = 2 * size_t(n) + 1024;
-  add_scan_units(*this, s, "top entries", [&s](Eigen::Index r0, Eigen::Index, Eigen::Index c0, bool, bool) {
-    s.select_entries(r0, c0);
-  });
+  add_scan_units(*this, s, "top entries",
+                 [&s](ChunkScratch& c, Eigen::Index r0, Eigen::Index, Eigen::Index c0, bool, bool last) {
+                   s.select_entries(c, r0, c0);
+                   if (last) s.merge_entries(c);
+                 });
   add("top entries", double(n), [this] {
     ScanState& s = *s_;
-    s.compact_entries();
-    std::sort(s.cand.begin(), s.cand.end(), entry_before);
-    result_ = std::move(s.cand);
+    std::sort(s.best.begin(), s.best.end(), entry_before);
+    result_ = std::move(s.best);
     s_.reset();
   });
 }
@@ -668,19 +706,19 @@ VocabTopKPerRow::VocabTopKPerRow(const VocabMatrix& M, int k) : s_(std::make_uni
   ScanState& s = *s_;
   s.k = k;
   add_scan_units(*this, s, "top k per row",
-                 [this, &s](Eigen::Index r0, Eigen::Index nr, Eigen::Index c0, bool first, bool last) {
+                 [this, &s](ChunkScratch& ch, Eigen::Index r0, Eigen::Index nr, Eigen::Index c0, bool first, bool last) {
                    if (first) {
-                     s.rcand.assign(size_t(nr), {});
-                     s.rthr.assign(size_t(nr), -std::numeric_limits<float>::infinity());
+                     ch.rcand.assign(size_t(nr), {});
+                     ch.rthr.assign(size_t(nr), -std::numeric_limits<float>::infinity());
                    }
-                   s.select_rows(c0);
+                   s.select_rows(ch, c0);
                    if (last) {
                      for (Eigen::Index i = 0; i < nr; ++i) {
-                       std::vector<IdValue>& c = s.rcand[size_t(i)];
+                       std::vector<IdValue>& c = ch.rcand[size_t(i)];
                        const size_t keep = std::min(c.size(), size_t(s.k));
                        std::partial_sort(c.begin(), c.begin() + std::ptrdiff_t(keep), c.end(), id_before);
                        c.resize(keep);
-                       result_[size_t(r0 + i)] = std::move(c);
+                       result_[size_t(r0 + i)] = std::move(c);  // rows of this chunk only
                      }
                    }
                  });

@@ -7,10 +7,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "core/direct_path.h"
@@ -401,6 +405,144 @@ TEST(WorkPlan, RunConcurrentlyRunsEveryUnitOnceAndKeepsTheOrderAroundStretches) 
     }, true);
   EXPECT_THROW(bad.run_concurrently(2), Error);
   EXPECT_THROW(bad.step(1.0), Error) << "a failed plan is spent";
+}
+
+// Strands (add_to_strand) and fences: a strand's units run in order and never
+// two at once; strands of one stretch run beside each other; nothing after a
+// fence starts before everything before it has finished. Checked from a log
+// of unit starts and ends, on several thread counts and stepping.
+#ifdef __EMSCRIPTEN__
+constexpr bool kThreads = false;  // wasm runs every plan on its one thread
+#else
+constexpr bool kThreads = true;
+#endif
+
+struct UnitLog {
+  std::mutex mu;
+  std::vector<std::pair<int, bool>> events;  // (unit id, started?)
+  std::atomic<int> running{0}, most{0};
+  void start(int id) {
+    const int now = ++running;
+    for (int m = most; now > m && !most.compare_exchange_weak(m, now);) {
+    }
+    const std::lock_guard<std::mutex> lock(mu);
+    events.emplace_back(id, true);
+  }
+  void end(int id) {
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      events.emplace_back(id, false);
+    }
+    --running;
+  }
+  size_t at(int id, bool started) const {
+    for (size_t i = 0; i < events.size(); ++i)
+      if (events[i] == std::make_pair(id, started)) return i;
+    return size_t(-1);
+  }
+};
+
+TEST(WorkPlan, StrandsRunInOrderAndFencesSeparateStretches) {
+  constexpr int kStrands = 6, kLength = 4;
+  for (int threads : {0, 1, 3, 8}) {  // 0: stepped unit by unit
+    WorkPlan p;
+    UnitLog log;
+    // Units busy for a moment, so that strands overlap when they can.
+    auto unit = [&log](int id) {
+      return [&log, id] {
+        log.start(id);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3);
+        while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        log.end(id);
+      };
+    };
+    // Stretch 1: strands s = 0..5, units 10 s + u. Stretch 2 (after a fence): 100 + s.
+    for (int s = 0; s < kStrands; ++s)
+      for (int u = 0; u < kLength; ++u) {
+        if (u == 0)
+          p.add("a", 1, unit(10 * s + u), true);
+        else
+          p.add_to_strand("a", 1, unit(10 * s + u));
+      }
+    p.fence();
+    for (int s = 0; s < kStrands; ++s) p.add("b", 1, unit(100 + s), true);
+    if (threads == 0) {
+      while (!p.step(0.0)) {
+      }
+    } else {
+      p.run_concurrently(threads);
+    }
+    ASSERT_TRUE(p.done());
+    ASSERT_EQ(log.events.size(), size_t(2 * kStrands * (kLength + 1)));
+    for (int s = 0; s < kStrands; ++s)
+      for (int u = 1; u < kLength; ++u)
+        EXPECT_LT(log.at(10 * s + u - 1, false), log.at(10 * s + u, true)) << "strand " << s << " unit " << u;
+    size_t last_a_end = 0, first_b_start = size_t(-1);
+    for (size_t i = 0; i < log.events.size(); ++i) {
+      if (log.events[i].first < 100 && !log.events[i].second) last_a_end = i;
+      if (log.events[i].first >= 100 && log.events[i].second) first_b_start = std::min(first_b_start, i);
+    }
+    EXPECT_LT(last_a_end, first_b_start) << "the fence";
+    if (threads <= 1 || !kThreads)
+      EXPECT_EQ(log.most.load(), 1);
+    else
+      EXPECT_GE(log.most.load(), 2) << "strands ran beside each other on " << threads << " threads";
+    EXPECT_LE(log.most.load(), std::max(threads, 1));
+  }
+  // add_to_strand after a non-concurrent unit (no strand to join) runs alone.
+  WorkPlan q;
+  std::vector<int> order;
+  q.add("x", 1, [&] { order.push_back(0); });
+  q.add_to_strand("x", 1, [&] { order.push_back(1); });
+  q.run_concurrently(4);
+  EXPECT_EQ(order, (std::vector<int>{0, 1}));
+}
+
+// A plan whose units another plan takes (add_units_of) keeps its strands and
+// stretches there, fenced from the taker's own units; it is done once they
+// have run, and cannot be stepped by itself any more.
+TEST(WorkPlan, APlanTakenWholeKeepsItsConcurrency) {
+  for (int threads : {1, 4}) {
+    WorkPlan sub;
+    UnitLog log;
+    for (int s = 0; s < 4; ++s) {
+      sub.add("sub", 1, [&log, s] {
+        log.start(s);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+        while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        log.end(s);
+      }, true);
+    }
+    WorkPlan outer;
+    std::atomic<int> before{0};
+    outer.add("before", 1, [&] { ++before; }, true);
+    outer.add("before", 1, [&] { ++before; }, true);
+    outer.add_units_of(&sub, sub.units(), "taken", 1.0);
+    bool sub_done_after = false;
+    outer.add("after", 1, [&] { sub_done_after = sub.done(); });
+    EXPECT_EQ(outer.units(), 7u);
+    EXPECT_FALSE(sub.done());
+    EXPECT_THROW(sub.step(0.0), Error) << "its units belong to the other plan now";
+    outer.run_concurrently(threads);
+    EXPECT_TRUE(outer.done());
+    EXPECT_TRUE(sub.done());
+    EXPECT_TRUE(sub_done_after);
+    EXPECT_EQ(before.load(), 2);
+    EXPECT_EQ(log.events.size(), 8u);
+    if (threads > 1 && kThreads) {
+      EXPECT_GE(log.most.load(), 2) << "the taken units still ran beside each other";
+    }
+  }
+  // A plan already started, or a part of one, is stepped unit by unit as before.
+  WorkPlan started;
+  int n = 0;
+  for (int i = 0; i < 3; ++i) started.add("s", 1, [&] { ++n; }, true);
+  started.step(0.0);
+  WorkPlan outer;
+  outer.add_units_of(&started, 2, "rest", 1.0);
+  outer.run_concurrently(4);
+  EXPECT_EQ(n, 3);
+  EXPECT_TRUE(started.done());
 }
 
 }  // namespace

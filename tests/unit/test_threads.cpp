@@ -13,7 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/circuits.h"
+#include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/head_summary.h"
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/sliced.h"
@@ -183,6 +186,115 @@ TEST(Threads, VocabularyQueriesAreTheSameOnAnyNumberOfThreads) {
     EXPECT_TRUE(column(threads) == c1) << threads;
     const auto s = stats(threads);
     EXPECT_TRUE(s->mean == s1->mean && s->var == s1->var) << threads;
+  }
+}
+
+// Full-vocabulary scans: each chunk of rows is a strand with its own scratch;
+// the top entries of the chunks merged so far raise the others' threshold, in
+// whatever order they finish: the result is still exactly the top n.
+TEST(Threads, FullVocabularyScansAreTheSameOnAnyNumberOfThreads) {
+  ModelConfig c;
+  c.n_layers = 1;
+  c.d_model = 24;
+  c.n_heads = 2;
+  c.d_head = 6;
+  c.n_ctx = 8;
+  c.d_vocab = 3000;  // 12 chunks of 256 rows
+  c.normalization = Norm::LN;
+  Model m(c);
+  randomize(m, 9, 0.5f);
+  for (const VocabMatrix& M : {ov_circuit_matrix(m, 0, 1), direct_path_matrix(m)}) {
+    auto entries = [&](int threads, int n) {
+      ThreadsScope s(threads);
+      VocabTopEntries q(M, n);
+      q.run();
+      return q.result();
+    };
+    auto per_row = [&](int threads) {
+      ThreadsScope s(threads);
+      VocabTopKPerRow q(M, 7);
+      q.run();
+      return q.result();
+    };
+    auto same = [](const std::vector<MatrixEntry>& a, const std::vector<MatrixEntry>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].row != b[i].row || a[i].col != b[i].col || !(a[i].value == b[i].value)) return false;
+      return true;
+    };
+    auto same_rows = [](const std::vector<std::vector<IdValue>>& a, const std::vector<std::vector<IdValue>>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].size() != b[i].size()) return false;
+        for (size_t j = 0; j < a[i].size(); ++j)
+          if (a[i][j].id != b[i][j].id || !(a[i][j].value == b[i][j].value)) return false;
+      }
+      return true;
+    };
+    for (int n : {1, 100, 5000}) {
+      const auto one = entries(1, n);
+      ASSERT_EQ(one.size(), size_t(n));
+      for (int threads : {2, 7}) EXPECT_TRUE(same(entries(threads, n), one)) << "top " << n << ", threads " << threads;
+    }
+    const auto rows1 = per_row(1);
+    for (int threads : {3, 8}) EXPECT_TRUE(same_rows(per_row(threads), rows1)) << "threads " << threads;
+  }
+}
+
+// The vocabulary sums: a fixed number of strands (not the thread count) each
+// sum their share of the rows; the parts are added in order.
+TEST(Threads, VocabularySumsAreTheSameOnAnyNumberOfThreads) {
+  ModelConfig c;
+  c.n_layers = 1;
+  c.d_model = 64;
+  c.n_heads = 2;
+  c.d_head = 8;
+  c.n_ctx = 8;
+  c.d_vocab = 20000;  // rows_per_unit(64) is 2^26 / 64^2: 16384 natively, so 2 units; 2^12 in wasm
+  c.normalization = Norm::LN;
+  Model m(c);
+  randomize(m, 13, 0.5f);
+  auto sums = [&](int threads) {
+    ThreadsScope s(threads);
+    return embed_grams(m, {}, /*want_UUt=*/true);
+  };
+  const EmbedGrams one = sums(1);
+  for (int threads : {2, 5}) {
+    const EmbedGrams g = sums(threads);
+    EXPECT_TRUE((g.NtN.array() == one.NtN.array()).all()) << threads;
+    EXPECT_TRUE((g.UN.array() == one.UN.array()).all()) << threads;
+    EXPECT_TRUE((g.UUt.array() == one.UUt.array()).all()) << threads;
+    EXPECT_TRUE((g.N_sum.array() == one.N_sum.array()).all()) << threads;
+    EXPECT_TRUE((g.U_sum.array() == one.U_sum.array()).all()) << threads;
+  }
+}
+
+// Head summaries: eigen-problems and positional-share samples per head as
+// strands, the diagonal scans and the forward passes taken whole.
+TEST(Threads, HeadSummariesAreTheSameOnAnyNumberOfThreads) {
+  const Model m = model(PosEmbed::Standard, Norm::LN);
+  HeadSummaryOptions opt;
+  opt.share_samples = 600;
+  opt.attn_sequences = 3;
+  auto summary = [&](int threads) {
+    ThreadsScope s(threads);
+    return head_summaries(m, opt);
+  };
+  const auto one = summary(1);
+  ASSERT_EQ(one.size(), 6u);
+  for (int threads : {2, 6}) {
+    const auto many = summary(threads);
+    ASSERT_EQ(many.size(), one.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+      EXPECT_EQ(many[i].ov_eigenvalues, one[i].ov_eigenvalues) << i;
+      EXPECT_EQ(many[i].qk_eigenvalues, one[i].qk_eigenvalues) << i;
+      EXPECT_EQ(many[i].ov_copying_score, one[i].ov_copying_score) << i;
+      EXPECT_EQ(many[i].positional_share, one[i].positional_share) << i;
+      EXPECT_EQ(many[i].ov_diagonal_top1, one[i].ov_diagonal_top1) << i;
+      EXPECT_EQ(many[i].ov_diagonal_top5, one[i].ov_diagonal_top5) << i;
+      EXPECT_EQ(many[i].attn_current, one[i].attn_current) << i;
+      EXPECT_EQ(many[i].attn_previous, one[i].attn_previous) << i;
+    }
   }
 }
 
