@@ -1,6 +1,10 @@
 // Shared benchmark setup (bench_common.h).
 #include "bench_common.h"
 
+#include <algorithm>
+
+#include "core/kernels.h"
+
 namespace cs::bench {
 
 ModelConfig toy_config() {
@@ -46,6 +50,18 @@ Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g) {
       out(1, l * c.n_heads + h) = copying_score(small_eigenvalues(qk_small_matrix(m, l, h, g), "qk"));
     }
   return out;
+}
+
+float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block) {
+  const Eigen::Index V = m.config().vocab_out(), cols = 4096;
+  block.resize(X.rows(), cols);
+  float sum = 0.f;
+  for (Eigen::Index c0 = 0; c0 < V; c0 += cols) {
+    const Eigen::Index n = std::min(cols, V - c0);
+    kernels::gemm(kernels::view(X), kernels::view(m.W_U().middleCols(c0, n)), block.data(), cols);
+    sum += block(0, 0);
+  }
+  return sum;
 }
 
 }  // namespace cs::bench

@@ -31,4 +31,15 @@ std::vector<int> token_sequence(const ModelConfig& cfg, int n);
 // row 1 QK, column l * n_heads + h.
 Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g);
 
+// The unembedding's product at 2048 positions, the GEMM 2048 x 512 x 48262 of
+// the toy shape: X [2048, d_model] @ W_U [d_model, d_vocab] through
+// kernels::gemm (Eigen natively, the SIMD128 kernel in wasm), in blocks of
+// 4096 columns written into `block` [2048, 4096] (kept between calls; the
+// whole output would be 395 MB). Returns the sum of the blocks' first entries.
+constexpr int kGemmRows = 2048;
+float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block);
+inline double gemm_unembedding_flops(const Model& m) {
+  return 2.0 * kGemmRows * double(m.config().d_model) * double(m.config().vocab_out());
+}
+
 }  // namespace cs::bench

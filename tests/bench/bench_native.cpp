@@ -12,6 +12,7 @@
 //   ov_top_k_per_row_k10    VocabMatrix::top_k_per_row(10) of the same matrix, with its GFLOP/s
 //   eigen_gemm_48262x64x48262/B/C  a plain Eigen GEMM of the same shapes in blocks of
 //                           B x C entries of the product (the scans' baseline), with its GFLOP/s
+//   gemm_2048x512x48262     kernels::gemm at the unembedding's shape (2048 positions), with its GFLOP/s
 //   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
 //   qk_row, qk_column       one row / one column of head 0.0's full QK circuit
 //                           (with W_E's row statistics from the load, as the page queries)
@@ -23,6 +24,7 @@
 //   composition_4l_1thread  the same on one thread
 //   composition_baseline    the random baseline (32 pairs of 512 x 64 x 512 products)
 //   embed_grams             the one vocabulary pass (EmbedGrams) the small matrices use
+//   *_all_cores             ov_top_entries_n100, ov_top_k_per_row_k10, embed_grams on every core
 //   copying_scores_16_heads embed_grams + the OV and QK copying scores of all 16 heads
 //                           (ov_small_matrix / qk_small_matrix, small_eigenvalues, copying_score)
 //   copying_eigen_16_heads  the same without the vocabulary pass (grams given): the
@@ -111,7 +113,8 @@ void top_sources(benchmark::State& state) {
 // Multiply-adds x 2 of a full scan of a [rows x cols] matrix of rank k.
 double scan_flops(Eigen::Index rows, Eigen::Index cols, Eigen::Index k) { return 2.0 * double(rows) * double(cols) * double(k); }
 
-void ov_top_entries(benchmark::State& state) {
+void ov_top_entries(benchmark::State& state, int threads) {
+  const Threads t(threads);
   const Model& m = processed_model();
   const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
   for (auto _ : state) {
@@ -122,7 +125,8 @@ void ov_top_entries(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void ov_top_k_per_row(benchmark::State& state) {
+void ov_top_k_per_row(benchmark::State& state, int threads) {
+  const Threads t(threads);
   const Model& m = processed_model();
   const VocabMatrix M = ov_circuit_matrix(m, 0, 0);
   for (auto _ : state) {
@@ -131,6 +135,17 @@ void ov_top_k_per_row(benchmark::State& state) {
   }
   state.counters["GFLOP/s"] = benchmark::Counter(scan_flops(M.n_rows(), M.n_cols(), M.inner_dim()) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// kernels::gemm (Eigen here) at the unembedding's shape; the same name in wasm
+// times the SIMD128 kernel.
+void gemm_unembedding(benchmark::State& state) {
+  const Model& m = processed_model();
+  const RowMat X = RowMat::Random(bench::kGemmRows, m.config().d_model);
+  RowMat block;
+  for (auto _ : state) benchmark::DoNotOptimize(bench::gemm_unembedding(m, X, block));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(bench::gemm_unembedding_flops(m) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // The same shapes as the OV scan, [48262 x 64] x [64 x 48262], as a plain
@@ -220,7 +235,8 @@ void embed_row_stats(benchmark::State& state) {
   }
 }
 
-void grams(benchmark::State& state) {
+void grams(benchmark::State& state, int threads) {
+  const Threads t(threads);
   const Model& m = processed_model();
   for (auto _ : state) {
     EmbedGrams g = embed_grams(m);
@@ -258,8 +274,15 @@ int main(int argc, char** argv) {
       ->MinTime(2.0);
   benchmark::RegisterBenchmark("bigram_top_next_k10", top_next)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("bigram_top_sources_k10", top_sources)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("ov_top_entries_n100", ov_top_entries)->Unit(benchmark::kSecond)->Iterations(2);
-  benchmark::RegisterBenchmark("ov_top_k_per_row_k10", ov_top_k_per_row)->Unit(benchmark::kSecond)->Iterations(2);
+  benchmark::RegisterBenchmark("ov_top_entries_n100", ov_top_entries, 1)->Unit(benchmark::kSecond)->Iterations(2);
+  benchmark::RegisterBenchmark("ov_top_entries_n100_all_cores", ov_top_entries, all_cores())
+      ->Unit(benchmark::kSecond)
+      ->Iterations(2);
+  benchmark::RegisterBenchmark("ov_top_k_per_row_k10", ov_top_k_per_row, 1)->Unit(benchmark::kSecond)->Iterations(2);
+  benchmark::RegisterBenchmark("ov_top_k_per_row_k10_all_cores", ov_top_k_per_row, all_cores())
+      ->Unit(benchmark::kSecond)
+      ->Iterations(2);
+  benchmark::RegisterBenchmark("gemm_2048x512x48262", gemm_unembedding)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("eigen_gemm_48262x64x48262", eigen_gemm)
       ->Args({2048, 2048})   // 16 MB blocks
       ->Args({256, 512})     // the scans' blocks (512 KB)
@@ -277,7 +300,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("composition_4l", composition_4l)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("composition_4l_1thread", composition_4l_1thread)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("composition_baseline", composition_baseline_32)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("embed_grams", grams)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("embed_grams", grams, 1)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("embed_grams_all_cores", grams, all_cores())->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_eigen_16_heads", copying_eigen_all)->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);

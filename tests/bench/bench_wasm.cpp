@@ -19,6 +19,7 @@
 #include "core/composition.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/kernels.h"
 #include "core/vocab_matrix.h"
 
 namespace {
@@ -100,6 +101,14 @@ int main(int argc, char** argv) {
       const double flops = 2.0 * double(ov.n_rows()) * double(ov.n_cols()) * double(ov.inner_dim());
       r["gflops"] = flops * 1e-9 / (r["ms"].get<double>() * 1e-3);
       std::fprintf(stderr, "ov_top_entries_n100: %.1f GFLOP/s\n", r["gflops"].get<double>());
+      out.push_back(r);
+    }
+    if (wanted("gemm_2048x512x48262")) {
+      RowMat X = RowMat::Random(bench::kGemmRows, m.config().d_model), block;
+      nlohmann::json r = time_it("gemm_2048x512x48262", [&] { g_sink = g_sink + bench::gemm_unembedding(m, X, block); },
+                                 2, 2.0);
+      r["gflops"] = bench::gemm_unembedding_flops(m) * 1e-9 / (r["ms"].get<double>() * 1e-3);
+      std::fprintf(stderr, "gemm_2048x512x48262 (%s): %.1f GFLOP/s\n", kernels::gemm_backend(), r["gflops"].get<double>());
       out.push_back(r);
     }
     const std::pair<const char*, std::function<float(int)>> lines[] = {

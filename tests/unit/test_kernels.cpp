@@ -1,11 +1,17 @@
-// Matrix-vector kernels (core/kernels.h) against plain double loops, on
-// shapes with ragged edges (not multiples of the SIMD width or the four-row
-// blocking), with row strides larger than the rows, natively and in wasm.
+// Matrix-vector and matrix-matrix kernels (core/kernels.h) against plain
+// double loops, on shapes with ragged edges (not multiples of the SIMD width,
+// the register tile or the packed blocks), with row strides larger than the
+// rows, natively and in wasm. Natively gemm is Eigen and gemm_packed the
+// packed kernel with a portable micro-kernel; in wasm both are the packed
+// kernel with the SIMD128 micro-kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/kernels.h"
 #include "core/rng.h"
 
@@ -76,9 +82,81 @@ TEST(Kernels, GemvTransposedMatchesLoopsOnRaggedStridedShapes) {
 TEST(Kernels, BackendIsTheOneForThisTarget) {
 #if defined(__EMSCRIPTEN__)
   EXPECT_STREQ(kernels::gemv_backend(), "wasm-simd128");
+  EXPECT_STREQ(kernels::gemm_backend(), "wasm-simd128");
 #else
   EXPECT_STREQ(kernels::gemv_backend(), "eigen");
+  EXPECT_STREQ(kernels::gemm_backend(), "eigen");
 #endif
+}
+
+// C (m x n, row stride ldc) against double loops over the operands as views.
+void expect_product(const kernels::MatView& A, const kernels::MatView& B, const std::vector<float>& C, Index ldc,
+                    const std::vector<float>& C0, bool accumulate, const std::string& what) {
+  auto at = [](const kernels::MatView& M, Index i, Index j) {
+    return double(M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j]);
+  };
+  int bad = 0;
+  for (Index i = 0; i < A.rows; ++i)
+    for (Index j = 0; j < ldc; ++j) {
+      const size_t e = size_t(i * ldc + j);
+      if (j >= B.cols) {  // between rows: untouched
+        if (C[e] != C0[e] && bad++ < 3) ADD_FAILURE() << what << ": wrote outside C at " << i << "," << j;
+        continue;
+      }
+      double want = accumulate ? double(C0[e]) : 0.0, abs_sum = accumulate ? std::abs(double(C0[e])) : 0.0;
+      for (Index p = 0; p < A.cols; ++p) {
+        want += at(A, i, p) * at(B, p, j);
+        abs_sum += std::abs(at(A, i, p) * at(B, p, j));
+      }
+      if (!(std::abs(C[e] - want) <= 1e-6 * abs_sum + 1e-30) && bad++ < 3)
+        ADD_FAILURE() << what << ": entry " << i << "," << j << " is " << C[e] << ", loops give " << want;
+    }
+}
+
+// Every layout (A and B each stored as is or transposed), padded strides,
+// accumulate or not, on shapes around the tile (4 x 8), the packed blocks
+// (64 rows, 256 of k, 4096 columns) and the SIMD width.
+TEST(Kernels, GemmMatchesLoopsOnEveryLayoutAndRaggedShape) {
+  Rng rng(23);
+  struct Shape {
+    Index m, n, k;
+  };
+  const Shape shapes[] = {{0, 5, 3},  {3, 0, 2},   {2, 3, 0},    {1, 1, 1},   {4, 8, 1},   {5, 9, 7},
+                          {3, 7, 17}, {64, 8, 256}, {65, 17, 257}, {70, 33, 300}, {9, 4100, 3}, {130, 12, 520}};
+  using Fn = void (*)(const kernels::MatView&, const kernels::MatView&, float*, Index, bool);
+  const std::pair<const char*, Fn> fns[] = {{"gemm", kernels::gemm}, {"gemm_packed", kernels::gemm_packed}};
+  for (const auto& [name, fn] : fns)
+    for (const Shape& s : shapes)
+      for (int layout = 0; layout < 4; ++layout)
+        for (bool accumulate : {false, true}) {
+          const bool ta = layout & 1, tb = layout & 2;
+          const Index pad = 3;
+          kernels::MatView A{nullptr, s.m, s.k, (ta ? s.m : s.k) + pad, ta};
+          kernels::MatView B{nullptr, s.k, s.n, (tb ? s.k : s.n) + pad, tb};
+          const std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, (ta ? s.k : s.m) * A.stride)));
+          const std::vector<float> b = random_floats(rng, size_t(std::max<Index>(1, (tb ? s.n : s.k) * B.stride)));
+          A.data = a.data();
+          B.data = b.data();
+          const Index ldc = s.n + 2;
+          const std::vector<float> c0 = random_floats(rng, size_t(std::max<Index>(1, s.m * ldc)));
+          std::vector<float> c = c0;
+          fn(A, B, c.data(), ldc, accumulate);
+          expect_product(A, B, c, ldc, c0, accumulate,
+                         std::string(name) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                             std::to_string(s.k) + (ta ? " A^T" : "") + (tb ? " B^T" : "") + (accumulate ? " +=" : ""));
+        }
+}
+
+TEST(Kernels, GemmBadShapesNameThem) {
+  const float x[4] = {};
+  float c[4];
+  try {
+    kernels::gemm({x, 2, 2, 2}, {x, 3, 1, 1}, c, 1);
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inner dimensions differ"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(kernels::gemm_packed({x, 1, 2, 2}, {x, 2, 2, 2}, c, 1), Error) << "ldc below n";
 }
 
 }  // namespace

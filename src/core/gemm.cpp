@@ -1,0 +1,228 @@
+// Matrix products (kernels.h): Eigen natively; in wasm a packed,
+// register-blocked kernel with a SIMD128 micro-kernel. docs/speed.md explains
+// the blocking and what limits it in wasm.
+//
+// The packed product C = A B, for blocks of kKc of the inner dimension:
+//   B's block [kc, n] is packed into panels of kNr columns, k-major
+//     (panel j: kc rows of kNr floats, zero past the last column);
+//   A's block [mc, kc] into panels of kMr rows, k-major (kc columns of kMr floats);
+//   the micro-kernel keeps a kMr x kNr tile of C in registers over the kc
+//   steps, each a rank-1 update: kMr broadcasts of A times two 4-wide loads of B.
+// A B panel (kc x 8 floats, 8 KB) stays in L1 while every A panel of the
+// block passes it; the A block (kMc x kKc, 64 KB) stays in L2.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "core/error.h"
+#include "core/kernels.h"
+
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#endif
+
+namespace cs::kernels {
+
+namespace {
+
+constexpr Index kMr = 4;     // rows of the register tile
+constexpr Index kNr = 8;     // columns of the register tile (two 4-wide vectors)
+constexpr Index kKc = 256;   // inner-dimension block
+constexpr Index kMc = 64;    // rows of A per packed block
+constexpr Index kNc = 4096;  // columns of B per packed block (4 MB at kKc)
+
+inline float at(const MatView& M, Index i, Index j) {
+  return M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j];
+}
+
+// B[p0 .. p0+kc, j0 .. j0+nc] into panels of kNr columns: out[panel][p][c].
+void pack_b(const MatView& B, Index p0, Index kc, Index j0, Index nc, float* out) {
+  for (Index jr = 0; jr < nc; jr += kNr) {
+    const Index nr = std::min(kNr, nc - jr);
+    if (!B.transposed && nr == kNr) {
+      for (Index p = 0; p < kc; ++p) {
+        const float* src = B.data + (p0 + p) * B.stride + j0 + jr;
+        std::copy(src, src + kNr, out);
+        out += kNr;
+      }
+    } else {
+      for (Index p = 0; p < kc; ++p) {
+        for (Index c = 0; c < nr; ++c) out[c] = at(B, p0 + p, j0 + jr + c);
+        std::fill(out + nr, out + kNr, 0.f);
+        out += kNr;
+      }
+    }
+  }
+}
+
+// A[i0 .. i0+mc, p0 .. p0+kc] into panels of kMr rows: out[panel][p][r].
+void pack_a(const MatView& A, Index i0, Index mc, Index p0, Index kc, float* out) {
+  for (Index ir = 0; ir < mc; ir += kMr) {
+    const Index mr = std::min(kMr, mc - ir);
+    if (A.transposed && mr == kMr) {
+      for (Index p = 0; p < kc; ++p) {
+        const float* src = A.data + (p0 + p) * A.stride + i0 + ir;
+        std::copy(src, src + kMr, out);
+        out += kMr;
+      }
+    } else {
+      for (Index p = 0; p < kc; ++p) {
+        for (Index r = 0; r < mr; ++r) out[r] = at(A, i0 + ir + r, p0 + p);
+        std::fill(out + mr, out + kMr, 0.f);
+        out += kMr;
+      }
+    }
+  }
+}
+
+// The tile t [kMr, kNr] into C (mr x nr of it), added when `add`.
+inline void store_tile(const float* t, float* C, Index ldc, Index mr, Index nr, bool add) {
+  for (Index r = 0; r < mr; ++r)
+    for (Index c = 0; c < nr; ++c) C[r * ldc + c] = add ? C[r * ldc + c] + t[r * kNr + c] : t[r * kNr + c];
+}
+
+#if defined(__wasm_simd128__)
+
+// C[0..mr, 0..nr] (+)= a-panel [kc][kMr] x b-panel [kc][kNr], in SIMD128
+// registers: 8 accumulators, one f32x4 mul and add per pair of 4 lanes (no
+// fused multiply-add in baseline SIMD128).
+void micro_kernel(Index kc, const float* a, const float* b, float* C, Index ldc, Index mr, Index nr, bool add) {
+  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00;
+  v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (Index p = 0; p < kc; ++p, a += kMr, b += kNr) {
+    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+    v128_t x = wasm_v128_load32_splat(a);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+    x = wasm_v128_load32_splat(a + 1);
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+    x = wasm_v128_load32_splat(a + 2);
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+    x = wasm_v128_load32_splat(a + 3);
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+  }
+  if (mr == kMr && nr == kNr) {
+    const v128_t rows[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (Index r = 0; r < kMr; ++r) {
+      float* c = C + r * ldc;
+      if (add) {
+        wasm_v128_store(c, wasm_f32x4_add(wasm_v128_load(c), rows[r][0]));
+        wasm_v128_store(c + 4, wasm_f32x4_add(wasm_v128_load(c + 4), rows[r][1]));
+      } else {
+        wasm_v128_store(c, rows[r][0]);
+        wasm_v128_store(c + 4, rows[r][1]);
+      }
+    }
+    return;
+  }
+  const v128_t tile[kMr * 2] = {c00, c01, c10, c11, c20, c21, c30, c31};
+  float t[kMr * kNr];
+  for (Index v = 0; v < kMr * 2; ++v) wasm_v128_store(t + 4 * v, tile[v]);
+  store_tile(t, C, ldc, mr, nr, add);
+}
+
+#else
+
+// The same tile in plain loops (the compiler vectorizes them): natively only
+// gemm_packed's tests and benchmarks use it.
+void micro_kernel(Index kc, const float* a, const float* b, float* C, Index ldc, Index mr, Index nr, bool add) {
+  float t[kMr * kNr] = {};
+  for (Index p = 0; p < kc; ++p, a += kMr, b += kNr)
+    for (Index r = 0; r < kMr; ++r)
+      for (Index c = 0; c < kNr; ++c) t[r * kNr + c] += a[r] * b[c];
+  store_tile(t, C, ldc, mr, nr, add);
+}
+
+#endif
+
+void check(const MatView& A, const MatView& B, Index ldc) {
+  if (A.cols != B.rows)
+    throw Error("gemm: inner dimensions differ (A is " + std::to_string(A.rows) + " x " + std::to_string(A.cols) +
+                ", B is " + std::to_string(B.rows) + " x " + std::to_string(B.cols) + ")");
+  if (ldc < B.cols) throw Error("gemm: ldc " + std::to_string(ldc) + " is less than n = " + std::to_string(B.cols));
+}
+
+}  // namespace
+
+void throw_shape_mismatch(Index out_rows, Index out_cols, Index rows, Index cols) {
+  throw Error("gemm: the output is " + std::to_string(out_rows) + " x " + std::to_string(out_cols) + ", the product " +
+              std::to_string(rows) + " x " + std::to_string(cols));
+}
+
+void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
+  check(A, B, ldc);
+  const Index m = A.rows, n = B.cols, k = A.cols;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (Index i = 0; i < m; ++i) std::fill(C + i * ldc, C + i * ldc + n, 0.f);
+    return;
+  }
+  // Scratch kept between calls (a scan calls this per block): allocating and
+  // faulting in megabytes each time would cost more than the products.
+  thread_local std::vector<float> bufA, bufB;
+  bufA.resize(size_t(kMc * kKc));
+  bufB.resize(size_t(std::min(kKc, k) * ((std::min(kNc, n) + kNr - 1) / kNr) * kNr));
+  for (Index jc = 0; jc < n; jc += kNc) {
+    const Index nc = std::min(kNc, n - jc);
+    for (Index pc = 0; pc < k; pc += kKc) {
+      const Index kc = std::min(kKc, k - pc);
+      const bool add = accumulate || pc > 0;
+      pack_b(B, pc, kc, jc, nc, bufB.data());
+      for (Index ic = 0; ic < m; ic += kMc) {
+        const Index mc = std::min(kMc, m - ic);
+        pack_a(A, ic, mc, pc, kc, bufA.data());
+        for (Index jr = 0; jr < nc; jr += kNr)
+          for (Index ir = 0; ir < mc; ir += kMr)
+            micro_kernel(kc, bufA.data() + ir * kc, bufB.data() + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
+                         std::min(kMr, mc - ir), std::min(kNr, nc - jr), add);
+      }
+    }
+  }
+}
+
+#if defined(__wasm_simd128__)
+
+void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
+  gemm_packed(A, B, C, ldc, accumulate);
+}
+
+const char* gemm_backend() { return "wasm-simd128"; }
+
+#else
+
+namespace {
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Strided = Eigen::Map<const RowMajor, 0, Eigen::OuterStride<>>;
+
+// The operand as Eigen reads it: the stored matrix, transposed if need be.
+template <class F>
+auto with_eigen(const MatView& M, F f) {
+  if (M.transposed) return f(Strided(M.data, M.cols, M.rows, Eigen::OuterStride<>(M.stride)).transpose());
+  return f(Strided(M.data, M.rows, M.cols, Eigen::OuterStride<>(M.stride)));
+}
+}  // namespace
+
+void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
+  check(A, B, ldc);
+  Eigen::Map<RowMajor, 0, Eigen::OuterStride<>> out(C, A.rows, B.cols, Eigen::OuterStride<>(ldc));
+  with_eigen(A, [&](const auto& a) {
+    with_eigen(B, [&](const auto& b) {
+      if (accumulate)
+        out.noalias() += a * b;
+      else
+        out.noalias() = a * b;
+    });
+  });
+}
+
+const char* gemm_backend() { return "eigen"; }
+
+#endif
+
+}  // namespace cs::kernels
