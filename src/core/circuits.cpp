@@ -163,12 +163,12 @@ void add_gram_lower(Eigen::MatrixXd& G, const Block& X, Eigen::MatrixXf& acc) {
 
 void mirror_lower(Eigen::MatrixXd& G) { G.triangularView<Eigen::StrictlyUpper>() = G.transpose(); }
 
-
 // Strands of the vocabulary sums (EmbedGramsPlan::Part): 8 cores' worth, a
 // fixed number so the result does not depend on the thread count.
 constexpr size_t kGramStrands = 8;
 
-// Adds `n` units in min(n, kGramStrands) strands of consecutive units:
+// Adds `n` units in min(n, kGramStrands) strands of consecutive units (the
+// strand count is a function of n alone, as the reducing unit assumes):
 // `begin(s)` before strand s's first unit, `unit(s, u)` for unit u,
 // `end(s)` after its last.
 template <class Begin, class Unit, class End>
@@ -182,10 +182,7 @@ void add_gram_strands(WorkPlan& plan, const char* stage, size_t n, double cost_e
         unit(s, u);
         if (last) end(s);
       };
-      if (u == u0)
-        plan.add(stage, cost_each, work, /*concurrent=*/true);
-      else
-        plan.add_to_strand(stage, cost_each, work);
+      plan.add_to_strand(stage, cost_each, work, /*new_strand=*/u == u0);
     }
   }
   plan.fence();
@@ -205,8 +202,9 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
   // Memory is allocated in the units, not here: a plan is built in the frame
   // that asks for it, its units run in frame slices.
   const size_t row_units = size_t((V + step - 1) / step), col_units = size_t((Vo + step - 1) / step);
-  add("vocabulary sums", double(D * D), [this, row_units, col_units, want_UUt] {
-    parts_.resize(std::max(std::min(row_units, kGramStrands), want_UUt ? std::min(col_units, kGramStrands) : 0));
+  const size_t row_strands = std::min(row_units, kGramStrands), col_strands = std::min(col_units, kGramStrands);
+  add("vocabulary sums", double(D * D), [this, row_strands, col_strands, want_UUt] {
+    parts_.resize(std::max(row_strands, want_UUt ? col_strands : 0));
   });
   auto scratch = [this, step, D](size_t s) {
     parts_[s].x.resize(step, D);
@@ -243,14 +241,14 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
         }
       },
       drop_scratch);
-  add("vocabulary sums", double(D * D) * double(std::min(row_units, kGramStrands)), [this, row_units, D] {
+  add("vocabulary sums", double(D * D) * double(row_strands), [this, row_strands, D] {
     g_.NtN = Eigen::MatrixXd::Zero(D, D);
     g_.N_sum = Eigen::VectorXd::Zero(D);
     if (g_.square) {
       g_.UN = Eigen::MatrixXd::Zero(D, D);
       g_.U_sum = Eigen::VectorXd::Zero(D);
     }
-    for (size_t s = 0; s < std::min(row_units, kGramStrands); ++s) {  // in order: the same sums on any thread count
+    for (size_t s = 0; s < row_strands; ++s) {  // in order: the same sums on any thread count
       Part& p = parts_[s];
       g_.NtN.triangularView<Eigen::Lower>() += p.NtN;
       g_.N_sum += p.N_sum;
@@ -277,9 +275,9 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
           add_gram_lower(p.UUt, Ut, p.acc);
         },
         drop_scratch);
-    add("unembedding sums", double(D * D) * double(std::min(col_units, kGramStrands)), [this, col_units, D] {
+    add("unembedding sums", double(D * D) * double(col_strands), [this, col_strands, D] {
       g_.UUt = Eigen::MatrixXd::Zero(D, D);
-      for (size_t s = 0; s < std::min(col_units, kGramStrands); ++s) {
+      for (size_t s = 0; s < col_strands; ++s) {
         g_.UUt.triangularView<Eigen::Lower>() += parts_[s].UUt;
         parts_[s] = Part{};
       }
@@ -436,13 +434,13 @@ void add_small_eigen_units(WorkPlan& plan, Eigen::Index D, Eigen::Index d_head, 
   auto sc = std::make_shared<Scratch>();
   const Eigen::Index cols = std::clamp<Eigen::Index>((Eigen::Index(1) << 22) / std::max<Eigen::Index>(1, d_head * D), 16, D);
   // One strand: eigen-problems (heads) run beside each other natively.
-  plan.add(
+  plan.add_to_strand(
       what, double(D) * double(D),
       [sc, factors = std::move(factors)] {
         sc->f = factors();
         sc->LM.resize(sc->f.L.rows(), sc->f.M.cols());
       },
-      /*concurrent=*/true);
+      /*new_strand=*/true);
   for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
     const Eigen::Index n = std::min(cols, D - c0);
     plan.add_to_strand(what, double(d_head) * double(D) * double(n), [sc, c0, n] {

@@ -37,45 +37,31 @@ inline float at(const MatView& M, Index i, Index j) {
   return M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j];
 }
 
-// B[p0 .. p0+kc, j0 .. j0+nc] into panels of kNr columns: out[panel][p][c].
-void pack_b(const MatView& B, Index p0, Index kc, Index j0, Index nc, float* out) {
-  for (Index jr = 0; jr < nc; jr += kNr) {
-    const Index nr = std::min(kNr, nc - jr);
-    if (!B.transposed && nr == kNr) {
+// Columns j0 .. j0+nc of rows p0 .. p0+kc of M into panels of `width`
+// columns, k-major: out[panel][p][c], zeros past the last column. B's block
+// is packed as it is (width kNr); A's as its transpose (width kMr), so that
+// A's panels hold kMr rows of A per step of k.
+void pack_panels(const MatView& M, Index p0, Index kc, Index j0, Index nc, Index width, float* out) {
+  for (Index jr = 0; jr < nc; jr += width) {
+    const Index w = std::min(width, nc - jr);
+    if (!M.transposed && w == width) {  // a row's `width` entries are contiguous
       for (Index p = 0; p < kc; ++p) {
-        const float* src = B.data + (p0 + p) * B.stride + j0 + jr;
-        std::copy(src, src + kNr, out);
-        out += kNr;
+        const float* src = M.data + (p0 + p) * M.stride + j0 + jr;
+        std::copy(src, src + width, out);
+        out += width;
       }
     } else {
       for (Index p = 0; p < kc; ++p) {
-        for (Index c = 0; c < nr; ++c) out[c] = at(B, p0 + p, j0 + jr + c);
-        std::fill(out + nr, out + kNr, 0.f);
-        out += kNr;
+        for (Index c = 0; c < w; ++c) out[c] = at(M, p0 + p, j0 + jr + c);
+        std::fill(out + w, out + width, 0.f);
+        out += width;
       }
     }
   }
 }
 
-// A[i0 .. i0+mc, p0 .. p0+kc] into panels of kMr rows: out[panel][p][r].
-void pack_a(const MatView& A, Index i0, Index mc, Index p0, Index kc, float* out) {
-  for (Index ir = 0; ir < mc; ir += kMr) {
-    const Index mr = std::min(kMr, mc - ir);
-    if (A.transposed && mr == kMr) {
-      for (Index p = 0; p < kc; ++p) {
-        const float* src = A.data + (p0 + p) * A.stride + i0 + ir;
-        std::copy(src, src + kMr, out);
-        out += kMr;
-      }
-    } else {
-      for (Index p = 0; p < kc; ++p) {
-        for (Index r = 0; r < mr; ++r) out[r] = at(A, i0 + ir + r, p0 + p);
-        std::fill(out + mr, out + kMr, 0.f);
-        out += kMr;
-      }
-    }
-  }
-}
+// The operand read as its transpose (no copy).
+MatView transposed(const MatView& M) { return {M.data, M.cols, M.rows, M.stride, !M.transposed}; }
 
 // The tile t [kMr, kNr] into C (mr x nr of it), added when `add`.
 inline void store_tile(const float* t, float* C, Index ldc, Index mr, Index nr, bool add) {
@@ -149,11 +135,6 @@ void check(const MatView& A, const MatView& B, Index ldc) {
 
 }  // namespace
 
-void throw_shape_mismatch(Index out_rows, Index out_cols, Index rows, Index cols) {
-  throw Error("gemm: the output is " + std::to_string(out_rows) + " x " + std::to_string(out_cols) + ", the product " +
-              std::to_string(rows) + " x " + std::to_string(cols));
-}
-
 void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
   check(A, B, ldc);
   const Index m = A.rows, n = B.cols, k = A.cols;
@@ -173,10 +154,10 @@ void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool a
     for (Index pc = 0; pc < k; pc += kKc) {
       const Index kc = std::min(kKc, k - pc);
       const bool add = accumulate || pc > 0;
-      pack_b(B, pc, kc, jc, nc, bufB.data());
+      pack_panels(B, pc, kc, jc, nc, kNr, bufB.data());
       for (Index ic = 0; ic < m; ic += kMc) {
         const Index mc = std::min(kMc, m - ic);
-        pack_a(A, ic, mc, pc, kc, bufA.data());
+        pack_panels(transposed(A), pc, kc, ic, mc, kMr, bufA.data());
         for (Index jr = 0; jr < nc; jr += kNr)
           for (Index ir = 0; ir < mc; ir += kMr)
             micro_kernel(kc, bufA.data() + ir * kc, bufB.data() + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,

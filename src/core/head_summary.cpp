@@ -196,13 +196,9 @@ HeadSummaryPlan::HeadSummaryPlan(const Model& m, const HeadSummaryOptions& opt) 
       I.shares.push_back(std::make_unique<PositionalShareAccumulator>(m, l, h, opt.seed, opt.share_samples, opt.circuit));
       PositionalShareAccumulator* acc = I.shares.back().get();
       // A strand per head: the heads' samples are drawn beside each other natively.
-      for (int i = 0; i < acc->chunks(); ++i) {
-        const double cost = double(PositionalShareAccumulator::kChunk) * c.d_model * c.d_head * 4;
-        if (i == 0)
-          add("positional share", cost, [acc, i] { acc->run_chunk(i); }, /*concurrent=*/true);
-        else
-          add_to_strand("positional share", cost, [acc, i] { acc->run_chunk(i); });
-      }
+      for (int i = 0; i < acc->chunks(); ++i)
+        add_to_strand("positional share", double(PositionalShareAccumulator::kChunk) * c.d_model * c.d_head * 4,
+                      [acc, i] { acc->run_chunk(i); }, /*new_strand=*/i == 0);
       HeadSummary* s = &result_[size_t(l) * H + h];
       add_to_strand("positional share", 1, [this, acc, s, idx = I.shares.size() - 1] {
         s->positional_share = acc->value();

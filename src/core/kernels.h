@@ -11,7 +11,6 @@
 // larger matrix is passed without copying.
 #pragma once
 #include <cstddef>
-#include <type_traits>
 
 namespace cs::kernels {
 
@@ -30,9 +29,10 @@ const char* gemv_backend();
 
 // ---- matrix products (docs/speed.md, "The GEMM kernel") ----------------------------
 //
-// The unembedding (residual stream [T, d_model] @ W_U [d_model, d_vocab]), the
-// blocks of a full vocab x vocab scan ([rows, r] @ [r, cols]) and the trainer's
-// products. Natively Eigen's kernels (AVX2/AVX-512 with FMA under
+// For the unembedding (residual stream [T, d_model] @ W_U [d_model, d_vocab]),
+// the blocks of a full vocab x vocab scan ([rows, r] @ [r, cols]) and the
+// trainer's products; they do not go through it yet (docs/speed.md says why).
+// Natively Eigen's kernels (AVX2/AVX-512 with FMA under
 // -march=native); in wasm a packed, register-blocked kernel with a SIMD128
 // micro-kernel (Eigen 3.4 has none for wasm).
 
@@ -46,8 +46,6 @@ struct MatView {
   bool transposed = false;
 };
 
-[[noreturn]] void throw_shape_mismatch(Index out_rows, Index out_cols, Index rows, Index cols);
-
 // C = A @ B, or C += A @ B when `accumulate`: A [m, k], B [k, n], C [m, n]
 // row-major with row stride ldc >= n. C must not overlap A or B.
 void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
@@ -55,31 +53,18 @@ void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumula
 // The packed implementation behind gemm in wasm: B in panels of 8 columns, A
 // in panels of a few rows, a tile of C in registers over a block of k. Built
 // natively too (with a portable micro-kernel) so its packing and edges are
-// tested against Eigen there; the same packing runs with SIMD128 in wasm.
+// tested against loops there; the same packing runs with SIMD128 in wasm.
 void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
 
 // "eigen" or "wasm-simd128": what gemm uses in this build.
 const char* gemm_backend();
 
 // A row-major Eigen matrix, map or block of one (data(), rows(), cols(),
-// outerStride()) as an operand, or as its transpose.
+// outerStride()) as an operand.
 template <class M>
 MatView view(const M& m) {
   static_assert(M::IsRowMajor, "kernels::view: a row-major matrix");
   return {m.data(), m.rows(), m.cols(), m.outerStride(), false};
-}
-template <class M>
-MatView view_t(const M& m) {
-  static_assert(M::IsRowMajor, "kernels::view_t: a row-major matrix");
-  return {m.data(), m.cols(), m.rows(), m.outerStride(), true};
-}
-// out = A @ B (or += with accumulate) into a row-major matrix or block whose
-// shape is [A.rows, B.cols].
-template <class Out>
-void gemm_into(Out&& out, const MatView& A, const MatView& B, bool accumulate = false) {
-  static_assert(std::remove_reference_t<Out>::IsRowMajor, "kernels::gemm_into: a row-major output");
-  if (out.rows() != A.rows || out.cols() != B.cols) throw_shape_mismatch(out.rows(), out.cols(), A.rows, B.cols);
-  gemm(A, B, out.data(), out.outerStride(), accumulate);
 }
 
 }  // namespace cs::kernels

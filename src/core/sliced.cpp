@@ -46,8 +46,7 @@ void WorkPlan::add_units_of(SlicedComputation* sub, size_t units, const std::str
     fence();
     for (size_t i = 0; i < units; ++i) {
       const Unit& u = plan->units_[i];
-      push(Unit{stage, cost_each, [plan, i] { plan->run_spliced(i); }, u.concurrent, u.continues && i > 0,
-                fence_next_ || u.fenced});
+      push(Unit{stage, cost_each, [plan, i] { plan->run_spliced(i); }, u.concurrent, u.continues && i > 0, u.fenced});
     }
     fence();
     return;
@@ -73,9 +72,9 @@ void WorkPlan::add(std::string stage, double cost, std::function<void()> work, b
   push(Unit{std::move(stage), cost, std::move(work), concurrent, false, false});
 }
 
-void WorkPlan::add_to_strand(std::string stage, double cost, std::function<void()> work) {
-  const bool strand = !units_.empty() && units_.back().concurrent;
-  push(Unit{std::move(stage), cost, std::move(work), strand, strand, false});
+void WorkPlan::add_to_strand(std::string stage, double cost, std::function<void()> work, bool new_strand) {
+  const bool joins = !new_strand && !units_.empty() && units_.back().concurrent;
+  push(Unit{std::move(stage), cost, std::move(work), new_strand || joins, joins, false});
 }
 
 void WorkPlan::run_concurrently(int threads) {

@@ -62,11 +62,12 @@ class WorkPlan : public SlicedComputation {
   // such units at the same time.
   void add(std::string stage, double cost, std::function<void()> work, bool concurrent = false);
   // Appends a unit to the strand of the unit before it (a concurrent one or
-  // another such unit): run_concurrently runs a strand's units one after the
+  // another such unit), or with `new_strand` the first unit of a new strand
+  // (a concurrent unit): run_concurrently runs a strand's units one after the
   // other, never two at once, while other strands of the stretch run beside
   // them. A strand owns its scratch (a row chunk of a scan, one head's
   // eigen-problem) and its units stay small for the page's frame slices.
-  void add_to_strand(std::string stage, double cost, std::function<void()> work);
+  void add_to_strand(std::string stage, double cost, std::function<void()> work, bool new_strand = false);
   // The next unit starts a new stretch: concurrent units after it do not run
   // beside those before it (they read what those wrote).
   void fence() { fence_next_ = true; }

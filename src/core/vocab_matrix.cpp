@@ -663,10 +663,7 @@ void add_scan_units(WorkPlan& plan, ScanState& s, const char* stage, F per_block
         per_block(c, r0, nr, c0, first, last);
         if (last) s.chunks[chunk].reset();
       };
-      if (first)
-        plan.add(stage, double(nr * nc * s.K), work, /*concurrent=*/true);
-      else
-        plan.add_to_strand(stage, double(nr * nc * s.K), work);
+      plan.add_to_strand(stage, double(nr * nc * s.K), work, /*new_strand=*/first);
     }
   }
   plan.fence();

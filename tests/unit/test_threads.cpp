@@ -90,6 +90,22 @@ Model model(PosEmbed pos, Norm norm) {
   return m;
 }
 
+// A one-layer LayerNorm model with 2 heads and a vocabulary large enough for
+// several units or chunks per vocabulary pass.
+Model wide_vocab_model(int d_model, int d_head, int d_vocab, uint64_t seed) {
+  ModelConfig c;
+  c.n_layers = 1;
+  c.d_model = d_model;
+  c.n_heads = 2;
+  c.d_head = d_head;
+  c.n_ctx = 8;
+  c.d_vocab = d_vocab;
+  c.normalization = Norm::LN;
+  Model m(c);
+  randomize(m, seed, 0.5f);
+  return m;
+}
+
 std::vector<int> tokens(int n, int vocab) {
   Rng rng(7);
   std::vector<int> t(static_cast<size_t>(n));
@@ -152,16 +168,7 @@ TEST(Threads, ForwardPassIsTheSameOnAnyNumberOfThreads) {
 }
 
 TEST(Threads, VocabularyQueriesAreTheSameOnAnyNumberOfThreads) {
-  ModelConfig c;
-  c.n_layers = 1;
-  c.d_model = 16;
-  c.n_heads = 2;
-  c.d_head = 4;
-  c.n_ctx = 8;
-  c.d_vocab = 20000;  // several units per query
-  c.normalization = Norm::LN;
-  Model m(c);
-  randomize(m, 5, 0.5f);
+  const Model m = wide_vocab_model(16, 4, 20000, 5);  // several units per query
   const VocabMatrix bigram = direct_path_matrix(m);
   auto row = [&](int threads) {
     ThreadsScope s(threads);
@@ -193,16 +200,7 @@ TEST(Threads, VocabularyQueriesAreTheSameOnAnyNumberOfThreads) {
 // the top entries of the chunks merged so far raise the others' threshold, in
 // whatever order they finish: the result is still exactly the top n.
 TEST(Threads, FullVocabularyScansAreTheSameOnAnyNumberOfThreads) {
-  ModelConfig c;
-  c.n_layers = 1;
-  c.d_model = 24;
-  c.n_heads = 2;
-  c.d_head = 6;
-  c.n_ctx = 8;
-  c.d_vocab = 3000;  // 12 chunks of 256 rows
-  c.normalization = Norm::LN;
-  Model m(c);
-  randomize(m, 9, 0.5f);
+  const Model m = wide_vocab_model(24, 6, 3000, 9);  // 12 chunks of 256 rows
   for (const VocabMatrix& M : {ov_circuit_matrix(m, 0, 1), direct_path_matrix(m)}) {
     auto entries = [&](int threads, int n) {
       ThreadsScope s(threads);
@@ -244,16 +242,8 @@ TEST(Threads, FullVocabularyScansAreTheSameOnAnyNumberOfThreads) {
 // The vocabulary sums: a fixed number of strands (not the thread count) each
 // sum their share of the rows; the parts are added in order.
 TEST(Threads, VocabularySumsAreTheSameOnAnyNumberOfThreads) {
-  ModelConfig c;
-  c.n_layers = 1;
-  c.d_model = 64;
-  c.n_heads = 2;
-  c.d_head = 8;
-  c.n_ctx = 8;
-  c.d_vocab = 20000;  // rows_per_unit(64) is 2^26 / 64^2: 16384 natively, so 2 units; 2^12 in wasm
-  c.normalization = Norm::LN;
-  Model m(c);
-  randomize(m, 13, 0.5f);
+  // rows_per_unit(64) is 2^26 / 64^2: 16384 natively, so 2 units; 2^12 in wasm
+  const Model m = wide_vocab_model(64, 8, 20000, 13);
   auto sums = [&](int threads) {
     ThreadsScope s(threads);
     return embed_grams(m, {}, /*want_UUt=*/true);
