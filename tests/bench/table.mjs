@@ -1,14 +1,27 @@
 // Prints ONE markdown table of benchmark results:
-//   benchmark | native | wasm-node | wasm/native [| page]
-// Usage: node table.mjs NATIVE.json WASM.json [PAGE.json]
+//   benchmark | native | wasm-node | wasm/native [| page] [| torch | native/torch]
+// Usage: node table.mjs NATIVE.json WASM.json [PAGE.json] [--torch TORCH.json]
 //   NATIVE.json  Google Benchmark --benchmark_out JSON (bench_native)
 //   WASM.json    bench_wasm output {"benchmarks":[{"name","ms",...}]}
 //   PAGE.json    optional, from tests/bench/page_bench.mjs (the page's hook):
 //                {"benchmarks":[{"name", "ms"} | {"name", "value", "unit"}]}
+//   TORCH.json   optional, from tests/bench/torch_baselines.py (PyTorch CPU):
+//                {"benchmarks":[{"name", "native", "ms", "threads", ...}], "torch",
+//                 "default_threads"}; each number goes on the row named by its
+//                "native" (the native row it is compared with: the *_all_cores one
+//                where there are both), and native/torch is native time / torch time
+//                (under 1: native is faster). A note under the table says so.
 // A missing or unreadable file leaves its column empty ("-").
 import { readFileSync } from 'node:fs';
 
-const [nativeFile, wasmFile, pageFile] = process.argv.slice(2);
+const args = process.argv.slice(2);
+let torchFile = null;
+const ti = args.findIndex((a) => a === '--torch' || a.startsWith('--torch='));
+if (ti >= 0) {
+  torchFile = args[ti] === '--torch' ? args[ti + 1] : args[ti].slice('--torch='.length);
+  args.splice(ti, args[ti] === '--torch' ? 2 : 1);
+}
+const [nativeFile, wasmFile, pageFile] = args;
 const read = (f) => {
   if (!f) return null;
   try { return JSON.parse(readFileSync(f, 'utf8')); } catch (e) {
@@ -34,6 +47,9 @@ for (const b of read(wasmFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;
 const page = read(pageFile);
 for (const b of page?.benchmarks ?? []) row(b.name).page = 'ms' in b ? fmtMs(b.ms) : `${b.value} ${b.unit ?? ''}`.trim();
 
+const torch = read(torchFile);
+for (const b of torch?.benchmarks ?? []) row(b.native ?? b.name).torch = b;
+
 function fmtMs(ms) {
   if (ms === undefined || ms === null || Number.isNaN(ms)) return '-';
   if (ms < 1) return `${(ms * 1e3).toPrecision(3)} µs`;
@@ -43,11 +59,18 @@ function fmtMs(ms) {
 
 const header = ['benchmark', 'native', 'wasm-node', 'wasm/native'];
 if (page) header.push('page');
+if (torch) header.push('torch', 'native/torch');
 const lines = [header];
 for (const [name, r] of rows) {
   const ratio = r.native && r.wasm ? `${(r.wasm / r.native).toFixed(1)}x` : '-';
   const line = [name, fmtMs(r.native), fmtMs(r.wasm), ratio];
   if (page) line.push(r.page ?? '-');
+  if (torch) {
+    const t = r.torch;
+    line.push(t ? `${fmtMs(t.ms)} (${t.threads} thr)` : '-');
+    const q = t && r.native ? r.native / t.ms : null;
+    line.push(q ? `${q >= 0.1 ? q.toFixed(2) : q.toPrecision(2)}x` : '-');
+  }
   lines.push(line);
 }
 const widths = header.map((_, i) => Math.max(...lines.map((l) => [...l[i]].length)));
@@ -55,3 +78,10 @@ const fmt = (l) => '| ' + l.map((c, i) => c + ' '.repeat(widths[i] - [...c].leng
 console.log(fmt(lines[0]));
 console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
 for (const l of lines.slice(1)) console.log(fmt(l));
+if (torch) {
+  const names = (torch.benchmarks ?? []).filter((b) => b.native && b.native !== b.name).map((b) => `${b.name} -> ${b.native}`);
+  console.log();
+  console.log(`torch: PyTorch ${torch.torch ?? '?'} CPU, float32 (tests/bench/torch_baselines.py), "thr": its threads ` +
+    `(torch's default here: ${torch.default_threads ?? '?'}); native/torch under 1x: native is faster.` +
+    (names.length ? ` Compared with the all-cores rows: ${names.join(', ')}.` : ''));
+}
