@@ -10,6 +10,7 @@
 // of columns). Each is a unit of ForwardPlan, so the page can spread a pass
 // over frames; forward() runs the plan to the end.
 #include "core/forward.h"
+#include "core/kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -73,7 +74,7 @@ void causal_softmax_rows(Block A, Eigen::Index r0) {
 void project_rows(RowMat& out, const RowMat& in, ConstMatMap W, ConstVecMap b, Eigen::Index r0, Eigen::Index n,
                   float scale = 1.f) {
   auto o = out.middleRows(r0, n);
-  o.noalias() = in.middleRows(r0, n) * W;
+  kernels::matmul(in.middleRows(r0, n), W, o);
   o.rowwise() += b.transpose();
   if (scale != 1.f) o *= scale;
 }
@@ -180,14 +181,14 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
           if (frozen) {
             S = opt_.frozen_patterns[idx].block(r0, 0, n, r1);
           } else {
-            S.noalias() = q_.middleRows(r0, n) * k_.topRows(r1).transpose();
+            kernels::matmul(q_.middleRows(r0, n), k_.topRows(r1).transpose(), S);
             causal_softmax_rows(S, r0);
           }
           auto z = z_.block(r0, Eigen::Index(h) * Dh, n, Dh);
           if (!opt_.ablate.empty() && opt_.ablate[idx])
             z.setZero();  // the head's output z W_O is then 0 (and its cached head_out)
           else
-            z.noalias() = S * v_.topRows(r1);
+            kernels::matmul(S, v_.topRows(r1), z);
         }, /*concurrent=*/true);
       }
       // Every pattern row before the next head's q, k, v overwrite their inputs.
@@ -203,7 +204,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
           add(block + ": head outputs", double(n) * Dhd * Dd, [this, l, h, r0, n, T, D, Dh] {
             if (r0 == 0) res_.cache.head_out.emplace_back(T, D);
             auto out = res_.cache.head_out.back().middleRows(r0, n);
-            out.noalias() = z_.block(r0, Eigen::Index(h) * Dh, n, Dh) * m_.W_O(l, h);
+            kernels::matmul(z_.block(r0, Eigen::Index(h) * Dh, n, Dh), m_.W_O(l, h), out);
             x_.middleRows(r0, n) += out;
           });
         }
@@ -214,7 +215,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
         const Eigen::Index n = std::min(orows, T - r0);
         add(block + ": head outputs", double(n) * double(H * Dh) * Dd, [this, l, r0, n, H, Dh, D] {
           const ConstMatMap W_O_all(m_.W_O(l, 0).data(), H * Dh, D);
-          x_.middleRows(r0, n).noalias() += z_.middleRows(r0, n) * W_O_all;
+          kernels::matmul(z_.middleRows(r0, n), W_O_all, x_.middleRows(r0, n), /*accumulate=*/true);
         }, /*concurrent=*/true);  // its own rows of x_
       }
     }
@@ -238,13 +239,14 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       const Eigen::Index n = std::min(ucols, Vo - c0);
       add("unembedding", Td * Dd * double(n), [this, c0, n] {
         if (opt_.summarize) {
-          RowMat block = x_ * m_.W_U().middleCols(c0, n);
+          RowMat block(x_.rows(), n);
+          kernels::matmul(x_, m_.W_U().middleCols(c0, n), block);
           block.rowwise() += m_.b_U().segment(c0, n).transpose();
           res_.summary.add_block(block, c0, tokens_);
           return;
         }
         auto out = res_.logits.middleCols(c0, n);
-        out.noalias() = x_ * m_.W_U().middleCols(c0, n);
+        kernels::matmul(x_, m_.W_U().middleCols(c0, n), out);
         out.rowwise() += m_.b_U().segment(c0, n).transpose();
       }, /*concurrent=*/!opt_.summarize);  // its own columns of the logits (the summary folds blocks in order)
     }

@@ -33,10 +33,6 @@ constexpr Index kKc = 256;   // inner-dimension block
 constexpr Index kMc = 64;    // rows of A per packed block
 constexpr Index kNc = 4096;  // columns of B per packed block (4 MB at kKc)
 
-inline float at(const MatView& M, Index i, Index j) {
-  return M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j];
-}
-
 // Columns j0 .. j0+nc of rows p0 .. p0+kc of M into panels of `width`
 // columns, k-major: out[panel][p][c], zeros past the last column. B's block
 // is packed as it is (width kNr); A's as its transpose (width kMr), so that
@@ -50,18 +46,23 @@ void pack_panels(const MatView& M, Index p0, Index kc, Index j0, Index nc, Index
         std::copy(src, src + width, out);
         out += width;
       }
-    } else {
+    } else if (M.transposed) {  // column c of the panel is a contiguous stored row: read it whole
+      for (Index c = 0; c < w; ++c) {
+        const float* src = M.data + (j0 + jr + c) * M.stride + p0;
+        for (Index p = 0; p < kc; ++p) out[p * width + c] = src[p];
+      }
+      for (Index c = w; c < width; ++c)
+        for (Index p = 0; p < kc; ++p) out[p * width + c] = 0.f;
+      out += kc * width;
+    } else {  // the last, narrower panel
       for (Index p = 0; p < kc; ++p) {
-        for (Index c = 0; c < w; ++c) out[c] = at(M, p0 + p, j0 + jr + c);
+        for (Index c = 0; c < w; ++c) out[c] = M.data[(p0 + p) * M.stride + j0 + jr + c];
         std::fill(out + w, out + width, 0.f);
         out += width;
       }
     }
   }
 }
-
-// The operand read as its transpose (no copy).
-MatView transposed(const MatView& M) { return {M.data, M.cols, M.rows, M.stride, !M.transposed}; }
 
 // The tile t [kMr, kNr] into C (mr x nr of it), added when `add`.
 inline void store_tile(const float* t, float* C, Index ldc, Index mr, Index nr, bool add) {
@@ -135,6 +136,11 @@ void check(const MatView& A, const MatView& B, Index ldc) {
 
 }  // namespace
 
+void throw_output_shape(Index rows, Index cols, Index m, Index n) {
+  throw Error("matmul: the output is " + std::to_string(rows) + " x " + std::to_string(cols) + ", the product " +
+              std::to_string(m) + " x " + std::to_string(n));
+}
+
 void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
   check(A, B, ldc);
   const Index m = A.rows, n = B.cols, k = A.cols;
@@ -157,7 +163,7 @@ void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool a
       pack_panels(B, pc, kc, jc, nc, kNr, bufB.data());
       for (Index ic = 0; ic < m; ic += kMc) {
         const Index mc = std::min(kMc, m - ic);
-        pack_panels(transposed(A), pc, kc, ic, mc, kMr, bufA.data());
+        pack_panels(transpose(A), pc, kc, ic, mc, kMr, bufA.data());
         for (Index jr = 0; jr < nc; jr += kNr)
           for (Index ir = 0; ir < mc; ir += kMr)
             micro_kernel(kc, bufA.data() + ir * kc, bufB.data() + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
@@ -166,16 +172,6 @@ void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool a
     }
   }
 }
-
-#if defined(__wasm_simd128__)
-
-void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
-  gemm_packed(A, B, C, ldc, accumulate);
-}
-
-const char* gemm_backend() { return "wasm-simd128"; }
-
-#else
 
 namespace {
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -187,9 +183,15 @@ auto with_eigen(const MatView& M, F f) {
   if (M.transposed) return f(Strided(M.data, M.cols, M.rows, Eigen::OuterStride<>(M.stride)).transpose());
   return f(Strided(M.data, M.rows, M.cols, Eigen::OuterStride<>(M.stride)));
 }
+
+#if defined(__wasm_simd128__)
+bool g_eigen = false;  // the packed kernel unless a benchmark asks for Eigen
+#else
+bool g_eigen = true;
+#endif
 }  // namespace
 
-void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
+void gemm_eigen(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
   check(A, B, ldc);
   Eigen::Map<RowMajor, 0, Eigen::OuterStride<>> out(C, A.rows, B.cols, Eigen::OuterStride<>(ldc));
   with_eigen(A, [&](const auto& a) {
@@ -202,8 +204,15 @@ void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumula
   });
 }
 
-const char* gemm_backend() { return "eigen"; }
+void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate) {
+  if (g_eigen)
+    gemm_eigen(A, B, C, ldc, accumulate);
+  else
+    gemm_packed(A, B, C, ldc, accumulate);
+}
 
-#endif
+void set_gemm_uses_eigen(bool eigen) { g_eigen = eigen; }
+
+const char* gemm_backend() { return g_eigen ? "eigen" : "wasm-simd128"; }
 
 }  // namespace cs::kernels

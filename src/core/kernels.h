@@ -12,6 +12,8 @@
 #pragma once
 #include <cstddef>
 
+#include <Eigen/Core>
+
 namespace cs::kernels {
 
 using Index = std::ptrdiff_t;
@@ -29,12 +31,13 @@ const char* gemv_backend();
 
 // ---- matrix products (docs/speed.md, "The GEMM kernel") ----------------------------
 //
-// For the unembedding (residual stream [T, d_model] @ W_U [d_model, d_vocab]),
-// the blocks of a full vocab x vocab scan ([rows, r] @ [r, cols]) and the
-// trainer's products; they do not go through it yet (docs/speed.md says why).
-// Natively Eigen's kernels (AVX2/AVX-512 with FMA under
-// -march=native); in wasm a packed, register-blocked kernel with a SIMD128
-// micro-kernel (Eigen 3.4 has none for wasm).
+// The forward pass's products (projections, scores q k^T, A v, z W_O, the
+// unembedding [T, d_model] @ W_U [d_model, d_vocab]), the blocks of a full
+// vocab x vocab scan ([rows, r] @ [r, cols]) and the trainer's dense products
+// go through gemm (usually as matmul, below). Natively it is Eigen's kernels
+// (AVX2/AVX-512 with FMA under -march=native); in wasm a packed,
+// register-blocked kernel with a SIMD128 micro-kernel (Eigen 3.4 has none for
+// wasm; the kernel runs these shapes about 2x faster than Eigen there).
 
 // An operand: element (i, j) at data[i * stride + j], or at data[j * stride + i]
 // when `transposed` (a row-major matrix read as its transpose, e.g. B^T for
@@ -56,8 +59,20 @@ void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumula
 // tested against loops there; the same packing runs with SIMD128 in wasm.
 void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
 
-// "eigen" or "wasm-simd128": what gemm uses in this build.
+// Throws cs::Error: matmul's output is rows x cols where the product is m x n.
+[[noreturn]] void throw_output_shape(Index rows, Index cols, Index m, Index n);
+
+// The same product through Eigen's kernels (what gemm is natively).
+void gemm_eigen(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
+
+// "eigen" or "wasm-simd128": what gemm uses now.
 const char* gemm_backend();
+
+// Makes gemm use Eigen (true) or the packed kernel (false), e.g. for a
+// benchmark that compares the two in one run. The default is the packed kernel
+// in wasm and Eigen natively. Process-wide; not to be changed while products
+// run on other threads.
+void set_gemm_uses_eigen(bool eigen);
 
 // A row-major Eigen matrix, map or block of one (data(), rows(), cols(),
 // outerStride()) as an operand.
@@ -65,6 +80,24 @@ template <class M>
 MatView view(const M& m) {
   static_assert(M::IsRowMajor, "kernels::view: a row-major matrix");
   return {m.data(), m.rows(), m.cols(), m.outerStride(), false};
+}
+
+// The operand read as its transpose (no copy): gemm(view(q), transpose(view(k)), ...) is q k^T.
+inline MatView transpose(const MatView& M) { return {M.data, M.cols, M.rows, M.stride, !M.transposed}; }
+
+// A transposed row-major matrix (m.transpose()) as an operand read transposed.
+template <class M>
+MatView view(const Eigen::Transpose<M>& t) {
+  return transpose(view(t.nestedExpression()));
+}
+
+// C = A @ B (C += A @ B when accumulate) through gemm, for row-major Eigen
+// matrices, maps, blocks or their .transpose(); C (row-major) must already be
+// A.rows() x B.cols(). E.g. matmul(q, k.transpose(), S) for S = q k^T.
+template <class MA, class MB, class MC>
+void matmul(const MA& A, const MB& B, MC&& C, bool accumulate = false) {
+  if (C.rows() != A.rows() || C.cols() != B.cols()) throw_output_shape(C.rows(), C.cols(), A.rows(), B.cols());
+  gemm(view(A), view(B), C.data(), C.outerStride(), accumulate);
 }
 
 }  // namespace cs::kernels

@@ -559,11 +559,11 @@ struct ScanState {
     const Eigen::Index nr = c.L.rows();
     c.blk.resize(nr, nc);
     if (!right_in_place)
-      c.blk.noalias() = c.L * R.middleRows(c0, nc).transpose();
+      kernels::matmul(c.L, R.middleRows(c0, nc).transpose(), c.blk);
     else if (M.right().stored_transposed)
-      c.blk.noalias() = c.L * M.right().base().middleCols(c0, nc);
+      kernels::matmul(c.L, M.right().base().middleCols(c0, nc), c.blk);
     else
-      c.blk.noalias() = c.L * M.right().base().middleRows(c0, nc).transpose();
+      kernels::matmul(c.L, M.right().base().middleRows(c0, nc).transpose(), c.blk);
     if (M.col_bias()) c.blk.rowwise() += M.col_bias()->segment(c0, nc).transpose();
     if (M.row_bias()) c.blk.colwise() += M.row_bias()->segment(r0, nr);
     c.rowmax = c.blk.rowwise().maxCoeff();

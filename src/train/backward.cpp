@@ -34,6 +34,7 @@
 #endif
 
 #include "core/error.h"
+#include "core/kernels.h"
 
 namespace cs::train {
 
@@ -305,10 +306,10 @@ void block_forward(const Shared& sh, int l, Worker& w, LayerActs& la) {
     la.qk_in = la.y;
     const auto W_pos = m.W_pos().topRows(T);
     for (int s = 0; s < w.nseq; ++s) la.qk_in.middleRows(Index(s) * T, T) += W_pos;
-    la.qkv.leftCols(2 * HD).noalias() = la.qk_in * Wqkv.leftCols(2 * HD);
-    la.qkv.rightCols(HD).noalias() = la.y * Wqkv.rightCols(HD);
+    kernels::matmul(la.qk_in, Wqkv.leftCols(2 * HD), la.qkv.leftCols(2 * HD));
+    kernels::matmul(la.y, Wqkv.rightCols(HD), la.qkv.rightCols(HD));
   } else {
-    la.qkv.noalias() = la.y * Wqkv;
+    kernels::matmul(la.y, Wqkv, la.qkv);
   }
   la.qkv.rowwise() += (*sh.bqkv)[size_t(l)];
   la.qkv.leftCols(HD) *= d.inv_scale;  // scores = q k^T / attn_scale
@@ -325,7 +326,7 @@ void block_forward(const Shared& sh, int l, Worker& w, LayerActs& la) {
 
   // x_{l+1} = x_l + z W_O + b_O: [N, HD] @ [HD, d_model]
   const ConstMatMap W_O(m.W_O(l, 0).data(), HD, d.D);
-  w.x.noalias() += la.z * W_O;
+  kernels::matmul(la.z, W_O, w.x, /*accumulate=*/true);
   w.x.rowwise() += m.b_O(l).transpose();
 }
 
@@ -340,9 +341,9 @@ void block_backward(const Shared& sh, int l, Worker& w, LayerActs& la) {
   const ConstMatMap W_O(m.W_O(l, 0).data(), HD, d.D);
   MatMap gW_O(g + offset_of(m, W_O.data()), HD, d.D);
   Eigen::Map<RowVec>(g + offset_of(m, m.b_O(l).data()), d.D) += w.dx.colwise().sum();
-  gW_O.noalias() += la.z.transpose() * w.dx;
+  kernels::matmul(la.z.transpose(), w.dx, gW_O, /*accumulate=*/true);
   w.dz.resize(N, HD);
-  w.dz.noalias() = w.dx * W_O.transpose();
+  kernels::matmul(w.dx, W_O.transpose(), w.dz);
 
   // attention, per sequence and head -> dqkv [N, 3 HD]
   w.dqkv.resize(N, 3 * HD);
@@ -370,17 +371,17 @@ void block_backward(const Shared& sh, int l, Worker& w, LayerActs& la) {
   RowMat& dWqkv = w.dWqkv[size_t(l)];
   w.dy.resize(N, d.D);
   if (d.pos == PosEmbed::Shortformer) {
-    dWqkv.leftCols(2 * HD).noalias() += la.qk_in.transpose() * w.dqkv.leftCols(2 * HD);
-    dWqkv.rightCols(HD).noalias() += la.y.transpose() * w.dqkv.rightCols(HD);
+    kernels::matmul(la.qk_in.transpose(), w.dqkv.leftCols(2 * HD), dWqkv.leftCols(2 * HD), /*accumulate=*/true);
+    kernels::matmul(la.y.transpose(), w.dqkv.rightCols(HD), dWqkv.rightCols(HD), /*accumulate=*/true);
     w.dqk_in.resize(N, d.D);
-    w.dqk_in.noalias() = w.dqkv.leftCols(2 * HD) * Wqkv.leftCols(2 * HD).transpose();
+    kernels::matmul(w.dqkv.leftCols(2 * HD), Wqkv.leftCols(2 * HD).transpose(), w.dqk_in);
     MatMap gW_pos(g + offset_of(m, m.W_pos().data()), m.config().n_ctx, d.D);
     for (int s = 0; s < w.nseq; ++s) gW_pos.topRows(T) += w.dqk_in.middleRows(Index(s) * T, T);
     w.dy = w.dqk_in;
-    w.dy.noalias() += w.dqkv.rightCols(HD) * Wqkv.rightCols(HD).transpose();
+    kernels::matmul(w.dqkv.rightCols(HD), Wqkv.rightCols(HD).transpose(), w.dy, /*accumulate=*/true);
   } else {
-    dWqkv.noalias() += la.y.transpose() * w.dqkv;
-    w.dy.noalias() = w.dqkv * Wqkv.transpose();
+    kernels::matmul(la.y.transpose(), w.dqkv, dWqkv, /*accumulate=*/true);
+    kernels::matmul(w.dqkv, Wqkv.transpose(), w.dy);
   }
 
   // dx_l = dx_{l+1} (skip connection) + norm backward of dy
@@ -421,7 +422,7 @@ void unembed_cross_entropy(const Shared& sh, Worker& w, bool backward) {
     const Index R = std::min(kUnembedRows, N - r0);
     w.logits.resize(R, d.V);
     const auto xf = w.xf.middleRows(r0, R);
-    w.logits.noalias() = xf * W_U;
+    kernels::matmul(xf, W_U, w.logits);
     w.logits.rowwise() += b_U;
     for (Index r = 0; r < R; ++r) {
       const Index i = r0 + r;
@@ -450,8 +451,8 @@ void unembed_cross_entropy(const Shared& sh, Worker& w, bool backward) {
     }
     if (backward) {
       gb_U += w.logits.colwise().sum();
-      gW_U.noalias() += xf.transpose() * w.logits;
-      w.dx.middleRows(r0, R).noalias() = w.logits * W_U.transpose();
+      kernels::matmul(xf.transpose(), w.logits, gW_U, /*accumulate=*/true);
+      kernels::matmul(w.logits, W_U.transpose(), w.dx.middleRows(r0, R));
     }
   }
   w.loss_sum = loss_sum;

@@ -79,8 +79,18 @@ int main(int argc, char** argv) {
     const Model& m = lm.model;
     raw = Model();  // free memory before the rest
     std::vector<int> ids = bench::token_sequence(m.config(), 1024);
-    if (wanted("forward_1024"))
-      out.push_back(time_it("forward_1024", [&] { g_sink = g_sink + forward(m, ids).logits(0, 0); }, 3, 2.0));
+    // name_eigen: the same benchmark with every kernels::gemm product through
+    // Eigen instead of the SIMD128 kernel, to compare the two in one run.
+    auto with_eigen_twin = [&](const std::string& name, const std::function<void(const std::string&)>& run) {
+      if (wanted(name)) run(name);
+      if (!wanted(name + "_eigen")) return;
+      kernels::set_gemm_uses_eigen(true);
+      run(name + "_eigen");
+      kernels::set_gemm_uses_eigen(false);
+    };
+    with_eigen_twin("forward_1024", [&](const std::string& name) {
+      out.push_back(time_it(name, [&] { g_sink = g_sink + forward(m, ids).logits(0, 0); }, 3, 2.0));
+    });
     size_t i = 0;
     if (wanted("bigram_top_next_k10"))
       out.push_back(time_it("bigram_top_next_k10",
@@ -94,22 +104,50 @@ int main(int argc, char** argv) {
     const CircuitOptions page_opt = circuit_options(lm, true);
     const VocabMatrix ov = ov_circuit_matrix(m, 0, 0, page_opt), qk = qk_circuit_matrix(m, 0, 0, page_opt);
     const VocabMatrix ov_ns = ov_circuit_matrix(m, 0, 0), qk_ns = qk_circuit_matrix(m, 0, 0);
-    if (wanted("ov_top_entries_n100")) {
-      nlohmann::json r = time_it("ov_top_entries_n100",
-                                 [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
+    with_eigen_twin("ov_top_entries_n100", [&](const std::string& name) {
+      nlohmann::json r = time_it(name, [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
       // 2 x rows x cols x rank, over wall time (a single-threaded run).
       const double flops = 2.0 * double(ov.n_rows()) * double(ov.n_cols()) * double(ov.inner_dim());
       r["gflops"] = flops * 1e-9 / (r["ms"].get<double>() * 1e-3);
-      std::fprintf(stderr, "ov_top_entries_n100: %.1f GFLOP/s\n", r["gflops"].get<double>());
+      std::fprintf(stderr, "%s: %.1f GFLOP/s\n", name.c_str(), r["gflops"].get<double>());
       out.push_back(r);
-    }
-    if (wanted("gemm_2048x512x48262")) {
+    });
+    with_eigen_twin("gemm_2048x512x48262", [&](const std::string& name) {
       RowMat X = RowMat::Random(bench::kGemmRows, m.config().d_model), block;
-      nlohmann::json r = time_it("gemm_2048x512x48262", [&] { g_sink = g_sink + bench::gemm_unembedding(m, X, block); },
-                                 2, 2.0);
+      nlohmann::json r = time_it(name, [&] { g_sink = g_sink + bench::gemm_unembedding(m, X, block); }, 2, 2.0);
       r["gflops"] = bench::gemm_unembedding_flops(m) * 1e-9 / (r["ms"].get<double>() * 1e-3);
-      std::fprintf(stderr, "gemm_2048x512x48262 (%s): %.1f GFLOP/s\n", kernels::gemm_backend(), r["gflops"].get<double>());
+      std::fprintf(stderr, "%s (%s): %.1f GFLOP/s\n", name.c_str(), kernels::gemm_backend(), r["gflops"].get<double>());
       out.push_back(r);
+    });
+    // The forward pass's and the scans' product shapes, through kernels::gemm
+    // (gemm_*) and through Eigen (eigen_*), to see where the kernel pays in
+    // wasm: q/k/v projections, scores q k^T (B read transposed), A v, the
+    // heads' outputs z W_O, a block of the unembedding, a scan block L R^T.
+    struct Shape {
+      const char* name;
+      Eigen::Index m, k, n;
+      bool b_transposed;
+    };
+    const Shape shapes[] = {{"proj_256x512x64", 256, 512, 64, false},    {"scores_256x64x1024t", 256, 64, 1024, true},
+                            {"av_256x1024x64", 256, 1024, 64, false},    {"wo_256x512x512", 256, 512, 512, false},
+                            {"unembed_1024x512x4096", 1024, 512, 4096, false},
+                            {"scan_256x64x512t", 256, 64, 512, true}};
+    for (const Shape& sh : shapes) {
+      for (bool eigen : {false, true}) {
+        const std::string name = std::string(eigen ? "eigen_" : "gemm_") + sh.name;
+        if (!wanted(name)) continue;
+        const RowMat A = RowMat::Random(sh.m, sh.k);
+        const RowMat B = sh.b_transposed ? RowMat::Random(sh.n, sh.k) : RowMat::Random(sh.k, sh.n);
+        RowMat C(sh.m, sh.n);
+        const kernels::MatView bv{B.data(), sh.k, sh.n, B.cols(), sh.b_transposed};
+        nlohmann::json r = time_it(name, [&] {
+          (eigen ? kernels::gemm_eigen : kernels::gemm_packed)(kernels::view(A), bv, C.data(), sh.n, false);
+          g_sink = g_sink + C(0, 0);
+        }, 5, 0.5);
+        r["gflops"] = 2.0 * double(sh.m) * double(sh.k) * double(sh.n) * 1e-9 / (r["ms"].get<double>() * 1e-3);
+        std::fprintf(stderr, "%s: %.1f GFLOP/s\n", name.c_str(), r["gflops"].get<double>());
+        out.push_back(r);
+      }
     }
     const std::pair<const char*, std::function<float(int)>> lines[] = {
         {"ov_row", [&](int t) { return ov.row(t)(0); }},

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "core/error.h"
 #include "core/kernels.h"
 #include "core/rng.h"
@@ -87,6 +89,11 @@ TEST(Kernels, BackendIsTheOneForThisTarget) {
   EXPECT_STREQ(kernels::gemv_backend(), "eigen");
   EXPECT_STREQ(kernels::gemm_backend(), "eigen");
 #endif
+  const std::string before = kernels::gemm_backend();
+  kernels::set_gemm_uses_eigen(true);
+  EXPECT_STREQ(kernels::gemm_backend(), "eigen");
+  kernels::set_gemm_uses_eigen(before == "eigen");
+  EXPECT_EQ(kernels::gemm_backend(), before);
 }
 
 // C (m x n, row stride ldc) against double loops over the operands as views.
@@ -124,7 +131,8 @@ TEST(Kernels, GemmMatchesLoopsOnEveryLayoutAndRaggedShape) {
   const Shape shapes[] = {{0, 5, 3},  {3, 0, 2},   {2, 3, 0},    {1, 1, 1},   {4, 8, 1},   {5, 9, 7},
                           {3, 7, 17}, {64, 8, 256}, {65, 17, 257}, {70, 33, 300}, {9, 4100, 3}, {130, 12, 520}};
   using Fn = void (*)(const kernels::MatView&, const kernels::MatView&, float*, Index, bool);
-  const std::pair<const char*, Fn> fns[] = {{"gemm", kernels::gemm}, {"gemm_packed", kernels::gemm_packed}};
+  const std::pair<const char*, Fn> fns[] = {
+      {"gemm", kernels::gemm}, {"gemm_packed", kernels::gemm_packed}, {"gemm_eigen", kernels::gemm_eigen}};
   for (const auto& [name, fn] : fns)
     for (const Shape& s : shapes)
       for (int layout = 0; layout < 4; ++layout)
@@ -145,6 +153,53 @@ TEST(Kernels, GemmMatchesLoopsOnEveryLayoutAndRaggedShape) {
                          std::string(name) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
                              std::to_string(s.k) + (ta ? " A^T" : "") + (tb ? " B^T" : "") + (accumulate ? " +=" : ""));
         }
+}
+
+// matmul takes Eigen blocks of row-major matrices and their .transpose() (as
+// the forward pass, the scans and the trainer call it) and writes only its
+// block of C; checked against Eigen's product in double, with gemm on either
+// implementation.
+TEST(Kernels, MatmulReadsEigenBlocksAndTransposes) {
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using MatD = Eigen::MatrixXd;
+  const RowMat X = RowMat::Random(40, 300), Y = RowMat::Random(270, 90), Z = RowMat::Random(70, 280);
+  const auto A = X.block(3, 10, 33, 261);        // [33, 261]
+  const auto B = Y.block(5, 7, 261, 70);         // [261, 70]
+  const auto Bt = Z.block(0, 11, 70, 261);       // B stored transposed: [70, 261]
+  const auto At = Y.block(2, 1, 261, 33);        // A stored transposed: [261, 33]
+  for (bool eigen : {false, true}) {
+    kernels::set_gemm_uses_eigen(eigen);
+    for (int layout = 0; layout < 4; ++layout)
+      for (bool accumulate : {false, true}) {
+        RowMat C = RowMat::Random(50, 80);
+        const RowMat C0 = C;
+        auto out = C.block(4, 6, 33, 70);
+        const bool ta = layout & 1, tb = layout & 2;
+        if (!ta && !tb) kernels::matmul(A, B, out, accumulate);
+        if (ta && !tb) kernels::matmul(At.transpose(), B, out, accumulate);
+        if (!ta && tb) kernels::matmul(A, Bt.transpose(), C.block(4, 6, 33, 70), accumulate);
+        if (ta && tb) kernels::matmul(At.transpose(), Bt.transpose(), out, accumulate);
+        const MatD a = ta ? MatD(At.cast<double>().transpose()) : MatD(A.cast<double>());
+        const MatD b = tb ? MatD(Bt.cast<double>().transpose()) : MatD(B.cast<double>());
+        MatD want = C0.cast<double>();
+        if (!accumulate) want.block(4, 6, 33, 70).setZero();
+        want.block(4, 6, 33, 70) += a * b;
+        const double err = (C.cast<double>() - want).cwiseAbs().maxCoeff();
+        EXPECT_LT(err, 1e-4) << (eigen ? "eigen" : "default") << " layout " << layout << (accumulate ? " +=" : "");
+      }
+  }
+  kernels::set_gemm_uses_eigen(false);
+#if !defined(__EMSCRIPTEN__)
+  kernels::set_gemm_uses_eigen(true);  // natively the default is Eigen
+#endif
+  RowMat small(2, 2);
+  try {
+    kernels::matmul(A, B, small);
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("matmul: the output is 2 x 2, the product 33 x 70"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Kernels, GemmBadShapesNameThem) {
