@@ -462,22 +462,32 @@
     return out;
   }
 
+  // The threaded build (circuitscope-mt.*: analyses on worker threads) needs
+  // SharedArrayBuffer, which the browser gives only to a cross-origin isolated
+  // page (served with COOP: same-origin and COEP: require-corp). Anywhere else
+  // (file://, the one-file page, most static hosts) the single-threaded build
+  // runs, with the same results. If the threaded files are missing, it falls back.
+  let wasmName = 'circuitscope';
+  const embeddedJs = embeddedBytes('circuitscope.js');
+  if (self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && !embeddedJs) wasmName = 'circuitscope-mt';
+
   window.Module = {
     canvas,
     print: (text) => console.log(text),
     printErr: (text) => console.warn(text),
     instantiateWasm(imports, done) {
-      siteFetch('circuitscope.wasm')
+      const file = `${wasmName}.wasm`;
+      siteFetch(file)
         .then((r) => {
           if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
-          return readWithProgress(r, (loaded, total) => bootProgress('Downloading circuitscope.wasm', loaded, total));
+          return readWithProgress(r, (loaded, total) => bootProgress(`Downloading ${file}`, loaded, total));
         })
         .then((bytes) => {
           bootProgress('Starting…', 0, 0);
           return WebAssembly.instantiate(bytes, imports);
         })
         .then((out) => done(out.instance, out.module))
-        .catch((e) => fatal(`Could not load circuitscope.wasm: ${e.message}`));
+        .catch((e) => fatal(`Could not load ${file}: ${e.message}`));
       return {};
     },
     onRuntimeInitialized() {
@@ -488,14 +498,24 @@
     onAbort(what) { fatal(`circuitscope stopped: ${what}`); },
   };
 
-  bootProgress('Downloading circuitscope.wasm', 0, 0);
-  const script = document.createElement('script');
-  const embeddedJs = embeddedBytes('circuitscope.js');
-  if (embeddedJs) {
-    script.textContent = new TextDecoder().decode(embeddedJs);
-  } else {
-    script.src = 'circuitscope.js';
-    script.onerror = () => fatal('Could not load circuitscope.js');
+  function loadScript() {
+    bootProgress(`Downloading ${wasmName}.wasm`, 0, 0);
+    const script = document.createElement('script');
+    if (embeddedJs) {
+      script.textContent = new TextDecoder().decode(embeddedJs);
+    } else {
+      script.src = `${wasmName}.js`;
+      script.onerror = () => {
+        if (wasmName !== 'circuitscope') {  // no threaded build here: the single-threaded one
+          console.warn(`${wasmName}.js not found; running single-threaded`);
+          wasmName = 'circuitscope';
+          loadScript();
+          return;
+        }
+        fatal('Could not load circuitscope.js');
+      };
+    }
+    document.body.appendChild(script);
   }
-  document.body.appendChild(script);
+  loadScript();
 })();

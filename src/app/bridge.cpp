@@ -228,6 +228,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
     jobs.push_back(Json{{"slot", info.slot}, {"label", info.label}, {"stage", info.stage},
                         {"progress", info.progress}, {"frames", info.frames}, {"ms", info.ms}});
   j["jobs"] = jobs;
+  j["threads"] = s.jobs().threads();  // 1: stepped in frame slices; >= 2: worker threads
   j["report"] = cs::app::app().analysis_report().state_json(s);
   const auto& d = s.download();
   j["download"] = Json{{"active", d.active}, {"label", d.label}, {"loaded", d.loaded}, {"total", d.total}};

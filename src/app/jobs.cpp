@@ -2,9 +2,12 @@
 #include "app/jobs.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <new>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -18,14 +21,88 @@ double steady_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Runs f; "" if it returned, else the one-line reason the page shows.
+template <class F>
+std::string run_caught(const std::string& label, F&& f) {
+  try {
+    f();
+  } catch (const Error& ex) {
+    return ex.what();
+  } catch (const std::bad_alloc&) {
+    return "not enough browser memory for " + label;
+  } catch (const std::exception& ex) {
+    return label + ": " + ex.what();
+  }
+  return "";
+}
+
 }  // namespace
+
+// What a background job's thread shares with the runner. The thread holds it
+// (and so the work and what the work reads) until it ends.
+struct JobRunner::Background {
+  std::unique_ptr<SlicedComputation> work;
+  std::shared_ptr<const void> keep;
+  RunControl ctl;
+  std::atomic<float> progress{0.f};
+  std::atomic<bool> finished{false};  // set last, after error
+  std::mutex m;
+  std::string stage, error;  // under m
+};
 
 JobRunner::JobRunner() : now_(steady_ms) {}
 JobRunner::JobRunner(Clock clock) : now_(clock ? std::move(clock) : Clock(steady_ms)) {}
 
+JobRunner::~JobRunner() {
+  cancel_all();
+  wait_for_stopped();
+}
+
+void JobRunner::wait_for_stopped() {
+  for (const auto& bg : stopping_)
+    while (!bg->finished.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stopping_.clear();
+}
+
+JobRunner::Table::iterator JobRunner::drop(Table::iterator it) {
+  const auto& bg = it->second.bg;
+  if (bg && !bg->finished.load(std::memory_order_acquire)) {
+    bg->ctl.stop = true;
+    stopping_.push_back(bg);
+  }
+  return jobs_.erase(it);
+}
+
+void JobRunner::start_background(Entry& e) {
+  auto bg = std::make_shared<Background>();
+  bg->work = std::move(e.work);
+  bg->keep = e.opt.keep;
+  bg->stage = e.info.stage;
+  Background* b = bg.get();
+  bg->ctl.progressed = [b] {  // on the job's thread
+    b->progress.store(b->work->progress(), std::memory_order_relaxed);
+    std::string stage = b->work->stage();
+    const std::lock_guard<std::mutex> lock(b->m);
+    b->stage = std::move(stage);
+  };
+  e.bg = bg;
+  std::thread([bg, threads = threads_, label = e.info.label] {
+    std::string error = run_caught(label, [&] { bg->work->run_concurrently(threads, &bg->ctl); });
+    if (bg->ctl.stopped()) {  // dropped: nobody reads it, free it here
+      bg->work.reset();
+      bg->keep.reset();
+    }
+    {
+      const std::lock_guard<std::mutex> lock(bg->m);
+      bg->error = std::move(error);
+    }
+    bg->finished.store(true, std::memory_order_release);
+  }).detach();
+}
+
 void JobRunner::start_erased(const std::string& slot, std::unique_ptr<SlicedComputation> work,
                              std::function<void()> done, JobOptions opt) {
-  jobs_.erase(slot);
+  if (auto it = jobs_.find(slot); it != jobs_.end()) drop(it);
   if (!work) return;
   Entry e;
   e.info.slot = slot;
@@ -35,15 +112,20 @@ void JobRunner::start_erased(const std::string& slot, std::unique_ptr<SlicedComp
   e.done = std::move(done);
   e.opt = std::move(opt);
   e.serial = ++serial_;
-  jobs_.emplace(slot, std::move(e));
+  Entry& placed = jobs_.emplace(slot, std::move(e)).first->second;
+  if (threads_ >= 2) start_background(placed);
 }
 
-void JobRunner::cancel(const std::string& slot) { jobs_.erase(slot); }
+void JobRunner::cancel(const std::string& slot) {
+  if (auto it = jobs_.find(slot); it != jobs_.end()) drop(it);
+}
 
-void JobRunner::cancel_all() { jobs_.clear(); }
+void JobRunner::cancel_all() {
+  for (auto it = jobs_.begin(); it != jobs_.end();) it = drop(it);
+}
 
 void JobRunner::cancel_prefix(const std::string& prefix) {
-  for (auto it = jobs_.lower_bound(prefix); it != jobs_.end() && it->first.rfind(prefix, 0) == 0;) it = jobs_.erase(it);
+  for (auto it = jobs_.lower_bound(prefix); it != jobs_.end() && it->first.rfind(prefix, 0) == 0;) it = drop(it);
 }
 
 const JobRunner::Info* JobRunner::info(const std::string& slot) const {
@@ -61,6 +143,9 @@ std::vector<JobRunner::Info> JobRunner::list() const {
 }
 
 void JobRunner::tick(double budget_ms) {
+  stopping_.erase(std::remove_if(stopping_.begin(), stopping_.end(),
+                                 [](const auto& bg) { return bg->finished.load(std::memory_order_acquire); }),
+                  stopping_.end());
   // This tick's jobs: (priority, serial, slot). The serial tells a job from a
   // newer one a callback may have put in the same slot meanwhile.
   std::vector<std::tuple<int, uint64_t, std::string>> order;
@@ -71,26 +156,35 @@ void JobRunner::tick(double budget_ms) {
     auto it = jobs_.find(slot);
     if (it == jobs_.end() || it->second.serial != serial) continue;
     Entry& e = it->second;
-    const double start = now_();
     bool finished = false;
     std::string error;
-    try {
+    if (e.bg) {  // running on its own thread: collect its progress, or its end
+      Background& bg = *e.bg;
+      finished = bg.finished.load(std::memory_order_acquire);
+      ++e.info.frames;
+      e.info.progress = bg.progress.load(std::memory_order_relaxed);
+      {
+        const std::lock_guard<std::mutex> lock(bg.m);
+        e.info.stage = bg.stage;
+        if (finished) error = bg.error;
+      }
+      if (!finished) continue;
+      if (error.empty()) {  // done on its thread: read it on this one
+        e.info.progress = bg.work->progress();
+        e.info.stage = bg.work->stage();
+      }
+    } else {
+      const double start = now_();
       // What is left of the frame's budget (0 once spent: one unit).
-      finished = e.work->step(std::max(0.0, budget_ms - (start - t0)));
-    } catch (const Error& ex) {
-      error = ex.what();
-    } catch (const std::bad_alloc&) {
-      error = "not enough browser memory for " + e.info.label;
-    } catch (const std::exception& ex) {
-      error = e.info.label + ": " + ex.what();
-    }
-    const double took = now_() - start;
-    if (took > longest_.ms) longest_ = StepRecord{took, e.info.label, e.info.stage};
-    e.info.ms += took;
-    ++e.info.frames;
-    if (error.empty()) {
-      e.info.progress = e.work->progress();
-      e.info.stage = e.work->stage();
+      error = run_caught(e.info.label, [&] { finished = e.work->step(std::max(0.0, budget_ms - (start - t0))); });
+      const double took = now_() - start;
+      if (took > longest_.ms) longest_ = StepRecord{took, e.info.label, e.info.stage};
+      e.info.ms += took;
+      ++e.info.frames;
+      if (error.empty()) {
+        e.info.progress = e.work->progress();
+        e.info.stage = e.work->stage();
+      }
     }
     if (!finished && error.empty()) continue;
     // Out of the table before the callback, which may start a job in this slot.

@@ -90,20 +90,45 @@ class JobRunner {
   // (then age), each getting what is left of budget_ms; a job that finds the
   // budget spent still makes one unit of progress (step(0)), so none starves.
   // Jobs started by callbacks during a tick first run in the next one.
+  // Background jobs (set_threads) are not stepped here: tick() copies their
+  // progress and, for those that have finished, calls done or failed.
   void tick(double budget_ms);
 
+  // With n >= 2 worker threads (natively, and in the page's threaded build
+  // when it is cross-origin isolated), each job started from now on runs in
+  // the background: on a thread of its own, its concurrent units on n threads
+  // (SlicedComputation::run_concurrently), so the page's main thread never
+  // waits for it. Dropping such a job asks it to stop and lets it end by
+  // itself. With 1 (the default) the jobs are stepped by tick(). The results
+  // are the same either way (docs/speed.md).
+  void set_threads(int n) { threads_ = n < 1 ? 1 : n; }
+  int threads() const { return threads_; }
+  // Waits for dropped background jobs that are still stopping (tests; the destructor).
+  void wait_for_stopped();
+  ~JobRunner();
+
  private:
+  // A job running on a thread of its own: what it shares with that thread.
+  struct Background;
   struct Entry {
     std::unique_ptr<SlicedComputation> work;
     std::function<void()> done;
     JobOptions opt;
     Info info;
     uint64_t serial = 0;
+    std::shared_ptr<Background> bg;  // set while it runs in the background (it then owns the work)
   };
+  using Table = std::map<std::string, Entry>;
+  // Erases a job; one running in the background is asked to stop and kept in
+  // stopping_ until its thread has ended.
+  Table::iterator drop(Table::iterator it);
+  void start_background(Entry& e);
+  int threads_ = 1;
+  std::vector<std::shared_ptr<Background>> stopping_;
   void start_erased(const std::string& slot, std::unique_ptr<SlicedComputation> work, std::function<void()> done,
                     JobOptions opt);
   Clock now_;
-  std::map<std::string, Entry> jobs_;
+  Table jobs_;
   uint64_t serial_ = 0;
   StepRecord longest_;
   JobRecord longest_job_, slowest_done_;

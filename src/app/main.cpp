@@ -6,9 +6,11 @@
 #include <emscripten/html5.h>
 #include <GLES3/gl3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/app.h"
@@ -174,6 +176,12 @@ int main() {
   cs::app::install_clipboard();
   read_font();
 
+#if defined(__EMSCRIPTEN_PTHREADS__)
+  // The threaded build (circuitscope-mt.js), which the shell loads only when
+  // the page is cross-origin isolated: analyses run on worker threads, never
+  // on this one (docs/speed.md, "Threads in the page").
+  cs::app::app().session().jobs().set_threads(std::max(2, int(std::thread::hardware_concurrency())));
+#endif
   emscripten_set_main_loop(frame, 0, true);
   return 0;
 }

@@ -199,6 +199,16 @@ void Page::draw_model_panel(App& app) {
   ImGui::Separator();
   draw_card(s);
   draw_report(app);
+  ImGui::Separator();
+  ImGui::PushTextWrapPos(0.f);
+  const int threads = s.jobs().threads();
+  if (threads >= 2)
+    ImGui::TextDisabled("Computing on %d worker threads (this page is cross-origin isolated).", threads);
+  else
+    ImGui::TextDisabled("Computing on 1 thread, between frames. Worker threads need a host that sends the "
+                        "COOP and COEP headers (see the README).");
+  ui::mark_item("threads_mode");
+  ImGui::PopTextWrapPos();
 }
 
 }  // namespace cs::app

@@ -7,6 +7,12 @@
 
 set(CIRCUITSCOPE_SDL_SRC "$ENV{CIRCUITSCOPE_SDL_SRC}" CACHE PATH "SDL2 2.26.5 source tree")
 set(CIRCUITSCOPE_SDL_WASM "$ENV{CIRCUITSCOPE_SDL_WASM}" CACHE PATH "SDL2 built for wasm (CMake build dir with libSDL2.a)")
+set(CIRCUITSCOPE_SDL_WASM_MT "$ENV{CIRCUITSCOPE_SDL_WASM_MT}" CACHE PATH "SDL2 built for wasm with -pthread")
+set(CIRCUITSCOPE_PAGE_MT_DIR "" CACHE PATH
+    "A threaded build folder (CIRCUITSCOPE_THREADS=ON) whose dist/circuitscope-mt.* this dist/ takes")
+if(CIRCUITSCOPE_THREADS)
+  set(CIRCUITSCOPE_SDL_WASM ${CIRCUITSCOPE_SDL_WASM_MT})
+endif()
 set(CIRCUITSCOPE_IMGUI_SRC "$ENV{CIRCUITSCOPE_IMGUI_SRC}" CACHE PATH "Dear ImGui 1.86 source tree")
 set(CIRCUITSCOPE_FONT /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf CACHE FILEPATH
     "TTF embedded into the page (fonts-dejavu-core: has the glyphs ␣ ↵ ⇥ used for tokens)")
@@ -76,6 +82,26 @@ set_target_properties(circuitscope_page PROPERTIES
   OUTPUT_NAME circuitscope SUFFIX .js
   RUNTIME_OUTPUT_DIRECTORY ${CS_DIST}
   LINK_DEPENDS ${CIRCUITSCOPE_FONT})
+if(CIRCUITSCOPE_THREADS)
+  # circuitscope-mt.js, .wasm and .worker.js. Workers for every core and the
+  # job's own thread are started with the page, so creating a thread never
+  # waits for a worker to load.
+  set_target_properties(circuitscope_page PROPERTIES OUTPUT_NAME circuitscope-mt)
+  target_link_options(circuitscope_page PRIVATE -sENVIRONMENT=web,worker
+    "SHELL:-sPTHREAD_POOL_SIZE='Math.min(navigator.hardwareConcurrency||2,16)+1'")
+  return()  # the static files and the one-file page come with the single-threaded build
+endif()
+if(CIRCUITSCOPE_PAGE_MT_DIR)
+  set(_cs_mt_out "")
+  foreach(_f circuitscope-mt.js circuitscope-mt.wasm circuitscope-mt.worker.js)
+    add_custom_command(OUTPUT ${CS_DIST}/${_f}
+      COMMAND ${CMAKE_COMMAND} -E copy_if_different ${CIRCUITSCOPE_PAGE_MT_DIR}/dist/${_f} ${CS_DIST}/${_f}
+      DEPENDS ${CIRCUITSCOPE_PAGE_MT_DIR}/dist/${_f}
+      COMMENT "dist/${_f} (the threaded build)" VERBATIM)
+    list(APPEND _cs_mt_out ${CS_DIST}/${_f})
+  endforeach()
+  add_custom_target(circuitscope_page_mt_files ALL DEPENDS ${_cs_mt_out})
+endif()
 
 # Static files of the site, copied when they change.
 file(GLOB_RECURSE _cs_static RELATIVE ${CMAKE_SOURCE_DIR} CONFIGURE_DEPENDS

@@ -53,7 +53,7 @@ class ReportPlan final : public SlicedComputation {
  public:
   ReportPlan(const Model& m, const ReportOptions& opt);
   bool step(double budget_ms) override { return chain_.step(budget_ms); }
-  void run() override { chain_.run(); }  // on analysis_threads() threads
+  void run_concurrently(int threads, RunControl* ctl = nullptr) override { chain_.run_concurrently(threads, ctl); }
   bool done() const override { return chain_.done(); }
   float progress() const override { return chain_.progress(); }
   std::string stage() const override { return chain_.stage(); }

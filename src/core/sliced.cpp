@@ -7,35 +7,51 @@
 #include <exception>
 #include <limits>
 #include <vector>
-#ifndef __EMSCRIPTEN__
 #include <mutex>
 #include <thread>
-#endif
 
 #include "core/error.h"
+
+#if defined(__EMSCRIPTEN_PTHREADS__)
+#include <emscripten/threading.h>
+#endif
 
 namespace cs {
 
 namespace {
-#ifdef __EMSCRIPTEN__
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
 int g_threads = 1;
 #else
+// Natively every core; in the page's threaded build navigator.hardwareConcurrency.
 std::atomic<int> g_threads{int(std::max(1u, std::thread::hardware_concurrency()))};
 #endif
 }  // namespace
 
-int analysis_threads() { return g_threads; }
+int analysis_threads() {
+#if defined(__EMSCRIPTEN_PTHREADS__)
+  // The page's main thread must never wait on workers (a browser's main thread
+  // cannot block): what runs to the end there stays on it. Background jobs
+  // pass their own thread count (app/jobs.h).
+  if (emscripten_is_main_browser_thread()) return 1;
+#endif
+  return g_threads;
+}
 
 void set_analysis_threads(int n) {
-#ifdef __EMSCRIPTEN__
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
   (void)n;
 #else
   g_threads = std::clamp(n, 1, 1024);
 #endif
 }
 
-void SlicedComputation::run() {
-  while (!step(std::numeric_limits<double>::infinity())) {
+void SlicedComputation::run_concurrently(int /*threads*/, RunControl* ctl) {
+  // Stepped in slices of a few ms when someone watches, so a stop is seen soon.
+  const double budget = ctl ? 20.0 : std::numeric_limits<double>::infinity();
+  while (!(ctl && ctl->stopped())) {
+    const bool finished = step(budget);
+    if (ctl && ctl->progressed) ctl->progressed();
+    if (finished) return;
   }
 }
 
@@ -77,15 +93,22 @@ void WorkPlan::add_to_strand(std::string stage, double cost, std::function<void(
   push(Unit{std::move(stage), cost, std::move(work), new_strand || joins, joins, false});
 }
 
-void WorkPlan::run_concurrently(int threads) {
+void WorkPlan::run_concurrently(int threads, RunControl* ctl) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
   if (spliced_) throw Error("sliced computation: run by itself after another plan took its units");
-#ifdef __EMSCRIPTEN__
-  (void)threads;
-  while (!step(std::numeric_limits<double>::infinity())) {
-  }  // one thread in the page (workers are another issue's)
-#else
+  auto progressed = [ctl] {
+    if (ctl && ctl->progressed) ctl->progressed();
+  };
   while (next_ < units_.size()) {
+    if (ctl && ctl->stopped()) {
+      failed_ = true;  // spent: stopped part way
+      return;
+    }
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+    (void)threads;
+    step(0.0);  // one thread in the page without workers
+    progressed();
+#else
     // The stretch [next_, end): consecutive concurrent units up to a fence;
     // its strands start at next_ and at each unit not continuing the one before.
     size_t end = next_;
@@ -96,18 +119,31 @@ void WorkPlan::run_concurrently(int threads) {
     }
     if (threads < 2 || starts.size() < 2) {
       step(0.0);  // one unit
+      progressed();
       continue;
     }
     starts.push_back(end);
+    stretch_cost_ = 0;
+    for (size_t i = next_; i < end; ++i) stretch_cost_ += units_[i].cost;
+    stretch_units_ = end - next_;
+    stretch_done_ = 0;
     // Each thread takes the next strand not taken and runs its units in order.
     const size_t strands = starts.size() - 1;
     std::atomic<size_t> take{0};
     std::exception_ptr error;
     std::mutex error_mutex;
-    auto worker = [&] {
+    auto worker = [&](bool caller) {
       for (size_t k; (k = take.fetch_add(1)) < strands;) {
         try {
-          for (size_t i = starts[k]; i < starts[k + 1]; ++i) units_[i].work();
+          for (size_t i = starts[k]; i < starts[k + 1]; ++i) {
+            if (ctl && ctl->stopped()) {
+              take = strands;
+              return;
+            }
+            units_[i].work();
+            ++stretch_done_;
+            if (caller) progressed();  // on the thread that called run_concurrently
+          }
         } catch (...) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!error) error = std::current_exception();
@@ -117,20 +153,26 @@ void WorkPlan::run_concurrently(int threads) {
     };
     std::vector<std::thread> pool;
     const size_t n = std::min<size_t>(size_t(threads), strands);
-    for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
-    worker();
+    for (size_t t = 1; t < n; ++t) pool.emplace_back(worker, false);
+    worker(true);
     for (std::thread& t : pool) t.join();
+    stretch_units_ = 0;
     if (error) {
       failed_ = true;
       std::rethrow_exception(error);
+    }
+    if (ctl && ctl->stopped()) {
+      failed_ = true;
+      return;
     }
     for (size_t i = next_; i < end; ++i) {
       cost_done_ += units_[i].cost;
       units_[i].work = nullptr;
     }
     next_ = end;
-  }
+    progressed();
 #endif
+  }
 }
 
 bool WorkPlan::step(double budget_ms) {
@@ -156,7 +198,10 @@ bool WorkPlan::step(double budget_ms) {
 
 float WorkPlan::progress() const {
   if (done()) return 1.f;
-  return cost_total_ > 0 ? float(cost_done_ / cost_total_) : 0.f;
+  double c = cost_done_;
+  if (stretch_units_ > 0)  // run_concurrently is in a stretch: its finished units, as a share of its cost
+    c += stretch_cost_ * double(stretch_done_.load(std::memory_order_relaxed)) / double(stretch_units_);
+  return cost_total_ > 0 ? float(c / cost_total_) : 0.f;
 }
 
 std::string WorkPlan::stage() const {
@@ -212,17 +257,17 @@ bool PlanChain::step(double budget_ms) {
   return done();
 }
 
-void PlanChain::run_concurrently(int threads) {
+void PlanChain::run_concurrently(int threads, RunControl* ctl) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
   try {
     while (ensure_current()) {
-      if (auto* plan = dynamic_cast<WorkPlan*>(current_.get()))
-        plan->run_concurrently(threads);
-      else if (auto* chain = dynamic_cast<PlanChain*>(current_.get()))
-        chain->run_concurrently(threads);
-      else
-        current_->run();
+      current_->run_concurrently(threads, ctl);
+      if (ctl && ctl->stopped() && !current_->done()) {
+        failed_ = true;  // spent: stopped part way
+        return;
+      }
       finish_current();
+      if (ctl && ctl->progressed) ctl->progressed();
     }
   } catch (...) {
     failed_ = true;

@@ -22,10 +22,24 @@ inline constexpr size_t kSliceFloats = size_t(1) << 20;
 
 // Threads a computation run to the end (run()) uses natively: every core by
 // default; the command line's --threads sets it. Results do not depend on it
-// (units marked concurrent write disjoint outputs; see WorkPlan::add). Always
-// 1 in wasm, where the page steps plans a slice per frame.
+// (units marked concurrent write disjoint outputs; see WorkPlan::add). In wasm
+// 1 (the page steps plans a slice per frame), except in the threaded build
+// (-pthread): the browser's core count on worker threads, 1 on the page's
+// main thread (which must never wait on workers).
 int analysis_threads();
 void set_analysis_threads(int n);  // n >= 1 (clamped)
+
+// What a computation run to the end on a thread of its own (the page's
+// background jobs, when it has worker threads) shares with the thread that
+// started it: `stop` asks it to stop between units (it is then spent: done()
+// stays false and it must not be stepped or run again), and `progressed`, if
+// set, is called on the running thread between units, where it may read the
+// computation's progress() and stage() (and publish them for other threads).
+struct RunControl {
+  std::atomic<bool> stop{false};
+  std::function<void()> progressed;
+  bool stopped() const { return stop.load(std::memory_order_relaxed); }
+};
 
 // A computation advanced a slice at a time.
 class SlicedComputation {
@@ -40,7 +54,11 @@ class SlicedComputation {
   virtual std::string stage() const = 0;  // what it does now, e.g. "bigram column"
   // Runs to the end (what the one-shot functions do); WorkPlans and chains of
   // them run their concurrent units on analysis_threads() threads.
-  virtual void run();
+  void run() { run_concurrently(analysis_threads()); }
+  // Runs to the end, or until ctl->stop, on up to `threads` threads where the
+  // computation has concurrent units (WorkPlan, PlanChain); the same arithmetic
+  // as step(). This default steps it on the calling thread.
+  virtual void run_concurrently(int threads, RunControl* ctl = nullptr);
 };
 
 // A plan of small units of work run in order. Each unit has a cost (in any
@@ -80,13 +98,14 @@ class WorkPlan : public SlicedComputation {
   void add_units_of(SlicedComputation* sub, size_t units, const std::string& stage, double cost_each);
 
   bool step(double budget_ms) override;
-  void run() override { run_concurrently(analysis_threads()); }
   // Runs to the end like step(), each stretch of consecutive concurrent units
   // (a non-concurrent unit, even an empty one, ends a stretch: the barrier
-  // between units that read what others write) on up to `threads` threads (natively; in wasm, one after the other). The
-  // CLI's one-shot analyses use all cores this way; the page steps the same
-  // plan a unit at a time. Same arithmetic either way.
-  void run_concurrently(int threads);
+  // between units that read what others write) on up to `threads` threads
+  // (natively and in the page's threaded build; one after the other in the
+  // single-threaded one). The CLI's one-shot analyses use all cores this way,
+  // and so do the page's background jobs; the page without threads steps the
+  // same plan a unit at a time. Same arithmetic either way.
+  void run_concurrently(int threads, RunControl* ctl = nullptr) override;
   bool done() const override { return next_ == units_.size() || spliced_done_ == units_.size(); }
   float progress() const override;
   std::string stage() const override;
@@ -112,6 +131,11 @@ class WorkPlan : public SlicedComputation {
   bool fence_next_ = false;
   bool spliced_ = false;                 // its units run as another plan's
   std::atomic<size_t> spliced_done_{0};  // how many of them have run
+  // The stretch run_concurrently runs now: its cost and units, and how many
+  // of them have finished (progress() counts them while it runs).
+  double stretch_cost_ = 0;
+  size_t stretch_units_ = 0;
+  std::atomic<size_t> stretch_done_{0};
 };
 
 
@@ -135,8 +159,7 @@ class PlanChain final : public SlicedComputation {
                 });
   }
   bool step(double budget_ms) override;
-  void run() override { run_concurrently(analysis_threads()); }
-  void run_concurrently(int threads);
+  void run_concurrently(int threads, RunControl* ctl = nullptr) override;
   bool done() const override { return next_ == stages_.size(); }
   float progress() const override;
   std::string stage() const override;

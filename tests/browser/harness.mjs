@@ -23,7 +23,9 @@ const MIME = {
 };
 
 // Serves `root` on a free 127.0.0.1 port. Returns { url, close() }.
-export async function serveStatic(root) {
+// isolated: with the COOP and COEP headers that make the page cross-origin
+// isolated (the threaded build runs; README, "Worker threads").
+export async function serveStatic(root, { isolated = false } = {}) {
   if (!existsSync(join(root, 'index.html'))) {
     throw new Error(`${root}/index.html not found: build the page first (CIRCUITSCOPE_DIST points at the wasm build's dist/)`);
   }
@@ -38,6 +40,7 @@ export async function serveStatic(root) {
       'Content-Type': MIME[extname(file)] || 'application/octet-stream',
       'Content-Length': st.size,
       'Cache-Control': 'no-store',
+      ...(isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {}),
     });
     res.end(readFileSync(file));
   });
@@ -57,9 +60,10 @@ export const chromiumArgs = [
 // sub-path, or a file:// URL); by default dist/ is served at the root of a
 // fresh one. Requests that leave server.url are reported in `errors`.
 // offline: the browser is offline and every http(s) request is aborted.
+// isolated: dist/ served cross-origin isolated (the threaded build).
 export async function openPage({ query = '', viewport = { width: 1400, height: 900 }, deviceScaleFactor = 1,
-  extraArgs = [], server: given = null, offline = false } = {}) {
-  const server = given || await serveStatic(distDir);
+  extraArgs = [], server: given = null, offline = false, isolated = false } = {}) {
+  const server = given || await serveStatic(distDir, { isolated });
   const profile = mkdtempSync(join(tmpdir(), 'circuitscope-chromium-'));
   let context;
   try {

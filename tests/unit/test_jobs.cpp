@@ -3,8 +3,13 @@
 // jobs (on a clock the test advances itself: no timing here).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/jobs.h"
@@ -202,6 +207,168 @@ TEST(Jobs, RecordsTheLongestFinishedJobAndTheSlowestCallback) {
   jobs.reset_longest_step();
   EXPECT_EQ(jobs.longest_job().label, "");
   EXPECT_EQ(jobs.longest_job().ms, 0.0);
+}
+
+// ---- background jobs (set_threads(n >= 2)) ---------------------------------
+// Real threads here: each wait is bounded (a few seconds) and the assertions
+// are about which thread ran what and what the results are, never how long.
+
+// The single-threaded wasm build has no threads to start: these tests run
+// natively (and the page's threaded build is tested in Chromium).
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#define SKIP_WITHOUT_THREADS() GTEST_SKIP() << "no threads in this build"
+#else
+#define SKIP_WITHOUT_THREADS() (void)0
+#endif
+
+// Ticks until the runner is idle or `seconds` pass; false on timeout.
+bool tick_until_idle(JobRunner& jobs, double seconds = 20.0) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!jobs.idle()) {
+    jobs.tick(5.0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(seconds)) return false;
+  }
+  return true;
+}
+
+// A plan of concurrent units, each writing its own entry and the thread it ran on.
+// With `meet`, each unit first waits (up to 5 s) until units have started
+// on two threads, so a quick plan cannot all run on the first thread.
+struct ThreadedPlan final : WorkPlan {
+  explicit ThreadedPlan(int n, std::atomic<int>* gate = nullptr, bool meet = false)
+      : out(size_t(n)), ran_on(size_t(n)) {
+    for (int i = 0; i < n; ++i)
+      add("unit", 1, [this, i, gate, meet] {
+        if (meet) {
+          {
+            const std::lock_guard<std::mutex> lock(m);
+            started.insert(std::this_thread::get_id());
+          }
+          const auto t0 = std::chrono::steady_clock::now();
+          while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+            {
+              const std::lock_guard<std::mutex> lock(m);
+              if (started.size() >= 2) break;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+        }
+        while (gate && gate->load() <= i) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        double x = 0;
+        for (int k = 0; k < 20000; ++k) x += double((i * 7919 + k) % 101);  // some work
+        out[size_t(i)] = x;
+        ran_on[size_t(i)] = std::this_thread::get_id();
+        ++units_run;
+      }, /*concurrent=*/true);
+  }
+  std::vector<double> out;
+  std::vector<std::thread::id> ran_on;
+  std::atomic<int> units_run{0};
+  std::mutex m;
+  std::set<std::thread::id> started;  // under m
+};
+
+TEST(Jobs, BackgroundJobsRunOffTheCallingThreadAndFinishInATick) {
+  SKIP_WITHOUT_THREADS();
+  JobRunner jobs;
+  jobs.set_threads(4);
+  const std::thread::id main_id = std::this_thread::get_id();
+  std::vector<double> got;
+  std::set<std::thread::id> threads;
+  std::thread::id done_on;
+  jobs.start<ThreadedPlan>("scan", std::make_unique<ThreadedPlan>(64, nullptr, true), [&](ThreadedPlan& p) {
+    got = p.out;
+    threads.insert(p.ran_on.begin(), p.ran_on.end());
+    done_on = std::this_thread::get_id();
+  });
+  ASSERT_TRUE(tick_until_idle(jobs));
+  ThreadedPlan alone(64);  // the same plan stepped on this thread
+  while (!alone.step(1e9)) {
+  }
+  EXPECT_EQ(got, alone.out);
+  EXPECT_EQ(threads.count(main_id), 0u) << "a unit ran on the page's thread";
+  EXPECT_GE(threads.size(), 2u) << "the units ran on one thread";
+  EXPECT_EQ(done_on, main_id) << "done runs in tick(), on the calling thread";
+}
+
+TEST(Jobs, ABackgroundJobReportsProgressWhileItRuns) {
+  SKIP_WITHOUT_THREADS();
+  JobRunner jobs;
+  jobs.set_threads(2);
+  std::atomic<int> gate{0};
+  bool done = false;
+  jobs.start<ThreadedPlan>("scan", std::make_unique<ThreadedPlan>(40, &gate), [&](ThreadedPlan&) { done = true; });
+  gate = 20;  // the first 20 units may run, then the rest wait
+  const auto t0 = std::chrono::steady_clock::now();
+  float seen = 0.f;
+  while (seen < 0.45f && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    jobs.tick(5.0);
+    seen = jobs.info("scan") ? jobs.info("scan")->progress : -1.f;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(seen, 0.45f);
+  EXPECT_LE(seen, 0.55f) << "no more than the gate lets through";
+  EXPECT_FALSE(done);
+  EXPECT_TRUE(jobs.running("scan"));
+  gate = 40;
+  ASSERT_TRUE(tick_until_idle(jobs));
+  EXPECT_TRUE(done);
+}
+
+TEST(Jobs, DroppingABackgroundJobStopsItWithoutWaiting) {
+  SKIP_WITHOUT_THREADS();
+  JobRunner jobs;
+  jobs.set_threads(2);
+  std::atomic<int> gate{5};
+  int destroyed = 0;
+  struct Counted final : WorkPlan {
+    explicit Counted(std::atomic<int>* g, int* d) : plan(200, g), destroyed(d) {
+      add_units_of(&plan, plan.units(), "units", 1);
+    }
+    ~Counted() override { ++*destroyed; }
+    ThreadedPlan plan;
+    int* destroyed;
+  };
+  bool first_done = false, second_done = false;
+  auto first = std::make_unique<Counted>(&gate, &destroyed);
+  std::atomic<int>* first_run = &first->plan.units_run;
+  jobs.start<Counted>("scan", std::move(first), [&](Counted&) { first_done = true; });
+  const auto t0 = std::chrono::steady_clock::now();
+  while (first_run->load() < 5 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(first_run->load(), 5);
+  // A newer job in the slot: the old one is asked to stop; start() does not wait for it.
+  jobs.start<ThreadedPlan>("scan", std::make_unique<ThreadedPlan>(8), [&](ThreadedPlan&) { second_done = true; });
+  gate = 1000;  // let the old one's units go: it must stop, not finish
+  ASSERT_TRUE(tick_until_idle(jobs));
+  jobs.wait_for_stopped();
+  EXPECT_TRUE(second_done);
+  EXPECT_FALSE(first_done);
+  EXPECT_EQ(destroyed, 1) << "the dropped work is freed once its thread ends";
+}
+
+TEST(Jobs, ABackgroundFailureCallsFailedOnTheCallingThread) {
+  SKIP_WITHOUT_THREADS();
+  JobRunner jobs;
+  jobs.set_threads(3);
+  const std::thread::id main_id = std::this_thread::get_id();
+  auto plan = std::make_unique<ThreadedPlan>(16);
+  plan->add("bad unit", 1, [] { throw Error("tensor blocks.0.attn.W_Q: bad shape"); });
+  std::string failure;
+  std::thread::id failed_on;
+  bool done = false;
+  JobOptions o;
+  o.label = "scan";
+  o.failed = [&](const std::string& why) {
+    failure = why;
+    failed_on = std::this_thread::get_id();
+  };
+  jobs.start<ThreadedPlan>("scan", std::move(plan), [&](ThreadedPlan&) { done = true; }, std::move(o));
+  ASSERT_TRUE(tick_until_idle(jobs));
+  EXPECT_FALSE(done);
+  EXPECT_EQ(failure, "tensor blocks.0.attn.W_Q: bad shape");
+  EXPECT_EQ(failed_on, main_id);
 }
 
 }  // namespace

@@ -545,5 +545,50 @@ TEST(WorkPlan, APlanTakenWholeKeepsItsConcurrency) {
   EXPECT_TRUE(started.done());
 }
 
+// RunControl (the page's background jobs): progressed is called on the
+// running thread as units finish, with progress() rising; a stop between
+// units leaves the plan (or the chain) spent and not done.
+TEST(WorkPlan, RunControlReportsProgressAndStops) {
+  for (int threads : {1, 3}) {
+    WorkPlan p;
+    std::atomic<int> ran{0};
+    for (int i = 0; i < 40; ++i) p.add("u", 1, [&ran] { ++ran; }, /*concurrent=*/i % 10 != 0);
+    RunControl ctl;
+    std::vector<float> seen;
+    const std::thread::id me = std::this_thread::get_id();
+    bool elsewhere = false;
+    ctl.progressed = [&] {
+      elsewhere = elsewhere || std::this_thread::get_id() != me;
+      seen.push_back(p.progress());
+      if (p.progress() >= 0.5f) ctl.stop = true;
+    };
+    p.run_concurrently(threads, &ctl);
+    EXPECT_FALSE(elsewhere) << threads << " threads";
+    ASSERT_FALSE(seen.empty());
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end())) << threads << " threads";
+    EXPECT_FALSE(p.done());
+    EXPECT_GE(ran.load(), 20);
+    EXPECT_LT(ran.load(), 40) << threads << " threads: stopped part way";
+    EXPECT_THROW(p.step(1.0), Error) << "a stopped plan is spent";
+
+    PlanChain chain;
+    int finished = 0;
+    for (int st = 0; st < 3; ++st)
+      chain.then<WorkPlan>("stage", 1, [] {
+        auto w = std::make_unique<WorkPlan>();
+        for (int i = 0; i < 5; ++i) w->add("u", 1, [] {}, true);
+        return w;
+      }, [&finished](WorkPlan&) { ++finished; });
+    RunControl stop_after_first;
+    stop_after_first.progressed = [&] {
+      if (finished == 1) stop_after_first.stop = true;
+    };
+    chain.run_concurrently(threads, &stop_after_first);
+    EXPECT_EQ(finished, 1);
+    EXPECT_FALSE(chain.done());
+    EXPECT_THROW(chain.step(1.0), Error);
+  }
+}
+
 }  // namespace
 }  // namespace cs
