@@ -213,6 +213,12 @@ void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumula
 
 void set_gemm_uses_eigen(bool eigen) { g_eigen = eigen; }
 
-const char* gemm_backend() { return g_eigen ? "eigen" : "wasm-simd128"; }
+const char* gemm_backend() {
+#if defined(__wasm_simd128__)
+  return g_eigen ? "eigen" : "wasm-simd128";
+#else
+  return g_eigen ? "eigen" : "packed";  // the portable micro-kernel
+#endif
+}
 
 }  // namespace cs::kernels

@@ -65,7 +65,8 @@ void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool a
 // The same product through Eigen's kernels (what gemm is natively).
 void gemm_eigen(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
 
-// "eigen" or "wasm-simd128": what gemm uses now.
+// What gemm uses now: "eigen", "wasm-simd128" (the packed kernel in wasm) or
+// "packed" (the packed kernel with its portable micro-kernel, natively).
 const char* gemm_backend();
 
 // Makes gemm use Eigen (true) or the packed kernel (false), e.g. for a

@@ -50,7 +50,7 @@ void SlicedComputation::run_concurrently(int /*threads*/, RunControl* ctl) {
   const double budget = ctl ? 20.0 : std::numeric_limits<double>::infinity();
   while (!(ctl && ctl->stopped())) {
     const bool finished = step(budget);
-    if (ctl && ctl->progressed) ctl->progressed();
+    if (ctl) ctl->report();
     if (finished) return;
   }
 }
@@ -97,7 +97,7 @@ void WorkPlan::run_concurrently(int threads, RunControl* ctl) {
   if (failed_) throw Error("sliced computation: stepped again after it failed");
   if (spliced_) throw Error("sliced computation: run by itself after another plan took its units");
   auto progressed = [ctl] {
-    if (ctl && ctl->progressed) ctl->progressed();
+    if (ctl) ctl->report();
   };
   while (next_ < units_.size()) {
     if (ctl && ctl->stopped()) {
@@ -267,7 +267,7 @@ void PlanChain::run_concurrently(int threads, RunControl* ctl) {
         return;
       }
       finish_current();
-      if (ctl && ctl->progressed) ctl->progressed();
+      if (ctl) ctl->report();
     }
   } catch (...) {
     failed_ = true;

@@ -39,6 +39,9 @@ struct RunControl {
   std::atomic<bool> stop{false};
   std::function<void()> progressed;
   bool stopped() const { return stop.load(std::memory_order_relaxed); }
+  void report() const {
+    if (progressed) progressed();
+  }
 };
 
 // A computation advanced a slice at a time.
