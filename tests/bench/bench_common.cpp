@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/kernels.h"
+#include "core/sliced.h"
 
 namespace cs::bench {
 
@@ -49,6 +50,22 @@ Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g) {
       out(0, l * c.n_heads + h) = copying_score(small_eigenvalues(ov_small_matrix(m, l, h, g), "ov"));
       out(1, l * c.n_heads + h) = copying_score(small_eigenvalues(qk_small_matrix(m, l, h, g), "qk"));
     }
+  return out;
+}
+
+Eigen::MatrixXd ov_qk_copying_scores_plan(const Model& m, const EmbedGrams& g, int threads) {
+  const ModelConfig& c = m.config();
+  std::vector<HeadEigen> eig(size_t(c.n_layers) * size_t(c.n_heads));
+  WorkPlan plan;
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int h = 0; h < c.n_heads; ++h)
+      add_head_eigen_units(plan, m, l, h, [&g]() -> const EmbedGrams& { return g; }, &eig[size_t(l) * c.n_heads + h]);
+  plan.run_concurrently(threads);
+  Eigen::MatrixXd out(2, Eigen::Index(eig.size()));
+  for (size_t i = 0; i < eig.size(); ++i) {
+    out(0, Eigen::Index(i)) = eig[i].ov_score;
+    out(1, Eigen::Index(i)) = eig[i].qk_score;
+  }
   return out;
 }
 

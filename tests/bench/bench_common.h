@@ -30,6 +30,9 @@ std::vector<int> token_sequence(const ModelConfig& cfg, int n);
 // d_head], small_eigenvalues, copying_score. [2, n_layers * n_heads]: row 0 OV,
 // row 1 QK, column l * n_heads + h.
 Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g);
+// The same, as the CLI's head summary computes them: every eigen-problem a
+// strand of one WorkPlan (add_head_eigen_units), run on `threads` threads.
+Eigen::MatrixXd ov_qk_copying_scores_plan(const Model& m, const EmbedGrams& g, int threads);
 
 // The unembedding's product at 2048 positions, the GEMM 2048 x 512 x 48262 of
 // the toy shape: X [2048, d_model] @ W_U [d_model, d_vocab] through

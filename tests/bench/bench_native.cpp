@@ -13,6 +13,8 @@
 //   eigen_gemm_48262x64x48262/B/C  a plain Eigen GEMM of the same shapes in blocks of
 //                           B x C entries of the product (the scans' baseline), with its GFLOP/s
 //   gemm_2048x512x48262     kernels::gemm at the unembedding's shape (2048 positions), with its GFLOP/s
+//   gemm_2048x512x48262_all_cores  the same on every core (a thread per core, each taking
+//                           every n-th block of 4096 columns into a block of its own)
 //   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
 //   qk_row, qk_column       one row / one column of head 0.0's full QK circuit
 //                           (with W_E's row statistics from the load, as the page queries)
@@ -29,6 +31,9 @@
 //                           (ov_small_matrix / qk_small_matrix, small_eigenvalues, copying_score)
 //   copying_eigen_16_heads  the same without the vocabulary pass (grams given): the
 //                           32 d_head x d_head products and eigenvalue solves alone
+//   copying_*_16_heads_all_cores  the same on every core, as the CLI's head summary runs them
+//                           (embed_grams on every core, each eigen-problem a strand of one
+//                           WorkPlan run on every core)
 // Timings are reported, never asserted.
 #include <benchmark/benchmark.h>
 
@@ -42,6 +47,7 @@
 #include "core/memory.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/kernels.h"
 #include "core/sliced.h"
 #include "core/vocab_matrix.h"
 
@@ -148,6 +154,32 @@ void gemm_unembedding(benchmark::State& state) {
       benchmark::Counter(bench::gemm_unembedding_flops(m) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The same on `threads` threads: thread t multiplies column blocks t, t + threads, ...
+// into a [2048, 4096] block of its own (what the forward pass's unembedding does
+// on every core, without the rest of the pass).
+void gemm_unembedding_threads(benchmark::State& state, int threads) {
+  const Model& m = processed_model();
+  const RowMat X = RowMat::Random(bench::kGemmRows, m.config().d_model);
+  const Eigen::Index V = m.config().vocab_out(), cols = 4096;
+  std::vector<RowMat> blocks(size_t(threads), RowMat(bench::kGemmRows, cols));
+  for (auto _ : state) {
+    std::vector<std::thread> pool;
+    std::vector<float> sums(size_t(threads), 0.f);
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (Eigen::Index c0 = t * cols; c0 < V; c0 += threads * cols) {
+          const Eigen::Index n = std::min(cols, V - c0);
+          kernels::gemm(kernels::view(X), kernels::view(m.W_U().middleCols(c0, n)), blocks[size_t(t)].data(), cols);
+          sums[size_t(t)] += blocks[size_t(t)](0, 0);
+        }
+      });
+    for (auto& th : pool) th.join();
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(bench::gemm_unembedding_flops(m) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // The same shapes as the OV scan, [48262 x 64] x [64 x 48262], as a plain
 // Eigen GEMM in blocks of range(0) x range(1) entries of the product, every
 // block written out and its corner summed so nothing is optimised away.
@@ -244,6 +276,25 @@ void grams(benchmark::State& state, int threads) {
   }
 }
 
+// Both on every core, as the CLI's head summary computes them.
+void copying_scores_all_cores(benchmark::State& state) {
+  const Threads t(all_cores());
+  const Model& m = processed_model();
+  for (auto _ : state) {
+    double s = bench::ov_qk_copying_scores_plan(m, embed_grams(m), all_cores()).sum();
+    benchmark::DoNotOptimize(s);
+  }
+}
+
+void copying_eigen_all_cores(benchmark::State& state) {
+  const Model& m = processed_model();
+  const EmbedGrams g = embed_grams(m);
+  for (auto _ : state) {
+    double s = bench::ov_qk_copying_scores_plan(m, g, all_cores()).sum();
+    benchmark::DoNotOptimize(s);
+  }
+}
+
 void copying_scores_all(benchmark::State& state) {
   const Model& m = processed_model();
   for (auto _ : state) {
@@ -283,6 +334,9 @@ int main(int argc, char** argv) {
       ->Unit(benchmark::kSecond)
       ->Iterations(2);
   benchmark::RegisterBenchmark("gemm_2048x512x48262", gemm_unembedding)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  benchmark::RegisterBenchmark("gemm_2048x512x48262_all_cores", gemm_unembedding_threads, all_cores())
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
   benchmark::RegisterBenchmark("eigen_gemm_48262x64x48262", eigen_gemm)
       ->Args({2048, 2048})   // 16 MB blocks
       ->Args({256, 512})     // the scans' blocks (512 KB)
@@ -304,6 +358,10 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("embed_grams_all_cores", grams, all_cores())->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_scores_16_heads", copying_scores_all)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("copying_eigen_16_heads", copying_eigen_all)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("copying_scores_16_heads_all_cores", copying_scores_all_cores)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("copying_eigen_16_heads_all_cores", copying_eigen_all_cores)
+      ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

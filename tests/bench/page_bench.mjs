@@ -43,6 +43,10 @@
 //    (as its token pickers do): its C++ time in the page (the job's steps and
 //    its done callback; median of 20 tokens) and, as *_latency_*, the time
 //    until the new top-k is on screen (whole frames: SwiftShader draws slowly).
+// PAGE_BENCH_ISOLATED=1: the page served cross-origin isolated, so the threaded
+// build runs and its jobs compute on worker threads (README, "Worker threads");
+// every row's name then ends in _workers (compare with the native *_all_cores
+// rows). PAGE_BENCH_ONLY (below) picks a part of the run.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +54,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { openPage, distDir, cliPath, waitIdle, getState } from '../browser/harness.mjs';
 
+const ISOLATED = process.env.PAGE_BENCH_ISOLATED === '1';
 const log = (...a) => console.error('page_bench:', ...a);
 const out = [];
 const ms = (name, v) => { out.push({ name, ms: v }); log(`${name}: ${v.toFixed(2)} ms`); };
@@ -78,7 +83,7 @@ function gzipSizes() {
 async function firstFrame() {
   const first = [], shown = [];
   for (let i = 0; i < 3; i++) {
-    const app = await openPage({ viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA });
+    const app = await openPage({ viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA, isolated: ISOLATED });
     try {
       const { page } = app;
       // Resolves on the animation frame where the default (bundled) model is on screen.
@@ -178,10 +183,13 @@ async function selections(page, fn, ids, doneKey, pendingKey) {
 async function loadToy(kind, dir) {
   const files = ['model.safetensors', 'config.json', ...(existsSync(join(dir, 'tokenizer.json')) ? ['tokenizer.json'] : [])]
     .map((f) => join(dir, f));
-  const app = await openPage({ query: '?model=none', viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA });
+  const app = await openPage({ query: '?model=none', viewport: VIEWPORT, extraArgs: CHROMIUM_EXTRA, isolated: ISOLATED });
   try {
     const { page } = app;
     await waitIdle(page, { timeout: 120000 });
+    const threads = (await getState(page)).threads;
+    log(`page computes on ${threads} thread(s)${ISOLATED ? ' (served cross-origin isolated)' : ''}`);
+    if (ISOLATED && !(threads > 1)) throw new Error(`PAGE_BENCH_ISOLATED=1 but the page runs on ${threads} thread(s)`);
     const before = await memory(page);
     await watchMainThread(page);
     await page.waitForTimeout(300);
@@ -544,7 +552,7 @@ async function main() {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  console.log(JSON.stringify({ benchmarks: out }));
+  console.log(JSON.stringify({ benchmarks: ISOLATED ? out.map((b) => ({ ...b, name: `${b.name}_workers` })) : out }));
 }
 
 main().catch((e) => {

@@ -88,11 +88,11 @@ GEMM_ROWS = 2048
 ROWS = [
     ("forward_1024", "forward_1024_all_cores", True),
     ("bigram_top_next_k10", "bigram_top_next_k10", False),
-    ("copying_scores_16_heads", "copying_scores_16_heads", False),
-    ("copying_eigen_16_heads", "copying_eigen_16_heads", False),
+    ("copying_scores_16_heads", "copying_scores_16_heads_all_cores", True),
+    ("copying_eigen_16_heads", "copying_eigen_16_heads_all_cores", True),
     ("composition_4l", "composition_4l", True),
     ("ov_top_entries_n100", "ov_top_entries_n100_all_cores", True),
-    ("gemm_2048x512x48262", "gemm_2048x512x48262", False),
+    ("gemm_2048x512x48262", "gemm_2048x512x48262_all_cores", True),
 ]
 
 if __name__ == "__main__" and "--list" in sys.argv[1:]:
