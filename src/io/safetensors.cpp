@@ -269,7 +269,7 @@ float bf16_to_float(uint16_t b) { return bits_as<float>(uint32_t(b) << 16); }
 
 void tensor_to_float(const StFile& f, const StTensor& t, int64_t first, int64_t count, float* out) {
   check_float(t);
-  if (first < 0 || count < 0 || first + count > t.numel())
+  if (first < 0 || count < 0 || first > t.numel() || count > t.numel() - first)
     throw Error("tensor '" + t.name + "': elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
                 ") out of range (numel " + std::to_string(t.numel()) + ")");
   const size_t es = dtype_size(t.dtype);
@@ -277,6 +277,7 @@ void tensor_to_float(const StFile& f, const StTensor& t, int64_t first, int64_t 
     throw Error("tensor '" + t.name + "': data_offsets do not match the file");
   const uint8_t* p = f.data.data() + t.begin + size_t(first) * es;
   const size_t n = size_t(count);
+  if (n == 0) return;  // (out and p may be null then)
   if (t.dtype == "F32") {
     std::memcpy(out, p, n * 4);
   } else if (t.dtype == "F16") {
@@ -333,7 +334,7 @@ std::vector<uint8_t> write_safetensors(const std::vector<StWriteTensor>& tensors
         std::memcpy(p, &h, 2);
         p += 2;
       }
-    } else {
+    } else if (!t->values.empty()) {  // (an empty vector's data() may be null)
       std::memcpy(p, t->values.data(), t->values.size() * 4);
       p += t->values.size() * 4;
     }

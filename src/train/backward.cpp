@@ -413,9 +413,10 @@ void unembed_cross_entropy(const Shared& sh, Worker& w, bool backward) {
   const auto b_U = m.b_U().transpose();
   const int* tokens = sh.tokens + size_t(w.seq0) * size_t(d.T);
   const Index N = w.xf.rows();
-  float* g = w.g.data();
-  MatMap gW_U(g + offset_of(m, W_U.data()), d.D, d.V);
-  Eigen::Map<RowVec> gb_U(g + offset_of(m, m.b_U().data()), d.V);
+  // The gradient block is empty when only evaluating: no pointers into it then.
+  float* g = backward ? w.g.data() : nullptr;
+  MatMap gW_U(g ? g + offset_of(m, W_U.data()) : nullptr, d.D, d.V);
+  Eigen::Map<RowVec> gb_U(g ? g + offset_of(m, m.b_U().data()) : nullptr, d.V);
   if (backward) w.dx.resize(N, d.D);
   double loss_sum = 0;
   for (Index r0 = 0; r0 < N; r0 += kUnembedRows) {

@@ -351,7 +351,8 @@ TEST(SafetensorsWrite, RoundTripIsBitExact) {
     EXPECT_EQ(t->shape, w.shape);
     std::vector<float> back(w.values.size());
     cs::tensor_to_float(f, *t, back.data());
-    EXPECT_EQ(std::memcmp(back.data(), w.values.data(), back.size() * 4), 0) << w.name;
+    if (!back.empty())  // (memcmp of an empty vector's null data is undefined)
+      EXPECT_EQ(std::memcmp(back.data(), w.values.data(), back.size() * 4), 0) << w.name;
   }
 }
 
