@@ -176,7 +176,7 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
       for (Eigen::Index r0 = 0; r0 < T; r0 += qrows) {
         const Eigen::Index n = std::min(qrows, T - r0), r1 = r0 + n;
         // Rows r0..r1 see keys 0..r1: scores [n, r1], softmax, then A v [n, d_head].
-        add(head + ": pattern", 2.0 * double(n) * double(r1) * Dhd, [this, h, idx, frozen, r0, n, r1, T, Dh] {
+        add(head + ": pattern", 2.0 * double(n) * double(r1) * Dhd, [this, h, idx, frozen, r0, n, r1, Dh] {
           auto S = A_.block(r0, 0, n, r1);
           if (frozen) {
             S = opt_.frozen_patterns[idx].block(r0, 0, n, r1);

@@ -209,10 +209,12 @@ std::vector<int64_t> Machine::ints(int tuple, const char* role) {
 
 int Machine::reduce(int callable, int args) {
   const Node& f = at(callable);
-  if (f.kind != K::Global || f.fn == Fn::StorageType)
-    fail("REDUCE at byte " + std::to_string(op_at_) + " calls " +
-         (f.kind == K::Global ? "'" + shown(f.s) + "'" : std::string("a ") + kind_name(f.kind)) +
-         ", which a state dict never does");
+  if (f.kind != K::Global || f.fn == Fn::StorageType) {
+    std::string what = "a ";
+    if (f.kind == K::Global) what = "'" + shown(f.s) + "'";
+    else what += kind_name(f.kind);
+    fail("REDUCE at byte " + std::to_string(op_at_) + " calls " + what + ", which a state dict never does");
+  }
   expect(args, K::Tuple, "the arguments");
   const std::vector<int> a = at(args).items;
   auto arity = [&](size_t lo, size_t hi) {
