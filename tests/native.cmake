@@ -56,10 +56,17 @@ elseif(TARGET circuitscope)
   message(WARNING "node not found: CLI tests are not registered")
 endif()
 
+# ---- sanitizer and fuzzing builds: the fuzz targets; no benchmarks, browser or model checks
+if(CIRCUITSCOPE_SANITIZE OR CIRCUITSCOPE_FUZZ)
+  include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+  return()
+endif()
+
 # ---- benchmarks (Google Benchmark, Debian libbenchmark-dev) ----------------
 find_package(benchmark CONFIG QUIET)
 if(benchmark_FOUND)
-  add_executable(bench_native ${CMAKE_SOURCE_DIR}/tests/bench/bench_native.cpp
+  # Not in `all`: scripts/bench builds it by name; the tests never need it.
+  add_executable(bench_native EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/bench_native.cpp
                               ${CMAKE_SOURCE_DIR}/tests/bench/bench_common.cpp
                               ${CMAKE_SOURCE_DIR}/tests/bench/bench_train.cpp)
   target_link_libraries(bench_native PRIVATE cs_io ${CS_TRAIN_LIB} benchmark::benchmark Threads::Threads)

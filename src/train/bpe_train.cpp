@@ -8,6 +8,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <unordered_map>
@@ -579,23 +580,20 @@ EncodeStats encode_file(const std::string& in_path, std::string_view tokenizer_j
   return st;
 }
 
-TokenFile read_token_file(const std::string& path) {
+TokenFile parse_token_file(std::string_view sidecar_json, std::span<const uint8_t> raw, const std::string& path) {
   const std::string side_path = path + ".json";
-  std::ifstream sj(side_path, std::ios::binary);
-  if (!sj) throw Error("'" + side_path + "': cannot open (the sidecar of a token-id file)");
-  nlohmann::json side;
-  try {
-    side = nlohmann::json::parse(sj);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'" + side_path + "': invalid JSON: " + e.what());
-  }
-  auto need_int = [&](const char* key) -> int64_t {
-    if (!side.is_object() || !side.contains(key) || !side[key].is_number_integer() || side[key].get<int64_t>() < 0) {
-      throw Error("'" + side_path + "': field '" + key + "' must be a non-negative integer");
+  nlohmann::json side = nlohmann::json::parse(sidecar_json.begin(), sidecar_json.end(), nullptr, false);
+  if (side.is_discarded()) throw Error("'" + side_path + "': invalid JSON");
+  auto need_int = [&](const char* key, int64_t max) -> int64_t {
+    if (!side.is_object() || !side.contains(key) || !side[key].is_number_integer() || side[key].get<int64_t>() < 0 ||
+        side[key].get<int64_t>() > max) {
+      throw Error("'" + side_path + "': field '" + key + "' must be an integer from 0 to " + std::to_string(max));
     }
     return side[key].get<int64_t>();
   };
-  const std::string dtype = side.is_object() ? side.value("dtype", std::string()) : std::string();
+  const std::string dtype = side.is_object() && side.contains("dtype") && side["dtype"].is_string()
+                                ? side["dtype"].get<std::string>()
+                                : std::string();
   size_t width;
   if (dtype == "uint16") {
     width = 2;
@@ -604,26 +602,25 @@ TokenFile read_token_file(const std::string& path) {
   } else {
     throw Error("'" + side_path + "': field 'dtype' must be \"uint16\" or \"uint32\"");
   }
-  if (side.value("byte_order", std::string("little")) != "little") {
+  const nlohmann::json* order = side.contains("byte_order") ? &side["byte_order"] : nullptr;
+  if (order && !(order->is_string() && order->get<std::string>() == "little")) {
     throw Error("'" + side_path + "': field 'byte_order' must be \"little\"");
   }
-  const int64_t n = need_int("n_tokens");
-  const int64_t vocab = need_int("vocab_size");
+  const int64_t n = need_int("n_tokens", INT64_MAX);
+  const int64_t vocab = need_int("vocab_size", INT32_MAX);
   TokenFile tf;
   tf.vocab_size = static_cast<int>(vocab);
-  if (side.contains("bos_id") && side["bos_id"].is_number_integer()) tf.bos_id = side["bos_id"].get<int>();
-
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("'" + path + "': cannot open");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(0);
-  if (size != static_cast<std::streamoff>(n * static_cast<int64_t>(width))) {
-    throw Error("'" + path + "': " + std::to_string(size) + " bytes, but n_tokens " + std::to_string(n) + " of " +
-                dtype + " needs " + std::to_string(n * static_cast<int64_t>(width)));
+  if (side.contains("bos_id") && !side["bos_id"].is_null()) {
+    const nlohmann::json& b = side["bos_id"];
+    if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() >= vocab)
+      throw Error("'" + side_path + "': field 'bos_id' must be an id below vocab_size " + std::to_string(vocab));
+    tf.bos_id = int(b.get<int64_t>());
   }
-  std::vector<unsigned char> raw(static_cast<size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(raw.data()), size)) throw Error("'" + path + "': read failed");
+  if (raw.size() % width != 0 || uint64_t(n) != raw.size() / width) {
+    const std::string need = uint64_t(n) <= UINT64_MAX / width ? std::to_string(uint64_t(n) * width) : "more than 2^64";
+    throw Error("'" + path + "': " + std::to_string(raw.size()) + " bytes, but n_tokens " + std::to_string(n) + " of " +
+                dtype + " needs " + need);
+  }
   tf.ids.resize(static_cast<size_t>(n));
   for (size_t i = 0; i < tf.ids.size(); ++i) {
     uint32_t x = 0;
@@ -635,6 +632,18 @@ TokenFile read_token_file(const std::string& path) {
     tf.ids[i] = static_cast<int>(x);
   }
   return tf;
+}
+
+TokenFile read_token_file(const std::string& path) {
+  const std::string side_path = path + ".json";
+  std::ifstream sj(side_path, std::ios::binary);
+  if (!sj) throw Error("'" + side_path + "': cannot open (the sidecar of a token-id file)");
+  const std::string side((std::istreambuf_iterator<char>(sj)), std::istreambuf_iterator<char>());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("'" + path + "': cannot open");
+  const std::vector<uint8_t> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error("'" + path + "': read failed");
+  return parse_token_file(side, raw, path);
 }
 
 }  // namespace cs::train

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -139,5 +140,8 @@ struct TokenFile {
 };
 // Reads OUT and OUT.json as written by encode_file; checks the sizes agree.
 TokenFile read_token_file(const std::string& path);
+// The same from the two files' bytes: the sidecar's JSON text and the raw ids
+// (`path` names them in messages: path and path + ".json").
+TokenFile parse_token_file(std::string_view sidecar_json, std::span<const uint8_t> raw, const std::string& path);
 
 }  // namespace cs::train

@@ -399,11 +399,12 @@ TEST(BpeEncode, FileInBlocksEqualsOneEncode) {
   }
   cs::train::EncodeOptions eo;
   // 1 KB blocks (one thread each), then 16 KB blocks cut again for 3 threads.
+  int calls = 0;  // outlives eo.progress, which the calls after the loop still make
   for (const auto& [block, threads] : {std::pair<size_t, int>{1024, 1}, std::pair<size_t, int>{16384, 3}}) {
     SCOPED_TRACE("block " + std::to_string(block) + ", threads " + std::to_string(threads));
     eo.block_bytes = block;
     eo.n_threads = threads;
-    int calls = 0;
+    calls = 0;
     eo.progress = [&](int64_t, int64_t) { ++calls; };
     fs::remove(out);
     const auto st = cs::train::encode_file(in, json_text, "tokenizer.json", out, eo);
@@ -454,6 +455,35 @@ TEST(BpeEncode, FileInBlocksEqualsOneEncode) {
   }
   EXPECT_NE(error_of([&] { cs::train::read_token_file(out); }).find("3 bytes, but n_tokens 2 of uint16 needs 4"), std::string::npos);
   fs::remove_all(dir);
+}
+
+// parse_token_file: the sidecar's numbers are checked before they size or
+// index anything (a hostile sidecar gives a one-line reason, never an
+// overflow or an allocation of its n_tokens).
+TEST(TokenFile, ParsesFromBytesAndRefusesHostileSidecars) {
+  const std::vector<uint8_t> raw = {3, 0, 1, 0, 4, 0};  // 3, 1, 4 as uint16
+  const auto tf = cs::train::parse_token_file(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 5, "bos_id": 1})", raw, "t.u16");
+  EXPECT_EQ(tf.ids, (std::vector<int>{3, 1, 4}));
+  EXPECT_EQ(tf.vocab_size, 5);
+  EXPECT_EQ(tf.bos_id, std::optional<int>(1));
+  EXPECT_FALSE(cs::train::parse_token_file(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 5, "bos_id": null})", raw, "t.u16")
+                   .bos_id.has_value());
+  auto refusal = [&](const std::string& side) { return error_of([&] { cs::train::parse_token_file(side, raw, "t.u16"); }); };
+  // n_tokens * 4 overflows 64 bits: refused by the byte count, not computed.
+  EXPECT_EQ(refusal(R"({"dtype": "uint32", "n_tokens": 9223372036854775807, "vocab_size": 5})"),
+            "'t.u16': 6 bytes, but n_tokens 9223372036854775807 of uint32 needs more than 2^64");
+  EXPECT_EQ(refusal(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 4294967296})"),
+            "'t.u16.json': field 'vocab_size' must be an integer from 0 to 2147483647");
+  EXPECT_EQ(refusal(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 5, "bos_id": 5})"),
+            "'t.u16.json': field 'bos_id' must be an id below vocab_size 5");
+  EXPECT_EQ(refusal(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 5, "bos_id": "x"})"),
+            "'t.u16.json': field 'bos_id' must be an id below vocab_size 5");
+  EXPECT_EQ(refusal(R"({"dtype": 16, "n_tokens": 3, "vocab_size": 5})"), "'t.u16.json': field 'dtype' must be \"uint16\" or \"uint32\"");
+  EXPECT_EQ(refusal(R"({"dtype": "uint16", "byte_order": 1, "n_tokens": 3, "vocab_size": 5})"),
+            "'t.u16.json': field 'byte_order' must be \"little\"");
+  EXPECT_EQ(refusal(R"([1, 2])"), "'t.u16.json': field 'dtype' must be \"uint16\" or \"uint32\"");
+  EXPECT_EQ(refusal("{"), "'t.u16.json': invalid JSON");
+  EXPECT_EQ(refusal(R"({"dtype": "uint16", "n_tokens": 3, "vocab_size": 4})"), "'t.u16': token 2 has id 4, outside the vocabulary of 4");
 }
 
 }  // namespace

@@ -1,0 +1,26 @@
+# Fuzz targets (tests/fuzz/README.md), one per parser: fuzz_<name>.cpp with
+# LLVMFuzzerTestOneInput, seeds in corpus/<name>/, a dictionary <name>.dict
+# where the format has keywords.
+#   CIRCUITSCOPE_FUZZ (clang):      fuzz_<name> linked with libFuzzer (scripts/fuzz runs them)
+#   CIRCUITSCOPE_SANITIZE (any):    fuzz_<name> linked with replay_main.cpp, and a CTest
+#                                   fuzz.<name> replaying corpus/<name>/ once (scripts/test)
+set(CS_FUZZ_TARGETS safetensors config tokenizer model_folder pth pickle link token_file)
+foreach(name ${CS_FUZZ_TARGETS})
+  set(src ${CMAKE_CURRENT_LIST_DIR}/fuzz_${name}.cpp)
+  if(CIRCUITSCOPE_FUZZ)
+    add_executable(fuzz_${name} ${src})
+    target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    add_executable(fuzz_${name} ${src} ${CMAKE_CURRENT_LIST_DIR}/replay_main.cpp)
+    add_test(NAME fuzz.${name} COMMAND fuzz_${name} ${CMAKE_CURRENT_LIST_DIR}/corpus/${name})
+    set_tests_properties(fuzz.${name} PROPERTIES TIMEOUT 300)
+  endif()
+  target_link_libraries(fuzz_${name} PRIVATE cs_io)
+  if(name STREQUAL "token_file")
+    target_link_libraries(fuzz_${name} PRIVATE cs_train)
+  elseif(name STREQUAL "link")
+    target_link_libraries(fuzz_${name} PRIVATE cs_app)
+  endif()
+  target_include_directories(fuzz_${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+  target_compile_options(fuzz_${name} PRIVATE ${CS_OPT} -Wall -Wextra)
+endforeach()
