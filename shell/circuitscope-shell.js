@@ -115,6 +115,26 @@
     return chain;
   }
 
+  // A download that sends nothing for this long is given up (the model shown
+  // stays). window.circuitscopeDownloadStallMs overrides it (the tests).
+  const stallMs = () => Number(window.circuitscopeDownloadStallMs) > 0 ? Number(window.circuitscopeDownloadStallMs) : 30000;
+  // reader.read(), or an error naming the file when the connection breaks or
+  // no bytes come for stallMs().
+  function readOrStall(reader, name) {
+    let timer;
+    const limit = stallMs();
+    const stalled = new Promise((_, fail) => {
+      timer = setTimeout(() => {
+        reader.cancel().catch(() => {});
+        fail(new Error(`${name}: the download stalled (no data for ${Math.round(limit / 1000)} s); try again`));
+      }, limit);
+    });
+    const read = reader.read().catch((e) => {
+      throw new Error(`${name}: the download broke off (${(e && e.message) || e}); try again`);
+    });
+    return Promise.race([read, stalled]).finally(() => clearTimeout(timer));
+  }
+
   // Streams `size` bytes from a ReadableStream into a staging buffer owned by
   // C++ (no copy of the whole file in JavaScript). size < 0: unknown length.
   // The buffer is reserved untouched and filled chunk by chunk, so no single
@@ -125,7 +145,7 @@
       if (!api.stageReserve(name, size)) { reader.cancel().catch(() => {}); throw new Reported(); }
       let offset = 0;
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await readOrStall(reader, name);
         if (done) break;
         if (offset + value.length > size) throw new Error(`${name}: more bytes than its announced ${size}`);
         const ptr = api.stageAppend(name, value.length) >>> 0;
@@ -140,7 +160,7 @@
     const chunks = [];
     let total = 0;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readOrStall(reader, name);
       if (done) break;
       chunks.push(value);
       total += value.length;
@@ -450,7 +470,7 @@
     const chunks = [];
     let loaded = 0;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readOrStall(reader, name);
       if (done) break;
       chunks.push(value);
       loaded += value.length;

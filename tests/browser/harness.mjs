@@ -25,7 +25,9 @@ const MIME = {
 // Serves `root` on a free 127.0.0.1 port. Returns { url, close() }.
 // isolated: with the COOP and COEP headers that make the page cross-origin
 // isolated (the threaded build runs; README, "Worker threads").
-export async function serveStatic(root, { isolated = false } = {}) {
+// fault(path, res, file): called first for every request; it may answer the
+// request itself (a network fault) and return true.
+export async function serveStatic(root, { isolated = false, fault = null } = {}) {
   if (!existsSync(join(root, 'index.html'))) {
     throw new Error(`${root}/index.html not found: build the page first (CIRCUITSCOPE_DIST points at the wasm build's dist/)`);
   }
@@ -33,6 +35,7 @@ export async function serveStatic(root, { isolated = false } = {}) {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     const file = normalize(join(root, path.endsWith('/') ? path + 'index.html' : path));
     if (!file.startsWith(root + sep) && file !== root) { res.writeHead(403).end(); return; }
+    if (fault && fault(path, res, file)) return;
     let st;
     try { st = statSync(file); } catch { res.writeHead(404).end('not found'); return; }
     if (!st.isFile()) { res.writeHead(404).end('not found'); return; }
