@@ -6,6 +6,7 @@
 if(EMSCRIPTEN OR NOT TARGET circuitscope OR NOT TARGET cs_train)
   return()
 endif()
+include(GoogleTest)
 add_executable(model_checks ${CMAKE_SOURCE_DIR}/tests/models/model_checks.cpp)
 target_link_libraries(model_checks PRIVATE cs_io cs_train GTest::gtest_main Threads::Threads)
 target_compile_options(model_checks PRIVATE ${CS_OPT} -Wall -Wextra)
