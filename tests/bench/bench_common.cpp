@@ -69,11 +69,11 @@ Eigen::MatrixXd ov_qk_copying_scores_plan(const Model& m, const EmbedGrams& g, i
   return out;
 }
 
-float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block) {
+float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block, int first, int step) {
   const Eigen::Index V = m.config().vocab_out(), cols = 4096;
   block.resize(X.rows(), cols);
   float sum = 0.f;
-  for (Eigen::Index c0 = 0; c0 < V; c0 += cols) {
+  for (Eigen::Index c0 = first * cols; c0 < V; c0 += step * cols) {
     const Eigen::Index n = std::min(cols, V - c0);
     kernels::gemm(kernels::view(X), kernels::view(m.W_U().middleCols(c0, n)), block.data(), cols);
     sum += block(0, 0);

@@ -39,8 +39,9 @@ Eigen::MatrixXd ov_qk_copying_scores_plan(const Model& m, const EmbedGrams& g, i
 // kernels::gemm (Eigen natively, the SIMD128 kernel in wasm), in blocks of
 // 4096 columns written into `block` [2048, 4096] (kept between calls; the
 // whole output would be 395 MB). Returns the sum of the blocks' first entries.
+// first, step: only blocks first, first + step, ... (one thread's share).
 constexpr int kGemmRows = 2048;
-float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block);
+float gemm_unembedding(const Model& m, const RowMat& X, RowMat& block, int first = 0, int step = 1);
 inline double gemm_unembedding_flops(const Model& m) {
   return 2.0 * kGemmRows * double(m.config().d_model) * double(m.config().vocab_out());
 }

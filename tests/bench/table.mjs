@@ -36,11 +36,13 @@ const row = (name) => { if (!rows.has(name)) rows.set(name, {}); return rows.get
 
 for (const b of read(nativeFile)?.benchmarks ?? []) {
   if (b.run_type === 'aggregate' && b.aggregate_name !== 'mean') continue;
-  // Names as registered: drop Google Benchmark's "/min_time:2.000" and
-  // "/iterations:2" suffixes, so native and wasm rows share a name.
+  // Names as registered: drop Google Benchmark's "/min_time:2.000",
+  // "/iterations:2" and "/real_time" suffixes, so native, wasm and torch rows
+  // share a name (the table's times are wall-clock times anyway).
   const name = (b.run_type === 'aggregate' ? b.run_name : b.name)
     .replace(/\/min_time:[^/]*/, '')
-    .replace(/\/iterations:[^/]*/, '');
+    .replace(/\/iterations:[^/]*/, '')
+    .replace(/\/real_time$/, '');
   row(name).native = b.real_time * toMs[b.time_unit ?? 'ns'];
 }
 for (const b of read(wasmFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;

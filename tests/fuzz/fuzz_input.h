@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace cs::fuzz {
 
@@ -53,6 +54,19 @@ void refusing_cleanly(F&& f) {
   } catch (const cs::Error& e) {
     const std::string_view w = e.what();
     if (w.empty() || w.find('\n') != std::string_view::npos) __builtin_trap();  // not a one-line reason
+  }
+}
+
+// Converts every float tensor of a parsed file whole, and (slice) once more
+// without its first element: what a loader reads of it.
+inline void convert_float_tensors(const cs::StFile& f, bool slice) {
+  std::vector<float> out;
+  for (const cs::StTensor& t : f.tensors) {
+    if (!cs::is_float_dtype(t.dtype)) continue;
+    const int64_t n = t.numel();
+    out.resize(size_t(n));
+    cs::tensor_to_float(f, t, out.data());
+    if (slice && n > 1) cs::tensor_to_float(f, t, 1, n - 1, out.data());
   }
 }
 

@@ -5,36 +5,20 @@
 #include <cstring>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "app/app.h"
 #include "app/link.h"
 #include "fuzz_input.h"
 #include "io/model_io.h"
+#include "test_models.h"  // tests/unit: the view tests' small model and tokenizer
 
 namespace {
 
 cs::app::App& shown_app() {
   static cs::app::App* app = [] {
     auto* a = new cs::app::App;
-    cs::ModelConfig c;
-    c.n_layers = 2;
-    c.d_model = 16;
-    c.n_heads = 2;
-    c.d_head = 8;
-    c.n_ctx = 32;
-    c.d_vocab = 40;
-    c.positional = cs::PosEmbed::Standard;
-    c.normalization = cs::Norm::LN;
-    cs::Model m(c);
-    cs::randomize(m, 7, 0.3f);
-    nlohmann::json vocab = nlohmann::json::object();
-    for (int i = 0; i < c.d_vocab; ++i) vocab["t" + std::to_string(i)] = i;
-    const nlohmann::json tok = {{"version", "1.0"},
-                                {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}},
-                                {"pre_tokenizer", {{"type", "Whitespace"}}}};
+    const cs::Model m = cs::testmodels::small_ln_model(2, 32, 7, 0.3f);
     cs::app::Session& s = a->session();
-    for (const auto& [name, bytes] : cs::save_model(m, tok.dump())) {
+    for (const auto& [name, bytes] : cs::save_model(m, cs::testmodels::wordlevel_tokenizer(m.config().d_vocab))) {
       uint8_t* p = s.stage_file(name, bytes.size());
       if (!p) __builtin_trap();
       if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
