@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/forward.h"
 #include "core/induction.h"
+#include "core/kernels.h"
 #include "core/vocab_matrix.h"
 
 namespace cs {
@@ -153,11 +154,10 @@ Eigen::Index rows_per_unit(int d_model) {
 }
 
 // Lower triangle of G += X^T X for a float chunk X [rows, d] through the float
-// scratch acc [d, d] (a symmetric rank update computes half of it).
+// scratch acc [d, d] (kernels::gram_lower computes about half of it).
 template <class Block>
-void add_gram_lower(Eigen::MatrixXd& G, const Block& X, Eigen::MatrixXf& acc) {
-  acc.setZero();
-  acc.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
+void add_gram_lower(Eigen::MatrixXd& G, const Block& X, RowMat& acc) {
+  kernels::gram_lower(kernels::view(X), acc.data(), acc.outerStride());
   G.triangularView<Eigen::Lower>() += acc.cast<double>();
 }
 
@@ -235,7 +235,7 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
         p.N_sum += X.colwise().sum().transpose().cast<double>();
         if (g_.square) {
           const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
-          p.acc.noalias() = U * X;                          // [d_model, d_model]
+          kernels::matmul(U, X, p.acc);                     // [d_model, d_model]
           p.UN += p.acc.cast<double>();
           p.U_sum += U.rowwise().sum().cast<double>();
         }

@@ -130,7 +130,7 @@ class EmbedGramsPlan final : public WorkPlan {
     Eigen::MatrixXd NtN, UN, UUt;  // lower triangles of the Grams; UN whole
     Eigen::VectorXd N_sum, U_sum;
     RowMat x;             // scratch: one unit's rows [rows_per_unit, d_model]
-    Eigen::MatrixXf acc;  // scratch: one unit's float sum [d_model, d_model]
+    RowMat acc;           // scratch: one unit's float sum [d_model, d_model]
   };
   const Model& m_;
   EmbedGrams g_;

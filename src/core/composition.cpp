@@ -15,10 +15,12 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
 #include "core/head_detector.h"
+#include "core/kernels.h"
 #include "core/rng.h"
 
 namespace cs {
@@ -57,13 +59,24 @@ Eigen::MatrixXd r_of_gram(const Eigen::MatrixXd& G) {
   return R * (ldlt.transpositionsP() * Eigen::MatrixXd::Identity(G.rows(), G.cols()));  // times P as a matrix
 }
 
+// P = A B: through kernels::matmul in float (the model's weights: the SIMD128
+// kernel in wasm), Eigen's product in double (the random baseline).
+template <class MA, class MB, class S>
+void product(const MA& A, const MB& B, Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& P) {
+  P.resize(A.rows(), B.cols());
+  if constexpr (std::is_same_v<S, float>)
+    kernels::matmul(A, B, P);
+  else
+    P.noalias() = A * B;
+}
+
 // R of X [d, r]: [r, r] with R^T R = X^T X; the Gram matrix formed in X's
 // scalar type (float for the model's weights), its LDL^T in double.
 template <class M>
 Eigen::Matrix<typename M::Scalar, Eigen::Dynamic, Eigen::Dynamic> qr_r(const M& X) {
   using S = typename M::Scalar;
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> G;
-  G.noalias() = X.transpose() * X;
+  product(X.transpose(), X, G);
   return r_of_gram(G.template cast<double>()).template cast<S>();
 }
 
@@ -71,14 +84,16 @@ Eigen::Matrix<typename M::Scalar, Eigen::Dynamic, Eigen::Dynamic> qr_r(const M& 
 template <class MA, class MB>
 Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> left_factor(const MA& A1, const MB& B1) {
   Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
-  Z.noalias() = B1.transpose() * qr_r(A1).transpose();
+  const auto R = qr_r(A1);
+  product(B1.transpose(), R.transpose(), Z);
   return Z;
 }
 // Z2 = A2 R(B2^T)^T: the right product's factor [d, r].
 template <class MA, class MB>
 Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> right_factor(const MA& A2, const MB& B2) {
   Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
-  Z.noalias() = A2 * qr_r(B2.transpose()).transpose();
+  const auto R = qr_r(B2.transpose());
+  product(A2, R.transpose(), Z);
   return Z;
 }
 
@@ -209,7 +224,7 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
                 const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
                 Eigen::MatrixXd& out = kind == CompositionKind::Q ? r_.Q : kind == CompositionKind::K ? r_.K : r_.V;
                 Eigen::MatrixXf C;  // its own scratch: the units may run at once (run_concurrently)
-                C.noalias() = F1.ov_left.middleCols(h1 * k, k).transpose() * right;  // [k, n_heads * k]
+                product(F1.ov_left.middleCols(h1 * k, k).transpose(), right, C);  // [k, n_heads * k]
                 for (int h2 = 0; h2 < H; ++h2) {
                   const double num = C.middleCols(h2 * k, k).cast<double>().norm();
                   out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);

@@ -213,6 +213,34 @@ void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumula
 
 void set_gemm_uses_eigen(bool eigen) { g_eigen = eigen; }
 
+namespace {
+// The block [r0, r0 + rows) x [c0, c0 + cols) of an operand.
+MatView block(const MatView& M, Index r0, Index c0, Index rows, Index cols) {
+  const float* d = M.transposed ? M.data + c0 * M.stride + r0 : M.data + r0 * M.stride + c0;
+  return {d, rows, cols, M.stride, M.transposed};
+}
+// Columns per panel of gram_lower: the part above the diagonal it computes
+// anyway is kGramPanel / (2 d) of the whole (1/16 at d_model 512).
+constexpr Index kGramPanel = 64;
+}  // namespace
+
+void gram_lower(const MatView& X, float* G, Index ldg) {
+  const Index n = X.rows, d = X.cols;
+  if (ldg < d) throw Error("gram_lower: ldg " + std::to_string(ldg) + " is less than d = " + std::to_string(d));
+  if (g_eigen) {
+    Eigen::Map<RowMajor, 0, Eigen::OuterStride<>> out(G, d, d, Eigen::OuterStride<>(ldg));
+    out.triangularView<Eigen::Lower>().setZero();
+    with_eigen(transpose(X), [&](const auto& xt) { out.selfadjointView<Eigen::Lower>().rankUpdate(xt); });
+    return;
+  }
+  // Panel [j0, j0 + w) of the columns, from the diagonal down:
+  // G[j0:, j0:j0+w] = X[:, j0:]^T X[:, j0:j0+w].
+  for (Index j0 = 0; j0 < d; j0 += kGramPanel) {
+    const Index w = std::min(kGramPanel, d - j0);
+    gemm_packed(transpose(block(X, 0, j0, n, d - j0)), block(X, 0, j0, n, w), G + j0 * ldg + j0, ldg);
+  }
+}
+
 const char* gemm_backend() {
 #if defined(__wasm_simd128__)
   return g_eigen ? "eigen" : "wasm-simd128";

@@ -1,5 +1,7 @@
-// Matrix-vector kernels (kernels.h): Eigen natively, SIMD128 in wasm.
+// Matrix-vector kernels and row statistics (kernels.h): Eigen natively, SIMD128 in wasm.
 #include "core/kernels.h"
+
+#include <algorithm>
 
 #include <Eigen/Core>
 
@@ -96,6 +98,33 @@ void gemv_t(const float* A, Index d, Index n, Index lda, const float* x, float* 
   }
 }
 
+void row_mean_var(const float* A, Index n, Index d, Index lda, float* mean, float* var) {
+  const float inv_d = 1.f / float(d);
+  for (Index i = 0; i < n; ++i) {
+    const float* a = A + i * lda;
+    v128_t s0 = wasm_f32x4_splat(0.f), s1 = s0;
+    Index k = 0;
+    for (; k + 8 <= d; k += 8) {
+      s0 = wasm_f32x4_add(s0, wasm_v128_load(a + k));
+      s1 = wasm_f32x4_add(s1, wasm_v128_load(a + k + 4));
+    }
+    float s = hsum(wasm_f32x4_add(s0, s1));
+    for (; k < d; ++k) s += a[k];
+    const float mu = s * inv_d;
+    const v128_t m = wasm_f32x4_splat(mu);
+    v128_t q0 = wasm_f32x4_splat(0.f), q1 = q0;
+    for (k = 0; k + 8 <= d; k += 8) {
+      const v128_t c0 = wasm_f32x4_sub(wasm_v128_load(a + k), m), c1 = wasm_f32x4_sub(wasm_v128_load(a + k + 4), m);
+      q0 = wasm_f32x4_add(q0, wasm_f32x4_mul(c0, c0));
+      q1 = wasm_f32x4_add(q1, wasm_f32x4_mul(c1, c1));
+    }
+    float q = hsum(wasm_f32x4_add(q0, q1));
+    for (; k < d; ++k) q += (a[k] - mu) * (a[k] - mu);
+    mean[i] = mu;
+    var[i] = q * inv_d;
+  }
+}
+
 const char* gemv_backend() { return "wasm-simd128"; }
 
 #else
@@ -114,8 +143,42 @@ void gemv_t(const float* A, Index d, Index n, Index lda, const float* x, float* 
       Strided(A, d, n, Eigen::OuterStride<>(lda)).transpose() * Eigen::Map<const Eigen::VectorXf>(x, d);
 }
 
+void row_mean_var(const float* A, Index n, Index d, Index lda, float* mean, float* var) {
+  const float inv_d = 1.f / float(d);
+  const Strided M(A, n, d, Eigen::OuterStride<>(lda));
+  for (Index i = 0; i < n; ++i) {
+    const float mu = M.row(i).sum() * inv_d;
+    mean[i] = mu;
+    var[i] = (M.row(i).array() - mu).square().sum() * inv_d;
+  }
+}
+
 const char* gemv_backend() { return "eigen"; }
 
 #endif
+
+// Columns in blocks whose sums stay in L1; each pass adds whole rows of the
+// block (contiguous, so the compiler vectorizes it in both builds).
+void col_mean_var(const float* A, Index d, Index n, Index lda, float* mean, float* var) {
+  constexpr Index kBlock = 1024;
+  const float inv_d = 1.f / float(d);
+  for (Index j0 = 0; j0 < n; j0 += kBlock) {
+    const Index w = std::min(kBlock, n - j0);
+    float* mu = mean + j0;
+    float* q = var + j0;
+    std::fill(mu, mu + w, 0.f);
+    std::fill(q, q + w, 0.f);
+    for (Index k = 0; k < d; ++k) {
+      const float* a = A + k * lda + j0;
+      for (Index j = 0; j < w; ++j) mu[j] += a[j];
+    }
+    for (Index j = 0; j < w; ++j) mu[j] *= inv_d;
+    for (Index k = 0; k < d; ++k) {
+      const float* a = A + k * lda + j0;
+      for (Index j = 0; j < w; ++j) q[j] += (a[j] - mu[j]) * (a[j] - mu[j]);
+    }
+    for (Index j = 0; j < w; ++j) q[j] *= inv_d;
+  }
+}
 
 }  // namespace cs::kernels

@@ -11,6 +11,7 @@
 // larger matrix is passed without copying.
 #pragma once
 #include <cstddef>
+#include <type_traits>
 
 #include <Eigen/Core>
 
@@ -75,30 +76,52 @@ const char* gemm_backend();
 // run on other threads.
 void set_gemm_uses_eigen(bool eigen);
 
-// A row-major Eigen matrix, map or block of one (data(), rows(), cols(),
-// outerStride()) as an operand.
+// A row-major or column-major Eigen matrix, map or block of one (data(),
+// rows(), cols(), outerStride()) as an operand; a column-major one is its
+// storage read transposed (element (i, j) at data[j * outerStride + i]).
 template <class M>
 MatView view(const M& m) {
-  static_assert(M::IsRowMajor, "kernels::view: a row-major matrix");
-  return {m.data(), m.rows(), m.cols(), m.outerStride(), false};
+  return {m.data(), m.rows(), m.cols(), m.outerStride(), !bool(M::IsRowMajor)};
 }
 
 // The operand read as its transpose (no copy): gemm(view(q), transpose(view(k)), ...) is q k^T.
 inline MatView transpose(const MatView& M) { return {M.data, M.cols, M.rows, M.stride, !M.transposed}; }
 
-// A transposed row-major matrix (m.transpose()) as an operand read transposed.
+// A transposed Eigen matrix (m.transpose()) as an operand.
 template <class M>
 MatView view(const Eigen::Transpose<M>& t) {
   return transpose(view(t.nestedExpression()));
 }
 
-// C = A @ B (C += A @ B when accumulate) through gemm, for row-major Eigen
-// matrices, maps, blocks or their .transpose(); C (row-major) must already be
-// A.rows() x B.cols(). E.g. matmul(q, k.transpose(), S) for S = q k^T.
+// C = A @ B (C += A @ B when accumulate) through gemm, for Eigen matrices,
+// maps, blocks or their .transpose(), row- or column-major; C must already be
+// A.rows() x B.cols(). E.g. matmul(q, k.transpose(), S) for S = q k^T. A
+// column-major C is computed as C^T = B^T A^T, which is row-major in C's storage.
 template <class MA, class MB, class MC>
 void matmul(const MA& A, const MB& B, MC&& C, bool accumulate = false) {
   if (C.rows() != A.rows() || C.cols() != B.cols()) throw_output_shape(C.rows(), C.cols(), A.rows(), B.cols());
-  gemm(view(A), view(B), C.data(), C.outerStride(), accumulate);
+  if constexpr (std::remove_cvref_t<MC>::IsRowMajor)
+    gemm(view(A), view(B), C.data(), C.outerStride(), accumulate);
+  else
+    gemm(transpose(view(B)), transpose(view(A)), C.data(), C.outerStride(), accumulate);
 }
+
+// ---- Gram matrices and row statistics --------------------------------------------------
+
+// The lower triangle (with the diagonal) of G = X^T X for X [n, d]: G [d, d]
+// row-major with row stride ldg; the entries above the diagonal are left
+// unspecified. Natively Eigen's symmetric rank update; in wasm the packed
+// kernel on panels of columns (each panel from the diagonal down), about
+// half the multiply-adds of the whole product.
+void gram_lower(const MatView& X, float* G, Index ldg);
+
+// Statistics of each of n rows of A [n, d] (row-major, row stride lda >= d):
+// mean[i] = sum_k A[i, k] / d and var[i] = sum_k (A[i, k] - mean[i])^2 / d
+// (centred first, as LayerNorm computes them).
+void row_mean_var(const float* A, Index n, Index d, Index lda, float* mean, float* var);
+
+// The same for each of n columns of A [d, n] (row-major, row stride lda >= n):
+// a column of W_U [d_model, d_vocab_out] read in place.
+void col_mean_var(const float* A, Index d, Index n, Index lda, float* mean, float* var);
 
 }  // namespace cs::kernels

@@ -32,7 +32,6 @@ namespace cs {
 
 namespace {
 
-using Mat2 = Eigen::Matrix<float, Eigen::Dynamic, 2>;
 
 // Rows of a side per chunk of a column query (and per block of a row query's
 // dot products): 256 rows keep each slice in cache between the product and
@@ -73,9 +72,9 @@ RowMat side_rows(const Model& m, const VocabSide& s, std::span<const int> idx) {
 struct DotPrep {
   bool normalizes = false;
   Vec v;             // [d]
-  Mat2 A;            // [d, 2]: a = w o v (v for LNPre), ones
+  Vec a;             // [d]: w o v (v for LNPre)
   float bias = 0.f;  // the constant added to every entry (+ ln_b . v)
-  float sum_a = 0.f, inv_d = 0.f, eps = 0.f;
+  float sum_a = 0.f, eps = 0.f;
 };
 
 DotPrep dot_prep(const Model& m, const VocabSide& s, Vec v, float bias) {
@@ -85,30 +84,17 @@ DotPrep dot_prep(const Model& m, const VocabSide& s, Vec v, float bias) {
   p.v = std::move(v);
   p.bias = bias;
   if (!p.normalizes) return p;
-  const Eigen::Index D = s.d();
-  p.A.resize(D, 2);
   if (c.has_ln_weights()) {
     const ConstVecMap w = s.norm >= 0 ? m.ln1_w(s.norm) : m.ln_final_w();
     const ConstVecMap b = s.norm >= 0 ? m.ln1_b(s.norm) : m.ln_final_b();
-    p.A.col(0) = w.cwiseProduct(p.v);
+    p.a = w.cwiseProduct(p.v);
     p.bias += b.dot(p.v);
   } else {
-    p.A.col(0) = p.v;
+    p.a = p.v;
   }
-  p.A.col(1).setOnes();
-  p.sum_a = p.A.col(0).sum();
-  p.inv_d = 1.f / float(D);
+  p.sum_a = p.a.sum();
   p.eps = c.eps;
   return p;
-}
-
-template <class Rows, class Sq>
-void folded_dot(const Rows& rows, const Sq& sq, const DotPrep& p, Eigen::Index r0, Eigen::Index n, Vec& out) {
-  const Mat2 S = rows * p.A;  // [n, 2]: x . a, sum(x)
-  const auto mu = S.col(1).array() * p.inv_d;
-  // mean((x - mu)^2) = |x|^2 / d - mu^2 (clamped: rounding can make it slightly negative)
-  const auto var = (sq.array() * p.inv_d - mu.square()).max(0.f);
-  out.segment(r0, n).array() = (var + p.eps).rsqrt() * (S.col(0).array() - mu * p.sum_a) + p.bias;
 }
 
 // out[0, n) = (side rows r0..r0+n as stored) . v: one pass over the rows
@@ -120,30 +106,41 @@ void base_dot(const VocabSide& s, Eigen::Index r0, Eigen::Index n, const float* 
     kernels::gemv(s.data + r0 * s.stored_cols, n, s.stored_cols, s.stored_cols, v, out);
 }
 
-// out.segment(r0, n) = norm(side rows r0..r0+n) . p.v + p.bias.
+// mean and var [n] of side rows r0..r0+n as stored (kernels.h: two passes,
+// centred, as normalize_rows computes them).
+void side_row_stats(const VocabSide& s, Eigen::Index r0, Eigen::Index n, float* mean, float* var) {
+  if (s.stored_transposed)  // rows of the side are columns of base [d, stored_cols]
+    kernels::col_mean_var(s.data + r0, s.stored_rows, n, s.stored_cols, mean, var);
+  else
+    kernels::row_mean_var(s.data + r0 * s.stored_cols, n, s.stored_cols, s.stored_cols, mean, var);
+}
+
+// out.segment(r0, n) = norm(side rows r0..r0+n) . p.v + p.bias. Normalized:
+// norm(x) . v = (x . a - mean(x) sum(a)) / sqrt(var(x) + eps) + b . v, with
+// each row's mean and variance stored (the load's row_stats) or computed here.
 void dot_chunk(const VocabSide& s, const DotPrep& p, Eigen::Index r0, Eigen::Index n, Vec& out) {
   if (!p.normalizes) {
     base_dot(s, r0, n, p.v.data(), out.data() + r0);
     if (p.bias != 0.f) out.segment(r0, n).array() += p.bias;
     return;
   }
-  const ConstMatMap base = s.base();
-  if (s.stats) {  // one dot product per row: x . a, then the stored mean and variance
-    base_dot(s, r0, n, p.A.col(0).data(), out.data() + r0);
-    const auto mu = s.stats->mean.segment(r0, n).array();
-    const auto var = s.stats->var.segment(r0, n).array();
-    out.segment(r0, n).array() = (var + p.eps).rsqrt() * (out.segment(r0, n).array() - mu * p.sum_a) + p.bias;
-    return;
-  }
-  if (s.stored_transposed) {
-    const auto cols = base.middleCols(r0, n);
-    const Eigen::VectorXf sq = cols.colwise().squaredNorm().transpose();
-    folded_dot(cols.transpose(), sq, p, r0, n, out);
+  base_dot(s, r0, n, p.a.data(), out.data() + r0);
+  Vec mean_here, var_here;
+  const float* mean = nullptr;
+  const float* var = nullptr;
+  if (s.stats) {
+    mean = s.stats->mean.data() + r0;
+    var = s.stats->var.data() + r0;
   } else {
-    const auto rows = base.middleRows(r0, n);
-    const Eigen::VectorXf sq = rows.rowwise().squaredNorm();
-    folded_dot(rows, sq, p, r0, n, out);
+    mean_here.resize(n);
+    var_here.resize(n);
+    side_row_stats(s, r0, n, mean_here.data(), var_here.data());
+    mean = mean_here.data();
+    var = var_here.data();
   }
+  const auto mu = Eigen::Map<const Vec>(mean, n).array();
+  const auto sigma2 = Eigen::Map<const Vec>(var, n).array();
+  out.segment(r0, n).array() = (sigma2 + p.eps).rsqrt() * (out.segment(r0, n).array() - mu * p.sum_a) + p.bias;
 }
 
 // Rows of B per unit of a row query at most: 2048 (a GEMV over 2048 columns
@@ -340,15 +337,7 @@ RowStatsPlan::RowStatsPlan(const VocabSide& s) : r_(std::make_shared<RowStats>()
   for (Eigen::Index u0 = 0; u0 < N; u0 += per) {
     const Eigen::Index u1 = std::min(N, u0 + per);
     add("row statistics", double((u1 - u0) * s.d()), [r = r_.get(), s, u0, u1] {
-      const ConstMatMap base = s.base();
-      const float inv_d = 1.f / float(s.d());
-      for (Eigen::Index i = u0; i < u1; ++i) {
-        // two passes over the row, as normalize_rows centres before squaring
-        const auto x = s.stored_transposed ? base.col(i).transpose().eval() : base.row(i).eval();
-        const float mu = x.sum() * inv_d;
-        r->mean[i] = mu;
-        r->var[i] = (x.array() - mu).square().sum() * inv_d;
-      }
+      side_row_stats(s, u0, u1 - u0, r->mean.data() + u0, r->var.data() + u0);
     }, /*concurrent=*/true);  // its own rows' statistics
   }
 }

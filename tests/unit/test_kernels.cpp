@@ -214,5 +214,125 @@ TEST(Kernels, GemmBadShapesNameThem) {
   EXPECT_THROW(kernels::gemm_packed({x, 1, 2, 2}, {x, 2, 2, 2}, c, 1), Error) << "ldc below n";
 }
 
+// Column-major operands and outputs (Eigen's default layout, as composition's
+// factors are stored): operands read in place, a column-major C written as
+// C^T = B^T A^T; only C's block changes.
+TEST(Kernels, MatmulTakesColumnMajorOperandsAndOutputs) {
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::MatrixXf X = Eigen::MatrixXf::Random(300, 40), Y = Eigen::MatrixXf::Random(90, 270);
+  const RowMat Z = RowMat::Random(70, 280);
+  const auto A = X.block(10, 3, 261, 33).transpose();  // [33, 261], column-major storage transposed
+  const auto B = Y.block(7, 5, 70, 261).transpose();   // [261, 70]
+  const auto Bc = Y.block(2, 4, 261, 70);              // [261, 70] column-major as it is
+  for (bool eigen : {false, true}) {
+    kernels::set_gemm_uses_eigen(eigen);
+    for (bool accumulate : {false, true})
+      for (bool col_b : {false, true}) {
+        Eigen::MatrixXf C = Eigen::MatrixXf::Random(50, 80);  // column-major output
+        const Eigen::MatrixXd C0 = C.cast<double>();
+        if (col_b)
+          kernels::matmul(A, Bc, C.block(4, 6, 33, 70), accumulate);
+        else
+          kernels::matmul(A, B, C.block(4, 6, 33, 70), accumulate);
+        Eigen::MatrixXd want = C0;
+        if (!accumulate) want.block(4, 6, 33, 70).setZero();
+        const Eigen::MatrixXd b = col_b ? Eigen::MatrixXd(Bc.cast<double>()) : Eigen::MatrixXd(B.cast<double>());
+        want.block(4, 6, 33, 70) += A.cast<double>() * b;
+        EXPECT_LT((C.cast<double>() - want).cwiseAbs().maxCoeff(), 1e-4)
+            << (eigen ? "eigen" : "default") << (col_b ? " B column-major" : " B^T") << (accumulate ? " +=" : "");
+        RowMat R(33, 70);  // a row-major output of a column-major A and a row-major B^T
+        kernels::matmul(A, Z.block(0, 11, 70, 261).transpose(), R);
+        const Eigen::MatrixXd wantR = A.cast<double>() * Z.block(0, 11, 70, 261).cast<double>().transpose();
+        EXPECT_LT((R.cast<double>() - wantR).cwiseAbs().maxCoeff(), 1e-4);
+      }
+  }
+  kernels::set_gemm_uses_eigen(false);
+#if !defined(__EMSCRIPTEN__)
+  kernels::set_gemm_uses_eigen(true);
+#endif
+}
+
+// gram_lower: the lower triangle of X^T X against double loops, X stored as it
+// is or transposed with padded strides, on widths around its panels (64) and
+// the packed blocks; G's entries past d in a row stay untouched. Both
+// implementations (Eigen's rank update and the packed panels) in each build.
+TEST(Kernels, GramLowerMatchesLoops) {
+  Rng rng(31);
+  const std::pair<Index, Index> shapes[] = {{0, 5}, {5, 0}, {1, 1}, {7, 3}, {300, 63}, {17, 64}, {130, 65}, {9, 129}, {260, 200}};
+  for (bool eigen : {false, true}) {
+    kernels::set_gemm_uses_eigen(eigen);
+    for (const auto& [n, d] : shapes)
+      for (bool tx : {false, true}) {
+        kernels::MatView X{nullptr, n, d, (tx ? n : d) + 2, tx};
+        const std::vector<float> x = random_floats(rng, size_t(std::max<Index>(1, (tx ? d : n) * X.stride)));
+        X.data = x.data();
+        const Index ldg = d + 3;
+        const std::vector<float> g0 = random_floats(rng, size_t(std::max<Index>(1, d * ldg)));
+        std::vector<float> g = g0;
+        kernels::gram_lower(X, g.data(), ldg);
+        int bad = 0;
+        for (Index i = 0; i < d; ++i) {
+          for (Index j = d; j < ldg; ++j)
+            if (g[size_t(i * ldg + j)] != g0[size_t(i * ldg + j)] && bad++ < 3) ADD_FAILURE() << "wrote past row " << i;
+          for (Index j = 0; j <= i; ++j) {
+            double want = 0, abs_sum = 0;
+            for (Index p = 0; p < n; ++p) {
+              const double a = tx ? x[size_t(i * X.stride + p)] : x[size_t(p * X.stride + i)];
+              const double b = tx ? x[size_t(j * X.stride + p)] : x[size_t(p * X.stride + j)];
+              want += a * b;
+              abs_sum += std::abs(a * b);
+            }
+            if (!(std::abs(g[size_t(i * ldg + j)] - want) <= 1e-6 * abs_sum + 1e-30) && bad++ < 3)
+              ADD_FAILURE() << (eigen ? "eigen " : "packed ") << n << "x" << d << (tx ? " X^T" : "") << ": entry "
+                            << i << "," << j << " is " << g[size_t(i * ldg + j)] << ", loops give " << want;
+          }
+        }
+      }
+  }
+  kernels::set_gemm_uses_eigen(false);
+#if !defined(__EMSCRIPTEN__)
+  kernels::set_gemm_uses_eigen(true);
+#endif
+  float g[4];
+  const float x[4] = {};
+  EXPECT_THROW(kernels::gram_lower({x, 2, 2, 2}, g, 1), Error) << "ldg below d";
+}
+
+// Row and column statistics against double loops (mean, then the mean square
+// of the centred values), on ragged lengths and padded strides, with an offset
+// mean so that a one-pass sum of squares would lose digits.
+TEST(Kernels, RowAndColumnStatisticsMatchLoops) {
+  Rng rng(37);
+  for (Index n : kSizes)
+    for (Index d : {Index(1), Index(3), Index(8), Index(9), Index(64), Index(257), Index(1030)}) {
+      const Index pad = 5;
+      std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, std::max(n, d) * (std::max(n, d) + pad))));
+      for (float& v : a) v += 100.f;
+      for (bool cols : {false, true}) {
+        const Index lda = (cols ? n : d) + pad;
+        std::vector<float> mean(size_t(n) + 1, 55.f), var(size_t(n) + 1, 66.f);
+        if (cols)
+          kernels::col_mean_var(a.data(), d, n, lda, mean.data(), var.data());
+        else
+          kernels::row_mean_var(a.data(), n, d, lda, mean.data(), var.data());
+        auto at = [&](Index i, Index k) { return double(cols ? a[size_t(k * lda + i)] : a[size_t(i * lda + k)]); };
+        for (Index i = 0; i < n; ++i) {
+          double mu = 0;
+          for (Index k = 0; k < d; ++k) mu += at(i, k);
+          mu /= double(d);
+          double q = 0;
+          for (Index k = 0; k < d; ++k) q += (at(i, k) - mu) * (at(i, k) - mu);
+          q /= double(d);
+          // a float sum of d terms of about 100: rounding up to about d * 2^-24 of it
+          EXPECT_NEAR(mean[size_t(i)], mu, 1.2e-7 * double(d) * 101) << (cols ? "column " : "row ") << i << " of " << n << ", d " << d;
+          EXPECT_NEAR(var[size_t(i)], q, 1e-4 * q + 1e-4) << (cols ? "column " : "row ") << i << " of " << n << ", d " << d;
+        }
+        EXPECT_EQ(mean[size_t(n)], 55.f) << "wrote past mean";
+        EXPECT_EQ(var[size_t(n)], 66.f) << "wrote past var";
+      }
+    }
+}
+
 }  // namespace
 }  // namespace cs
+
