@@ -180,6 +180,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   const cs::app::FrameStats& f = cs::app::frame_stats();
   Json j;
   j["frames"] = f.frames();
+  j["skipped"] = f.skipped();  // animation frames not drawn (redraw.h)
   j["max_ms"] = f.max_frame_ms();
   j["p50_ms"] = f.percentile(50);
   j["p95_ms"] = f.percentile(95);

@@ -34,7 +34,7 @@ void FrameStats::reset() {
   frame_.clear();
   work_.clear();
   next_ = 0;
-  frames_ = over_50_ = 0;
+  frames_ = over_50_ = skipped_ = 0;
   max_frame_ = max_work_ = max_jobs_ = max_gl_ = total_frame_ = 0;
 }
 

@@ -18,10 +18,13 @@ class FrameStats {
   // One frame: its whole C++ time, the part spent stepping jobs (Session::tick)
   // and the part spent in WebGL calls.
   void record(double frame_ms, double jobs_ms, double gl_ms);
+  // An animation frame not drawn (RedrawPacer: workers compute, the page is quiet).
+  void record_skipped() { ++skipped_; }
   // Starts a new measurement window (the max and percentiles cover frames since).
   void reset();
 
   uint64_t frames() const { return frames_; }  // in the window
+  uint64_t skipped() const { return skipped_; }  // animation frames not drawn in the window
   double max_frame_ms() const { return max_frame_; }
   double max_work_ms() const { return max_work_; }  // frame minus WebGL calls
   double max_jobs_ms() const { return max_jobs_; }
@@ -41,7 +44,7 @@ class FrameStats {
   static double percentile_of(const std::vector<float>& ring, double p);
   std::vector<float> frame_, work_;  // ring buffers
   size_t next_ = 0;
-  uint64_t frames_ = 0, over_50_ = 0;
+  uint64_t frames_ = 0, over_50_ = 0, skipped_ = 0;
   double max_frame_ = 0, max_work_ = 0, max_jobs_ = 0, max_gl_ = 0, total_frame_ = 0;
 };
 

@@ -142,6 +142,10 @@ std::vector<JobRunner::Info> JobRunner::list() const {
   return out;
 }
 
+bool JobRunner::only_background() const {
+  return !jobs_.empty() && std::all_of(jobs_.begin(), jobs_.end(), [](const auto& j) { return j.second.bg != nullptr; });
+}
+
 void JobRunner::tick(double budget_ms) {
   stopping_.erase(std::remove_if(stopping_.begin(), stopping_.end(),
                                  [](const auto& bg) { return bg->finished.load(std::memory_order_acquire); }),
@@ -190,6 +194,7 @@ void JobRunner::tick(double budget_ms) {
     // Out of the table before the callback, which may start a job in this slot.
     Entry ended = std::move(e);
     jobs_.erase(it);
+    ++ended_;
     if (!error.empty()) {
       if (ended.opt.failed) ended.opt.failed(error);
     } else if (ended.done) {

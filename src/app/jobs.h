@@ -59,6 +59,12 @@ class JobRunner {
   void cancel_all();
   bool running(const std::string& slot) const { return jobs_.count(slot) != 0; }
   bool idle() const { return jobs_.empty(); }
+  // Some jobs, every one on a thread of its own (set_threads): the frame has
+  // nothing to step, only progress to show.
+  bool only_background() const;
+  // How many jobs have ended (done or failed) in ticks so far: a change means
+  // a result the page has not drawn yet.
+  uint64_t ended() const { return ended_; }
   // The slot's job, or nullptr.
   const Info* info(const std::string& slot) const;
   std::vector<Info> list() const;  // by priority, then age
@@ -130,6 +136,7 @@ class JobRunner {
   Clock now_;
   Table jobs_;
   uint64_t serial_ = 0;
+  uint64_t ended_ = 0;
   StepRecord longest_;
   JobRecord longest_job_, slowest_done_;
 };

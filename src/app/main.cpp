@@ -17,6 +17,7 @@
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
 #include "app/platform.h"
+#include "app/redraw.h"
 #include "app/ui.h"
 #include "app/views.h"
 #include "imgui.h"
@@ -31,6 +32,7 @@ float g_font_scale = 0.f;          // pixel ratio the font atlas was built for
 std::vector<unsigned char> g_ttf;  // the embedded TTF (the atlas reads it while building)
 uint64_t g_frames = 0;
 cs::app::Page g_page;              // the model panel and the views' tabs
+cs::app::RedrawPacer g_pacer;      // which frames draw while workers compute
 
 constexpr float kBodyPx = 15.f;     // CSS pixels
 constexpr float kHeadingPx = 19.f;
@@ -100,11 +102,19 @@ void style() {
 void frame() {
   const double t0 = emscripten_get_now();
   SDL_Event e;
-  while (SDL_PollEvent(&e)) ImGui_ImplSDL2_ProcessEvent(&e);
+  bool input = false;
+  while (SDL_PollEvent(&e)) {
+    ImGui_ImplSDL2_ProcessEvent(&e);
+    input = true;
+  }
 
   const double jobs_t0 = emscripten_get_now();
   cs::app::app().session().tick(kJobBudgetMs);
   const double jobs_ms = emscripten_get_now() - jobs_t0;
+  if (!g_pacer.should_draw(t0, input, cs::app::ui::capture_pending(), cs::app::app().session().jobs())) {
+    cs::app::frame_stats().record_skipped();
+    return;
+  }
 
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplSDL2_NewFrame();

@@ -11,7 +11,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   openPage, waitIdle, waitForState, assertNoErrors, cliPath, demoFiles, makeModel, safetensorsBytes,
-  writeTempFolder,
+  writeTempFolder, openTab,
 } from './harness.mjs';
 
 function cliReverse(model, id, k, raw) {
@@ -182,6 +182,50 @@ test(`jobs show progress, a newer selection or Cancel drops them (${mode})`, { t
     assert.equal(run.droppedShown, false, 'the dropped lookup never reached the screen');
     const want = cliReverse(dir, 31000, 10, false);
     sameList(run.bigram.top_sources, want.sources, 'wide model: next 31000');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// While a long job runs and nothing happens on the page, the threaded page
+// draws a few frames a second (src/app/redraw.h: software WebGL would take a
+// core from the workers); the single-threaded page steps the job in its
+// frames and draws every one.
+test(`a quiet page draws few frames while workers compute (${mode})`, { timeout: 180000 }, async () => {
+  const { tensors, config } = makeModel({ dVocab: 40000, dModel: 128, nHeads: 2, dHead: 16, nCtx: 16, norm: 'LN',
+    seed: 9, name: 'wide-vocab' });
+  const dir = writeTempFolder({ 'model.safetensors': safetensorsBytes(tensors), 'config.json': JSON.stringify(config) });
+  const app = await openPage({ isolated });
+  try {
+    const { page, errors } = app;
+    await expectMode(page, isolated);
+    await page.setInputFiles('#file-input', ['model.safetensors', 'config.json'].map((f) => join(dir, f)));
+    await waitForState(page, (x) => x.model?.id === 'file:model.safetensors' && !x.loading.active, { what: 'load' });
+    await waitIdle(page);
+    await openTab(page, 'skip_trigrams');
+    const r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
+      JSON.stringify({ skip_trigrams: { layer: 0, head: 1, all_heads: false, top_n: 25 } }));
+    assert.equal(r, '', `cs_set_selections: ${r}`);
+    await waitForState(page, (x) => x.jobs.length > 0, { what: 'the skip-trigram job' });
+    const windowMs = 1500;
+    const stats = await page.evaluate((ms) => new Promise((resolve) => {
+      Module.ccall('cs_frame_stats_reset', null, [], []);
+      setTimeout(() => resolve({
+        frames: JSON.parse(Module.ccall('cs_frame_stats_json', 'string', [], [])),
+        jobs: window.circuitscopeShell.state().jobs.length,
+      }), ms);
+    }), windowMs);
+    assert.ok(stats.jobs > 0, 'the job still ran at the end of the window (make it longer)');
+    if (isolated) {
+      assert.ok(stats.frames.skipped > 0, `frames were skipped: ${JSON.stringify(stats.frames)}`);
+      // at most one frame per 200 ms, plus the first and one for the window's edges
+      assert.ok(stats.frames.frames <= windowMs / 200 + 2, `few frames drawn: ${stats.frames.frames}`);
+    } else {
+      assert.equal(stats.frames.skipped, 0, 'every frame drawn');
+      assert.ok(stats.frames.frames > 3, `frames drawn: ${stats.frames.frames}`);
+    }
     assertNoErrors(assert, errors);
   } finally {
     await app.close();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "app/jobs.h"
+#include "app/redraw.h"
 #include "core/error.h"
 
 namespace cs::app {
@@ -369,6 +370,41 @@ TEST(Jobs, ABackgroundFailureCallsFailedOnTheCallingThread) {
   EXPECT_FALSE(done);
   EXPECT_EQ(failure, "tensor blocks.0.attn.W_Q: bad shape");
   EXPECT_EQ(failed_on, main_id);
+}
+
+// The page's frame pacing (redraw.h): while every job runs on a worker
+// thread and the page is quiet, frames closer than kBackgroundFrameMs to the
+// last drawn one are skipped; input, a capture, a job's end or a job stepped
+// on the page's own thread draw every frame.
+TEST(Jobs, TheQuietPageDrawsAFewFramesASecondWhileWorkersCompute) {
+  SKIP_WITHOUT_THREADS();
+  const double gap = RedrawPacer::kBackgroundFrameMs;
+  RedrawPacer pacer;
+  JobRunner jobs;
+  EXPECT_TRUE(pacer.should_draw(0, false, false, jobs));
+  EXPECT_TRUE(pacer.should_draw(16, false, false, jobs)) << "no jobs: every frame";
+  {  // a job stepped in the frame (one thread): every frame
+    jobs.start<ThreadedPlan>("fg", std::make_unique<ThreadedPlan>(4), nullptr);
+    EXPECT_FALSE(jobs.only_background());
+    EXPECT_TRUE(pacer.should_draw(32, false, false, jobs));
+    ASSERT_TRUE(tick_until_idle(jobs));
+  }
+  jobs.set_threads(2);
+  std::atomic<int> gate{0};
+  bool done = false;
+  jobs.start<ThreadedPlan>("bg", std::make_unique<ThreadedPlan>(8, &gate), [&](ThreadedPlan&) { done = true; });
+  EXPECT_TRUE(jobs.only_background());
+  EXPECT_TRUE(pacer.should_draw(100, false, false, jobs)) << "the first frame after the job ended";
+  EXPECT_FALSE(pacer.should_draw(116, false, false, jobs));
+  EXPECT_FALSE(pacer.should_draw(100 + gap - 1, false, false, jobs));
+  EXPECT_TRUE(pacer.should_draw(100 + gap, false, false, jobs)) << "progress a few times a second";
+  EXPECT_TRUE(pacer.should_draw(100 + gap + 16, true, false, jobs)) << "input draws at once";
+  EXPECT_TRUE(pacer.should_draw(100 + gap + 32, false, true, jobs)) << "a capture draws at once";
+  EXPECT_FALSE(pacer.should_draw(100 + gap + 48, false, false, jobs));
+  gate = 8;  // let the job finish; the frame after its end draws
+  ASSERT_TRUE(tick_until_idle(jobs));
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(pacer.should_draw(100 + gap + 64, false, false, jobs)) << "a job's result draws at once";
 }
 
 }  // namespace
