@@ -180,10 +180,14 @@
   async function fetchModel(id, title, description, origin, files, boot) {
     if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
     const responses = await Promise.all(files.map((f) => siteFetch(f.url)));
+    const giveUp = (err) => {  // the other downloads are not read
+      for (const r of responses) if (r.body) r.body.cancel().catch(() => {});
+      throw err;
+    };
     const got = [];
     responses.forEach((r, i) => {
       if (r.ok) got.push({ file: files[i], r });
-      else if (!files[i].optional) throw new Error(`${files[i].url}: HTTP ${r.status} ${r.statusText}`);
+      else if (!files[i].optional) giveUp(new Error(`${files[i].url}: HTTP ${r.status} ${r.statusText}`));
     });
     const sizes = got.map(({ r }) => {
       const n = Number(r.headers.get('Content-Length'));
