@@ -60,6 +60,7 @@
   function wrapApi() {
     const w = (name, ret, args) => Module.cwrap(name, ret, args);
     return {
+      checkFileSize: w('cs_check_file_size', 'number', ['string', 'number']),
       stageFile: w('cs_stage_file', 'number', ['string', 'number']),
       stageReserve: w('cs_stage_reserve', 'number', ['string', 'number']),
       stageAppend: w('cs_stage_append', 'number', ['string', 'number']),
@@ -193,6 +194,7 @@
       const n = Number(r.headers.get('Content-Length'));
       return r.headers.get('Content-Encoding') || !(n >= 0) || r.headers.get('Content-Length') === null ? -1 : n;
     });
+    got.forEach(({ file }, i) => { if (sizes[i] >= 0 && !api.checkFileSize(file.name, sizes[i])) giveUp(new Reported()); });
     const total = sizes.every((n) => n >= 0) ? sizes.reduce((a, b) => a + b, 0) : 0;
     let loaded = 0;
     const onChunk = (n) => {
@@ -324,6 +326,8 @@
     files = files.filter(Boolean);
     if (!files.length) return;
     enqueue(async () => {
+      // A file larger than the page holds is refused from its size, before any file is read.
+      for (const f of files) if (isModelFile(f.name) && !api.checkFileSize(f.name, f.size)) throw new Reported();
       const total = files.reduce((a, f) => a + (isModelFile(f.name) ? f.size : 0), 0);
       let loaded = 0;
       const label = files.length === 1 ? files[0].name : `${files.length} files`;

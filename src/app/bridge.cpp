@@ -2,6 +2,9 @@
 // tests/automation. Strings returned stay valid until the next call of the
 // same function.
 #include <emscripten.h>
+#include <emscripten/heap.h>
+
+#include <malloc.h>
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -61,6 +64,13 @@ const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit 
 }  // namespace
 
 extern "C" {
+
+// Whether a file of `bytes` fits the page (Session::kMaxFileBytes): 1, or 0
+// with the banner saying its size and the limit. The shell asks about every
+// file before it reads any.
+EMSCRIPTEN_KEEPALIVE int cs_check_file_size(const char* name, double bytes) {
+  return session().check_file_size(str(name), bytes) ? 1 : 0;
+}
 
 // Reserves len bytes for file `name` in the staging set; returns where to write
 // them, or 0 when the browser's memory cannot hold it (the banner says so).
@@ -216,6 +226,9 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   const cs::app::Session& s = session();
   Json j;
   j["frames"] = cs::app::frame_count();
+  // wasm memory: its size and the bytes malloc has handed out (the leak test's measure).
+  const struct mallinfo mi = mallinfo();
+  j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(mi.uordblks)}};
   j["error"] = s.error();
   Json loading;
   loading["active"] = s.loading();

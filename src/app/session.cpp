@@ -107,6 +107,12 @@ void TextAcrossModels::on_model(const LoadedModel* m, std::string& text) {
 
 // ---- files from the browser -------------------------------------------------
 
+bool Session::check_file_size(const std::string& name, double bytes) {
+  if (bytes <= kMaxFileBytes) return true;
+  error_ = name + " is " + byte_size_text(bytes) + "; the page holds files up to " + byte_size_text(kMaxFileBytes);
+  return false;
+}
+
 uint8_t* Session::stage_file(const std::string& name, size_t len) {
   try {
     auto& bytes = staged_[name];

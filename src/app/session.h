@@ -96,6 +96,12 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   // ---- files from the browser ------------------------------------------------
+  // The largest file the page takes (io/model_io.h: kPageMaxBytes). The shell
+  // asks about every file (cs_check_file_size) before reading any of them.
+  static constexpr double kMaxFileBytes = double(kPageMaxBytes);
+  // True when a file of `bytes` fits; else false, and the banner says
+  // "<name> is 5.2 GB; the page holds files up to 3.5 GB".
+  bool check_file_size(const std::string& name, double bytes);
   // Reserves `len` bytes for a file in the staging set and returns where the
   // shell writes them (nullptr when memory runs out; the banner then says so).
   uint8_t* stage_file(const std::string& name, size_t len);
