@@ -6,9 +6,13 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "app/app.h"
 #include "app/bigram_view.h"
@@ -61,6 +65,9 @@ const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit 
   return *lm;
 }
 
+// Memory taken by cs_test_fill_memory, by address.
+std::vector<void*> g_ballast;
+
 }  // namespace
 
 extern "C" {
@@ -70,6 +77,31 @@ extern "C" {
 // file before it reads any.
 EMSCRIPTEN_KEEPALIVE int cs_check_file_size(const char* name, double bytes) {
   return session().check_file_size(str(name), bytes) ? 1 : 0;
+}
+
+// For the tests of running out of memory: takes all the memory the page can
+// still get except about `leave` bytes at the top of the heap (so the next
+// allocation larger than that fails, as in a browser with less memory);
+// leave < 0 gives it all back. Returns the bytes taken.
+EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
+  for (void* p : g_ballast) std::free(p);
+  g_ballast.clear();
+  if (leave < 0) return 0;
+  g_ballast.reserve(1024);  // no growth once memory is short (64 blocks of 64 MB fill 4 GB)
+  for (size_t size : {size_t(64) << 20, size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
+    while (void* p = std::malloc(size)) g_ballast.push_back(p);
+  // Gives back the highest blocks, which join into one free stretch.
+  std::sort(g_ballast.begin(), g_ballast.end(), std::greater<>());
+  double freed = 0;
+  size_t i = 0;
+  for (; i < g_ballast.size() && freed < leave; ++i) {
+    freed += double(malloc_usable_size(g_ballast[i]));
+    std::free(g_ballast[i]);
+  }
+  g_ballast.erase(g_ballast.begin(), g_ballast.begin() + std::ptrdiff_t(i));
+  double taken = 0;
+  for (void* p : g_ballast) taken += double(malloc_usable_size(p));
+  return taken;
 }
 
 // Reserves len bytes for file `name` in the staging set; returns where to write

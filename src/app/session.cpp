@@ -195,7 +195,7 @@ void Session::load_staged(const std::string& id, const std::string& title, const
   } catch (const Error& e) {
     load_failed(e.what());
   } catch (const std::bad_alloc&) {
-    load_failed("not enough browser memory to load " + job_label_);
+    load_failed("loading " + job_label_ + ": ran out of memory");
   }
 }
 
