@@ -18,6 +18,7 @@
   let fatalShown = false;
   let pageStarted = false;
   let bootModelDone = false;
+  let contextLost = false;  // the WebGL context, until the browser restores it
 
   function fatal(message) {
     fatalShown = true;
@@ -41,7 +42,7 @@
   }
 
   function maybeHideBoot() {
-    if (pageStarted && bootModelDone && !fatalShown) bootEl.hidden = true;
+    if (pageStarted && bootModelDone && !fatalShown && !contextLost) bootEl.hidden = true;
   }
 
   if (!document.createElement('canvas').getContext('webgl2')) {
@@ -49,9 +50,19 @@
           'Try a current Chrome, Edge, Firefox or Safari, with hardware acceleration enabled.');
     return;
   }
-  canvas.addEventListener('webglcontextlost', (e) => {
-    e.preventDefault();
-    fatal('The WebGL2 context was lost (the graphics driver was reset or ran out of memory). Reload the page.');
+  // The page (src/app/main.cpp) asks the browser to restore a lost WebGL
+  // context and draws again once it is; the model stays. Meanwhile this says why
+  // nothing moves.
+  canvas.addEventListener('webglcontextlost', () => {
+    if (fatalShown) return;
+    contextLost = true;
+    bootEl.hidden = false;
+    bootProgress('The graphics were reset (the WebGL context was lost); waiting for the browser to restore them. ' +
+                 'The model and your selections stay.', 0, 0);
+  });
+  canvas.addEventListener('webglcontextrestored', () => {
+    contextLost = false;
+    maybeHideBoot();
   });
   canvas.addEventListener('contextmenu', (e) => e.preventDefault());
 
@@ -472,7 +483,7 @@
   };
 
   // ---- the wasm module ----------------------------------------------------------
-  async function readWithProgress(response, onProgress) {
+  async function readWithProgress(response, name, onProgress) {
     const total = Number(response.headers.get('Content-Length')) || 0;
     const reader = response.body.getReader();
     const chunks = [];
@@ -508,7 +519,7 @@
       siteFetch(file)
         .then((r) => {
           if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
-          return readWithProgress(r, (loaded, total) => bootProgress(`Downloading ${file}`, loaded, total));
+          return readWithProgress(r, file, (loaded, total) => bootProgress(`Downloading ${file}`, loaded, total));
         })
         .then((bytes) => {
           bootProgress('Starting…', 0, 0);

@@ -261,6 +261,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   // wasm memory: its size and the bytes malloc has handed out (the leak test's measure).
   const struct mallinfo mi = mallinfo();
   j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(mi.uordblks)}};
+  j["gl"] = Json{{"lost", cs::app::gl_context_lost()}, {"restores", cs::app::gl_context_restores()}};
   j["error"] = s.error();
   Json loading;
   loading["active"] = s.loading();
