@@ -99,6 +99,15 @@ EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
     std::free(g_ballast[i]);
   }
   g_ballast.erase(g_ballast.begin(), g_ballast.begin() + std::ptrdiff_t(i));
+  // The last block freed may have been a large one: takes back what is over `leave`.
+  for (size_t size : {size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
+    while (freed - double(size) >= leave)
+      if (void* p = std::malloc(size)) {
+        g_ballast.push_back(p);
+        freed -= double(malloc_usable_size(p));
+      } else {
+        break;
+      }
   double taken = 0;
   for (void* p : g_ballast) taken += double(malloc_usable_size(p));
   return taken;
@@ -260,7 +269,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   j["frames"] = cs::app::frame_count();
   // wasm memory: its size and the bytes malloc has handed out (the leak test's measure).
   const struct mallinfo mi = mallinfo();
-  j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(mi.uordblks)}};
+  j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(unsigned(mi.uordblks))}};
   j["gl"] = Json{{"lost", cs::app::gl_context_lost()}, {"restores", cs::app::gl_context_restores()}};
   j["error"] = s.error();
   Json loading;

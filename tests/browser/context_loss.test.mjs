@@ -2,7 +2,8 @@
 // context away (here WEBGL_lose_context, as after a GPU reset), then restores
 // it. While it is lost the page says so and draws nothing; once it is restored
 // it draws again with the same model, the same tab and the same selections,
-// and a view switch works.
+// and a view switch works. In both of the page's modes (single-threaded, and
+// cross-origin isolated with worker threads).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -14,8 +15,12 @@ const LIGHT = 'r + g + b > 300';
 // The whole canvas in one colour: nothing drawn.
 const BLANK = 'r + g + b < 3 * 40';
 
-test('a lost WebGL context is restored with the model kept', { timeout: 120000 }, async () => {
-  const app = await openPage();
+for (const isolated of [false, true]) {
+const mode = isolated ? 'worker threads' : 'one thread';
+const shot = (name) => `${name}${isolated ? '-mt' : ''}.png`;
+
+test(`a lost WebGL context is restored with the model kept (${mode})`, { timeout: 120000 }, async () => {
+  const app = await openPage({ isolated });
   try {
     const { page, errors } = app;
     await waitIdle(page);
@@ -27,7 +32,8 @@ test('a lost WebGL context is restored with the model kept', { timeout: 120000 }
     assert.equal(before.views.head.selection.layer, 1);
     assert.equal(before.views.head.selection.head, 3);
     assert.deepEqual(before.gl, { lost: false, restores: 0 });
-    const lightBefore = await pixelShare(page, await screenshot(page, 'context-before.png'), [0, 0, 1, 1], LIGHT);
+    assert.equal(before.threads > 1, isolated, mode);
+    const lightBefore = await pixelShare(page, await screenshot(page, shot('context-before')), [0, 0, 1, 1], LIGHT);
 
     await page.evaluate(() => {
       window.loseContextForTest = document.getElementById('canvas').getContext('webgl2').getExtension('WEBGL_lose_context');
@@ -38,7 +44,7 @@ test('a lost WebGL context is restored with the model kept', { timeout: 120000 }
     assert.equal((await getState(page)).frames, lost.frames, 'no frames drawn while it is lost');
     assert.equal(await page.locator('#boot').isVisible(), true, 'the page says why nothing moves');
     assert.match(await page.locator('#boot-status').textContent(), /WebGL context was lost.*The model and your selections stay/);
-    await screenshot(page, 'context-lost.png');
+    await screenshot(page, shot('context-lost'));
 
     await page.evaluate(() => window.loseContextForTest.restoreContext());
     await waitForState(page, (x) => !x.gl.lost && x.gl.restores === 1, { what: 'the context restored' });
@@ -49,19 +55,20 @@ test('a lost WebGL context is restored with the model kept', { timeout: 120000 }
     assert.deepEqual(after.model.config, before.model.config);
     assert.equal(after.open_view, 'head', 'the same tab');
     assert.deepEqual(after.views.head.selection, before.views.head.selection, 'the same selection');
-    const shot = await screenshot(page, 'context-restored.png');
-    const lightAfter = await pixelShare(page, shot, [0, 0, 1, 1], LIGHT);
+    const restored = await screenshot(page, shot('context-restored'));
+    const lightAfter = await pixelShare(page, restored, [0, 0, 1, 1], LIGHT);
     assert.ok(lightAfter > 0.5 * lightBefore, `text and widgets drawn again (${lightAfter} vs ${lightBefore} before)`);
-    assert.ok(await pixelShare(page, shot, [0, 0, 1, 1], BLANK) < 0.99, 'not blank');
+    assert.ok(await pixelShare(page, restored, [0, 0, 1, 1], BLANK) < 0.99, 'not blank');
 
     // A view switch still works and draws.
     await openTab(page, 'bigram');
     const s = await waitIdle(page);
     assert.equal(s.open_view, 'bigram');
     assert.equal(s.error, '');
-    await screenshot(page, 'context-restored-bigram.png');
+    await screenshot(page, shot('context-restored-bigram'));
     assertNoErrors(assert, errors);
   } finally {
     await app.close();
   }
 });
+}
