@@ -18,6 +18,7 @@
   let fatalShown = false;
   let pageStarted = false;
   let bootModelDone = false;
+  let contextLost = false;  // the WebGL context, until the browser restores it
 
   function fatal(message) {
     fatalShown = true;
@@ -41,7 +42,7 @@
   }
 
   function maybeHideBoot() {
-    if (pageStarted && bootModelDone && !fatalShown) bootEl.hidden = true;
+    if (pageStarted && bootModelDone && !fatalShown && !contextLost) bootEl.hidden = true;
   }
 
   if (!document.createElement('canvas').getContext('webgl2')) {
@@ -49,9 +50,19 @@
           'Try a current Chrome, Edge, Firefox or Safari, with hardware acceleration enabled.');
     return;
   }
-  canvas.addEventListener('webglcontextlost', (e) => {
-    e.preventDefault();
-    fatal('The WebGL2 context was lost (the graphics driver was reset or ran out of memory). Reload the page.');
+  // The page (src/app/main.cpp) asks the browser to restore a lost WebGL
+  // context and draws again once it is; the model stays. Meanwhile this says why
+  // nothing moves.
+  canvas.addEventListener('webglcontextlost', () => {
+    if (fatalShown) return;
+    contextLost = true;
+    bootEl.hidden = false;
+    bootProgress('The graphics were reset (the WebGL context was lost); waiting for the browser to restore them. ' +
+                 'The model and your selections stay.', 0, 0);
+  });
+  canvas.addEventListener('webglcontextrestored', () => {
+    contextLost = false;
+    maybeHideBoot();
   });
   canvas.addEventListener('contextmenu', (e) => e.preventDefault());
 
@@ -60,6 +71,7 @@
   function wrapApi() {
     const w = (name, ret, args) => Module.cwrap(name, ret, args);
     return {
+      checkFileSize: w('cs_check_file_size', 'number', ['string', 'number']),
       stageFile: w('cs_stage_file', 'number', ['string', 'number']),
       stageReserve: w('cs_stage_reserve', 'number', ['string', 'number']),
       stageAppend: w('cs_stage_append', 'number', ['string', 'number']),
@@ -180,15 +192,20 @@
   async function fetchModel(id, title, description, origin, files, boot) {
     if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
     const responses = await Promise.all(files.map((f) => siteFetch(f.url)));
+    const giveUp = (err) => {  // the other downloads are not read
+      for (const r of responses) if (r.body) r.body.cancel().catch(() => {});
+      throw err;
+    };
     const got = [];
     responses.forEach((r, i) => {
       if (r.ok) got.push({ file: files[i], r });
-      else if (!files[i].optional) throw new Error(`${files[i].url}: HTTP ${r.status} ${r.statusText}`);
+      else if (!files[i].optional) giveUp(new Error(`${files[i].url}: HTTP ${r.status} ${r.statusText}`));
     });
     const sizes = got.map(({ r }) => {
       const n = Number(r.headers.get('Content-Length'));
       return r.headers.get('Content-Encoding') || !(n >= 0) || r.headers.get('Content-Length') === null ? -1 : n;
     });
+    got.forEach(({ file }, i) => { if (sizes[i] >= 0 && !api.checkFileSize(file.name, sizes[i])) giveUp(new Reported()); });
     const total = sizes.every((n) => n >= 0) ? sizes.reduce((a, b) => a + b, 0) : 0;
     let loaded = 0;
     const onChunk = (n) => {
@@ -320,6 +337,8 @@
     files = files.filter(Boolean);
     if (!files.length) return;
     enqueue(async () => {
+      // A file larger than the page holds is refused from its size, before any file is read.
+      for (const f of files) if (isModelFile(f.name) && !api.checkFileSize(f.name, f.size)) throw new Reported();
       const total = files.reduce((a, f) => a + (isModelFile(f.name) ? f.size : 0), 0);
       let loaded = 0;
       const label = files.length === 1 ? files[0].name : `${files.length} files`;
@@ -464,7 +483,7 @@
   };
 
   // ---- the wasm module ----------------------------------------------------------
-  async function readWithProgress(response, onProgress) {
+  async function readWithProgress(response, name, onProgress) {
     const total = Number(response.headers.get('Content-Length')) || 0;
     const reader = response.body.getReader();
     const chunks = [];
@@ -500,7 +519,7 @@
       siteFetch(file)
         .then((r) => {
           if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
-          return readWithProgress(r, (loaded, total) => bootProgress(`Downloading ${file}`, loaded, total));
+          return readWithProgress(r, file, (loaded, total) => bootProgress(`Downloading ${file}`, loaded, total));
         })
         .then((bytes) => {
           bootProgress('Starting…', 0, 0);

@@ -137,7 +137,9 @@ App& app() {
 }
 
 #ifndef CS_APP_DRAW
-uint64_t frame_count() { return 0; }  // the page's is in main.cpp
+uint64_t frame_count() { return 0; }  // the page's are in main.cpp
+bool gl_context_lost() { return false; }
+int gl_context_restores() { return 0; }
 #endif
 
 }  // namespace cs::app

@@ -95,5 +95,9 @@ class App {
 App& app();
 // Frames drawn so far (main.cpp; 0 natively).
 uint64_t frame_count();
+// The page's WebGL context: lost now (nothing is drawn until the browser
+// restores it), and how many times it was restored (main.cpp; false and 0 natively).
+bool gl_context_lost();
+int gl_context_restores();
 
 }  // namespace cs::app

@@ -2,10 +2,17 @@
 // tests/automation. Strings returned stay valid until the next call of the
 // same function.
 #include <emscripten.h>
+#include <emscripten/heap.h>
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "app/app.h"
 #include "app/bigram_view.h"
@@ -58,9 +65,53 @@ const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit 
   return *lm;
 }
 
+// Memory taken by cs_test_fill_memory, by address.
+std::vector<void*> g_ballast;
+
 }  // namespace
 
 extern "C" {
+
+// Whether a file of `bytes` fits the page (Session::kMaxFileBytes): 1, or 0
+// with the banner saying its size and the limit. The shell asks about every
+// file before it reads any.
+EMSCRIPTEN_KEEPALIVE int cs_check_file_size(const char* name, double bytes) {
+  return session().check_file_size(str(name), bytes) ? 1 : 0;
+}
+
+// For the tests of running out of memory: takes all the memory the page can
+// still get except about `leave` bytes at the top of the heap (so the next
+// allocation larger than that fails, as in a browser with less memory);
+// leave < 0 gives it all back. Returns the bytes taken.
+EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
+  for (void* p : g_ballast) std::free(p);
+  g_ballast.clear();
+  if (leave < 0) return 0;
+  g_ballast.reserve(1024);  // no growth once memory is short (64 blocks of 64 MB fill 4 GB)
+  for (size_t size : {size_t(64) << 20, size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
+    while (void* p = std::malloc(size)) g_ballast.push_back(p);
+  // Gives back the highest blocks, which join into one free stretch.
+  std::sort(g_ballast.begin(), g_ballast.end(), std::greater<>());
+  double freed = 0;
+  size_t i = 0;
+  for (; i < g_ballast.size() && freed < leave; ++i) {
+    freed += double(malloc_usable_size(g_ballast[i]));
+    std::free(g_ballast[i]);
+  }
+  g_ballast.erase(g_ballast.begin(), g_ballast.begin() + std::ptrdiff_t(i));
+  // The last block freed may have been a large one: takes back what is over `leave`.
+  for (size_t size : {size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
+    while (freed - double(size) >= leave)
+      if (void* p = std::malloc(size)) {
+        g_ballast.push_back(p);
+        freed -= double(malloc_usable_size(p));
+      } else {
+        break;
+      }
+  double taken = 0;
+  for (void* p : g_ballast) taken += double(malloc_usable_size(p));
+  return taken;
+}
 
 // Reserves len bytes for file `name` in the staging set; returns where to write
 // them, or 0 when the browser's memory cannot hold it (the banner says so).
@@ -217,6 +268,10 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   const cs::app::Session& s = session();
   Json j;
   j["frames"] = cs::app::frame_count();
+  // wasm memory: its size and the bytes malloc has handed out (the leak test's measure).
+  const struct mallinfo mi = mallinfo();
+  j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(unsigned(mi.uordblks))}};
+  j["gl"] = Json{{"lost", cs::app::gl_context_lost()}, {"restores", cs::app::gl_context_restores()}};
   j["error"] = s.error();
   Json loading;
   loading["active"] = s.loading();

@@ -31,6 +31,8 @@ SDL_GLContext g_gl = nullptr;
 float g_font_scale = 0.f;          // pixel ratio the font atlas was built for
 std::vector<unsigned char> g_ttf;  // the embedded TTF (the atlas reads it while building)
 uint64_t g_frames = 0;
+bool g_gl_lost = false;            // the WebGL context is lost: no drawing until it is restored
+int g_gl_restores = 0;
 cs::app::Page g_page;              // the model panel and the views' tabs
 cs::app::RedrawPacer g_pacer;      // which frames draw while workers compute
 
@@ -99,6 +101,31 @@ void style() {
   st.ScrollbarSize = 14.f;
 }
 
+// The browser took the WebGL context away (a GPU reset, too many contexts, or
+// WEBGL_lose_context): every texture, buffer and shader of it is gone. The
+// event's default is prevented (returning true), which asks the browser to
+// restore it; until then frames only step the jobs. The model, the views and
+// their results live in wasm memory and stay.
+EM_BOOL on_context_lost(int, const void*, void*) {
+  if (!g_gl_lost) {
+    g_gl_lost = true;
+    ImGui_ImplOpenGL3_Shutdown();  // forgets the dead objects (the GL calls do nothing on a lost context)
+  }
+  return EM_TRUE;
+}
+
+// Restored: the same context, empty. ImGui's renderer starts over; its next
+// frame makes its shaders, buffers and the font texture again (the page's
+// only texture: the views draw with ImGui's shapes and text).
+EM_BOOL on_context_restored(int, const void*, void*) {
+  if (g_gl_lost) {
+    ImGui_ImplOpenGL3_Init("#version 300 es");
+    g_gl_lost = false;
+    ++g_gl_restores;
+  }
+  return EM_TRUE;
+}
+
 void frame() {
   const double t0 = emscripten_get_now();
   SDL_Event e;
@@ -111,6 +138,7 @@ void frame() {
   const double jobs_t0 = emscripten_get_now();
   cs::app::app().session().tick(kJobBudgetMs);
   const double jobs_ms = emscripten_get_now() - jobs_t0;
+  if (g_gl_lost) return;  // nothing to draw on until the context is restored (the jobs still step)
   if (!g_pacer.should_draw(t0, input, cs::app::ui::capture_pending(), cs::app::app().session().jobs())) {
     cs::app::frame_stats().record_skipped();
     return;
@@ -149,6 +177,8 @@ void frame() {
 
 namespace cs::app {
 uint64_t frame_count() { return g_frames; }
+bool gl_context_lost() { return g_gl_lost; }
+int gl_context_restores() { return g_gl_restores; }
 }  // namespace cs::app
 
 int main() {
@@ -185,6 +215,8 @@ int main() {
   ImGui_ImplOpenGL3_Init("#version 300 es");
   cs::app::install_clipboard();
   read_font();
+  emscripten_set_webglcontextlost_callback("#canvas", nullptr, false, on_context_lost);
+  emscripten_set_webglcontextrestored_callback("#canvas", nullptr, false, on_context_restored);
 
 #if defined(__EMSCRIPTEN_PTHREADS__)
   // The threaded build (circuitscope-mt.js), which the shell loads only when

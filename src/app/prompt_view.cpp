@@ -129,6 +129,7 @@ void PromptView::on_model(Session& s, ModelChange change) {
     sel_.position = sel_.token = -1;
     sel_.layer = sel_.head = 0;
     sel_.ablate.clear();
+    text_across_.on_model(s.shown(), sel_.text);
   }
   defer_until_shown();
 }
@@ -228,7 +229,7 @@ void PromptView::start(Session& s) {
   std::vector<int> ids;
   bool truncated = false;
   try {
-    ids = encode_prompt(*m, sel_.text);
+    ids = text_tokens(*m, sel_.text);
     const ModelConfig& c = m->model.config();
     if (c.has_pos() && ids.size() > size_t(c.n_ctx)) {
       ids.resize(size_t(c.n_ctx));

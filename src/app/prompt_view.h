@@ -137,6 +137,7 @@ class PromptView final : public SelectionView<PromptSelection> {
   Split split_{kSplitSlot};
   int hover_ = -1;
   widgets::TextBoxState text_box_;
+  TextAcrossModels text_across_;  // ids in place of the text for a model without a tokenizer
 };
 
 }  // namespace cs::app

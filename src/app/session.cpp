@@ -50,7 +50,68 @@ Session::~Session() = default;
 
 int clamp_token(int id, int n) { return n <= 0 ? 0 : std::clamp(id, 0, n - 1); }
 
+std::string byte_size_text(double bytes) {
+  char buf[48];
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.1f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else if (bytes >= 1e3) std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+  return buf;
+}
+
+std::vector<int> text_tokens(const LoadedModel& m, const std::string& text) {
+  if (m.tokenizer) return encode_prompt(m, text);
+  const int n = m.model.config().d_vocab;
+  std::vector<int> ids;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const size_t start = rest.find_first_not_of(" ,\t\r\n");
+    if (start == std::string_view::npos) break;
+    rest.remove_prefix(start);
+    const std::string_view word = rest.substr(0, rest.find_first_of(" ,\t\r\n"));
+    rest.remove_prefix(word.size());
+    const auto id = parse_id(word);
+    if (!id || *id >= n)
+      throw Error("this model has no tokenizer (no tokenizer.json came with it): type token ids below " +
+                  std::to_string(n) + " separated by spaces (\"" +
+                  std::string(word.substr(0, 20)) + "\" is not one)");
+    ids.push_back(*id);
+  }
+  if (ids.empty())
+    throw Error("this model has no tokenizer (no tokenizer.json came with it): type token ids separated by spaces");
+  return ids;
+}
+
+std::string example_id_text(int d_vocab) {
+  std::string out;
+  for (int rep = 0; rep < 2; ++rep)
+    for (int i = 1; i <= 6; ++i) out += (out.empty() ? "" : " ") + std::to_string(d_vocab > 0 ? i % d_vocab : 0);
+  return out;
+}
+
+void TextAcrossModels::on_model(const LoadedModel* m, std::string& text) {
+  if (!m) return;
+  // No state is cleared here: App::record_baselines calls the views' on_model
+  // on their fresh selections first.
+  if (m->tokenizer) {
+    if (!replacement_.empty() && text == replacement_) text = saved_;
+    return;
+  }
+  try {
+    text_tokens(*m, text);  // ids already
+  } catch (const Error&) {
+    saved_ = text;
+    replacement_ = text = example_id_text(m->model.config().d_vocab);
+  }
+}
+
 // ---- files from the browser -------------------------------------------------
+
+bool Session::check_file_size(const std::string& name, double bytes) {
+  if (bytes <= kMaxFileBytes) return true;
+  error_ = name + " is " + byte_size_text(bytes) + "; the page holds files up to " + byte_size_text(kMaxFileBytes);
+  return false;
+}
 
 uint8_t* Session::stage_file(const std::string& name, size_t len) {
   try {
@@ -134,7 +195,7 @@ void Session::load_staged(const std::string& id, const std::string& title, const
   } catch (const Error& e) {
     load_failed(e.what());
   } catch (const std::bad_alloc&) {
-    load_failed("not enough browser memory to load " + job_label_);
+    load_failed("loading " + job_label_ + ": ran out of memory");
   }
 }
 
@@ -225,6 +286,7 @@ std::string Session::load_stage() const {
 }
 
 void Session::finish_load(LoadedModel model) {
+  if (!model.tokenizer) model.warnings.push_back(kNoTokenizerWarning);
   auto loaded = std::make_shared<const LoadedModel>(std::move(model));
   if (pending_) {
     // The user's files: the config's model name says more than "model.safetensors".

@@ -62,6 +62,32 @@ enum class ModelChange {
 // Token id clamped to [0, n) (0 when n is 0).
 int clamp_token(int id, int n);
 
+// Bytes in human units: "5.2 GB", "12.3 MB", "4.1 kB", "12 bytes" (1 GB = 1e9 bytes).
+std::string byte_size_text(double bytes);
+
+// The token ids of a text the user typed for the Prompt and Term importance
+// views: encode_prompt (io/model_io.h) with the model's tokenizer; without one,
+// the text is token ids ("5 12 #7", separated by spaces or commas), each below
+// d_vocab. Throws cs::Error with the reason otherwise.
+std::vector<int> text_tokens(const LoadedModel& m, const std::string& text);
+// A text of token ids that text_tokens reads for a model with d_vocab tokens
+// and no tokenizer: a short run of ids, repeated (so induction has something to do).
+std::string example_id_text(int d_vocab);
+// The Prompt and Term importance views' text across models: a model without a
+// tokenizer gets example_id_text in place of a text it cannot read, and the
+// next model with a tokenizer gets the text back (unless the user changed it since).
+class TextAcrossModels {
+ public:
+  void on_model(const LoadedModel* m, std::string& text);
+
+ private:
+  std::string saved_, replacement_;
+};
+// The model warning of a model loaded without a tokenizer (tokens shown as ids).
+inline constexpr const char* kNoTokenizerWarning =
+    "no tokenizer.json came with the model: tokens are shown as ids (#12), and the Prompt and Term importance "
+    "views read token ids separated by spaces";
+
 class Session {
  public:
   Session();
@@ -70,6 +96,12 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   // ---- files from the browser ------------------------------------------------
+  // The largest file the page takes (io/model_io.h: kPageMaxBytes). The shell
+  // asks about every file (cs_check_file_size) before reading any of them.
+  static constexpr double kMaxFileBytes = double(kPageMaxBytes);
+  // True when a file of `bytes` fits; else false, and the banner says
+  // "<name> is 5.2 GB; the page holds files up to 3.5 GB".
+  bool check_file_size(const std::string& name, double bytes);
   // Reserves `len` bytes for a file in the staging set and returns where the
   // shell writes them (nullptr when memory runs out; the banner then says so).
   uint8_t* stage_file(const std::string& name, size_t len);

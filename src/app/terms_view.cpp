@@ -65,8 +65,9 @@ TermsSelection TermsSelection::from_json(const Json& j) {
   return s;
 }
 
-void TermsView::on_model(Session& s, ModelChange) {
+void TermsView::on_model(Session& s, ModelChange change) {
   importance_.clear();
+  if (change == ModelChange::NewModel) text_across_.on_model(s.shown(), sel_.text);
   s.jobs().cancel(kSlot);
   defer_until_shown();
 }
@@ -96,7 +97,7 @@ void TermsView::start(Session& s) {
   int windows = 0;
   try {
     const int bos = bos_or_none(*m);
-    std::vector<std::vector<int>> w = prompt_windows(encode_prompt(*m, sel_.text), m->model.config(), bos);
+    std::vector<std::vector<int>> w = prompt_windows(text_tokens(*m, sel_.text), m->model.config(), bos);
     windows = int(w.size());
     plan = std::make_unique<TermImportancePlan>(m->model, std::move(w), sel_.max_order);
   } catch (const Error& e) {

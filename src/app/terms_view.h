@@ -57,6 +57,7 @@ class TermsView final : public SelectionView<TermsSelection> {
 
   Importance importance_{kSlot};
   widgets::TextBoxState text_box_;
+  TextAcrossModels text_across_;  // ids in place of the text for a model without a tokenizer
 };
 
 }  // namespace cs::app

@@ -112,14 +112,12 @@ Model::Model(const ModelConfig& cfg, bool zero_fill) : cfg_(cfg) {
   // 4 GB is the wasm address space: refuse clearly rather than fail in the allocator.
   if (offset > (size_t(1) << 30))
     throw Error("model: " + std::to_string(offset) + " parameters is more than this build can hold (limit 2^30)");
-  try {
-    if (zero_fill)
-      data_.assign(offset, 0.f);
-    else
-      data_.resize(offset);
-  } catch (const std::bad_alloc&) {
-    throw Error("model: out of memory allocating " + std::to_string(offset) + " parameters");
-  }
+  // Running out of memory throws std::bad_alloc, which the page's jobs report
+  // as "<job>: ran out of memory" (app/jobs.cpp).
+  if (zero_fill)
+    data_.assign(offset, 0.f);
+  else
+    data_.resize(offset);
 }
 
 const TensorSpec* Model::find(const std::string& name) const {

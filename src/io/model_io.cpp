@@ -382,6 +382,8 @@ void Loader::read_tokenizer() {
     return;
   try {
     tokenizer_ = Tokenizer::from_json(text);
+  } catch (const std::bad_alloc&) {
+    throw;  // memory, not the file
   } catch (const std::exception& e) {  // cs::Error, or anything else the parser lets through
     throw Error(std::string("tokenizer.json: ") + e.what());
   }
@@ -401,14 +403,10 @@ void Loader::allocate() {
     ln_.ln_final_w.resize(cfg_.d_model);
     ln_.ln_final_b.resize(cfg_.d_model);
   }
-  try {
-    // Unfilled: the conversion writes every float (checked below), a slice at a time.
-    model_ = Model(layout, Model::Uninitialized{});
-  } catch (const std::bad_alloc&) {
-    throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
-  } catch (const std::length_error&) {
-    throw Error("model needs " + mb(total_floats_ * sizeof(float)) + " MB of memory, more than is available");
-  }
+  // Unfilled: the conversion writes every float (checked below), a slice at a
+  // time. Memory running out throws std::bad_alloc, as anywhere else in the
+  // load (the page says "loading <file>: ran out of memory"; app/jobs.cpp).
+  model_ = Model(layout, Model::Uninitialized{});
   // The model's layout must be the one checked above (same names and shapes),
   // and the tensors converted into it must cover all of it.
   size_t covered = 0;

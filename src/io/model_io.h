@@ -31,10 +31,16 @@ namespace cs {
 // Files by base name ("model.safetensors", "config.json", "tokenizer.json", "x.safetensors").
 using FileSet = std::map<std::string, std::vector<uint8_t>>;
 
-// Default limit on the model's float parameters, in bytes: wasm has a 4 GB
-// address space (which also holds the file bytes); natively no limit.
+// What the page can hold of one model, in bytes: wasm has a 4 GB address
+// space for the file bytes, the model made from them and everything else.
+// The page refuses a larger file before reading it (app/session.h) and, by
+// default, a model whose floats need more.
+inline constexpr uint64_t kPageMaxBytes = 3'500'000'000ull;
+
+// Default limit on the model's float parameters, in bytes: kPageMaxBytes in
+// wasm; natively no limit.
 #ifdef __EMSCRIPTEN__
-inline constexpr uint64_t kDefaultMaxModelBytes = 3'500'000'000ull;
+inline constexpr uint64_t kDefaultMaxModelBytes = kPageMaxBytes;
 #else
 inline constexpr uint64_t kDefaultMaxModelBytes = UINT64_MAX;
 #endif

@@ -5,12 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { openPage, serveStatic, distDir, waitIdle, waitForState, defaultBundled, screenshot } from './harness.mjs';
+import {
+  openPage, serveStatic, distDir, waitIdle, waitForState, defaultBundled, bundledIndex, screenshot,
+} from './harness.mjs';
 
 test('a bundled model download that fails, breaks off or stalls keeps the model shown', { timeout: 240000 }, async (t) => {
-  const index = JSON.parse(readFileSync(join(distDir, 'assets', 'models', 'index.json'), 'utf8'));
-  const other = index.find((m) => m.id !== defaultBundled().id);
+  const other = bundledIndex().find((m) => m.id !== defaultBundled().id);
   assert.ok(other, 'a second bundled model to download');
   const weights = `/assets/models/${other.id}/model.safetensors`;
   const held = [];  // stalled responses, ended when the test is done

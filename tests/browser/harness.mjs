@@ -273,10 +273,14 @@ export function demoFiles() {
   };
 }
 
+// The models listed in dist/assets/models/index.json.
+export function bundledIndex() {
+  return JSON.parse(readFileSync(join(distDir, 'assets', 'models', 'index.json'), 'utf8'));
+}
+
 // The first model listed in dist/assets/models/index.json.
 export function defaultBundled() {
-  const index = JSON.parse(readFileSync(join(distDir, 'assets', 'models', 'index.json'), 'utf8'));
-  return index[0];
+  return bundledIndex()[0];
 }
 
 // Asserts no console errors, page errors, failed or outside requests were seen.

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "app/session.h"
+#include "core/error.h"
 #include "core/model.h"
 #include "io/model_io.h"
 #include "app_test_helpers.h"
+#include "test_models.h"
 
 namespace cs::app {
 namespace {
@@ -65,6 +67,52 @@ TEST(AppSession, LoadsAModelFromBytesThroughItsJob) {
   EXPECT_EQ(s.token_display(7), "#7");
   const TokenMatches t = s.find_tokens("#12");
   EXPECT_EQ(t.ids, std::vector<int>{12});
+}
+
+TEST(AppSession, AModelWithoutATokenizerReadsTokenIds) {
+  Session s;
+  stage(s, save_model(small_model(4)));
+  s.load_staged("file:model.safetensors", "model.safetensors", "", "files");
+  run_jobs(s);
+  ASSERT_NE(s.shown(), nullptr);
+  const LoadedModel& m = *s.shown();
+  EXPECT_EQ(m.warnings, std::vector<std::string>{kNoTokenizerWarning}) << "one line on the card says so";
+  EXPECT_EQ(text_tokens(m, "5 #12, 49\n0"), (std::vector<int>{5, 12, 49, 0}));
+  auto why = [&m](const std::string& text) {
+    try {
+      text_tokens(m, text);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(why("5 cat").find("type token ids below 50 separated by spaces"), std::string::npos) << why("5 cat");
+  EXPECT_NE(why("50").find("\"50\" is not one"), std::string::npos) << why("50");
+  EXPECT_NE(why(" ").find("type token ids"), std::string::npos) << why(" ");
+  EXPECT_EQ(text_tokens(m, example_id_text(50)).size(), 12u);
+  // The views' text: ids for this model, the user's text back with a tokenizer.
+  TextAcrossModels across;
+  std::string text = "some prose";
+  across.on_model(&m, text);
+  EXPECT_EQ(text, example_id_text(50));
+  LoadedModel with = load_model(save_model(small_model(5), testmodels::wordlevel_tokenizer(50)));
+  ASSERT_TRUE(with.tokenizer);
+  across.on_model(&with, text);
+  EXPECT_EQ(text, "some prose");
+  std::string ids = "1 2 3";
+  across.on_model(&m, ids);
+  EXPECT_EQ(ids, "1 2 3") << "ids are kept";
+}
+
+TEST(AppSession, AFileLargerThanThePageHoldsIsRefusedBySize) {
+  Session s;
+  EXPECT_TRUE(s.check_file_size("model.safetensors", Session::kMaxFileBytes));
+  EXPECT_EQ(s.error(), "");
+  EXPECT_FALSE(s.check_file_size("model.safetensors", 5.2e9));
+  EXPECT_EQ(s.error(), "model.safetensors is 5.2 GB; the page holds files up to 3.5 GB");
+  EXPECT_EQ(byte_size_text(12), "12 bytes");
+  EXPECT_EQ(byte_size_text(4100), "4.1 kB");
+  EXPECT_EQ(byte_size_text(12.34e6), "12.3 MB");
 }
 
 TEST(AppSession, RawWeightsAreLoadedOnDemandAndNotified) {

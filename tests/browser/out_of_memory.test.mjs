@@ -1,0 +1,65 @@
+// Memory running out while a model loads (issue: hardening). A test-only call
+// (cs_test_fill_memory) takes all the memory the page can still get (up to
+// its 4 GB) but a little more than the chosen file, as a browser with less
+// memory would: the file is read in, and turning its tensors into the model's
+// floats fails (std::bad_alloc). The banner says so in one line naming the
+// file, the model shown before stays, and once the memory is given back the
+// views work and the same files load. In both of the page's modes
+// (single-threaded, and cross-origin isolated with worker threads).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  openPage, waitIdle, waitForState, openTab, screenshot, assertNoErrors, defaultBundled, makeModel,
+  safetensorsBytes, writeTempFolder,
+} from './harness.mjs';
+
+for (const isolated of [false, true]) {
+const mode = isolated ? 'worker threads' : 'one thread';
+const shot = (name) => `${name}${isolated ? '-mt' : ''}.png`;
+
+test(`running out of memory during a load keeps the model shown (${mode})`, { timeout: 180000 }, async () => {
+  // 30000 x 128 embedding and unembedding: 31 MB of F32.
+  const { tensors, config } = makeModel({ dVocab: 30000, dModel: 128, nHeads: 2, dHead: 16, nCtx: 16, norm: 'LN',
+    seed: 3, name: 'too-big-for-what-is-left' });
+  const weights = safetensorsBytes(tensors);
+  const dir = writeTempFolder({ 'model.safetensors': weights, 'config.json': JSON.stringify(config) });
+  const paths = ['model.safetensors', 'config.json'].map((f) => join(dir, f));
+  const app = await openPage({ isolated });
+  try {
+    const { page, errors } = app;
+    const before = await waitIdle(page);
+    assert.equal(before.model.id, defaultBundled().id);
+    assert.equal(before.threads > 1, isolated, mode);
+
+    // Room for the file and a few MB, not for the model made from it.
+    const taken = await page.evaluate((leave) =>
+      Module.ccall('cs_test_fill_memory', 'number', ['number'], [leave]), weights.length + (6 << 20));
+    assert.ok(taken > 1e9, `the memory was taken (${taken} bytes)`);
+    await page.setInputFiles('#file-input', paths);
+    const s = await waitForState(page, (x) => x.error !== '' && !x.loading.active,
+      { what: 'the out-of-memory message' });
+    assert.equal(s.error, 'loading model.safetensors: ran out of memory');
+    assert.equal(s.model.id, before.model.id, 'the model shown before stays');
+    assert.deepEqual(s.model.config, before.model.config);
+    await waitIdle(page);
+    await screenshot(page, shot('out-of-memory'));
+
+    // Memory given back: the page keeps working.
+    await page.evaluate(() => Module.ccall('cs_test_fill_memory', 'number', ['number'], [-1]));
+    await page.evaluate(() => Module.ccall('cs_report_error', null, ['string'], ['']));
+    await openTab(page, 'composition');
+    assert.equal((await waitIdle(page)).error, '');
+    await page.setInputFiles('#file-input', paths);
+    const after = await waitForState(page, (x) => x.model && x.model.title === config.model_name && !x.loading.active,
+      { what: 'the same files, with memory' });
+    assert.equal(after.error, '');
+    assert.equal(after.model.config.d_vocab, 30000);
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+}
