@@ -153,12 +153,21 @@ Eigen::Index rows_per_unit(int d_model) {
   return std::clamp<Eigen::Index>((Eigen::Index(1) << kUnitLog2) / std::max<Eigen::Index>(dd, 1), 16, 1 << 16);
 }
 
+// Float partial sums cover at most kFloatRows rows before they are added in
+// double: the rounding of a sum is then that of a few hundred terms whatever
+// a unit's size (units are 4x larger natively), and so is the difference
+// between the native and wasm kernels' summation orders.
+constexpr Eigen::Index kFloatRows = 256;
+
 // Lower triangle of G += X^T X for a float chunk X [rows, d] through the float
 // scratch acc [d, d] (kernels::gram_lower computes about half of it).
 template <class Block>
 void add_gram_lower(Eigen::MatrixXd& G, const Block& X, RowMat& acc) {
-  kernels::gram_lower(kernels::view(X), acc.data(), acc.outerStride());
-  G.triangularView<Eigen::Lower>() += acc.cast<double>();
+  for (Eigen::Index r = 0; r < X.rows(); r += kFloatRows) {
+    kernels::gram_lower(kernels::view(X.middleRows(r, std::min(kFloatRows, X.rows() - r))), acc.data(),
+                        acc.outerStride());
+    G.triangularView<Eigen::Lower>() += acc.cast<double>();
+  }
 }
 
 void mirror_lower(Eigen::MatrixXd& G) { G.triangularView<Eigen::StrictlyUpper>() = G.transpose(); }
@@ -235,8 +244,11 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
         p.N_sum += X.colwise().sum().transpose().cast<double>();
         if (g_.square) {
           const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
-          kernels::matmul(U, X, p.acc);                     // [d_model, d_model]
-          p.UN += p.acc.cast<double>();
+          for (Eigen::Index r = 0; r < X.rows(); r += kFloatRows) {
+            const Eigen::Index n = std::min(kFloatRows, X.rows() - r);
+            kernels::matmul(U.middleCols(r, n), X.middleRows(r, n), p.acc);  // [d_model, d_model]
+            p.UN += p.acc.cast<double>();
+          }
           p.U_sum += U.rowwise().sum().cast<double>();
         }
       },
