@@ -100,7 +100,7 @@ class Session {
   // asks about every file (cs_check_file_size) before reading any of them.
   static constexpr double kMaxFileBytes = double(kPageMaxBytes);
   // True when a file of `bytes` fits; else false, and the banner says
-  // "<name> is 5.2 GB; the page holds files up to 3.5 GB".
+  // "<name> is 5.2 GB; the page holds files up to 2.1 GB".
   bool check_file_size(const std::string& name, double bytes);
   // Reserves `len` bytes for a file in the staging set and returns where the
   // shell writes them (nullptr when memory runs out; the banner then says so).

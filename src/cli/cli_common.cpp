@@ -115,6 +115,10 @@ std::vector<uint8_t> read_file(const std::string& path) {
   in.seekg(0, std::ios::end);
   std::streamoff n = in.tellg();
   if (n < 0) throw Error("'" + path + "': cannot read size");
+  // Checked before the size becomes a size_t (32 bits in wasm: a 4 GB file would wrap).
+  if (uint64_t(n) > kMaxFileBytes)
+    throw Error("'" + path + "' is " + std::to_string(n) + " bytes; this build reads files up to " +
+                std::to_string(kMaxFileBytes) + " bytes (one wasm32 buffer)");
   in.seekg(0);
   std::vector<uint8_t> bytes(static_cast<size_t>(n));
   if (n > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), n)) throw Error("'" + path + "': read failed");

@@ -31,17 +31,23 @@ namespace cs {
 // Files by base name ("model.safetensors", "config.json", "tokenizer.json", "x.safetensors").
 using FileSet = std::map<std::string, std::vector<uint8_t>>;
 
-// What the page can hold of one model, in bytes: wasm has a 4 GB address
-// space for the file bytes, the model made from them and everything else.
-// The page refuses a larger file before reading it (app/session.h) and, by
-// default, a model whose floats need more.
-inline constexpr uint64_t kPageMaxBytes = 3'500'000'000ull;
+// The most one buffer holds in wasm, in bytes: a file's bytes are one buffer
+// and a model's floats another, and wasm32's allocator gives no block of
+// 2 GiB or more (measured: a 2,147,335,888-byte model loaded, one of
+// 2,148,941,920 bytes ran out of memory). Both also share the 4 GB address
+// space with each other and with the previous model while a new one loads
+// (README, "Limits"). The page refuses a larger file before reading it
+// (app/session.h), and the wasm builds, by default, a model whose floats
+// need more, from its header.
+inline constexpr uint64_t kPageMaxBytes = (uint64_t(1) << 31) - (uint64_t(1) << 20);  // 2 GiB - 1 MiB
 
-// Default limit on the model's float parameters, in bytes: kPageMaxBytes in
-// wasm; natively no limit.
+// Default limits on a file's size and on the model's float parameters, in
+// bytes: kPageMaxBytes in wasm; natively none.
 #ifdef __EMSCRIPTEN__
+inline constexpr uint64_t kMaxFileBytes = kPageMaxBytes;
 inline constexpr uint64_t kDefaultMaxModelBytes = kPageMaxBytes;
 #else
+inline constexpr uint64_t kMaxFileBytes = UINT64_MAX;
 inline constexpr uint64_t kDefaultMaxModelBytes = UINT64_MAX;
 #endif
 

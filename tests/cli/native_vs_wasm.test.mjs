@@ -8,7 +8,7 @@
 // 1e-6 of the largest logit.
 // Environment: CIRCUITSCOPE_BIN, CIRCUITSCOPE_WASM_JS, CIRCUITSCOPE_SOURCE_DIR.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 
@@ -148,5 +148,29 @@ test('circuit commands: same exit code and message on bad input', () => {
     assert.equal(w.code, n.code, `exit code for ${args.join(' ')}: wasm stderr ${w.stderr}`);
     assert.equal(w.stderr.trim(), n.stderr.trim());
     assert.equal(w.stdout, '');
+  }
+});
+
+// A file larger than one wasm32 buffer (io/model_io.h kMaxFileBytes, 2 GiB - 1 MiB) is
+// refused by the wasm build from its size, in one line naming it, before anything is
+// read; sparse files, so no disk is used. At 4 GiB + a little the size must not wrap
+// to a few bytes (size_t is 32 bits in wasm).
+test('wasm: files over the buffer limit are refused from their size', () => {
+  const limit = 2 ** 31 - 2 ** 20;
+  for (const size of [3e9, 2 ** 32 + 100]) {
+    const dir = path.join(work, `big-${size}`);
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'model.safetensors');
+    closeSync(openSync(file, 'w'));
+    truncateSync(file, size);
+    try {
+      const w = cli(['info', dir], { wasm: true });
+      assert.equal(w.code, 1, `exit code (stderr ${w.stderr})`);
+      const lines = w.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, w.stderr);
+      assert.match(lines[0], new RegExp(`model\\.safetensors' is ${size} bytes; this build reads files up to ${limit} bytes`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });

@@ -109,7 +109,7 @@ TEST(AppSession, AFileLargerThanThePageHoldsIsRefusedBySize) {
   EXPECT_TRUE(s.check_file_size("model.safetensors", Session::kMaxFileBytes));
   EXPECT_EQ(s.error(), "");
   EXPECT_FALSE(s.check_file_size("model.safetensors", 5.2e9));
-  EXPECT_EQ(s.error(), "model.safetensors is 5.2 GB; the page holds files up to 3.5 GB");
+  EXPECT_EQ(s.error(), "model.safetensors is 5.2 GB; the page holds files up to 2.1 GB");
   EXPECT_EQ(byte_size_text(12), "12 bytes");
   EXPECT_EQ(byte_size_text(4100), "4.1 kB");
   EXPECT_EQ(byte_size_text(12.34e6), "12.3 MB");
