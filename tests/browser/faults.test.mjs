@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import {
   openPage, serveStatic, distDir, waitIdle, waitForState, defaultBundled, bundledIndex, screenshot,
+  loadBundledFailing,
 } from './harness.mjs';
 
 test('a bundled model download that fails, breaks off or stalls keeps the model shown', { timeout: 240000 }, async (t) => {
@@ -47,9 +48,7 @@ test('a bundled model download that fails, breaks off or stalls keeps the model 
         mode = m;
         await page.evaluate(() => Module.ccall('cs_report_error', null, ['string'], ['']));
         const t0 = Date.now();
-        await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), other.id);
-        const s = await waitForState(page, (x) => x.error !== '' && !x.loading.active && !x.download?.active,
-          { what: `the error for ${m}`, timeout: 60000 });
+        const s = await loadBundledFailing(page, other.id, { what: `the error for ${m}` });
         assert.match(s.error, expect[m]);
         assert.ok(!s.error.includes('\n'), 'one line');
         assert.equal(s.model.id, before.model.id, 'the model shown before stays');

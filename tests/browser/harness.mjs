@@ -283,6 +283,13 @@ export function defaultBundled() {
   return bundledIndex()[0];
 }
 
+// Asks the shell for bundled model `id` and waits until the page gives it up
+// with an error (no load or download left running); returns that state.
+export async function loadBundledFailing(page, id, { what = `the error loading ${id}`, timeout = 60000 } = {}) {
+  await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), id);
+  return waitForState(page, (x) => x.error !== '' && !x.loading.active && !x.download?.active, { what, timeout });
+}
+
 // Asserts no console errors, page errors, failed or outside requests were seen.
 export function assertNoErrors(assert, errors) {
   assert.deepStrictEqual(errors, [], `the page reported errors:\n${errors.join('\n')}`);

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import {
   openPage, serveStatic, distDir, waitIdle, waitForState, getState, openTab, screenshot, assertNoErrors,
   defaultBundled, testModelFiles, writeTempFolder, bundledIndex,
+  loadBundledFailing,
 } from './harness.mjs';
 
 const NO_TOKENIZER = /^no tokenizer\.json came with the model: tokens are shown as ids/;
@@ -99,9 +100,7 @@ test('a bundled model whose tokenizer.json is missing keeps the model shown', { 
   try {
     const { page } = app;
     const before = await waitIdle(page);
-    await page.evaluate((id) => window.circuitscopeShell.loadBundled(id), other.id);
-    const s = await waitForState(page, (x) => x.error !== '' && !x.loading.active && !x.download.active,
-      { what: 'the error for the missing tokenizer' });
+    const s = await loadBundledFailing(page, other.id, { what: 'the error for the missing tokenizer' });
     assert.equal(s.error, `assets/models/${other.id}/tokenizer.json: HTTP 404 Not Found`);
     assert.equal(s.model.id, before.model.id, 'the model shown before stays');
     assert.deepEqual(s.model.config, before.model.config);
