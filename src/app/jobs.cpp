@@ -29,7 +29,7 @@ std::string run_caught(const std::string& label, F&& f) {
   } catch (const Error& ex) {
     return ex.what();
   } catch (const std::bad_alloc&) {
-    return label + ": ran out of memory";
+    return ran_out_of_memory(label);
   } catch (const std::exception& ex) {
     return label + ": " + ex.what();
   }

@@ -27,6 +27,10 @@ struct JobOptions {
   std::function<void(const std::string&)> failed;  // the work threw (cs::Error, out of memory); may start jobs
 };
 
+// The one line the page shows when work labelled `label` (a job's label, e.g.
+// "loading model.safetensors") runs out of memory.
+inline std::string ran_out_of_memory(const std::string& label) { return label + ": ran out of memory"; }
+
 class JobRunner {
  public:
   struct Info {

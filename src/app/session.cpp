@@ -195,7 +195,7 @@ void Session::load_staged(const std::string& id, const std::string& title, const
   } catch (const Error& e) {
     load_failed(e.what());
   } catch (const std::bad_alloc&) {
-    load_failed("loading " + job_label_ + ": ran out of memory");
+    load_failed(ran_out_of_memory(load_job_label()));
   }
 }
 
@@ -206,7 +206,7 @@ void Session::start_load(std::shared_ptr<const FileSet> files, bool process) {
   opt.process = process;
   job_raw_ = !process;
   JobOptions o;
-  o.label = "loading " + job_label_;
+  o.label = load_job_label();
   o.priority = 10;  // after the views' queries: a click stays quick while a model loads
   o.failed = [this](const std::string& message) { load_failed(message); };
   jobs_.start<LoadWork>(kLoadSlot, std::make_unique<LoadWork>(std::move(files), opt),

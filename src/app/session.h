@@ -140,6 +140,8 @@ class Session {
   float load_progress() const;
   std::string load_stage() const;
   const std::string& load_label() const { return job_label_; }
+  // The load job's label: "loading <load_label()>".
+  std::string load_job_label() const { return "loading " + job_label_; }
   // Stops a model load (a new model, or the raw weights); the shown model stays.
   void cancel_load();
 

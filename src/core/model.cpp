@@ -109,7 +109,8 @@ Model::Model(const ModelConfig& cfg, bool zero_fill) : cfg_(cfg) {
   }
   add("unembed.W_U", {D, cfg_.vocab_out()});
   add("unembed.b_U", {cfg_.vocab_out()});
-  // 4 GB is the wasm address space: refuse clearly rather than fail in the allocator.
+  // 2^30 floats (4 GB): refused clearly rather than by the allocator. In wasm the
+  // loader refuses earlier, at one block's 2 GiB (io/model_io.h kDefaultMaxModelBytes).
   if (offset > (size_t(1) << 30))
     throw Error("model: " + std::to_string(offset) + " parameters is more than this build can hold (limit 2^30)");
   // Running out of memory throws std::bad_alloc, which the page's jobs report
