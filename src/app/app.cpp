@@ -74,7 +74,8 @@ void App::open_link(Link link) {
   if (pending_link_ && pending_link_->model.starts_with("file:"))
     session_.set_error("This link was made with a model from files dropped into the page (" +
                        pending_link_->model.substr(5) +
-                       "), which a link cannot carry: drop the same files here and the rest of the link is restored.");
+                       "), which a link cannot carry: drop the same files here and the rest of the link is restored.",
+                       Session::ErrorKind::link);
 }
 
 const std::string& App::link_waiting_for() const {
@@ -96,7 +97,7 @@ void App::apply_pending_link() {
 void App::report(const std::vector<std::string>& problems) {
   std::string all;
   for (const std::string& p : problems) all += (all.empty() ? "" : "; ") + p;
-  if (!all.empty()) session_.set_error(all);
+  if (!all.empty()) session_.set_error(all, Session::ErrorKind::link);
 }
 
 View* App::find(std::string_view id) const {

@@ -19,13 +19,13 @@ void draw_error_banner(Session& s) {
   ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 1.f, 1.f, 1.f));
   const ImGuiStyle& st = ImGui::GetStyle();
   const float wrap = ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 7.f;
-  const char* what = "Could not load:";
+  const std::string what = s.error_heading();
   const ImVec2 text = ImGui::CalcTextSize(s.error().c_str(), nullptr, false, wrap - st.WindowPadding.x);
   const float h = std::max(text.y + ImGui::GetTextLineHeightWithSpacing(), ImGui::GetFrameHeight()) +
                   st.WindowPadding.y * 2.f;
   ImGui::BeginChild("##error", ImVec2(0, h), false,
                     ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_AlwaysUseWindowPadding);
-  ImGui::TextUnformatted(what);
+  ImGui::TextUnformatted(what.c_str());
   ImGui::PushTextWrapPos(wrap);
   ImGui::TextUnformatted(s.error().c_str());
   ImGui::PopTextWrapPos();
@@ -34,9 +34,10 @@ void draw_error_banner(Session& s) {
   if (ImGui::Button("Dismiss")) s.clear_error();
   ImGui::EndChild();
   ImGui::PopStyleColor(2);
-  if (s.active()) {
+  const std::string note = s.error_note();
+  if (!note.empty()) {
     ImGui::PushStyleColor(ImGuiCol_Text, ui::kMutedText);
-    ImGui::Text("Still showing the previous model: %s", s.active()->title.c_str());
+    ImGui::TextUnformatted(note.c_str());
     ImGui::PopStyleColor();
   }
 }

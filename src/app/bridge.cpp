@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <functional>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "app/bigram_view.h"
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
+#include "app/jobs.h"
 #include "app/json.h"
 #include "app/link.h"
 #include "app/ui.h"
@@ -65,206 +68,31 @@ const cs::LoadedModel& shown_for_query(const cs::app::Session& s, int id, Limit 
   return *lm;
 }
 
-// Memory taken by cs_test_fill_memory, by address.
-std::vector<void*> g_ballast;
-
-}  // namespace
-
-extern "C" {
-
-// Whether a file of `bytes` fits the page (Session::kMaxFileBytes): 1, or 0
-// with the banner saying its size and the limit. The shell asks about every
-// file before it reads any.
-EMSCRIPTEN_KEEPALIVE int cs_check_file_size(const char* name, double bytes) {
-  return session().check_file_size(str(name), bytes) ? 1 : 0;
-}
-
-// For the tests of running out of memory: takes all the memory the page can
-// still get except about `leave` bytes at the top of the heap (so the next
-// allocation larger than that fails, as in a browser with less memory);
-// leave < 0 gives it all back. Returns the bytes taken.
-EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
-  for (void* p : g_ballast) std::free(p);
-  g_ballast.clear();
-  if (leave < 0) return 0;
-  g_ballast.reserve(1024);  // no growth once memory is short (64 blocks of 64 MB fill 4 GB)
-  for (size_t size : {size_t(64) << 20, size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
-    while (void* p = std::malloc(size)) g_ballast.push_back(p);
-  // Gives back the highest blocks, which join into one free stretch.
-  std::sort(g_ballast.begin(), g_ballast.end(), std::greater<>());
-  double freed = 0;
-  size_t i = 0;
-  for (; i < g_ballast.size() && freed < leave; ++i) {
-    freed += double(malloc_usable_size(g_ballast[i]));
-    std::free(g_ballast[i]);
-  }
-  g_ballast.erase(g_ballast.begin(), g_ballast.begin() + std::ptrdiff_t(i));
-  // The last block freed may have been a large one: takes back what is over `leave`.
-  for (size_t size : {size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
-    while (freed - double(size) >= leave)
-      if (void* p = std::malloc(size)) {
-        g_ballast.push_back(p);
-        freed -= double(malloc_usable_size(p));
-      } else {
-        break;
-      }
-  double taken = 0;
-  for (void* p : g_ballast) taken += double(malloc_usable_size(p));
-  return taken;
-}
-
-// Reserves len bytes for file `name` in the staging set; returns where to write
-// them, or 0 when the browser's memory cannot hold it (the banner says so).
-EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
-  if (!(len >= 0) || len >= 4294967296.0) {
-    session().set_error("file " + str(name) + " is too large for the browser's memory");
-    return nullptr;
-  }
-  return session().stage_file(str(name), size_t(len));
-}
-
-// The same in pieces (the shell's streaming path): reserve once, then one
-// append per chunk, each returning where that chunk's n bytes go (0 on failure).
-EMSCRIPTEN_KEEPALIVE int cs_stage_reserve(const char* name, double len) {
-  if (!(len >= 0) || len >= 4294967296.0) {
-    session().set_error("file " + str(name) + " is too large for the browser's memory");
-    return 0;
-  }
-  return session().stage_reserve(str(name), size_t(len)) ? 1 : 0;
-}
-
-EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_append(const char* name, double n) {
-  if (!(n >= 0) || n >= 4294967296.0) return nullptr;
-  return session().stage_append(str(name), size_t(n));
-}
-
-EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { session().stage_skipped(str(name)); }
-
-EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { session().discard_staged(); }
-
-// Loads the staged files as a new model (the current one stays until this succeeds).
-// origin: "bundled" or "files".
-EMSCRIPTEN_KEEPALIVE void cs_load_staged(const char* id, const char* title, const char* description,
-                                         const char* origin) {
-  session().load_staged(str(id), str(title), str(description), str(origin));
-}
-
-EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { session().set_bundled_index(str(json)); }
-
-// Download progress of a bundled model (bytes; total 0 when unknown).
-EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded, double total, int active) {
-  auto& d = session().download();
-  d.label = str(label);
-  d.loaded = loaded;
-  d.total = total;
-  d.active = active != 0;
-}
-
-// An error found by the shell (a failed download, an unreadable file): shown in the banner.
-EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) { session().set_error(str(message)); }
-
-EMSCRIPTEN_KEEPALIVE void cs_paste_text(const char* text) { cs::app::paste_text(text); }
-
-// Selections, as the bigram view's widgets make them (the results follow in jobs).
-EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) {
-  if (auto* v = bigram()) v->select_source(session(), id);
-}
-EMSCRIPTEN_KEEPALIVE void cs_select_next(int id) {
-  if (auto* v = bigram()) v->select_next(session(), id);
-}
-EMSCRIPTEN_KEEPALIVE void cs_set_top_k(int k) {
-  if (auto* v = bigram()) v->set_top_k(session(), k);
-}
-EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) {
-  if (auto* v = bigram()) v->set_top_k_sources(session(), k);
-}
-
-// Sets views' selections from {"<view id>": selection, ...} (view.h; the
-// shape of each is its "selection" in cs_state_json's "views"). Returns "" or
-// the reason it was refused (an unknown view, a bad field).
-// Shows the tab of view `id` from the next frame (as a click on the tab would).
-EMSCRIPTEN_KEEPALIVE void cs_open_view(const char* id) { cs::app::app().request_tab(str(id)); }
-
-EMSCRIPTEN_KEEPALIVE const char* cs_set_selections(const char* json) {
-  static std::string out;
+// Runs f, which builds the answer in `out`. An exception out of it (memory
+// ran out building a large answer) becomes `failed(reason)` in `out` instead
+// of unwinding into the shell's JavaScript; `last_resort` when not even that
+// fits in memory.
+template <class F, class Failed>
+const char* answer(std::string& out, const char* function, F&& f, Failed&& failed, const char* last_resort) {
   try {
-    cs::app::app().set_selections(Json::parse(str(json)));
-    out.clear();
-  } catch (const std::exception& e) {
-    out = e.what();
+    try {
+      f();
+    } catch (const std::bad_alloc&) {
+      out = failed(cs::app::ran_out_of_memory(function));
+    } catch (const std::exception& e) {
+      out = failed(std::string(function) + ": " + e.what());
+    }
+  } catch (const std::bad_alloc&) {
+    return last_resort;
   }
   return out.c_str();
 }
 
-// The page's state as a link's query (app/link.h), "" with no model; the
-// shell writes it into the address bar and the history.
-EMSCRIPTEN_KEEPALIVE const char* cs_link_query() {
-  static std::string out;
-  out = cs::app::link_query(cs::app::app());
-  return out.c_str();
-}
+// The failure of a JSON answer: {"call_error": reason}.
+std::string call_error_json(const std::string& reason) { return dump(Json{{"call_error", reason}}); }
 
-// Opens a link's query (location.search): its tab and selections are applied
-// once the model it names is shown (at once when it is); reasons for what it
-// drops go to the banner then, after `notice` (the shell's, e.g. why the
-// link's own model was replaced; "" for none). Returns the model it names.
-EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query, const char* notice) {
-  static std::string out;
-  cs::app::Link link = cs::app::parse_link(str(query), cs::app::app());
-  if (notice && *notice) link.problems.insert(link.problems.begin(), str(notice));
-  out = link.model;
-  cs::app::app().open_link(std::move(link));
-  return out.c_str();
-}
-
-// Stops a model load in progress (the Cancel button).
-EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { session().cancel_load(); }
-
-// C++ time per frame since the last cs_frame_stats_reset():
-// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
-//  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"},
-//  "longest_job" and "slowest_done": {"ms","done_ms","frames","label"} (JobRunner::JobRecord)}
-// (work: the frame without its WebGL calls, which wait on the browser's GPU process)
-// (first_frame_at_ms: performance.now() when the first frame was drawn).
-EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
-  static std::string out;
-  const cs::app::FrameStats& f = cs::app::frame_stats();
-  Json j;
-  j["frames"] = f.frames();
-  j["skipped"] = f.skipped();  // animation frames not drawn (redraw.h)
-  j["max_ms"] = f.max_frame_ms();
-  j["p50_ms"] = f.percentile(50);
-  j["p95_ms"] = f.percentile(95);
-  j["p99_ms"] = f.percentile(99);
-  j["mean_ms"] = f.frames() ? f.total_frame_ms() / double(f.frames()) : 0.0;
-  j["over_50ms"] = f.over_50ms();
-  j["max_work_ms"] = f.max_work_ms();  // frame minus its WebGL calls
-  j["work_p50_ms"] = f.work_percentile(50);
-  j["work_p95_ms"] = f.work_percentile(95);
-  j["max_jobs_ms"] = f.max_jobs_ms();
-  j["max_gl_ms"] = f.max_gl_ms();
-  j["first_frame_at_ms"] = f.first_frame_at;
-  const auto& step = session().jobs().longest_step();  // the longest single job step in the window
-  j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};
-  auto job_json = [](const cs::app::JobRunner::JobRecord& r) {
-    return Json{{"ms", r.ms}, {"done_ms", r.done_ms}, {"frames", r.frames}, {"label", r.label}};
-  };
-  j["longest_job"] = job_json(session().jobs().longest_job());
-  j["slowest_done"] = job_json(session().jobs().slowest_done());
-  out = dump(j);
-  return out.c_str();
-}
-
-EMSCRIPTEN_KEEPALIVE void cs_frame_stats_reset() {
-  cs::app::frame_stats().reset();
-  session().jobs().reset_longest_step();
-}
-
-EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { session().set_raw(raw != 0); }
-
-// The page's state for tests and automation.
-EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
-  static std::string out;
+// cs_state_json's answer.
+std::string state_json() {
   const cs::app::Session& s = session();
   Json j;
   j["frames"] = cs::app::frame_count();
@@ -273,6 +101,9 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   j["memory"] = Json{{"heap_bytes", double(emscripten_get_heap_size())}, {"in_use", double(unsigned(mi.uordblks))}};
   j["gl"] = Json{{"lost", cs::app::gl_context_lost()}, {"restores", cs::app::gl_context_restores()}};
   j["error"] = s.error();
+  // The banner as drawn (app_frame.cpp): heading, the error, the line under it.
+  j["banner"] = s.error().empty() ? Json(nullptr)
+                                  : Json{{"heading", s.error_heading()}, {"message", s.error()}, {"note", s.error_note()}};
   Json loading;
   loading["active"] = s.loading();
   loading["label"] = s.load_label();
@@ -355,8 +186,224 @@ EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
   for (const auto& [name, r] : cs::app::ui::marked_items()) rects[name] = {r.x, r.y, r.z, r.w};
   j["rects"] = rects;  // widgets' screen rectangles in CSS pixels (x0, y0, x1, y1), for tests
   j["text_input"] = ImGui::GetCurrentContext() && ImGui::GetIO().WantTextInput;  // a text field has focus
+  return dump(j);
+}
+
+// Memory taken by cs_test_fill_memory, by address.
+std::vector<void*> g_ballast;
+
+}  // namespace
+
+extern "C" {
+
+// Whether a file of `bytes` fits the page (Session::kMaxFileBytes): 1, or 0
+// with the banner saying its size and the limit. The shell asks about every
+// file before it reads any.
+EMSCRIPTEN_KEEPALIVE int cs_check_file_size(const char* name, double bytes) {
+  return session().check_file_size(str(name), bytes) ? 1 : 0;
+}
+
+// For the tests of running out of memory: takes all the memory the page can
+// still get (in blocks down to 16 kB) except about `leave` bytes at the top of
+// the heap (so the next allocation larger than that fails, as in a browser
+// with less memory); leave = 0 also takes the small pieces left between
+// blocks (down to 64 bytes: nothing larger can be allocated until it is
+// given back); leave < 0 gives it all back. Returns the bytes taken.
+EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
+  for (void* p : g_ballast) std::free(p);
+  g_ballast.clear();
+  g_ballast.shrink_to_fit();
+  if (leave < 0) return 0;
+  // No growth once memory is short (64 blocks of 64 MB fill 4 GB; room for the small pieces).
+  g_ballast.reserve(leave == 0 ? size_t(1) << 16 : 1024);
+  auto take = [](size_t size) {
+    while (g_ballast.size() < g_ballast.capacity())
+      if (void* p = std::malloc(size)) g_ballast.push_back(p);
+      else break;
+  };
+  for (size_t size : {size_t(64) << 20, size_t(4) << 20, size_t(256) << 10, size_t(16) << 10}) take(size);
+  if (leave == 0)
+    for (size_t size : {size_t(1) << 10, size_t(64)}) take(size);
+  // Gives back the highest blocks, which join into one free stretch.
+  std::sort(g_ballast.begin(), g_ballast.end(), std::greater<>());
+  double freed = 0;
+  size_t i = 0;
+  for (; i < g_ballast.size() && freed < leave; ++i) {
+    freed += double(malloc_usable_size(g_ballast[i]));
+    std::free(g_ballast[i]);
+  }
+  g_ballast.erase(g_ballast.begin(), g_ballast.begin() + std::ptrdiff_t(i));
+  // The last block freed may have been a large one: takes back what is over `leave`.
+  for (size_t size : {size_t(4) << 20, size_t(256) << 10, size_t(16) << 10})
+    while (freed - double(size) >= leave)
+      if (void* p = std::malloc(size)) {
+        g_ballast.push_back(p);
+        freed -= double(malloc_usable_size(p));
+      } else {
+        break;
+      }
+  double taken = 0;
+  for (void* p : g_ballast) taken += double(malloc_usable_size(p));
+  return taken;
+}
+
+// Reserves len bytes for file `name` in the staging set; returns where to write
+// them, or 0 when the browser's memory cannot hold it (the banner says so).
+EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
+  if (!(len >= 0) || len >= 4294967296.0) {
+    session().set_error("file " + str(name) + " is too large for the browser's memory", cs::app::Session::ErrorKind::load);
+    return nullptr;
+  }
+  return session().stage_file(str(name), size_t(len));
+}
+
+// The same in pieces (the shell's streaming path): reserve once, then one
+// append per chunk, each returning where that chunk's n bytes go (0 on failure).
+EMSCRIPTEN_KEEPALIVE int cs_stage_reserve(const char* name, double len) {
+  if (!(len >= 0) || len >= 4294967296.0) {
+    session().set_error("file " + str(name) + " is too large for the browser's memory", cs::app::Session::ErrorKind::load);
+    return 0;
+  }
+  return session().stage_reserve(str(name), size_t(len)) ? 1 : 0;
+}
+
+EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_append(const char* name, double n) {
+  if (!(n >= 0) || n >= 4294967296.0) return nullptr;
+  return session().stage_append(str(name), size_t(n));
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_stage_skipped(const char* name) { session().stage_skipped(str(name)); }
+
+EMSCRIPTEN_KEEPALIVE void cs_discard_staged() { session().discard_staged(); }
+
+// Loads the staged files as a new model (the current one stays until this succeeds).
+// origin: "bundled" or "files".
+EMSCRIPTEN_KEEPALIVE void cs_load_staged(const char* id, const char* title, const char* description,
+                                         const char* origin) {
+  session().load_staged(str(id), str(title), str(description), str(origin));
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { session().set_bundled_index(str(json)); }
+
+// Download progress of a bundled model (bytes; total 0 when unknown).
+EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded, double total, int active) {
+  auto& d = session().download();
+  d.label = str(label);
+  d.loaded = loaded;
+  d.total = total;
+  d.active = active != 0;
+}
+
+// An error found by the shell (a failed download, an unreadable file): shown in the banner.
+EMSCRIPTEN_KEEPALIVE void cs_report_error(const char* message) {
+  session().set_error(str(message), cs::app::Session::ErrorKind::load);
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_paste_text(const char* text) { cs::app::paste_text(text); }
+
+// Selections, as the bigram view's widgets make them (the results follow in jobs).
+EMSCRIPTEN_KEEPALIVE void cs_select_token(int id) {
+  if (auto* v = bigram()) v->select_source(session(), id);
+}
+EMSCRIPTEN_KEEPALIVE void cs_select_next(int id) {
+  if (auto* v = bigram()) v->select_next(session(), id);
+}
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k(int k) {
+  if (auto* v = bigram()) v->set_top_k(session(), k);
+}
+EMSCRIPTEN_KEEPALIVE void cs_set_top_k_sources(int k) {
+  if (auto* v = bigram()) v->set_top_k_sources(session(), k);
+}
+
+// Sets views' selections from {"<view id>": selection, ...} (view.h; the
+// shape of each is its "selection" in cs_state_json's "views"). Returns "" or
+// the reason it was refused (an unknown view, a bad field).
+// Shows the tab of view `id` from the next frame (as a click on the tab would).
+EMSCRIPTEN_KEEPALIVE void cs_open_view(const char* id) { cs::app::app().request_tab(str(id)); }
+
+EMSCRIPTEN_KEEPALIVE const char* cs_set_selections(const char* json) {
+  static std::string out;
+  try {
+    cs::app::app().set_selections(Json::parse(str(json)));
+    out.clear();
+  } catch (const std::exception& e) {
+    out = e.what();
+  }
+  return out.c_str();
+}
+
+// The page's state as a link's query (app/link.h), "" with no model; the
+// shell writes it into the address bar and the history.
+EMSCRIPTEN_KEEPALIVE const char* cs_link_query() {
+  static std::string out;
+  return answer(out, "cs_link_query", [] { out = cs::app::link_query(cs::app::app()); },
+                [](const std::string&) { return std::string(); }, "");  // the address bar stays as it was
+}
+
+// Opens a link's query (location.search): its tab and selections are applied
+// once the model it names is shown (at once when it is); reasons for what it
+// drops go to the banner then, after `notice` (the shell's, e.g. why the
+// link's own model was replaced; "" for none). Returns the model it names.
+EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query, const char* notice) {
+  static std::string out;
+  cs::app::Link link = cs::app::parse_link(str(query), cs::app::app());
+  if (notice && *notice) link.problems.insert(link.problems.begin(), str(notice));
+  out = link.model;
+  cs::app::app().open_link(std::move(link));
+  return out.c_str();
+}
+
+// Stops a model load in progress (the Cancel button).
+EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { session().cancel_load(); }
+
+// C++ time per frame since the last cs_frame_stats_reset():
+// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
+//  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"},
+//  "longest_job" and "slowest_done": {"ms","done_ms","frames","label"} (JobRunner::JobRecord)}
+// (work: the frame without its WebGL calls, which wait on the browser's GPU process)
+// (first_frame_at_ms: performance.now() when the first frame was drawn).
+EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
+  static std::string out;
+  const cs::app::FrameStats& f = cs::app::frame_stats();
+  Json j;
+  j["frames"] = f.frames();
+  j["skipped"] = f.skipped();  // animation frames not drawn (redraw.h)
+  j["max_ms"] = f.max_frame_ms();
+  j["p50_ms"] = f.percentile(50);
+  j["p95_ms"] = f.percentile(95);
+  j["p99_ms"] = f.percentile(99);
+  j["mean_ms"] = f.frames() ? f.total_frame_ms() / double(f.frames()) : 0.0;
+  j["over_50ms"] = f.over_50ms();
+  j["max_work_ms"] = f.max_work_ms();  // frame minus its WebGL calls
+  j["work_p50_ms"] = f.work_percentile(50);
+  j["work_p95_ms"] = f.work_percentile(95);
+  j["max_jobs_ms"] = f.max_jobs_ms();
+  j["max_gl_ms"] = f.max_gl_ms();
+  j["first_frame_at_ms"] = f.first_frame_at;
+  const auto& step = session().jobs().longest_step();  // the longest single job step in the window
+  j["longest_job_step"] = Json{{"ms", step.ms}, {"label", step.label}, {"stage", step.stage}};
+  auto job_json = [](const cs::app::JobRunner::JobRecord& r) {
+    return Json{{"ms", r.ms}, {"done_ms", r.done_ms}, {"frames", r.frames}, {"label", r.label}};
+  };
+  j["longest_job"] = job_json(session().jobs().longest_job());
+  j["slowest_done"] = job_json(session().jobs().slowest_done());
   out = dump(j);
   return out.c_str();
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_frame_stats_reset() {
+  cs::app::frame_stats().reset();
+  session().jobs().reset_longest_step();
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { session().set_raw(raw != 0); }
+
+// The page's state for tests and automation ({"call_error": reason} when it
+// cannot be built).
+EMSCRIPTEN_KEEPALIVE const char* cs_state_json() {
+  static std::string out;
+  return answer(out, "cs_state_json", [] { out = state_json(); }, call_error_json,
+                R"({"call_error": "cs_state_json: ran out of memory"})");
 }
 
 // Top-k next tokens after source_id from the shown weights, in the CLI's

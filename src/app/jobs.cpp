@@ -195,15 +195,16 @@ void JobRunner::tick(double budget_ms) {
     Entry ended = std::move(e);
     jobs_.erase(it);
     ++ended_;
-    if (!error.empty()) {
-      if (ended.opt.failed) ended.opt.failed(error);
-    } else if (ended.done) {
+    if (error.empty() && ended.done) {
+      // The callback turns the result into what the view shows: it can run out
+      // of memory too, which fails the job like a step would.
       const double d0 = now_();
-      ended.done();
+      error = run_caught(ended.info.label, ended.done);
       const JobRecord r{ended.info.ms, now_() - d0, ended.info.frames, ended.info.label};
       if (r.ms > longest_job_.ms) longest_job_ = r;
       if (r.done_ms > slowest_done_.done_ms) slowest_done_ = r;
     }
+    if (!error.empty() && ended.opt.failed) ended.opt.failed(error);
   }
 }
 

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,12 +18,14 @@
 #include "app/app.h"
 #include "app/clipboard.h"
 #include "app/frame_stats.h"
+#include "app/jobs.h"
 #include "app/platform.h"
 #include "app/redraw.h"
 #include "app/ui.h"
 #include "app/views.h"
 #include "imgui.h"
 #include "imgui_impl_opengl3.h"
+#include "imgui_internal.h"  // ErrorCheckEndFrameRecover
 #include "imgui_impl_sdl.h"
 
 namespace {
@@ -126,6 +130,12 @@ EM_BOOL on_context_restored(int, const void*, void*) {
   return EM_TRUE;
 }
 
+// The banner's line for an exception out of a frame's drawing.
+std::string drawing_failed(const std::exception& ex) {
+  if (dynamic_cast<const std::bad_alloc*>(&ex)) return cs::app::ran_out_of_memory("drawing the page");
+  return std::string("drawing the page: ") + ex.what();
+}
+
 void frame() {
   const double t0 = emscripten_get_now();
   SDL_Event e;
@@ -152,7 +162,15 @@ void frame() {
   // A plot's picture is wanted: no hover this frame (no tooltip over it).
   if (cs::app::ui::capture_pending()) io.MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
   ImGui::NewFrame();
-  g_page.draw(cs::app::app());
+  try {
+    g_page.draw(cs::app::app());
+  } catch (const std::exception& ex) {
+    // A view ran out of memory while drawing (or threw): close what the frame
+    // left open, say so in the banner and keep the main loop running; the
+    // next frame draws again.
+    ImGui::ErrorCheckEndFrameRecover(nullptr);
+    cs::app::app().session().set_error(drawing_failed(ex));
+  }
   ImGui::Render();
 
   const double gl_t0 = emscripten_get_now();

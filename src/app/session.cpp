@@ -109,7 +109,8 @@ void TextAcrossModels::on_model(const LoadedModel* m, std::string& text) {
 
 bool Session::check_file_size(const std::string& name, double bytes) {
   if (bytes <= kMaxFileBytes) return true;
-  error_ = name + " is " + byte_size_text(bytes) + "; the page holds files up to " + byte_size_text(kMaxFileBytes);
+  set_error(name + " is " + byte_size_text(bytes) + "; the page holds files up to " + byte_size_text(kMaxFileBytes),
+            ErrorKind::load);
   return false;
 }
 
@@ -122,11 +123,11 @@ uint8_t* Session::stage_file(const std::string& name, size_t len) {
     return len ? bytes.data() : reinterpret_cast<uint8_t*>(&bytes);  // non-null for empty files
   } catch (const std::bad_alloc&) {
     staged_.clear();
-    error_ = "file " + name + " (" + megabytes(len) + ") is too large for the browser's memory";
+    set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
     return nullptr;
   } catch (const std::length_error&) {
     staged_.clear();
-    error_ = "file " + name + " (" + megabytes(len) + ") is too large for the browser's memory";
+    set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
     return nullptr;
   }
 }
@@ -142,7 +143,7 @@ bool Session::stage_reserve(const std::string& name, size_t len) {
   } catch (const std::length_error&) {
   }
   staged_.clear();
-  error_ = "file " + name + " (" + megabytes(len) + ") is too large for the browser's memory";
+  set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
   return false;
 }
 
@@ -176,8 +177,9 @@ void Session::load_staged(const std::string& id, const std::string& title, const
     for (const auto& [name, bytes] : files) got += (got.empty() ? "" : ", ") + name;
     for (const auto& name : skipped) got += (got.empty() ? "" : ", ") + name;
     if (got.empty()) got = "nothing";
-    error_ = "no weights file (.safetensors, .pth) among the chosen files (got: " + got +
-             "); pick model.safetensors (or a .pth) with config.json and tokenizer.json, or one .safetensors";
+    set_error("no weights file (.safetensors, .pth) among the chosen files (got: " + got +
+             "); pick model.safetensors (or a .pth) with config.json and tokenizer.json, or one .safetensors",
+              ErrorKind::load);
     return;
   }
   auto next = std::make_unique<ActiveModel>();
@@ -214,7 +216,7 @@ void Session::start_load(std::shared_ptr<const FileSet> files, bool process) {
 }
 
 void Session::load_failed(const std::string& message) {
-  error_ = message;
+  set_error(message, ErrorKind::load);
   jobs_.cancel(kLoadSlot);
   const bool was_raw = job_raw_ && !pending_;
   pending_.reset();
@@ -241,7 +243,7 @@ void Session::resume_raw() {
   try {
     start_load(active_->files, false);
   } catch (const Error& e) {
-    error_ = e.what();
+    set_error(e.what(), ErrorKind::load);
     show_raw_ = false;
   }
 }
@@ -262,9 +264,9 @@ void Session::set_bundled_index(const std::string& json_text) {
       bundled_.push_back(std::move(b));
     }
   } catch (const Error& e) {
-    error_ = e.what();
+    set_error(e.what(), ErrorKind::load);
   } catch (const std::exception& e) {
-    error_ = std::string("assets/models/index.json: ") + e.what();
+    set_error(std::string("assets/models/index.json: ") + e.what(), ErrorKind::load);
   }
 }
 
@@ -391,6 +393,21 @@ int Session::familiar_token() const {
   } catch (const Error&) {
   }
   return 0;
+}
+
+std::string Session::error_heading() const {
+  if (error_.empty()) return "";
+  switch (error_kind_) {
+    case ErrorKind::load: return "Could not load:";
+    case ErrorKind::link: return "This link could not be followed in full:";
+    case ErrorKind::analysis: break;
+  }
+  return "Could not compute:";
+}
+
+std::string Session::error_note() const {
+  if (error_.empty() || error_kind_ != ErrorKind::load || !active_) return "";
+  return "Still showing the previous model: " + active_->title;
 }
 
 int Session::vocab() const {

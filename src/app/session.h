@@ -166,9 +166,22 @@ class Session {
   void keep_embed_grams(bool embed_norm, uint64_t generation, std::shared_ptr<const EmbedGrams> g);
 
   // ---- error banner ----------------------------------------------------------
-  void set_error(const std::string& message) { error_ = message; }
+  // One line at a time. What it is about decides the banner's heading: a load
+  // that failed (the previous model is still shown), a link that could not be
+  // followed in full, or an analysis a view asked for.
+  enum class ErrorKind { load, link, analysis };
+  void set_error(const std::string& message, ErrorKind kind = ErrorKind::analysis) {
+    error_ = message;
+    error_kind_ = kind;
+  }
   void clear_error() { error_.clear(); }
   const std::string& error() const { return error_; }
+  ErrorKind error_kind() const { return error_kind_; }
+  // The banner's heading for the error ("Could not load:", ...), and the line
+  // under it ("Still showing the previous model: <title>" after a failed load
+  // while a model is shown; "" otherwise). Both "" without an error.
+  std::string error_heading() const;
+  std::string error_note() const;
 
   // ---- the model on screen ---------------------------------------------------
   const ActiveModel* active() const { return active_.get(); }
@@ -224,6 +237,7 @@ class Session {
   bool show_raw_ = false;
   uint64_t generation_ = 0;
   std::string error_;
+  ErrorKind error_kind_ = ErrorKind::analysis;
   std::function<void(ModelChange)> listener_;
   std::shared_ptr<const HeadBadges> badges_;
   uint64_t badges_generation_ = 0;

@@ -87,6 +87,7 @@ test('hostile parameters: a message and a fallback, no markup in the page', { ti
     const s = await waitForState(page, (x) => x.model && !x.loading.active && x.error, { what: 'the fallback', timeout: 120000 });
     assert.equal(s.model.id, MODEL_ID, 'an unknown model: the first bundled one');
     assert.match(s.error, /is not one of this page's models|is not a view|must be in an earlier layer/);
+    assert.deepEqual(s.banner, { heading: 'This link could not be followed in full:', message: s.error, note: '' });
     await waitIdle(page);
     const st = await getState(page);
     assert.equal(st.views.head.selection.layer, 1, 'a head out of range is clamped');

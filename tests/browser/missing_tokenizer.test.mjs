@@ -70,6 +70,8 @@ test('a model folder without tokenizer.json loads with token ids', { timeout: 18
     s = await waitForState(page, (x) => x.error !== '', { what: 'the reason for a word' });
     assert.match(s.error, /no tokenizer.*type token ids below 2048 separated by spaces.*"cat" is not one/);
     assert.ok(!s.error.includes('\n'), 'one line');
+    // The banner says what failed: the prompt, not a load (the model is the one just loaded).
+    assert.deepEqual(s.banner, { heading: 'Could not compute:', message: s.error, note: '' });
     await page.evaluate(() => Module.ccall('cs_report_error', null, ['string'], ['']));
 
     // A model with a tokenizer gets text again.
@@ -103,6 +105,8 @@ test('a bundled model whose tokenizer.json is missing keeps the model shown', { 
     const s = await loadBundledFailing(page, other.id, { what: 'the error for the missing tokenizer' });
     assert.equal(s.error, `assets/models/${other.id}/tokenizer.json: HTTP 404 Not Found`);
     assert.equal(s.model.id, before.model.id, 'the model shown before stays');
+    assert.deepEqual(s.banner, { heading: 'Could not load:', message: s.error,
+      note: `Still showing the previous model: ${before.model.title}` });
     assert.deepEqual(s.model.config, before.model.config);
     await waitIdle(page);
     await screenshot(page, 'missing-tokenizer-bundled.png');

@@ -42,9 +42,24 @@ test(`running out of memory during a load keeps the model shown (${mode})`, { ti
       { what: 'the out-of-memory message' });
     assert.equal(s.error, 'loading model.safetensors: ran out of memory');
     assert.equal(s.model.id, before.model.id, 'the model shown before stays');
+    assert.deepEqual(s.banner, { heading: 'Could not load:', message: s.error,
+      note: `Still showing the previous model: ${before.model.title}` });
     assert.deepEqual(s.model.config, before.model.config);
     await waitIdle(page);
     await screenshot(page, shot('out-of-memory'));
+
+    // A large answer asked for with no memory left at all (in one task: no frame runs
+    // meanwhile): a one-line reason in its place, not an exception thrown into JavaScript.
+    const full = await page.evaluate(() => {
+      const size = Module.ccall('cs_state_json', 'string', [], []).length;
+      Module.ccall('cs_test_fill_memory', 'number', ['number'], [0]);
+      let answer;
+      try { answer = Module.ccall('cs_state_json', 'string', [], []); } catch (e) { answer = `threw: ${e}`; }
+      Module.ccall('cs_test_fill_memory', 'number', ['number'], [-1]);
+      return { size, answer };
+    });
+    assert.ok(full.size > 1024, `the state is larger than the pieces of under 64 bytes left (${full.size} bytes)`);
+    assert.deepEqual(JSON.parse(full.answer), { call_error: 'cs_state_json: ran out of memory' }, full.answer.slice(0, 200));
 
     // Memory given back: the page keeps working.
     await page.evaluate(() => Module.ccall('cs_test_fill_memory', 'number', ['number'], [-1]));

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <thread>
@@ -149,6 +150,24 @@ TEST(Jobs, AFailureCallsFailedNotDone) {
   EXPECT_FALSE(done);
   EXPECT_EQ(failed, "fake work: unit 2 failed");
   EXPECT_TRUE(jobs.idle());
+}
+
+// The done callback turns a result into what a view shows; running out of
+// memory there fails the job with the page's one line, like a step would
+// (an exception escaping tick() would stop the page's main loop).
+TEST(Jobs, ACallbackRunningOutOfMemoryFailsTheJob) {
+  FakeClock clock;
+  JobRunner jobs([&] { return clock.now; });
+  std::string failed;
+  JobOptions o;
+  o.label = "forward pass of the prompt";
+  o.failed = [&](const std::string& m) { failed = m; };
+  jobs.start<FakeWork>("x", std::make_unique<FakeWork>(clock, 1, 1.0, "w"), [](FakeWork&) { throw std::bad_alloc(); },
+                       std::move(o));
+  EXPECT_NO_THROW(jobs.tick(100));
+  EXPECT_EQ(failed, "forward pass of the prompt: ran out of memory");
+  EXPECT_TRUE(jobs.idle());
+  EXPECT_EQ(jobs.ended(), 1u);
 }
 
 TEST(Jobs, ACallbackMayStartAJobThatRunsNextTick) {
