@@ -130,12 +130,7 @@ bool grams_normalized(const Model& m, const CircuitOptions& opt) { return m.conf
 template <class Block>
 void n_rows(const Model& m, bool normalized, Eigen::Index r0, Block X) {
   X = m.W_E().middleRows(r0, X.rows());
-  if (!normalized) return;
-  const float D = float(X.cols());
-  const Eigen::VectorXf mean = X.rowwise().sum() / D;
-  X.colwise() -= mean;
-  const Eigen::ArrayXf inv = (X.rowwise().squaredNorm().array() / D + m.config().eps).rsqrt();
-  X.array().colwise() *= inv;
+  if (normalized) kernels::normalize_rows(X.data(), X.rows(), X.cols(), X.outerStride(), m.config().eps);
 }
 
 // Rows per unit of a vocabulary pass: about 2^kUnitLog2 multiply-adds of
@@ -156,17 +151,37 @@ Eigen::Index rows_per_unit(int d_model) {
 // Float partial sums cover at most kFloatRows rows before they are added in
 // double: the rounding of a sum is then that of a few hundred terms whatever
 // a unit's size (units are 4x larger natively), and so is the difference
-// between the native and wasm kernels' summation orders.
+// between the native and wasm kernels' summation orders. A strand's float
+// sums run on across its units (64 rows each in wasm at d_model 512), so the
+// double additions, on Eigen's scalar path in wasm, come once per kFloatRows
+// rows, not once per unit.
 constexpr Eigen::Index kFloatRows = 256;
 
-// Lower triangle of G += X^T X for a float chunk X [rows, d] through the float
-// scratch acc [d, d] (kernels::gram_lower computes about half of it).
-template <class Block>
-void add_gram_lower(Eigen::MatrixXd& G, const Block& X, RowMat& acc) {
-  for (Eigen::Index r = 0; r < X.rows(); r += kFloatRows) {
-    kernels::gram_lower(kernels::view(X.middleRows(r, std::min(kFloatRows, X.rows() - r))), acc.data(),
-                        acc.outerStride());
-    G.triangularView<Eigen::Lower>() += acc.cast<double>();
+// Adds the float sums of `p` into the doubles: G's lower triangle from
+// p.acc, and, with UN, UN from p.acc_un.
+using RowMatD = EmbedGramsPlan::RowMatD;
+void flush_float_sums(EmbedGramsPlan::Part& p, RowMatD& G, RowMatD* UN) {
+  if (p.acc_rows == 0) return;
+  for (Eigen::Index i = 0; i < G.rows(); ++i) {
+    kernels::add_to_double(p.acc.row(i).data(), i + 1, G.row(i).data());
+    if (UN) kernels::add_to_double(p.acc_un.row(i).data(), UN->cols(), UN->row(i).data());
+  }
+  p.acc_rows = 0;
+}
+
+// G += X^T X (lower triangle) for a float chunk X [rows, d_model] and, with
+// U [d_model, rows] (the same vocabulary ids as columns of W_U), UN += U X,
+// through the strand's float sums (flushed every kFloatRows rows).
+template <class Block, class UBlock>
+void add_grams(EmbedGramsPlan::Part& p, RowMatD& G, const Block& X, RowMatD* UN, const UBlock* U) {
+  for (Eigen::Index r = 0; r < X.rows();) {
+    const Eigen::Index n = std::min(kFloatRows - p.acc_rows, X.rows() - r);
+    const bool more = p.acc_rows > 0;
+    kernels::gram_lower(kernels::view(X.middleRows(r, n)), p.acc.data(), p.acc.outerStride(), more);
+    if (UN) kernels::matmul(U->middleCols(r, n), X.middleRows(r, n), p.acc_un, more);  // [d_model, d_model]
+    p.acc_rows += n;
+    r += n;
+    if (p.acc_rows == kFloatRows) flush_float_sums(p, G, UN);
   }
 }
 
@@ -215,19 +230,24 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
   add("vocabulary sums", double(D * D), [this, row_strands, col_strands, want_UUt] {
     parts_.resize(std::max(row_strands, want_UUt ? col_strands : 0));
   });
-  auto scratch = [this, step, D](size_t s) {
-    parts_[s].x.resize(step, D);
-    parts_[s].acc.resize(D, D);
+  auto scratch = [this, step, D](size_t s, bool un) {
+    Part& p = parts_[s];
+    p.x.resize(step, D);
+    p.acc.resize(D, D);
+    if (un) p.acc_un.resize(D, D);
+    p.acc_rows = 0;
   };
   auto drop_scratch = [this](size_t s) {
-    parts_[s].x.resize(0, 0);  // the scratch is not kept with the result
-    parts_[s].acc.resize(0, 0);
+    Part& p = parts_[s];
+    p.x.resize(0, 0);  // the scratch is not kept with the result
+    p.acc.resize(0, 0);
+    p.acc_un.resize(0, 0);
   };
   add_gram_strands(
       *this, "vocabulary sums", row_units, double(step * D * D * (g_.square ? 2 : 1)),
       [this, scratch, D](size_t s) {
         Part& p = parts_[s];
-        scratch(s);
+        scratch(s, g_.square);
         p.NtN = Eigen::MatrixXd::Zero(D, D);
         p.N_sum = Eigen::VectorXd::Zero(D);
         if (g_.square) {
@@ -240,19 +260,16 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
         const Eigen::Index r0 = Eigen::Index(u) * step, r1 = std::min(V, r0 + step);
         auto X = p.x.topRows(r1 - r0);  // [rows, d_model]
         n_rows(m_, g_.normalized, r0, X);
-        add_gram_lower(p.NtN, X, p.acc);
         p.N_sum += X.colwise().sum().transpose().cast<double>();
-        if (g_.square) {
-          const auto U = m_.W_U().middleCols(r0, r1 - r0);  // [d_model, rows]
-          for (Eigen::Index r = 0; r < X.rows(); r += kFloatRows) {
-            const Eigen::Index n = std::min(kFloatRows, X.rows() - r);
-            kernels::matmul(U.middleCols(r, n), X.middleRows(r, n), p.acc);  // [d_model, d_model]
-            p.UN += p.acc.cast<double>();
-          }
-          p.U_sum += U.rowwise().sum().cast<double>();
-        }
+        const auto U = m_.W_U().middleCols(r0, g_.square ? r1 - r0 : 0);  // [d_model, rows]
+        add_grams(p, p.NtN, X, g_.square ? &p.UN : nullptr, &U);
+        if (g_.square) p.U_sum += U.rowwise().sum().cast<double>();
       },
-      drop_scratch);
+      [this, drop_scratch](size_t s) {
+        Part& p = parts_[s];
+        flush_float_sums(p, p.NtN, g_.square ? &p.UN : nullptr);
+        drop_scratch(s);
+      });
   add("vocabulary sums", double(D * D) * double(row_strands), [this, row_strands, D] {
     g_.NtN = Eigen::MatrixXd::Zero(D, D);
     g_.N_sum = Eigen::VectorXd::Zero(D);
@@ -276,7 +293,7 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
     add_gram_strands(
         *this, "unembedding sums", col_units, double(step * D * D),
         [this, scratch, D](size_t s) {
-          scratch(s);
+          scratch(s, false);
           parts_[s].UUt = Eigen::MatrixXd::Zero(D, D);
         },
         [this, step, Vo](size_t s, size_t u) {
@@ -284,9 +301,12 @@ EmbedGramsPlan::EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool w
           const Eigen::Index c0 = Eigen::Index(u) * step, c1 = std::min(Vo, c0 + step);
           auto Ut = p.x.topRows(c1 - c0);  // [cols, d_model]
           Ut = m_.W_U().middleCols(c0, c1 - c0).transpose();
-          add_gram_lower(p.UUt, Ut, p.acc);
+          add_grams(p, p.UUt, Ut, nullptr, static_cast<const RowMat*>(nullptr));
         },
-        drop_scratch);
+        [this, drop_scratch](size_t s) {
+          flush_float_sums(parts_[s], parts_[s].UUt, nullptr);
+          drop_scratch(s);
+        });
     add("unembedding sums", double(D * D) * double(col_strands), [this, col_strands, D] {
       g_.UUt = Eigen::MatrixXd::Zero(D, D);
       for (size_t s = 0; s < col_strands; ++s) {

@@ -122,16 +122,22 @@ class EmbedGramsPlan final : public WorkPlan {
   EmbedGramsPlan(const Model& m, const CircuitOptions& opt, bool want_UUt);
   const EmbedGrams& result() const;  // once done()
   EmbedGrams& mutable_result();      // once done()
- private:
+
   // A fixed number of strands (not the thread count, so the sums are the same
   // on any number of threads) each sum a contiguous share of the rows into
   // their own part; the parts are added in order at the end.
+  using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   struct Part {
-    Eigen::MatrixXd NtN, UN, UUt;  // lower triangles of the Grams; UN whole
+    RowMatD NtN, UN, UUt;  // lower triangles of the Grams; UN whole (row-major, as the float sums)
     Eigen::VectorXd N_sum, U_sum;
     RowMat x;             // scratch: one unit's rows [rows_per_unit, d_model]
-    RowMat acc;           // scratch: one unit's float sum [d_model, d_model]
+    // Float partial sums [d_model, d_model] of the Gram (lower triangle) and
+    // of W_U N, carried across the strand's units until they cover
+    // kFloatRows rows (circuits.cpp), then added into the doubles above.
+    RowMat acc, acc_un;
+    Eigen::Index acc_rows = 0;  // rows in acc and acc_un so far
   };
+ private:
   const Model& m_;
   EmbedGrams g_;
   std::vector<Part> parts_;

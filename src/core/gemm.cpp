@@ -224,12 +224,12 @@ MatView block(const MatView& M, Index r0, Index c0, Index rows, Index cols) {
 constexpr Index kGramPanel = 64;
 }  // namespace
 
-void gram_lower(const MatView& X, float* G, Index ldg) {
+void gram_lower(const MatView& X, float* G, Index ldg, bool accumulate) {
   const Index n = X.rows, d = X.cols;
   if (ldg < d) throw Error("gram_lower: ldg " + std::to_string(ldg) + " is less than d = " + std::to_string(d));
   if (g_eigen) {
     Eigen::Map<RowMajor, 0, Eigen::OuterStride<>> out(G, d, d, Eigen::OuterStride<>(ldg));
-    out.triangularView<Eigen::Lower>().setZero();
+    if (!accumulate) out.triangularView<Eigen::Lower>().setZero();
     with_eigen(transpose(X), [&](const auto& xt) { out.selfadjointView<Eigen::Lower>().rankUpdate(xt); });
     return;
   }
@@ -237,7 +237,7 @@ void gram_lower(const MatView& X, float* G, Index ldg) {
   // G[j0:, j0:j0+w] = X[:, j0:]^T X[:, j0:j0+w].
   for (Index j0 = 0; j0 < d; j0 += kGramPanel) {
     const Index w = std::min(kGramPanel, d - j0);
-    gemm_packed(transpose(block(X, 0, j0, n, d - j0)), block(X, 0, j0, n, w), G + j0 * ldg + j0, ldg);
+    gemm_packed(transpose(block(X, 0, j0, n, d - j0)), block(X, 0, j0, n, w), G + j0 * ldg + j0, ldg, accumulate);
   }
 }
 

@@ -112,8 +112,9 @@ void matmul(const MA& A, const MB& B, MC&& C, bool accumulate = false) {
 // row-major with row stride ldg; the entries above the diagonal are left
 // unspecified. Natively Eigen's symmetric rank update; in wasm the packed
 // kernel on panels of columns (each panel from the diagonal down), about
-// half the multiply-adds of the whole product.
-void gram_lower(const MatView& X, float* G, Index ldg);
+// half the multiply-adds of the whole product. With accumulate, adds X^T X
+// to the lower triangle of G instead.
+void gram_lower(const MatView& X, float* G, Index ldg, bool accumulate = false);
 
 // Statistics of each of n rows of A [n, d] (row-major, row stride lda >= d):
 // mean[i] = sum_k A[i, k] / d and var[i] = sum_k (A[i, k] - mean[i])^2 / d
@@ -123,5 +124,13 @@ void row_mean_var(const float* A, Index n, Index d, Index lda, float* mean, floa
 // The same for each of n columns of A [d, n] (row-major, row stride lda >= n):
 // a column of W_U [d_model, d_vocab_out] read in place.
 void col_mean_var(const float* A, Index d, Index n, Index lda, float* mean, float* var);
+
+// Each of n rows of A [n, d] (row-major, row stride lda) centred and scaled
+// to unit variance in place: a[k] = (a[k] - mean) / sqrt(var + eps), with
+// row_mean_var's statistics (LayerNorm without its weights).
+void normalize_rows(float* A, Index n, Index d, Index lda, float eps);
+
+// y[i] += x[i] for i < n, in double: float partial sums added into double totals.
+void add_to_double(const float* x, Index n, double* y);
 
 }  // namespace cs::kernels

@@ -252,38 +252,43 @@ TEST(Kernels, MatmulTakesColumnMajorOperandsAndOutputs) {
 #endif
 }
 
-// gram_lower: the lower triangle of X^T X against double loops, X stored as it
-// is or transposed with padded strides, on widths around its panels (64) and
-// the packed blocks; G's entries past d in a row stay untouched. Both
-// implementations (Eigen's rank update and the packed panels) in each build.
+// gram_lower: the lower triangle of X^T X (added to G's with accumulate)
+// against double loops, X stored as it is or transposed with padded strides,
+// on widths around its panels (64) and the packed blocks; G's entries past d
+// in a row stay untouched. Both implementations (Eigen's rank update and the
+// packed panels) in each build.
 TEST(Kernels, GramLowerMatchesLoops) {
   Rng rng(31);
   const std::pair<Index, Index> shapes[] = {{0, 5}, {5, 0}, {1, 1}, {7, 3}, {300, 63}, {17, 64}, {130, 65}, {9, 129}, {260, 200}};
   for (bool eigen : {false, true}) {
     kernels::set_gemm_uses_eigen(eigen);
     for (const auto& [n, d] : shapes)
-      for (bool tx : {false, true}) {
+      for (int mode = 0; mode < 4; ++mode) {
+        const bool tx = mode & 1, accumulate = mode & 2;
         kernels::MatView X{nullptr, n, d, (tx ? n : d) + 2, tx};
         const std::vector<float> x = random_floats(rng, size_t(std::max<Index>(1, (tx ? d : n) * X.stride)));
         X.data = x.data();
         const Index ldg = d + 3;
         const std::vector<float> g0 = random_floats(rng, size_t(std::max<Index>(1, d * ldg)));
         std::vector<float> g = g0;
-        kernels::gram_lower(X, g.data(), ldg);
+        kernels::gram_lower(X, g.data(), ldg, accumulate);
         int bad = 0;
         for (Index i = 0; i < d; ++i) {
           for (Index j = d; j < ldg; ++j)
             if (g[size_t(i * ldg + j)] != g0[size_t(i * ldg + j)] && bad++ < 3) ADD_FAILURE() << "wrote past row " << i;
           for (Index j = 0; j <= i; ++j) {
-            double want = 0, abs_sum = 0;
+            const double start = accumulate ? double(g0[size_t(i * ldg + j)]) : 0.0;
+            double want = start, abs_sum = std::abs(start);
             for (Index p = 0; p < n; ++p) {
               const double a = tx ? x[size_t(i * X.stride + p)] : x[size_t(p * X.stride + i)];
               const double b = tx ? x[size_t(j * X.stride + p)] : x[size_t(p * X.stride + j)];
               want += a * b;
               abs_sum += std::abs(a * b);
             }
-            if (!(std::abs(g[size_t(i * ldg + j)] - want) <= 1e-6 * abs_sum + 1e-30) && bad++ < 3)
-              ADD_FAILURE() << (eigen ? "eigen " : "packed ") << n << "x" << d << (tx ? " X^T" : "") << ": entry "
+            // a float sum of n + 1 terms: rounding grows with n (the diagonal's terms all have one sign)
+            if (!(std::abs(g[size_t(i * ldg + j)] - want) <= (1e-6 + 3e-8 * double(n)) * abs_sum + 1e-30) && bad++ < 3)
+              ADD_FAILURE() << (eigen ? "eigen " : "packed ") << n << "x" << d << (tx ? " X^T" : "")
+                            << (accumulate ? " accumulated" : "") << ": entry "
                             << i << "," << j << " is " << g[size_t(i * ldg + j)] << ", loops give " << want;
           }
         }
@@ -333,6 +338,49 @@ TEST(Kernels, RowAndColumnStatisticsMatchLoops) {
     }
 }
 
+// normalize_rows against double loops (LayerNorm without weights: centred,
+// divided by sqrt(variance + eps)), on ragged lengths and padded strides,
+// more rows than its blocks of 64; the padding stays untouched.
+TEST(Kernels, NormalizeRowsMatchesLoops) {
+  Rng rng(41);
+  const float eps = 1e-5f;
+  for (Index n : {Index(0), Index(1), Index(63), Index(65), Index(130)})
+    for (Index d : {Index(1), Index(3), Index(8), Index(9), Index(257)}) {
+      const Index lda = d + 3;
+      std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, n * lda)));
+      for (float& v : a) v = 3.f * v + 2.f;
+      const std::vector<float> a0 = a;
+      kernels::normalize_rows(a.data(), n, d, lda, eps);
+      int bad = 0;
+      for (Index i = 0; i < n; ++i) {
+        double mu = 0, q = 0;
+        for (Index k = 0; k < d; ++k) mu += a0[size_t(i * lda + k)];
+        mu /= double(d);
+        for (Index k = 0; k < d; ++k) q += (a0[size_t(i * lda + k)] - mu) * (a0[size_t(i * lda + k)] - mu);
+        const double inv = 1.0 / std::sqrt(q / double(d) + eps);
+        for (Index k = 0; k < lda; ++k) {
+          const size_t at = size_t(i * lda + k);
+          const double want = (a0[at] - mu) * inv;
+          const bool ok = k < d ? std::abs(a[at] - want) <= 1e-4 * (1 + std::abs(want)) : a[at] == a0[at];
+          if (!ok && bad++ < 3) ADD_FAILURE() << n << "x" << d << ": entry " << i << "," << k << " is " << a[at];
+        }
+      }
+    }
+}
+
+// add_to_double adds each float into its double (nothing past n).
+TEST(Kernels, AddToDoubleAddsEachFloat) {
+  Rng rng(43);
+  for (Index n : {Index(0), Index(1), Index(3), Index(4), Index(17), Index(1000)}) {
+    const std::vector<float> x = random_floats(rng, size_t(n) + 1);
+    std::vector<double> y(size_t(n) + 1);
+    for (size_t i = 0; i < y.size(); ++i) y[i] = 0.1 * double(i) + 1e9;
+    const std::vector<double> y0 = y;
+    kernels::add_to_double(x.data(), n, y.data());
+    for (Index i = 0; i < n; ++i) EXPECT_EQ(y[size_t(i)], y0[size_t(i)] + double(x[size_t(i)])) << i << " of " << n;
+    EXPECT_EQ(y[size_t(n)], y0[size_t(n)]) << "wrote past n";
+  }
+}
+
 }  // namespace
 }  // namespace cs
-
