@@ -223,6 +223,15 @@ TEST(SafetensorsBad, OffsetsOutOfRange) {
                   "end before begin");
 }
 
+// A name read from the file with a newline in it (JSON "\n") stays on the
+// reason's one line: the fuzzer found such a tensor name breaking it.
+TEST(SafetensorsBad, ANameWithANewlineStaysOnOneLine) {
+  const auto m = parse_error(file_of(R"({"blocks.0\n  W_Q":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})", zeros(8)));
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_CONTAINS(m, "tensor 'blocks.0?  W_Q': data_offsets [0, 12] out of range");
+  EXPECT_EQ(std::string(Error("a\tb\r\nc\x7f").what()), "a?b??c?");
+}
+
 TEST(SafetensorsBad, OverlappingTensors) {
   const std::string h =
       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
