@@ -189,6 +189,15 @@ std::string state_json() {
   return dump(j);
 }
 
+// Whether a length the shell passes for file `name` can be a wasm32 size; if
+// not (4 GB or more, or not a number) the banner says the file is too large.
+bool stageable(const char* name, double len) {
+  if (len >= 0 && len < 4294967296.0) return true;
+  session().set_error("file " + str(name) + " is too large for the browser's memory",
+                      cs::app::Session::ErrorKind::load);
+  return false;
+}
+
 // Memory taken by cs_test_fill_memory, by address.
 std::vector<void*> g_ballast;
 
@@ -250,20 +259,14 @@ EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
 // Reserves len bytes for file `name` in the staging set; returns where to write
 // them, or 0 when the browser's memory cannot hold it (the banner says so).
 EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {
-  if (!(len >= 0) || len >= 4294967296.0) {
-    session().set_error("file " + str(name) + " is too large for the browser's memory", cs::app::Session::ErrorKind::load);
-    return nullptr;
-  }
+  if (!stageable(name, len)) return nullptr;
   return session().stage_file(str(name), size_t(len));
 }
 
 // The same in pieces (the shell's streaming path): reserve once, then one
 // append per chunk, each returning where that chunk's n bytes go (0 on failure).
 EMSCRIPTEN_KEEPALIVE int cs_stage_reserve(const char* name, double len) {
-  if (!(len >= 0) || len >= 4294967296.0) {
-    session().set_error("file " + str(name) + " is too large for the browser's memory", cs::app::Session::ErrorKind::load);
-    return 0;
-  }
+  if (!stageable(name, len)) return 0;
   return session().stage_reserve(str(name), size_t(len)) ? 1 : 0;
 }
 

@@ -105,6 +105,13 @@ void TextAcrossModels::on_model(const LoadedModel* m, std::string& text) {
   }
 }
 
+namespace {
+// The banner's line for a file the browser's memory cannot take.
+std::string too_large_for_memory(const std::string& name, size_t len) {
+  return "file " + name + " (" + megabytes(len) + ") is too large for the browser's memory";
+}
+}  // namespace
+
 // ---- files from the browser -------------------------------------------------
 
 bool Session::check_file_size(const std::string& name, double bytes) {
@@ -123,11 +130,11 @@ uint8_t* Session::stage_file(const std::string& name, size_t len) {
     return len ? bytes.data() : reinterpret_cast<uint8_t*>(&bytes);  // non-null for empty files
   } catch (const std::bad_alloc&) {
     staged_.clear();
-    set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
+    set_error(too_large_for_memory(name, len), ErrorKind::load);
     return nullptr;
   } catch (const std::length_error&) {
     staged_.clear();
-    set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
+    set_error(too_large_for_memory(name, len), ErrorKind::load);
     return nullptr;
   }
 }
@@ -143,7 +150,7 @@ bool Session::stage_reserve(const std::string& name, size_t len) {
   } catch (const std::length_error&) {
   }
   staged_.clear();
-  set_error("file " + name + " (" + megabytes(len) + ") is too large for the browser's memory", ErrorKind::load);
+  set_error(too_large_for_memory(name, len), ErrorKind::load);
   return false;
 }
 

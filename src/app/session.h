@@ -176,7 +176,6 @@ class Session {
   }
   void clear_error() { error_.clear(); }
   const std::string& error() const { return error_; }
-  ErrorKind error_kind() const { return error_kind_; }
   // The banner's heading for the error ("Could not load:", ...), and the line
   // under it ("Still showing the previous model: <title>" after a failed load
   // while a model is shown; "" otherwise). Both "" without an error.
