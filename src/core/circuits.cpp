@@ -375,6 +375,8 @@ Eigen::MatrixXd d(const ConstMatMap& x) { return x.cast<double>(); }
 //   QK: W_K^T [d_head, d_model] (E^T E) [d_model, d_model] W_Q [d_model, d_head]
 struct SmallFactors {
   Eigen::MatrixXd L, M, R;
+  // S = (L M) R [d_head, d_head], in double through kernels::product (the SIMD128 kernel in wasm).
+  Eigen::MatrixXd product() const { return kernels::product(kernels::product(L, M), R); }
 };
 SmallFactors small_factors(const Model& m, int layer, int head, const EmbedGrams& g, bool ov) {
   if (ov) return {d(m.W_O(layer, head)), unembed_embed_for_layer(m, layer, g), d(m.W_V(layer, head))};
@@ -393,13 +395,13 @@ SmallFactors virtual_small_factors(const Model& m, int l1, int h1, int l2, int h
 Eigen::MatrixXd ov_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
   check_head(m, layer, head, "ov_small_matrix");
   const SmallFactors f = small_factors(m, layer, head, g, true);
-  return f.L * f.M * f.R;
+  return f.product();
 }
 
 Eigen::MatrixXd virtual_ov_small_matrix(const Model& m, int l1, int h1, int l2, int h2, const EmbedGrams& g) {
   check_head_pair(m, l1, h1, l2, h2, "virtual_ov_small_matrix");
   const SmallFactors f = virtual_small_factors(m, l1, h1, l2, h2, g);
-  return f.L * f.M * f.R;
+  return f.product();
 }
 
 std::vector<std::complex<double>> virtual_ov_eigenvalues(const Model& m, int l1, int h1, int l2, int h2,
@@ -412,7 +414,7 @@ std::vector<std::complex<double>> virtual_ov_eigenvalues(const Model& m, int l1,
 Eigen::MatrixXd qk_small_matrix(const Model& m, int layer, int head, const EmbedGrams& g) {
   check_head(m, layer, head, "qk_small_matrix");
   const SmallFactors f = small_factors(m, layer, head, g, false);
-  return f.L * f.M * f.R;
+  return f.product();
 }
 
 struct HeadEigenPlan::Impl {
@@ -476,11 +478,11 @@ void add_small_eigen_units(WorkPlan& plan, Eigen::Index D, Eigen::Index d_head, 
   for (Eigen::Index c0 = 0; c0 < D; c0 += cols) {
     const Eigen::Index n = std::min(cols, D - c0);
     plan.add_to_strand(what, double(d_head) * double(D) * double(n), [sc, c0, n] {
-      sc->LM.middleCols(c0, n).noalias() = sc->f.L * sc->f.M.middleCols(c0, n);
+      kernels::matmul(sc->f.L, sc->f.M.middleCols(c0, n), sc->LM.middleCols(c0, n));
     });
   }
   plan.add_to_strand(what, double(d_head) * double(D) * double(d_head), [sc, what, done = std::move(done)] {
-    const Eigen::MatrixXd S = sc->LM * sc->f.R;  // [d_head, d_head]
+    const Eigen::MatrixXd S = kernels::product(sc->LM, sc->f.R);  // [d_head, d_head]
     *sc = Scratch{};
     done(small_eigenvalues(S, what));
   });

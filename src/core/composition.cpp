@@ -15,7 +15,6 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -59,42 +58,27 @@ Eigen::MatrixXd r_of_gram(const Eigen::MatrixXd& G) {
   return R * (ldlt.transpositionsP() * Eigen::MatrixXd::Identity(G.rows(), G.cols()));  // times P as a matrix
 }
 
-// P = A B: through kernels::matmul in float (the model's weights: the SIMD128
-// kernel in wasm), Eigen's product in double (the random baseline).
-template <class MA, class MB, class S>
-void product(const MA& A, const MB& B, Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& P) {
-  P.resize(A.rows(), B.cols());
-  if constexpr (std::is_same_v<S, float>)
-    kernels::matmul(A, B, P);
-  else
-    P.noalias() = A * B;
-}
-
 // R of X [d, r]: [r, r] with R^T R = X^T X; the Gram matrix formed in X's
-// scalar type (float for the model's weights), its LDL^T in double.
+// scalar type (float for the model's weights, double for the random
+// baseline; kernels::product, the SIMD128 kernel in wasm), its LDL^T in double.
 template <class M>
 Eigen::Matrix<typename M::Scalar, Eigen::Dynamic, Eigen::Dynamic> qr_r(const M& X) {
   using S = typename M::Scalar;
-  Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> G;
-  product(X.transpose(), X, G);
+  const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> G = kernels::product(X.transpose(), X);
   return r_of_gram(G.template cast<double>()).template cast<S>();
 }
 
 // Z1 = (R(A1) B1)^T = B1^T R(A1)^T: the left product's factor [d, r].
 template <class MA, class MB>
 Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> left_factor(const MA& A1, const MB& B1) {
-  Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
   const auto R = qr_r(A1);
-  product(B1.transpose(), R.transpose(), Z);
-  return Z;
+  return kernels::product(B1.transpose(), R.transpose());
 }
 // Z2 = A2 R(B2^T)^T: the right product's factor [d, r].
 template <class MA, class MB>
 Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> right_factor(const MA& A2, const MB& B2) {
-  Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> Z;
   const auto R = qr_r(B2.transpose());
-  product(A2, R.transpose(), Z);
-  return Z;
+  return kernels::product(A2, R.transpose());
 }
 
 double ratio(double num, double n1, double n2) { return n1 > 0 && n2 > 0 ? num / (n1 * n2) : 0.0; }
@@ -107,7 +91,7 @@ double composition_score(const Eigen::MatrixXd& A1, const Eigen::MatrixXd& B1, c
   if (B1.cols() != dm || A2.rows() != dm || B2.cols() != dm || A1.cols() != B1.rows() || A2.cols() != B2.rows())
     throw Error("composition_score: factors must be A [d, r] and B [r, d] with one d");
   const Eigen::MatrixXd Z1 = left_factor(A1, B1), Z2 = right_factor(A2, B2);
-  return ratio((Z1.transpose() * Z2).norm(), Z1.norm(), Z2.norm());
+  return ratio(kernels::product(Z1.transpose(), Z2).norm(), Z1.norm(), Z2.norm());  // Z1^T Z2 [r1, r2]
 }
 
 namespace {
@@ -223,8 +207,9 @@ CompositionPlan::CompositionPlan(const Model& m, const CompositionOptions& opt) 
                                                                             : F2.v_right;
                 const Eigen::VectorXd& n2 = kind == CompositionKind::V ? F2.ov2_norm : F2.qk_norm;
                 Eigen::MatrixXd& out = kind == CompositionKind::Q ? r_.Q : kind == CompositionKind::K ? r_.K : r_.V;
-                Eigen::MatrixXf C;  // its own scratch: the units may run at once (run_concurrently)
-                product(F1.ov_left.middleCols(h1 * k, k).transpose(), right, C);  // [k, n_heads * k]
+                // Its own scratch: the units may run at once (run_concurrently).
+                const Eigen::MatrixXf C =
+                    kernels::product(F1.ov_left.middleCols(h1 * k, k).transpose(), right);  // [k, n_heads * k]
                 for (int h2 = 0; h2 < H; ++h2) {
                   const double num = C.middleCols(h2 * k, k).cast<double>().norm();
                   out(l1 * H + h1, l2 * H + h2) = ratio(num, F1.ov_norm[h1], n2[h2]);

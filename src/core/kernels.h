@@ -43,28 +43,37 @@ const char* gemv_backend();
 // An operand: element (i, j) at data[i * stride + j], or at data[j * stride + i]
 // when `transposed` (a row-major matrix read as its transpose, e.g. B^T for
 // A @ B^T with B stored [n, k]). rows x cols is the operand's logical shape.
-struct MatView {
-  const float* data = nullptr;
+template <class T>
+struct MatViewOf {
+  const T* data = nullptr;
   Index rows = 0, cols = 0;
   Index stride = 0;  // >= cols (>= rows when transposed)
   bool transposed = false;
 };
+using MatView = MatViewOf<float>;    // the model's weights and activations
+using MatViewD = MatViewOf<double>;  // the small circuits' products (eigenvalues, composition)
 
 // C = A @ B, or C += A @ B when `accumulate`: A [m, k], B [k, n], C [m, n]
-// row-major with row stride ldc >= n. C must not overlap A or B.
+// row-major with row stride ldc >= n. C must not overlap A or B. In float,
+// or in double (the products behind eigenvalues and composition scores:
+// Eigen multiplies doubles one at a time in wasm).
 void gemm(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
+void gemm(const MatViewD& A, const MatViewD& B, double* C, Index ldc, bool accumulate = false);
 
-// The packed implementation behind gemm in wasm: B in panels of 8 columns, A
-// in panels of a few rows, a tile of C in registers over a block of k. Built
-// natively too (with a portable micro-kernel) so its packing and edges are
-// tested against loops there; the same packing runs with SIMD128 in wasm.
+// The packed implementation behind gemm in wasm: B in panels of two SIMD128
+// vectors (8 float or 4 double columns), A in panels of 4 rows, a tile of C
+// in registers over a block of k. Built natively too (with a portable
+// micro-kernel) so its packing and edges are tested against loops there; the
+// same packing runs with SIMD128 in wasm.
 void gemm_packed(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
+void gemm_packed(const MatViewD& A, const MatViewD& B, double* C, Index ldc, bool accumulate = false);
 
 // Throws cs::Error: matmul's output is rows x cols where the product is m x n.
 [[noreturn]] void throw_output_shape(Index rows, Index cols, Index m, Index n);
 
 // The same product through Eigen's kernels (what gemm is natively).
 void gemm_eigen(const MatView& A, const MatView& B, float* C, Index ldc, bool accumulate = false);
+void gemm_eigen(const MatViewD& A, const MatViewD& B, double* C, Index ldc, bool accumulate = false);
 
 // What gemm uses now: "eigen", "wasm-simd128" (the packed kernel in wasm) or
 // "packed" (the packed kernel with its portable micro-kernel, natively).
@@ -80,23 +89,27 @@ void set_gemm_uses_eigen(bool eigen);
 // rows(), cols(), outerStride()) as an operand; a column-major one is its
 // storage read transposed (element (i, j) at data[j * outerStride + i]).
 template <class M>
-MatView view(const M& m) {
+MatViewOf<typename M::Scalar> view(const M& m) {
   return {m.data(), m.rows(), m.cols(), m.outerStride(), !bool(M::IsRowMajor)};
 }
 
 // The operand read as its transpose (no copy): gemm(view(q), transpose(view(k)), ...) is q k^T.
-inline MatView transpose(const MatView& M) { return {M.data, M.cols, M.rows, M.stride, !M.transposed}; }
+template <class T>
+MatViewOf<T> transpose(const MatViewOf<T>& M) {
+  return {M.data, M.cols, M.rows, M.stride, !M.transposed};
+}
 
 // A transposed Eigen matrix (m.transpose()) as an operand.
 template <class M>
-MatView view(const Eigen::Transpose<M>& t) {
+MatViewOf<typename M::Scalar> view(const Eigen::Transpose<M>& t) {
   return transpose(view(t.nestedExpression()));
 }
 
 // C = A @ B (C += A @ B when accumulate) through gemm, for Eigen matrices,
-// maps, blocks or their .transpose(), row- or column-major; C must already be
-// A.rows() x B.cols(). E.g. matmul(q, k.transpose(), S) for S = q k^T. A
-// column-major C is computed as C^T = B^T A^T, which is row-major in C's storage.
+// maps, blocks or their .transpose(), row- or column-major, float or double
+// (one scalar type for all three); C must already be A.rows() x B.cols().
+// E.g. matmul(q, k.transpose(), S) for S = q k^T. A column-major C is
+// computed as C^T = B^T A^T, which is row-major in C's storage.
 template <class MA, class MB, class MC>
 void matmul(const MA& A, const MB& B, MC&& C, bool accumulate = false) {
   if (C.rows() != A.rows() || C.cols() != B.cols()) throw_output_shape(C.rows(), C.cols(), A.rows(), B.cols());
@@ -104,6 +117,15 @@ void matmul(const MA& A, const MB& B, MC&& C, bool accumulate = false) {
     gemm(view(A), view(B), C.data(), C.outerStride(), accumulate);
   else
     gemm(transpose(view(B)), transpose(view(A)), C.data(), C.outerStride(), accumulate);
+}
+
+// A @ B as a new column-major matrix (Eigen's default layout) through matmul:
+// e.g. S = product(product(L, M), R) for a head's small matrix in double.
+template <class MA, class MB>
+Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> product(const MA& A, const MB& B) {
+  Eigen::Matrix<typename MA::Scalar, Eigen::Dynamic, Eigen::Dynamic> P(A.rows(), B.cols());
+  matmul(A, B, P);
+  return P;
 }
 
 // ---- Gram matrices and row statistics --------------------------------------------------

@@ -15,6 +15,8 @@
 //   gemm_2048x512x48262     kernels::gemm at the unembedding's shape (2048 positions), with its GFLOP/s
 //   gemm_2048x512x48262_all_cores  the same on every core (a thread per core, each taking
 //                           every n-th block of 4096 columns into a block of its own)
+//   gemm_double_64x512x512  kernels::matmul in double at a head's small matrix's first
+//                           product, W_O [64, 512] (W_U E) [512, 512], with its GFLOP/s
 //   ov_row, ov_column       one row / one column of head 0.0's full OV circuit
 //   qk_row, qk_column       one row / one column of head 0.0's full QK circuit
 //                           (with W_E's row statistics from the load, as the page queries)
@@ -47,6 +49,7 @@
 #include "core/memory.h"
 #include "core/direct_path.h"
 #include "core/forward.h"
+#include "core/kernels.h"
 #include "core/sliced.h"
 #include "core/vocab_matrix.h"
 
@@ -173,6 +176,17 @@ void gemm_unembedding_threads(benchmark::State& state, int threads) {
 }
 
 // The same shapes as the OV scan, [48262 x 64] x [64 x 48262], as a plain
+// kernels::matmul in double (Eigen here) at a head's small matrix's first product.
+void gemm_double_small(benchmark::State& state) {
+  const Eigen::MatrixXd A = Eigen::MatrixXd::Random(64, 512), B = Eigen::MatrixXd::Random(512, 512);
+  Eigen::MatrixXd C(64, 512);
+  for (auto _ : state) {
+    kernels::matmul(A, B, C);
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 64 * 512 * 512 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Eigen GEMM in blocks of range(0) x range(1) entries of the product, every
 // block written out and its corner summed so nothing is optimised away.
 void eigen_gemm(benchmark::State& state) {
@@ -335,6 +349,7 @@ int main(int argc, char** argv) {
       ->Args({256, 512})     // the scans' blocks (512 KB)
       ->Unit(benchmark::kSecond)
       ->Iterations(2);
+  benchmark::RegisterBenchmark("gemm_double_64x512x512", gemm_double_small)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("ov_row", circuit_line, true, true, true)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("ov_column", circuit_line, true, false, true)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("qk_row", circuit_line, false, true, true)->Unit(benchmark::kMicrosecond);

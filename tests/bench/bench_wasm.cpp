@@ -141,13 +141,32 @@ int main(int argc, char** argv) {
         RowMat C(sh.m, sh.n);
         const kernels::MatView bv{B.data(), sh.k, sh.n, B.cols(), sh.b_transposed};
         nlohmann::json r = time_it(name, [&] {
-          (eigen ? kernels::gemm_eigen : kernels::gemm_packed)(kernels::view(A), bv, C.data(), sh.n, false);
+          if (eigen)
+            kernels::gemm_eigen(kernels::view(A), bv, C.data(), sh.n, false);
+          else
+            kernels::gemm_packed(kernels::view(A), bv, C.data(), sh.n, false);
           g_sink = g_sink + C(0, 0);
         }, 5, 0.5);
         r["gflops"] = 2.0 * double(sh.m) * double(sh.k) * double(sh.n) * 1e-9 / (r["ms"].get<double>() * 1e-3);
         std::fprintf(stderr, "%s: %.1f GFLOP/s\n", name.c_str(), r["gflops"].get<double>());
         out.push_back(r);
       }
+    }
+    // In double, the shape of a head's small matrix's products: W_O [64, 512] (W_U E) [512, 512].
+    for (bool eigen : {false, true}) {
+      const std::string name = std::string(eigen ? "eigen_" : "gemm_") + "double_64x512x512";
+      if (!wanted(name)) continue;
+      const Eigen::MatrixXd A = Eigen::MatrixXd::Random(64, 512), B = Eigen::MatrixXd::Random(512, 512);
+      Eigen::MatrixXd C(64, 512);
+      nlohmann::json r = time_it(name, [&] {
+        kernels::set_gemm_uses_eigen(eigen);
+        kernels::matmul(A, B, C);
+        kernels::set_gemm_uses_eigen(false);
+        g_sink = g_sink + float(C(0, 0));
+      }, 5, 0.5);
+      r["gflops"] = 2.0 * 64 * 512 * 512 * 1e-9 / (r["ms"].get<double>() * 1e-3);
+      std::fprintf(stderr, "%s: %.1f GFLOP/s\n", name.c_str(), r["gflops"].get<double>());
+      out.push_back(r);
     }
     const std::pair<const char*, std::function<float(int)>> lines[] = {
         {"ov_row", [&](int t) { return ov.row(t)(0); }},

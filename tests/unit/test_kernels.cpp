@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -96,11 +97,23 @@ TEST(Kernels, BackendIsTheOneForThisTarget) {
   EXPECT_EQ(kernels::gemm_backend(), before);
 }
 
-// C (m x n, row stride ldc) against double loops over the operands as views.
-void expect_product(const kernels::MatView& A, const kernels::MatView& B, const std::vector<float>& C, Index ldc,
-                    const std::vector<float>& C0, bool accumulate, const std::string& what) {
-  auto at = [](const kernels::MatView& M, Index i, Index j) {
-    return double(M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j]);
+template <class T>
+std::vector<T> random_values(Rng& rng, size_t n) {
+  std::vector<T> v(n);
+  for (T& x : v) x = T(rng.gaussian());
+  return v;
+}
+
+// C (m x n, row stride ldc) against loops over the operands as views, summed
+// in long double; within T's rounding of sum |a b| (float: 1e-6, double:
+// 1e-14 relative).
+template <class T>
+void expect_product(const kernels::MatViewOf<T>& A, const kernels::MatViewOf<T>& B, const std::vector<T>& C,
+                    Index ldc, const std::vector<T>& C0, bool accumulate, const std::string& what) {
+  using Wide = long double;
+  const Wide tol = std::is_same_v<T, float> ? 1e-6L : 1e-14L;
+  auto at = [](const kernels::MatViewOf<T>& M, Index i, Index j) {
+    return Wide(M.transposed ? M.data[j * M.stride + i] : M.data[i * M.stride + j]);
   };
   int bad = 0;
   for (Index i = 0; i < A.rows; ++i)
@@ -110,50 +123,60 @@ void expect_product(const kernels::MatView& A, const kernels::MatView& B, const 
         if (C[e] != C0[e] && bad++ < 3) ADD_FAILURE() << what << ": wrote outside C at " << i << "," << j;
         continue;
       }
-      double want = accumulate ? double(C0[e]) : 0.0, abs_sum = accumulate ? std::abs(double(C0[e])) : 0.0;
+      Wide want = accumulate ? Wide(C0[e]) : 0, abs_sum = accumulate ? std::abs(Wide(C0[e])) : 0;
       for (Index p = 0; p < A.cols; ++p) {
         want += at(A, i, p) * at(B, p, j);
         abs_sum += std::abs(at(A, i, p) * at(B, p, j));
       }
-      if (!(std::abs(C[e] - want) <= 1e-6 * abs_sum + 1e-30) && bad++ < 3)
-        ADD_FAILURE() << what << ": entry " << i << "," << j << " is " << C[e] << ", loops give " << want;
+      if (!(std::abs(Wide(C[e]) - want) <= tol * abs_sum + 1e-30L) && bad++ < 3)
+        ADD_FAILURE() << what << ": entry " << i << "," << j << " is " << C[e] << ", loops give " << double(want);
     }
 }
 
 // Every layout (A and B each stored as is or transposed), padded strides,
-// accumulate or not, on shapes around the tile (4 x 8), the packed blocks
-// (64 rows, 256 of k, 4096 columns) and the SIMD width.
-TEST(Kernels, GemmMatchesLoopsOnEveryLayoutAndRaggedShape) {
-  Rng rng(23);
+// accumulate or not, on shapes around the tile (4 x 8 floats, 4 x 4
+// doubles), the packed blocks (64 rows, 256 of k, 4096 columns) and the SIMD
+// width, for gemm, gemm_packed and gemm_eigen in T.
+template <class T>
+void check_gemm_layouts_and_shapes(uint64_t seed) {
+  Rng rng(seed);
   struct Shape {
     Index m, n, k;
   };
-  const Shape shapes[] = {{0, 5, 3},  {3, 0, 2},   {2, 3, 0},    {1, 1, 1},   {4, 8, 1},   {5, 9, 7},
+  const Shape shapes[] = {{0, 5, 3},  {3, 0, 2},   {2, 3, 0},    {1, 1, 1},     {4, 8, 1},    {5, 9, 7},  {4, 4, 2},
                           {3, 7, 17}, {64, 8, 256}, {65, 17, 257}, {70, 33, 300}, {9, 4100, 3}, {130, 12, 520}};
-  using Fn = void (*)(const kernels::MatView&, const kernels::MatView&, float*, Index, bool);
+  using View = kernels::MatViewOf<T>;
+  using Fn = void (*)(const View&, const View&, T*, Index, bool);
   const std::pair<const char*, Fn> fns[] = {
       {"gemm", kernels::gemm}, {"gemm_packed", kernels::gemm_packed}, {"gemm_eigen", kernels::gemm_eigen}};
+  const std::string type = std::is_same_v<T, float> ? "float " : "double ";
   for (const auto& [name, fn] : fns)
     for (const Shape& s : shapes)
       for (int layout = 0; layout < 4; ++layout)
         for (bool accumulate : {false, true}) {
           const bool ta = layout & 1, tb = layout & 2;
           const Index pad = 3;
-          kernels::MatView A{nullptr, s.m, s.k, (ta ? s.m : s.k) + pad, ta};
-          kernels::MatView B{nullptr, s.k, s.n, (tb ? s.k : s.n) + pad, tb};
-          const std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, (ta ? s.k : s.m) * A.stride)));
-          const std::vector<float> b = random_floats(rng, size_t(std::max<Index>(1, (tb ? s.n : s.k) * B.stride)));
+          View A{nullptr, s.m, s.k, (ta ? s.m : s.k) + pad, ta};
+          View B{nullptr, s.k, s.n, (tb ? s.k : s.n) + pad, tb};
+          const std::vector<T> a = random_values<T>(rng, size_t(std::max<Index>(1, (ta ? s.k : s.m) * A.stride)));
+          const std::vector<T> b = random_values<T>(rng, size_t(std::max<Index>(1, (tb ? s.n : s.k) * B.stride)));
           A.data = a.data();
           B.data = b.data();
           const Index ldc = s.n + 2;
-          const std::vector<float> c0 = random_floats(rng, size_t(std::max<Index>(1, s.m * ldc)));
-          std::vector<float> c = c0;
+          const std::vector<T> c0 = random_values<T>(rng, size_t(std::max<Index>(1, s.m * ldc)));
+          std::vector<T> c = c0;
           fn(A, B, c.data(), ldc, accumulate);
           expect_product(A, B, c, ldc, c0, accumulate,
-                         std::string(name) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                         type + name + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
                              std::to_string(s.k) + (ta ? " A^T" : "") + (tb ? " B^T" : "") + (accumulate ? " +=" : ""));
         }
 }
+
+TEST(Kernels, GemmMatchesLoopsOnEveryLayoutAndRaggedShape) { check_gemm_layouts_and_shapes<float>(23); }
+
+// The double products (eigenvalues' small matrices, composition scores) to
+// double's precision: a float kernel would miss 1e-14 by far.
+TEST(Kernels, DoubleGemmMatchesLoopsOnEveryLayoutAndRaggedShape) { check_gemm_layouts_and_shapes<double>(29); }
 
 // matmul takes Eigen blocks of row-major matrices and their .transpose() (as
 // the forward pass, the scans and the trainer call it) and writes only its
@@ -200,6 +223,40 @@ TEST(Kernels, MatmulReadsEigenBlocksAndTransposes) {
     EXPECT_NE(std::string(e.what()).find("matmul: the output is 2 x 2, the product 33 x 70"), std::string::npos)
         << e.what();
   }
+}
+
+// In double, as the eigenvalues' small matrices call it: column-major
+// MatrixXd operands, a block of columns of B into the same block of a
+// column-major C, a transposed operand; against loops in long double.
+TEST(Kernels, MatmulInDoubleWritesColumnBlocksOfColumnMajorOutputs) {
+  const Eigen::MatrixXd L = Eigen::MatrixXd::Random(19, 70), M = Eigen::MatrixXd::Random(70, 45);
+  const Eigen::MatrixXd Rt = Eigen::MatrixXd::Random(9, 45);  // R stored transposed
+  auto loops = [](const auto& A, const auto& B) {
+    Eigen::MatrixXd P(A.rows(), B.cols());
+    for (Eigen::Index i = 0; i < A.rows(); ++i)
+      for (Eigen::Index j = 0; j < B.cols(); ++j) {
+        long double s = 0;
+        for (Eigen::Index p = 0; p < A.cols(); ++p) s += (long double)A(i, p) * B(p, j);
+        P(i, j) = double(s);
+      }
+    return P;
+  };
+  for (bool eigen : {false, true}) {
+    kernels::set_gemm_uses_eigen(eigen);
+    Eigen::MatrixXd LM = Eigen::MatrixXd::Constant(19, 45, 7.0);
+    kernels::matmul(L, M.middleCols(10, 23), LM.middleCols(10, 23));
+    const Eigen::MatrixXd want = loops(L, M.middleCols(10, 23));
+    EXPECT_LT((LM.middleCols(10, 23) - want).cwiseAbs().maxCoeff(), 1e-12) << (eigen ? "eigen" : "default");
+    EXPECT_TRUE((LM.leftCols(10).array() == 7.0).all() && (LM.rightCols(12).array() == 7.0).all())
+        << "only the block's columns are written";
+    Eigen::MatrixXd S(19, 9);
+    kernels::matmul(LM, Rt.transpose(), S);
+    EXPECT_LT((S - loops(LM, Rt.transpose())).cwiseAbs().maxCoeff(), 1e-12) << (eigen ? "eigen" : "default");
+  }
+  kernels::set_gemm_uses_eigen(false);
+#if !defined(__EMSCRIPTEN__)
+  kernels::set_gemm_uses_eigen(true);
+#endif
 }
 
 TEST(Kernels, GemmBadShapesNameThem) {
