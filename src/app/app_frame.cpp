@@ -13,8 +13,9 @@ namespace cs::app {
 
 namespace {
 
-void draw_error_banner(Session& s) {
-  if (s.error().empty()) return;
+// Returns true when the banner was dismissed this frame.
+bool draw_error_banner(Session& s) {
+  if (s.error().empty()) return false;
   ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.55f, 0.08f, 0.10f, 1.f));
   ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 1.f, 1.f, 1.f));
   const ImGuiStyle& st = ImGui::GetStyle();
@@ -31,7 +32,8 @@ void draw_error_banner(Session& s) {
   ImGui::PopTextWrapPos();
   ImGui::SetCursorPos(ImVec2(ImGui::GetWindowContentRegionMax().x - ImGui::CalcTextSize("Dismiss").x -
                                  st.FramePadding.x * 2.f, st.WindowPadding.y));
-  if (ImGui::Button("Dismiss")) s.clear_error();
+  const bool dismissed = ImGui::Button("Dismiss");
+  if (dismissed) s.clear_error();
   ImGui::EndChild();
   ImGui::PopStyleColor(2);
   const std::string note = s.error_note();
@@ -40,6 +42,7 @@ void draw_error_banner(Session& s) {
     ImGui::TextUnformatted(note.c_str());
     ImGui::PopStyleColor();
   }
+  return dismissed;
 }
 
 // The open tab's tables as files (app/export.h): a popup from the tab bar's
@@ -105,7 +108,7 @@ void Page::draw(App& app) {
                    ImGuiWindowFlags_NoBringToFrontOnFocus);
   ImGui::PopStyleVar(2);
 
-  draw_error_banner(s);
+  const bool dismissed = draw_error_banner(s);
 
   const float avail = ImGui::GetContentRegionAvail().x;
   const bool narrow = avail < ImGui::GetFontSize() * 50.f;  // phones: stack the panels
@@ -122,13 +125,17 @@ void Page::draw(App& app) {
       const ImGuiTabItemFlags flags = requested == v->id() ? ImGuiTabItemFlags_SetSelected : 0;
       if (ImGui::BeginTabItem(v->title(), nullptr, flags)) {
         app.set_open_view(v->id());
-        v->shown(s);  // starts work a model change left waiting for this tab
+        if (dismissed) v->retry_failed_work();
+        v->shown(s);  // starts work a model change (or a failure) left waiting for this tab
         ImGui::BeginChild((std::string("##scroll-") + v->id()).c_str());
         ImGui::PushID(v->id());
         v->draw(s);
+        ui::view_drawn();
         ImGui::PopID();
         ImGui::EndChild();
         ImGui::EndTabItem();
+      } else {
+        v->retry_failed_work();
       }
     }
     if (ImGui::TabItemButton("Download...", ImGuiTabItemFlags_Trailing | ImGuiTabItemFlags_NoTooltip))

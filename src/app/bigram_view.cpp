@@ -119,7 +119,7 @@ void BigramView::start_top_next(Session& s) {
   JobOptions o;
   o.label = "next tokens";
   o.keep = m;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<BigramTopNext>(
       kTopNextSlot, std::make_unique<BigramTopNext>(m->model, key.token, key.k),
       [this, &s, key, generation](BigramTopNext& q) {
@@ -147,7 +147,7 @@ void BigramView::start_top_sources(Session& s) {
   o.label = "reverse lookup";
   o.keep = m;
   o.priority = 1;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<BigramTopSources>(
       kTopSourcesSlot, std::make_unique<BigramTopSources>(m->model, key.token, key.k, m->embed_stats),
       [this, key, generation](BigramTopSources& q) { top_sources_.set(key, generation, q.result()); },

@@ -256,6 +256,10 @@ EMSCRIPTEN_KEEPALIVE double cs_test_fill_memory(double leave) {
   return taken;
 }
 
+// For the test of a frame that runs out of memory part-way: the next frame's
+// view throws std::bad_alloc from inside its windows (ui::fail_next_view_draw).
+EMSCRIPTEN_KEEPALIVE void cs_test_fail_drawing() { cs::app::ui::fail_next_view_draw(); }
+
 // Reserves len bytes for file `name` in the staging set; returns where to write
 // them, or 0 when the browser's memory cannot hold it (the banner says so).
 EMSCRIPTEN_KEEPALIVE uint8_t* cs_stage_file(const char* name, double len) {

@@ -71,7 +71,7 @@ void CompositionView::start_scores(Session& s) {
   o.label = "composition scores";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<CompositionPlan>(
       kScoresSlot, std::make_unique<CompositionPlan>(m->model),
       [this, generation](CompositionPlan& p) { scores_.set(ScoresKey{}, generation, p.result()); }, std::move(o));
@@ -97,7 +97,7 @@ void CompositionView::start_scatter(Session& s) {
   o.label = "induction scatter";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   std::unique_ptr<InductionScatterPlan> plan;
   try {
     plan = std::make_unique<InductionScatterPlan>(m->model, circuit_options(*m, key.embed_norm), key.prev_layer,

@@ -119,7 +119,7 @@ void HeadView::start_ranking(Session& s, Ranking& r, const char* slot, bool ov, 
   JobOptions o;
   o.label = std::string(ov ? "OV " : "QK ") + (row ? "row" : "column");
   o.keep = m;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   auto done = [&r, key, generation](auto& q) { r.set(key, generation, q.result()); };
   if (row)
     s.jobs().start<VocabRowTopK>(slot, std::make_unique<VocabRowTopK>(M, key.id, key.k), done, std::move(o));
@@ -144,7 +144,7 @@ void HeadView::start_eigen(Session& s) {
   o.label = "eigenvalues";
   o.keep = m;
   o.priority = 1;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<HeadEigenPlan>(
       kEigenSlot,
       std::make_unique<HeadEigenPlan>(m->model, key.layer, key.head, circuit_options(*m, embed_norm), grams),

@@ -60,7 +60,7 @@ void HeadsView::start(Session& s) {
   o.label = "head summaries";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<HeadSummaryPlan>(
       kSummarySlot, std::make_unique<HeadSummaryPlan>(m->model, opt),
       [this, &s, key, generation, raw](HeadSummaryPlan& p) {

@@ -93,7 +93,7 @@ void InductionView::start(Session& s) {
   o.label = "repeated random tokens";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<InductionExperimentPlan>(
       kSlot, std::move(plan),
       [this, k, generation](InductionExperimentPlan& p) { experiment_.set(k, generation, p.result()); },

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <string>
@@ -130,13 +131,43 @@ EM_BOOL on_context_restored(int, const void*, void*) {
   return EM_TRUE;
 }
 
-// The banner's line for an exception out of a frame's drawing.
-std::string drawing_failed(const std::exception& ex) {
-  if (dynamic_cast<const std::bad_alloc*>(&ex)) return cs::app::ran_out_of_memory("drawing the page");
-  return std::string("drawing the page: ") + ex.what();
+// ImGui's allocations (its windows' state, the draw lists) come from here:
+// when the browser's memory is exhausted this throws std::bad_alloc, which the
+// frame catches (ImGui is built with exceptions), instead of handing ImGui a
+// null pointer that it would write through (address 0 is ordinary memory in wasm).
+void* imgui_alloc(size_t size, void*) {
+  if (void* p = std::malloc(size)) return p;
+  throw std::bad_alloc();
+}
+void imgui_free(void* p, void*) { std::free(p); }
+
+// Says in the banner that a frame's drawing failed: "drawing the page: ran out
+// of memory" or the exception's reason. With no memory even for that line,
+// says nothing (a later frame fails again, or draws).
+void report_drawing_failure(const std::exception& ex) noexcept {
+  try {
+    if (dynamic_cast<const std::bad_alloc*>(&ex))
+      cs::app::app().session().set_error(cs::app::ran_out_of_memory("drawing the page"));
+    else
+      cs::app::app().session().set_error(std::string("drawing the page: ") + ex.what());
+  } catch (const std::exception&) {
+  }
 }
 
-void frame() {
+// Ends a frame that threw outside the views' drawing (e.g. ImGui's own
+// NewFrame or Render ran out of memory): closes what it left open, so the
+// next NewFrame starts clean. The frame is not shown.
+void end_failed_frame() noexcept {
+  try {
+    if (ImGui::GetCurrentContext()->WithinFrameScope) {
+      ImGui::ErrorCheckEndFrameRecover(nullptr);
+      ImGui::EndFrame();
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+void draw_frame() {
   const double t0 = emscripten_get_now();
   SDL_Event e;
   bool input = false;
@@ -166,10 +197,9 @@ void frame() {
     g_page.draw(cs::app::app());
   } catch (const std::exception& ex) {
     // A view ran out of memory while drawing (or threw): close what the frame
-    // left open, say so in the banner and keep the main loop running; the
-    // next frame draws again.
+    // left open, say so in the banner and show what was drawn.
     ImGui::ErrorCheckEndFrameRecover(nullptr);
-    cs::app::app().session().set_error(drawing_failed(ex));
+    report_drawing_failure(ex);
   }
   ImGui::Render();
 
@@ -189,6 +219,20 @@ void frame() {
   cs::app::FrameStats& stats = cs::app::frame_stats();
   if (stats.first_frame_at == 0) stats.first_frame_at = t1;
   stats.record(t1 - t0, jobs_ms, t1 - gl_t0);
+}
+
+// One animation frame. Whatever runs out of memory outside a view's drawing
+// (ImGui's own allocations in NewFrame or Render, the input events, the
+// frame's statistics) ends the frame here instead of escaping the main loop,
+// which would stop the page: the frame is closed, the banner says so if it
+// can, and the next frame tries again.
+void frame() {
+  try {
+    draw_frame();
+  } catch (const std::exception& ex) {
+    end_failed_frame();
+    report_drawing_failure(ex);
+  }
 }
 
 }  // namespace
@@ -225,6 +269,7 @@ int main() {
   SDL_GL_MakeCurrent(g_window, g_gl);
 
   IMGUI_CHECKVERSION();
+  ImGui::SetAllocatorFunctions(imgui_alloc, imgui_free);
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
   io.IniFilename = nullptr;

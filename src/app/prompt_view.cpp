@@ -250,7 +250,7 @@ void PromptView::start(Session& s) {
   jo.label = "forward pass of the prompt";
   jo.keep = m;
   jo.priority = 1;
-  jo.failed = [&s](const std::string& message) { s.set_error(message); };
+  jo.failed = job_failed(s);
   s.jobs().start<ForwardPlan>(
       kRunSlot, std::move(plan),
       [this, &s, text = sel_.text, ids = std::move(ids), truncated, generation](ForwardPlan& p) {
@@ -295,7 +295,7 @@ void PromptView::start_ablated(Session& s) {
   jo.label = "forward pass with the ablated heads";
   jo.keep = m;
   jo.priority = 1;
-  jo.failed = [&s](const std::string& message) { s.set_error(message); };
+  jo.failed = job_failed(s);
   s.jobs().start<ForwardPlan>(
       kAblatedSlot, std::move(plan),
       [this, key, generation](ForwardPlan& p) { ablated_.set(key, generation, p.take().summary); }, std::move(jo));
@@ -320,7 +320,7 @@ void PromptView::start_split(Session& s) {
   jo.label = "logit split by path";
   jo.keep = m;
   jo.priority = 1;
-  jo.failed = [&s](const std::string& message) { s.set_error(message); };
+  jo.failed = job_failed(s);
   s.jobs().start<SplitPlan>(
       kSplitSlot, std::move(plan),
       [this, key, generation](SplitPlan& p) { split_.set(key, generation, std::move(p.result())); }, std::move(jo));

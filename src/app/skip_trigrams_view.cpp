@@ -157,7 +157,7 @@ void SkipTrigramsView::start(Session& s) {
   o.label = "skip-trigrams";
   o.keep = m;
   o.priority = 1;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<HeadsTrigramPlan>(
       kTableSlot, std::make_unique<HeadsTrigramPlan>(m->model, key),
       [this, &s, key, generation](HeadsTrigramPlan& p) {

@@ -110,7 +110,7 @@ void TermsView::start(Session& s) {
   o.label = "term importance";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<TermImportancePlan>(
       kSlot, std::move(plan),
       [this, key = sel_, generation, windows](TermImportancePlan& p) {

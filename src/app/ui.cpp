@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "imgui_internal.h"  // ImTextCharFromUtf8
 
@@ -129,6 +130,16 @@ void register_plot(const std::string& title, ImVec2 min, ImVec2 max) {
     ImGui::SetScrollFromPosY(min.y - ImGui::GetWindowPos().y - ImGui::GetStyle().ItemSpacing.y, 0.f);
   g_plots.push_back(PlotRect{t, ImVec4(min.x, min.y, max.x, max.y), visible});
 }
+namespace {
+bool g_fail_next_view_draw = false;
+}  // namespace
+void fail_next_view_draw() { g_fail_next_view_draw = true; }
+void view_drawn() {
+  if (!g_fail_next_view_draw) return;
+  g_fail_next_view_draw = false;
+  throw std::bad_alloc();
+}
+
 void begin_frame() {
   g_marked.clear();
   g_plots.clear();

@@ -68,6 +68,12 @@ bool capture_pending();
 // after 30 frames.
 std::optional<std::pair<PlotRect, std::string>> take_capture();
 
+// For the test of a frame that runs out of memory part-way (the bridge's
+// cs_test_fail_drawing): the next view drawn throws std::bad_alloc once, from
+// inside its tab, child window and ID scope (Page::draw calls view_drawn).
+void fail_next_view_draw();
+void view_drawn();
+
 // Adds text rotated 90 degrees counter-clockwise (reading upwards); `pos` is
 // where the text's baseline starts (bottom-left corner of the rotated box).
 void add_text_vertical(ImDrawList* dl, ImVec2 pos, uint32_t col, const char* text);

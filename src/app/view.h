@@ -66,9 +66,22 @@ class View {
   // The page calls shown() each frame the tab is drawn (App::show natively),
   // which runs start_deferred() once.
   void shown(Session& s) {
-    if (std::exchange(deferred_, false)) start_deferred(s);
+    if (!std::exchange(deferred_, false)) return;
+    try {
+      start_deferred(s);
+    } catch (...) {  // e.g. out of memory starting the job: tried again as after a failed job
+      failed_ = true;
+      throw;
+    }
   }
   bool deferred() const { return deferred_; }
+  // After a job of this view failed (job_failed): its work starts again the
+  // next time the tab is shown. The page calls this for each tab not drawn in
+  // a frame, and for the open tab when the banner is dismissed; so a view
+  // whose work ran out of memory is not left empty once memory is back.
+  void retry_failed_work() {
+    if (std::exchange(failed_, false)) deferred_ = true;
+  }
   // While held, work a selection would start waits for the tab instead and
   // the view's running jobs stop (App's links: the tabs a link does not open
   // get their selections without starting their scans behind the open one).
@@ -88,11 +101,20 @@ class View {
     return true;
   }
   void defer_until_shown() { deferred_ = true; }
+  // A job's `failed` handler (JobOptions::failed): the banner says why, and
+  // the work is started again when the tab is next shown (retry_failed_work).
+  std::function<void(const std::string&)> job_failed(Session& s) {
+    return [this, &s](const std::string& message) {
+      s.set_error(message);
+      failed_ = true;
+    };
+  }
   // What a deferred model change starts (called once by shown()).
   virtual void start_deferred(Session&) {}
 
  private:
   bool deferred_ = false;
+  bool failed_ = false;  // a job failed since the work last started
   bool held_ = false;
 };
 

@@ -139,7 +139,7 @@ void VirtualHeadsView::start_ranking(Session& s) {
   o.label = "virtual heads";
   o.keep = m;
   o.priority = 2;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   s.jobs().start<CompositionPlan>(
       kRankingSlot, std::make_unique<CompositionPlan>(m->model),
       [this, &s, generation](CompositionPlan& p) {
@@ -175,7 +175,7 @@ void VirtualHeadsView::start_list(Session& s, List& r, const char* slot, bool ro
   JobOptions o;
   o.label = std::string("virtual OV ") + (row ? "row" : "column");
   o.keep = m;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   auto done = [&r, key, generation](auto& p) { r.set(key, generation, p.result()); };
   if (row)
     s.jobs().start<VocabRowTopK>(slot, std::make_unique<VocabRowTopK>(M, key.id, key.k), done, std::move(o));
@@ -203,7 +203,7 @@ void VirtualHeadsView::start_eigen(Session& s) {
   o.label = "eigenvalues";
   o.keep = m;
   o.priority = 1;
-  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  o.failed = job_failed(s);
   const VirtualKey key = *k;
   s.jobs().start<HeadEigenPlan>(
       kEigenSlot,

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  openPage, waitIdle, waitForState, openTab, screenshot, assertNoErrors, defaultBundled, makeModel,
-  safetensorsBytes, writeTempFolder,
+  openPage, waitIdle, waitForState, waitFrames, getState, openTab, screenshot, assertNoErrors, defaultBundled,
+  makeModel, safetensorsBytes, writeTempFolder,
 } from './harness.mjs';
 
 for (const isolated of [false, true]) {
@@ -75,6 +75,65 @@ test(`running out of memory during a load keeps the model shown (${mode})`, { ti
   } finally {
     await app.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Memory running out while a frame is drawn: in a view, inside its tab, child
+// window and ID scope (a test-only call makes the next view's drawing throw
+// std::bad_alloc), and anywhere in the frame while every block of 16 kB or
+// more is taken for a while and a new tab opens (as in a browser that refuses
+// to grow the page's memory: ImGui's own allocations then throw too, instead
+// of returning a null pointer that ImGui would write through). The frame is
+// closed, the banner says so, and the page goes on drawing with its model.
+test(`running out of memory while drawing keeps the page working (${mode})`, { timeout: 180000 }, async () => {
+  const app = await openPage({ isolated });
+  try {
+    const { page, errors } = app;
+    const before = await waitIdle(page);
+    await openTab(page, 'composition');
+    await waitIdle(page);
+
+    await page.evaluate(() => Module.ccall('cs_test_fail_drawing', null, [], []));
+    const s = await waitForState(page, (x) => x.error !== '', { what: 'the drawing message' });
+    assert.equal(s.error, 'drawing the page: ran out of memory');
+    assert.deepEqual(s.banner, { heading: 'Could not compute:', message: s.error, note: '' });
+    assert.equal(s.model.id, before.model.id);
+    await waitFrames(page, 5);
+    await screenshot(page, shot('out-of-memory-drawing'));
+
+    // Blocks of 16 kB and more taken for a second while the mouse moves and the Heads tab opens.
+    await page.evaluate(() => Module.ccall('cs_report_error', null, ['string'], ['']));
+    const frames = (await getState(page)).frames;
+    const taken = await page.evaluate(() => Module.ccall('cs_test_fill_memory', 'number', ['number'], [1]));
+    assert.ok(taken > 1e9, `the memory was taken (${taken} bytes)`);
+    for (let i = 0; i < 10; ++i) {
+      await page.mouse.move(200 + 40 * i, 300 + 10 * i);
+      await page.waitForTimeout(50);
+    }
+    await page.evaluate(() => Module.ccall('cs_open_view', null, ['string'], ['heads']));
+    await page.waitForTimeout(500);
+    await page.evaluate(() => Module.ccall('cs_test_fill_memory', 'number', ['number'], [-1]));
+    const after = await waitFrames(page, 5);
+    assert.ok(after.frames > frames, `frames go on (${frames} -> ${after.frames})`);
+    assert.equal(after.error, 'drawing the page: ran out of memory');
+    await screenshot(page, shot('out-of-memory-drawing-full'));
+    await page.evaluate(() => Module.ccall('cs_report_error', null, ['string'], ['']));
+    // The Heads tab's work, which failed while memory was short, starts again
+    // when the tab is shown again: its table fills in.
+    await openTab(page, 'composition');
+    await waitFrames(page, 2);
+    await openTab(page, 'heads');
+    const idle = await waitIdle(page);
+    assert.equal(idle.error, '');
+    assert.equal(idle.model.id, before.model.id, 'the model shown before stays');
+    assert.equal(idle.open_view, 'heads');
+    const summary = idle.views.heads.results.summary;
+    assert.equal(summary.freshness, 'current');
+    assert.equal(summary.value.length, before.model.config.n_layers * before.model.config.n_heads);
+    await screenshot(page, shot('out-of-memory-drawing-after'));
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
   }
 });
 }
