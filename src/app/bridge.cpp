@@ -77,10 +77,8 @@ const char* answer(std::string& out, const char* function, F&& f, Failed&& faile
   try {
     try {
       f();
-    } catch (const std::bad_alloc&) {
-      out = failed(cs::app::ran_out_of_memory(function));
     } catch (const std::exception& e) {
-      out = failed(std::string(function) + ": " + e.what());
+      out = failed(cs::app::failure_reason(function, e));
     }
   } catch (const std::bad_alloc&) {
     return last_resort;

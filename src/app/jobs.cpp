@@ -28,10 +28,8 @@ std::string run_caught(const std::string& label, F&& f) {
     f();
   } catch (const Error& ex) {
     return ex.what();
-  } catch (const std::bad_alloc&) {
-    return ran_out_of_memory(label);
   } catch (const std::exception& ex) {
-    return label + ": " + ex.what();
+    return failure_reason(label, ex);
   }
   return "";
 }

@@ -8,9 +8,11 @@
 // from here. No ImGui here; built natively too (tests/unit/test_jobs.cpp).
 #pragma once
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -30,6 +32,13 @@ struct JobOptions {
 // The one line the page shows when work labelled `label` (a job's label, e.g.
 // "loading model.safetensors") runs out of memory.
 inline std::string ran_out_of_memory(const std::string& label) { return label + ": ran out of memory"; }
+
+// The one line for an exception out of work labelled `label`: ran_out_of_memory
+// for std::bad_alloc, "<label>: <what>" otherwise.
+inline std::string failure_reason(const std::string& label, const std::exception& ex) {
+  if (dynamic_cast<const std::bad_alloc*>(&ex)) return ran_out_of_memory(label);
+  return label + ": " + ex.what();
+}
 
 class JobRunner {
  public:

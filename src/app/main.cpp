@@ -146,10 +146,7 @@ void imgui_free(void* p, void*) { std::free(p); }
 // says nothing (a later frame fails again, or draws).
 void report_drawing_failure(const std::exception& ex) noexcept {
   try {
-    if (dynamic_cast<const std::bad_alloc*>(&ex))
-      cs::app::app().session().set_error(cs::app::ran_out_of_memory("drawing the page"));
-    else
-      cs::app::app().session().set_error(std::string("drawing the page: ") + ex.what());
+    cs::app::app().session().set_error(cs::app::failure_reason("drawing the page", ex));
   } catch (const std::exception&) {
   }
 }

@@ -129,14 +129,11 @@ uint8_t* Session::stage_file(const std::string& name, size_t len) {
     bytes.resize(len);
     return len ? bytes.data() : reinterpret_cast<uint8_t*>(&bytes);  // non-null for empty files
   } catch (const std::bad_alloc&) {
-    staged_.clear();
-    set_error(too_large_for_memory(name, len), ErrorKind::load);
-    return nullptr;
   } catch (const std::length_error&) {
-    staged_.clear();
-    set_error(too_large_for_memory(name, len), ErrorKind::load);
-    return nullptr;
   }
+  staged_.clear();
+  set_error(too_large_for_memory(name, len), ErrorKind::load);
+  return nullptr;
 }
 
 bool Session::stage_reserve(const std::string& name, size_t len) {

@@ -23,9 +23,10 @@ namespace {
 
 using kernels::Index;
 
-std::vector<float> random_floats(Rng& rng, size_t n) {
-  std::vector<float> v(n);
-  for (float& x : v) x = float(rng.gaussian());
+template <class T>
+std::vector<T> random_values(Rng& rng, size_t n) {
+  std::vector<T> v(n);
+  for (T& x : v) x = T(rng.gaussian());
   return v;
 }
 
@@ -42,8 +43,8 @@ TEST(Kernels, GemvMatchesLoopsOnRaggedStridedShapes) {
     for (Index d : kSizes)
       for (Index pad : {Index(0), Index(3)}) {
         const Index lda = d + pad;
-        const std::vector<float> A = random_floats(rng, size_t(std::max<Index>(1, n * lda)));
-        const std::vector<float> x = random_floats(rng, size_t(std::max<Index>(1, d)));
+        const std::vector<float> A = random_values<float>(rng, size_t(std::max<Index>(1, n * lda)));
+        const std::vector<float> x = random_values<float>(rng, size_t(std::max<Index>(1, d)));
         std::vector<float> y(size_t(n) + 1, 12345.f);  // one sentinel past the end
         kernels::gemv(A.data(), n, d, lda, x.data(), y.data());
         for (Index i = 0; i < n; ++i) {
@@ -64,8 +65,8 @@ TEST(Kernels, GemvTransposedMatchesLoopsOnRaggedStridedShapes) {
     for (Index d : kSizes)
       for (Index pad : {Index(0), Index(5)}) {
         const Index lda = n + pad;
-        const std::vector<float> A = random_floats(rng, size_t(std::max<Index>(1, d * lda)));
-        const std::vector<float> x = random_floats(rng, size_t(std::max<Index>(1, d)));
+        const std::vector<float> A = random_values<float>(rng, size_t(std::max<Index>(1, d * lda)));
+        const std::vector<float> x = random_values<float>(rng, size_t(std::max<Index>(1, d)));
         std::vector<float> y(size_t(n) + 1, -7.f);
         kernels::gemv_t(A.data(), d, n, lda, x.data(), y.data());
         for (Index j = 0; j < n; ++j) {
@@ -95,13 +96,6 @@ TEST(Kernels, BackendIsTheOneForThisTarget) {
   EXPECT_STREQ(kernels::gemm_backend(), "eigen");
   kernels::set_gemm_uses_eigen(before == "eigen");
   EXPECT_EQ(kernels::gemm_backend(), before);
-}
-
-template <class T>
-std::vector<T> random_values(Rng& rng, size_t n) {
-  std::vector<T> v(n);
-  for (T& x : v) x = T(rng.gaussian());
-  return v;
 }
 
 // C (m x n, row stride ldc) against loops over the operands as views, summed
@@ -323,10 +317,10 @@ TEST(Kernels, GramLowerMatchesLoops) {
       for (int mode = 0; mode < 4; ++mode) {
         const bool tx = mode & 1, accumulate = mode & 2;
         kernels::MatView X{nullptr, n, d, (tx ? n : d) + 2, tx};
-        const std::vector<float> x = random_floats(rng, size_t(std::max<Index>(1, (tx ? d : n) * X.stride)));
+        const std::vector<float> x = random_values<float>(rng, size_t(std::max<Index>(1, (tx ? d : n) * X.stride)));
         X.data = x.data();
         const Index ldg = d + 3;
-        const std::vector<float> g0 = random_floats(rng, size_t(std::max<Index>(1, d * ldg)));
+        const std::vector<float> g0 = random_values<float>(rng, size_t(std::max<Index>(1, d * ldg)));
         std::vector<float> g = g0;
         kernels::gram_lower(X, g.data(), ldg, accumulate);
         int bad = 0;
@@ -368,7 +362,7 @@ TEST(Kernels, RowAndColumnStatisticsMatchLoops) {
   for (Index n : kSizes)
     for (Index d : {Index(1), Index(3), Index(8), Index(9), Index(64), Index(257), Index(1030)}) {
       const Index pad = 5;
-      std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, std::max(n, d) * (std::max(n, d) + pad))));
+      std::vector<float> a = random_values<float>(rng, size_t(std::max<Index>(1, std::max(n, d) * (std::max(n, d) + pad))));
       for (float& v : a) v += 100.f;
       for (bool cols : {false, true}) {
         const Index lda = (cols ? n : d) + pad;
@@ -404,7 +398,7 @@ TEST(Kernels, NormalizeRowsMatchesLoops) {
   for (Index n : {Index(0), Index(1), Index(63), Index(65), Index(130)})
     for (Index d : {Index(1), Index(3), Index(8), Index(9), Index(257)}) {
       const Index lda = d + 3;
-      std::vector<float> a = random_floats(rng, size_t(std::max<Index>(1, n * lda)));
+      std::vector<float> a = random_values<float>(rng, size_t(std::max<Index>(1, n * lda)));
       for (float& v : a) v = 3.f * v + 2.f;
       const std::vector<float> a0 = a;
       kernels::normalize_rows(a.data(), n, d, lda, eps);
@@ -429,7 +423,7 @@ TEST(Kernels, NormalizeRowsMatchesLoops) {
 TEST(Kernels, AddToDoubleAddsEachFloat) {
   Rng rng(43);
   for (Index n : {Index(0), Index(1), Index(3), Index(4), Index(17), Index(1000)}) {
-    const std::vector<float> x = random_floats(rng, size_t(n) + 1);
+    const std::vector<float> x = random_values<float>(rng, size_t(n) + 1);
     std::vector<double> y(size_t(n) + 1);
     for (size_t i = 0; i < y.size(); ++i) y[i] = 0.1 * double(i) + 1e9;
     const std::vector<double> y0 = y;
