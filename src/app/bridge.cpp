@@ -361,8 +361,8 @@ EMSCRIPTEN_KEEPALIVE const char* cs_open_link(const char* query, const char* not
 // Stops a model load in progress (the Cancel button).
 EMSCRIPTEN_KEEPALIVE void cs_cancel_load() { session().cancel_load(); }
 
-// C++ time per frame since the last cs_frame_stats_reset():
-// {"frames","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
+// C++ time per animation frame (drawn or not) since the last cs_frame_stats_reset():
+// {"frames","drawn","skipped","max_ms","p50_ms","p95_ms","p99_ms","mean_ms","over_50ms","max_work_ms","work_p50_ms",
 //  "work_p95_ms","max_jobs_ms","max_gl_ms","first_frame_at_ms","longest_job_step":{"ms","label","stage"},
 //  "longest_job" and "slowest_done": {"ms","done_ms","frames","label"} (JobRunner::JobRecord)}
 // (work: the frame without its WebGL calls, which wait on the browser's GPU process)
@@ -372,6 +372,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   const cs::app::FrameStats& f = cs::app::frame_stats();
   Json j;
   j["frames"] = f.frames();
+  j["drawn"] = f.drawn();
   j["skipped"] = f.skipped();  // animation frames not drawn (redraw.h)
   j["max_ms"] = f.max_frame_ms();
   j["p50_ms"] = f.percentile(50);

@@ -15,16 +15,22 @@ namespace cs::app {
 
 class FrameStats {
  public:
-  // One frame: its whole C++ time, the part spent stepping jobs (Session::tick)
-  // and the part spent in WebGL calls.
+  // One drawn frame: its whole C++ time, the part spent stepping jobs
+  // (Session::tick) and the part spent in WebGL calls.
   void record(double frame_ms, double jobs_ms, double gl_ms);
-  // An animation frame not drawn (RedrawPacer: workers compute, the page is quiet).
-  void record_skipped() { ++skipped_; }
+  // An animation frame not drawn (RedrawPacer: jobs run, the page is quiet),
+  // which may have stepped the jobs for longer: counted in frames(), the
+  // times and the maxima like a drawn one, and in skipped().
+  void record_undrawn(double frame_ms, double jobs_ms) {
+    record(frame_ms, jobs_ms, 0.0);
+    ++skipped_;
+  }
   // Starts a new measurement window (the max and percentiles cover frames since).
   void reset();
 
-  uint64_t frames() const { return frames_; }  // in the window
-  uint64_t skipped() const { return skipped_; }  // animation frames not drawn in the window
+  uint64_t frames() const { return frames_; }    // animation frames in the window, drawn or not
+  uint64_t skipped() const { return skipped_; }  // of those, the ones not drawn
+  uint64_t drawn() const { return frames_ - skipped_; }
   double max_frame_ms() const { return max_frame_; }
   double max_work_ms() const { return max_work_; }  // frame minus WebGL calls
   double max_jobs_ms() const { return max_jobs_; }

@@ -39,14 +39,10 @@ uint64_t g_frames = 0;
 bool g_gl_lost = false;            // the WebGL context is lost: no drawing until it is restored
 int g_gl_restores = 0;
 cs::app::Page g_page;              // the model panel and the views' tabs
-cs::app::RedrawPacer g_pacer;      // which frames draw while workers compute
+cs::app::RedrawPacer g_pacer;      // which frames draw while jobs run, and their jobs' budget
 
 constexpr float kBodyPx = 15.f;     // CSS pixels
 constexpr float kHeadingPx = 19.f;
-// Per frame for the jobs (loading, the views' queries): with the rest of the
-// frame this keeps it well under the 50 ms rule and near 60 frames a second.
-// A job's unit of work (about a million floats) may overrun it by a few ms.
-constexpr double kJobBudgetMs = 10.0;
 
 // Latin, Greek, Cyrillic, punctuation, arrows, maths, control pictures (␣), box and shapes.
 const ImWchar kGlyphs[] = {0x0020, 0x024F, 0x0370, 0x03FF, 0x0400, 0x04FF, 0x2000, 0x206F, 0x20A0, 0x20CF,
@@ -173,12 +169,13 @@ void draw_frame() {
     input = true;
   }
 
+  cs::app::Session& session = cs::app::app().session();
+  const bool draw = !g_gl_lost && g_pacer.should_draw(t0, input, cs::app::ui::capture_pending(), session.jobs());
   const double jobs_t0 = emscripten_get_now();
-  cs::app::app().session().tick(kJobBudgetMs);
+  session.tick(cs::app::RedrawPacer::job_budget_ms(draw));
   const double jobs_ms = emscripten_get_now() - jobs_t0;
-  if (g_gl_lost) return;  // nothing to draw on until the context is restored (the jobs still step)
-  if (!g_pacer.should_draw(t0, input, cs::app::ui::capture_pending(), cs::app::app().session().jobs())) {
-    cs::app::frame_stats().record_skipped();
+  if (!draw) {  // not drawn (the pacer), or nothing to draw on until the context is restored
+    cs::app::frame_stats().record_undrawn(emscripten_get_now() - t0, jobs_ms);
     return;
   }
 
