@@ -5,6 +5,13 @@
 // Optional argument: a name filter, substrings separated by '|' (a name is run
 // when it contains any of them; the same word list works as the native
 // runner's --benchmark_filter regex). Timings are never asserted.
+//
+// Built with threads (build-wasm-mt, the page's threaded variant; main runs
+// on a worker, PROXY_TO_PTHREAD) it runs only the rows whose analyses use
+// every core, on navigator.hardwareConcurrency threads as the threaded page
+// does, named like the native rows they compare with: forward_1024_all_cores,
+// ov_top_entries_n100_all_cores, embed_grams_all_cores,
+// copying_scores_16_heads_all_cores, copying_eigen_16_heads_all_cores.
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -20,6 +27,7 @@
 #include "core/direct_path.h"
 #include "core/forward.h"
 #include "core/kernels.h"
+#include "core/sliced.h"
 #include "core/vocab_matrix.h"
 
 namespace {
@@ -52,20 +60,33 @@ nlohmann::json time_it(const std::string& name, const std::function<void()>& fn,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string filter = argc > 1 ? argv[1] : "";
-  std::vector<std::string> words;
-  for (size_t p = 0;;) {
-    const size_t q = filter.find('|', p);
-    words.push_back(filter.substr(p, q == std::string::npos ? std::string::npos : q - p));
-    if (q == std::string::npos) break;
-    p = q + 1;
-  }
-  auto wanted = [&](const std::string& n) {
-    if (filter.empty()) return true;
+  const std::string filter = argc > 1 ? argv[1] : "";
+  auto split = [](const std::string& f) {
+    std::vector<std::string> words;
+    for (size_t p = 0;;) {
+      const size_t q = f.find('|', p);
+      words.push_back(f.substr(p, q == std::string::npos ? std::string::npos : q - p));
+      if (q == std::string::npos) return words;
+      p = q + 1;
+    }
+  };
+  auto matches = [](const std::vector<std::string>& words, const std::string& n) {
     for (const auto& w : words)
       if (!w.empty() && n.find(w) != std::string::npos) return true;
     return false;
   };
+  const std::vector<std::string> words = split(filter);
+#if defined(__EMSCRIPTEN_PTHREADS__)
+  const std::string suffix = "_all_cores";
+  const std::vector<std::string> threaded = split("forward_1024|ov_top_entries_n100|embed_grams|copying_");
+  std::fprintf(stderr, "bench_wasm: threaded build, analyses on %d threads\n", analysis_threads());
+  auto wanted = [&](const std::string& n) {
+    return matches(threaded, n) && (filter.empty() || matches(words, n) || matches(words, n + suffix));
+  };
+#else
+  const std::string suffix;
+  auto wanted = [&](const std::string& n) { return filter.empty() || matches(words, n); };
+#endif
   nlohmann::json out = nlohmann::json::array();
   try {
     Model raw = bench::random_model(bench::toy_config());
@@ -83,13 +104,13 @@ int main(int argc, char** argv) {
     // Eigen instead of the SIMD128 kernel, to compare the two in one run.
     auto with_eigen_twin = [&](const std::string& name, const std::function<void(const std::string&)>& run) {
       if (wanted(name)) run(name);
-      if (!wanted(name + "_eigen")) return;
+      if (!suffix.empty() || !wanted(name + "_eigen")) return;  // no Eigen twins with threads
       kernels::set_gemm_uses_eigen(true);
       run(name + "_eigen");
       kernels::set_gemm_uses_eigen(false);
     };
     with_eigen_twin("forward_1024", [&](const std::string& name) {
-      out.push_back(time_it(name, [&] { g_sink = g_sink + forward(m, ids).logits(0, 0); }, 3, 2.0));
+      out.push_back(time_it(name + suffix, [&] { g_sink = g_sink + forward(m, ids).logits(0, 0); }, 3, 2.0));
     });
     size_t i = 0;
     if (wanted("bigram_top_next_k10"))
@@ -105,7 +126,7 @@ int main(int argc, char** argv) {
     const VocabMatrix ov = ov_circuit_matrix(m, 0, 0, page_opt), qk = qk_circuit_matrix(m, 0, 0, page_opt);
     const VocabMatrix ov_ns = ov_circuit_matrix(m, 0, 0), qk_ns = qk_circuit_matrix(m, 0, 0);
     with_eigen_twin("ov_top_entries_n100", [&](const std::string& name) {
-      nlohmann::json r = time_it(name, [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
+      nlohmann::json r = time_it(name + suffix, [&] { g_sink = g_sink + ov.top_entries(100)[0].value; }, 1, 0.0, false);
       // 2 x rows x cols x rank, over wall time (a single-threaded run).
       const double flops = 2.0 * double(ov.n_rows()) * double(ov.n_cols()) * double(ov.inner_dim());
       r["gflops"] = flops * 1e-9 / (r["ms"].get<double>() * 1e-3);
@@ -193,17 +214,21 @@ int main(int argc, char** argv) {
     if (wanted("composition_baseline"))
       out.push_back(time_it("composition_baseline",
                             [&] { g_sink = g_sink + float(composition_baseline(512, 64, 0, 32)); }, 3, 1.0));
-    // Copying scores (circuits.h): the vocabulary pass, then all 16 heads' OV and QK eigenvalues.
+    // Copying scores (circuits.h): the vocabulary pass, then all 16 heads' OV and QK eigenvalues
+    // (with threads each eigen-problem a strand, as the page's head summary runs them).
+    auto copying_scores = [&](const EmbedGrams& g) {
+      return suffix.empty() ? bench::ov_qk_copying_scores(m, g) : bench::ov_qk_copying_scores_plan(m, g, analysis_threads());
+    };
     if (wanted("embed_grams"))
-      out.push_back(time_it("embed_grams", [&] { g_sink = g_sink + float(embed_grams(m).NtN(0, 0)); }, 3, 1.0));
+      out.push_back(time_it("embed_grams" + suffix, [&] { g_sink = g_sink + float(embed_grams(m).NtN(0, 0)); }, 3, 1.0));
     if (wanted("copying_scores_16_heads"))
-      out.push_back(time_it("copying_scores_16_heads",
-                            [&] { g_sink = g_sink + float(bench::ov_qk_copying_scores(m, embed_grams(m)).sum()); },
+      out.push_back(time_it("copying_scores_16_heads" + suffix,
+                            [&] { g_sink = g_sink + float(copying_scores(embed_grams(m)).sum()); },
                             3, 1.0));
     if (wanted("copying_eigen_16_heads")) {
       const EmbedGrams g = embed_grams(m);
-      out.push_back(time_it("copying_eigen_16_heads",
-                            [&] { g_sink = g_sink + float(bench::ov_qk_copying_scores(m, g).sum()); }, 3, 1.0));
+      out.push_back(time_it("copying_eigen_16_heads" + suffix,
+                            [&] { g_sink = g_sink + float(copying_scores(g).sum()); }, 3, 1.0));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_wasm: %s\n", e.what());

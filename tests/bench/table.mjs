@@ -1,8 +1,10 @@
 // Prints ONE markdown table of benchmark results:
 //   benchmark | native | wasm-node | wasm/native [| page] [| torch | native/torch]
-// Usage: node table.mjs NATIVE.json WASM.json [PAGE.json] [--torch TORCH.json]
+// Usage: node table.mjs NATIVE.json WASM.json [PAGE.json] [--wasm-mt WASM_MT.json] [--torch TORCH.json]
 //   NATIVE.json  Google Benchmark --benchmark_out JSON (bench_native)
 //   WASM.json    bench_wasm output {"benchmarks":[{"name","ms",...}]}
+//   WASM_MT.json optional, bench_wasm built with threads: its *_all_cores rows
+//                go in the wasm column beside native's *_all_cores rows
 //   PAGE.json    optional, from tests/bench/page_bench.mjs (the page's hook):
 //                {"benchmarks":[{"name", "ms"} | {"name", "value", "unit"}]}
 //   TORCH.json   optional, from tests/bench/torch_baselines.py (PyTorch CPU):
@@ -15,12 +17,16 @@
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
-let torchFile = null;
-const ti = args.findIndex((a) => a === '--torch' || a.startsWith('--torch='));
-if (ti >= 0) {
-  torchFile = args[ti] === '--torch' ? args[ti + 1] : args[ti].slice('--torch='.length);
-  args.splice(ti, args[ti] === '--torch' ? 2 : 1);
+// Takes `--flag FILE` or `--flag=FILE` out of args.
+function option(flag) {
+  const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  if (i < 0) return null;
+  const v = args[i] === flag ? args[i + 1] : args[i].slice(flag.length + 1);
+  args.splice(i, args[i] === flag ? 2 : 1);
+  return v;
 }
+const torchFile = option('--torch');
+const wasmMtFile = option('--wasm-mt');
 const [nativeFile, wasmFile, pageFile] = args;
 const read = (f) => {
   if (!f) return null;
@@ -46,6 +52,7 @@ for (const b of read(nativeFile)?.benchmarks ?? []) {
   row(name).native = b.real_time * toMs[b.time_unit ?? 'ns'];
 }
 for (const b of read(wasmFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;
+for (const b of read(wasmMtFile)?.benchmarks ?? []) row(b.name).wasm = b.ms;
 const page = read(pageFile);
 for (const b of page?.benchmarks ?? []) row(b.name).page = 'ms' in b ? fmtMs(b.ms) : `${b.value} ${b.unit ?? ''}`.trim();
 
@@ -80,6 +87,12 @@ const fmt = (l) => '| ' + l.map((c, i) => c + ' '.repeat(widths[i] - [...c].leng
 console.log(fmt(lines[0]));
 console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
 for (const l of lines.slice(1)) console.log(fmt(l));
+const mt = read(wasmMtFile);
+if (mt?.benchmarks?.length) {
+  console.log();
+  console.log('wasm-node on the *_all_cores rows: bench_wasm built with threads (as the page\'s threaded variant), ' +
+    'on as many threads as native\'s all-cores rows.');
+}
 if (torch) {
   const names = (torch.benchmarks ?? []).filter((b) => b.native && b.native !== b.name).map((b) => `${b.name} -> ${b.native}`);
   console.log();

@@ -7,3 +7,8 @@ target_compile_options(bench_wasm PRIVATE ${CS_OPT} -Wall -Wextra)
 set_target_properties(bench_wasm PROPERTIES SUFFIX .js)
 target_link_options(bench_wasm PRIVATE -fexceptions -sENVIRONMENT=node -sALLOW_MEMORY_GROWTH=1
   -sMAXIMUM_MEMORY=4GB -sEXIT_RUNTIME=1 -O3)
+# The threaded variant (build-wasm-mt): main on a worker, so it may wait on the
+# analyses' threads (a browser's or Node's main thread may not).
+if(CIRCUITSCOPE_THREADS)
+  target_link_options(bench_wasm PRIVATE -sPROXY_TO_PTHREAD)
+endif()

@@ -55,8 +55,9 @@ test('keyboard, mouse, clipboard and file chooser', { timeout: 120000 }, async (
     await page.mouse.click(box.x, box.y);
     await waitForState(page, (x) => !x.show_raw && x.model.weights === 'processed', { what: 'processed after click' });
 
-    // A heatmap cell (row 1, column 2) selects that pair.
-    s = await getState(page);
+    // A heatmap cell (row 1, column 2) selects that pair: where it is drawn once
+    // the reload's jobs are done (while jobs run the page draws 5 frames a second).
+    s = await waitIdle(page);
     const g = s.rects.heatmap_grid;
     const n = s.bigram.block_tokens.length;
     assert.ok(g && n >= 3, 'heatmap with at least 3 tokens');
