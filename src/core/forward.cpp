@@ -227,28 +227,49 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
 
   if (opt_.logits) {
     // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out], in blocks of W_U's columns.
-    // With summarize, each block of columns is folded into the summary and dropped.
-    add("final normalization", Td * Dd, [this, T, Vo] {
+    // With summarize each block is folded into a summary and dropped, and the
+    // blocks go to kSummaryStrands strands, each
+    // folding its contiguous share in order into its own summary; the shares
+    // are merged in strand order after. The strands do not depend on the
+    // thread count, so neither does the result.
+    const Eigen::Index blocks = (Vo + ucols - 1) / ucols;
+    const int strands = opt_.summarize ? int(std::min<Eigen::Index>(kSummaryStrands, blocks)) : 0;
+    add("final normalization", Td * Dd, [this, T, Vo, strands] {
       normalize_rows(m_, x_, -1);
-      if (opt_.summarize)
+      if (opt_.summarize) {
         res_.summary.reset(size_t(T), opt_.top_k, int(Vo));
-      else
+        parts_.assign(size_t(strands), LogitSummary{});
+        for (LogitSummary& p : parts_) p.reset(size_t(T), opt_.top_k, int(Vo));
+      } else {
         res_.logits.resize(T, Vo);
+      }
     });
-    for (Eigen::Index c0 = 0; c0 < Vo; c0 += ucols) {
-      const Eigen::Index n = std::min(ucols, Vo - c0);
-      add("unembedding", Td * Dd * double(n), [this, c0, n] {
-        if (opt_.summarize) {
-          RowMat block(x_.rows(), n);
-          kernels::matmul(x_, m_.W_U().middleCols(c0, n), block);
-          block.rowwise() += m_.b_U().segment(c0, n).transpose();
-          res_.summary.add_block(block, c0, tokens_);
-          return;
+    if (opt_.summarize) {
+      for (int st = 0; st < strands; ++st) {
+        const Eigen::Index b0 = blocks * st / strands, b1 = blocks * (st + 1) / strands;
+        for (Eigen::Index b = b0; b < b1; ++b) {
+          const Eigen::Index c0 = b * ucols, n = std::min(ucols, Vo - c0);
+          add_to_strand("unembedding", Td * Dd * double(n), [this, st, c0, n] {
+            RowMat block(x_.rows(), n);
+            kernels::matmul(x_, m_.W_U().middleCols(c0, n), block);
+            block.rowwise() += m_.b_U().segment(c0, n).transpose();
+            parts_[size_t(st)].add_block(block, c0, tokens_);
+          }, /*new_strand=*/b == b0);
         }
-        auto out = res_.logits.middleCols(c0, n);
-        kernels::matmul(x_, m_.W_U().middleCols(c0, n), out);
-        out.rowwise() += m_.b_U().segment(c0, n).transpose();
-      }, /*concurrent=*/!opt_.summarize);  // its own columns of the logits (the summary folds blocks in order)
+      }
+      add("unembedding: merging the shares", Td * double(strands), [this] {
+        for (const LogitSummary& p : parts_) res_.summary.merge(p);
+        parts_.clear();
+      });
+    } else {
+      for (Eigen::Index c0 = 0; c0 < Vo; c0 += ucols) {
+        const Eigen::Index n = std::min(ucols, Vo - c0);
+        add("unembedding", Td * Dd * double(n), [this, c0, n] {
+          auto out = res_.logits.middleCols(c0, n);
+          kernels::matmul(x_, m_.W_U().middleCols(c0, n), out);
+          out.rowwise() += m_.b_U().segment(c0, n).transpose();
+        }, /*concurrent=*/true);  // its own columns of the logits
+      }
     }
   }
   add("done", 1.0, [this] {
@@ -325,45 +346,73 @@ void LogitSummary::reset(size_t T, int top_k, int d_vocab_out) {
   sum_.assign(T, 0.f);
 }
 
+namespace {
+
+// The summary's total order on (logit, id): larger logit first, then lower id.
+inline bool ranks_before(float va, int ia, float vb, int ib) { return va > vb || (va == vb && ia < ib); }
+
+// Puts (v, id) into a list of k entries sorted by ranks_before (unused
+// entries: id -1, logit -inf, at the end) if it ranks before the last one.
+inline void insert_top(float* vals, int* ids, int k, float v, int id) {
+  if (!(ids[k - 1] < 0 || ranks_before(v, id, vals[k - 1], ids[k - 1]))) return;
+  int i = k - 1;
+  for (; i > 0 && (ids[i - 1] < 0 || ranks_before(v, id, vals[i - 1], ids[i - 1])); --i) {
+    vals[i] = vals[i - 1];
+    ids[i] = ids[i - 1];
+  }
+  vals[i] = v;
+  ids[i] = id;
+}
+
+}  // namespace
+
 void LogitSummary::add_block(const Eigen::Ref<const RowMat>& block, Eigen::Index c0, std::span<const int> tokens) {
   const size_t T = max_.size();
   if (size_t(block.rows()) != T || tokens.size() != T)
     throw Error("LogitSummary: a block of " + std::to_string(block.rows()) + " rows for " + std::to_string(T) +
                 " positions and " + std::to_string(tokens.size()) + " tokens");
   const Eigen::Index n = block.cols();
-  std::vector<std::pair<float, int>> cand;  // (logit, id)
-  std::vector<int> order{};
-  order.resize(size_t(n));
   for (size_t t = 0; t < T; ++t) {
     const auto row = block.row(Eigen::Index(t));
+    const float* x = row.data();  // row-major: contiguous
     // Running log-sum-exp: sum_ holds sum exp(logit - max_).
     const float bm = row.maxCoeff();
     if (bm > max_[t]) {
-      sum_[t] = sum_[t] * std::exp(max_[t] - bm) + (row.array() - bm).exp().sum();
+      sum_[t] = sum_[t] * std::exp(max_[t] - bm) + kernels::sum_exp(x, n, bm);
       max_[t] = bm;
     } else {
-      sum_[t] += (row.array() - max_[t]).exp().sum();
+      sum_[t] += kernels::sum_exp(x, n, max_[t]);
     }
     if (t + 1 < T && tokens[t + 1] >= c0 && tokens[t + 1] < c0 + n) next_logit[t] = row(tokens[t + 1] - c0);
     if (k == 0) continue;
-    // The block's k largest, merged with the k held.
-    const int kb = int(std::min<Eigen::Index>(k, n));
-    for (Eigen::Index j = 0; j < n; ++j) order[size_t(j)] = int(j);
-    auto larger = [&row](int a, int b) { return row(a) > row(b) || (row(a) == row(b) && a < b); };
-    std::nth_element(order.begin(), order.begin() + (kb - 1), order.end(), larger);
-    cand.clear();
-    for (int i = 0; i < kb; ++i) cand.emplace_back(row(order[size_t(i)]), int(c0) + order[size_t(i)]);
-    for (int i = 0; i < k; ++i)
-      if (top_ids[t * size_t(k) + size_t(i)] >= 0)
-        cand.emplace_back(top_logits[t * size_t(k) + size_t(i)], top_ids[t * size_t(k) + size_t(i)]);
-    const size_t keep = std::min(cand.size(), size_t(k));
-    std::partial_sort(cand.begin(), cand.begin() + ptrdiff_t(keep), cand.end(), [](const auto& a, const auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
-    for (size_t i = 0; i < keep; ++i) {
-      top_logits[t * size_t(k) + i] = cand[i].first;
-      top_ids[t * size_t(k) + i] = cand[i].second;
+    // Into the k held, by the total order: only an entry above the k-th can
+    // enter, and after the first blocks few are.
+    float* vals = top_logits.data() + t * size_t(k);
+    int* ids = top_ids.data() + t * size_t(k);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      const float v = x[j];
+      if (ids[k - 1] < 0 || v >= vals[k - 1]) insert_top(vals, ids, k, v, int(c0 + j));
     }
+  }
+}
+
+void LogitSummary::merge(const LogitSummary& o) {
+  const size_t T = max_.size();
+  if (o.max_.size() != T || o.k != k)
+    throw Error("LogitSummary: merging a summary of " + std::to_string(o.max_.size()) + " positions and k " +
+                std::to_string(o.k) + " into one of " + std::to_string(T) + " and k " + std::to_string(k));
+  for (size_t t = 0; t < T; ++t) {
+    if (o.max_[t] > max_[t]) {
+      sum_[t] = sum_[t] * std::exp(max_[t] - o.max_[t]) + o.sum_[t];
+      max_[t] = o.max_[t];
+    } else if (o.max_[t] > -std::numeric_limits<float>::infinity()) {
+      sum_[t] += o.sum_[t] * std::exp(o.max_[t] - max_[t]);
+    }
+    if (t + 1 < T && !std::isnan(o.next_logit[t])) next_logit[t] = o.next_logit[t];
+    float* vals = top_logits.data() + t * size_t(k);
+    int* ids = top_ids.data() + t * size_t(k);
+    for (int i = 0; i < k && o.top_ids[t * size_t(k) + size_t(i)] >= 0; ++i)
+      insert_top(vals, ids, k, o.top_logits[t * size_t(k) + size_t(i)], o.top_ids[t * size_t(k) + size_t(i)]);
   }
 }
 

@@ -61,6 +61,9 @@ struct LogitSummary {
   void reset(size_t T, int k, int d_vocab_out);
   // Folds in columns [c0, c0 + block.cols()) of the logits (every position's).
   void add_block(const Eigen::Ref<const RowMat>& block, Eigen::Index c0, std::span<const int> tokens);
+  // Folds in another summary of the same positions and k over other columns
+  // (one strand's share of the vocabulary), before finish().
+  void merge(const LogitSummary& other);
   // After the last block: fills log_norm.
   void finish();
   size_t positions() const { return log_norm.size(); }
@@ -126,6 +129,9 @@ class ForwardPlan final : public WorkPlan {
   const ForwardResult& result() const;  // once done()
   ForwardResult take();                 // once done(): moves the result out
  private:
+  // Strands of the unembedding with summarize (fixed: the result does not
+  // depend on the thread count).
+  static constexpr int kSummaryStrands = 8;
   const RowMat& qk_src() const;  // the q/k input: y, or y + W_pos (Shortformer)
   const Model& m_;
   std::vector<int> tokens_;
@@ -135,6 +141,7 @@ class ForwardPlan final : public WorkPlan {
   RowMat q_, k_, v_;       // one head's queries, keys, values [T, d_head]
   RowMat A_;               // one head's pattern [T(query), T(key)]
   RowMat z_;               // every head's A v side by side [T, n_heads * d_head]
+  std::vector<LogitSummary> parts_;  // with summarize: each strand's share of the vocabulary
 };
 
 // Per-position next-token cross-entropy: out[t] = -log softmax(logits[t])[tokens[t+1]], t in [0, T-1).

@@ -184,6 +184,58 @@ void col_mean_var(const float* A, Index d, Index n, Index lda, float* mean, floa
 
 // Plain loops over contiguous memory: the compiler vectorizes them in both
 // builds (Eigen 3.4 has no wasm packets, so its version ran element by element).
+#if defined(__wasm_simd128__)
+namespace {
+// exp(x) for x in [-87.3, 0] (lower values: a term too small to matter in a
+// sum, given as exp(-87.3)): x = n ln 2 + r, |r| <= ln 2 / 2, with ln 2 in two
+// parts so n ln 2 is exact; exp(r) by its degree-7 Taylor-like polynomial
+// (Cephes' expf coefficients); 2^n built in the float's exponent bits.
+inline v128_t exp_nonpositive(v128_t x) {
+  x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f));
+  const v128_t n = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)),
+                                                   wasm_f32x4_splat(0.5f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(p, wasm_f32x4_mul(r, r)), r), wasm_f32x4_splat(1.f));
+  const v128_t two_n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, two_n);
+}
+}  // namespace
+
+float sum_exp(const float* x, Index n, float shift) {
+  const v128_t sh = wasm_f32x4_splat(shift);
+  v128_t s0 = wasm_f32x4_splat(0.f), s1 = s0;
+  Index i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s0 = wasm_f32x4_add(s0, exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + i), sh)));
+    s1 = wasm_f32x4_add(s1, exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + i + 4), sh)));
+  }
+  if (i + 4 <= n) {
+    s0 = wasm_f32x4_add(s0, exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + i), sh)));
+    i += 4;
+  }
+  if (i < n) {  // the last 1-3 terms, padded with exp(-inf) = 0
+    float tail[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (Index j = 0; i + j < n; ++j) tail[j] = x[i + j];
+    v128_t t = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(tail), sh));
+    // -inf was clamped to exp(-87.3): zero the padding lanes.
+    const v128_t live = wasm_f32x4_gt(wasm_v128_load(tail), wasm_f32x4_splat(-INFINITY));
+    s1 = wasm_f32x4_add(s1, wasm_v128_and(t, live));
+  }
+  return hsum(wasm_f32x4_add(s0, s1));
+}
+#else
+float sum_exp(const float* x, Index n, float shift) {
+  return (Eigen::Map<const Eigen::ArrayXf>(x, n) - shift).exp().sum();
+}
+#endif
+
 void add_to_double(const float* x, Index n, double* y) {
   for (Index i = 0; i < n; ++i) y[i] += double(x[i]);
 }

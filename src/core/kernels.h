@@ -155,4 +155,10 @@ void normalize_rows(float* A, Index n, Index d, Index lda, float eps);
 // y[i] += x[i] for i < n, in double: float partial sums added into double totals.
 void add_to_double(const float* x, Index n, double* y);
 
+// sum_i exp(x[i] - shift) for i < n, with shift >= every x[i] (a softmax's
+// normalizer, e.g. shift = max x): Eigen's vectorized exp natively; in wasm
+// (where Eigen's exp is scalar libm) a SIMD128 polynomial, within a few float
+// ulps of expf for each term (docs/speed.md, "The logits' summary").
+float sum_exp(const float* x, Index n, float shift);
+
 }  // namespace cs::kernels

@@ -42,6 +42,14 @@ std::vector<int> token_sequence(const ModelConfig& cfg, int n) {
   return ids;
 }
 
+ForwardOptions prompt_options() {
+  ForwardOptions o;
+  o.keep_cache = true;
+  o.summarize = true;
+  o.top_k = 10;
+  return o;
+}
+
 Eigen::MatrixXd ov_qk_copying_scores(const Model& m, const EmbedGrams& g) {
   const ModelConfig& c = m.config();
   Eigen::MatrixXd out(2, c.n_layers * c.n_heads);

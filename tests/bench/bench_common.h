@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/circuits.h"
+#include "core/forward.h"
 #include "core/model.h"
 #include "io/model_io.h"
 
@@ -24,6 +25,10 @@ FileSet model_files(const Model& m, bool f16);
 
 // n token ids in [0, d_vocab), a fixed pseudo-random sequence.
 std::vector<int> token_sequence(const ModelConfig& cfg, int n);
+
+// What the Prompt view's forward pass keeps: the cache and a summary of the
+// logits (top 10, log-normalizer, next-token logit per position).
+ForwardOptions prompt_options();
 
 // The OV and QK copying scores of every head from one EmbedGrams, the way the
 // head summaries compute them: ov_small_matrix / qk_small_matrix [d_head,

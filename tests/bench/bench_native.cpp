@@ -4,6 +4,9 @@
 //   load_f32, load_f16      load_model() from safetensors bytes, with TransformerLens processing
 //   forward_1024            forward() of 1024 tokens, keeping the cache (patterns) as the page does
 //   forward_1024_all_cores  the same on every core (analysis_threads(): the CLI's default)
+//   prompt_forward_1024     what the Prompt view computes: the same with the logits summarized
+//                           (top 10, log-normalizer and next-token logit per position), and
+//                           prompt_forward_1024_all_cores
 //   (every benchmark runs on one thread, as the page in wasm does, unless its name says otherwise)
 //   bigram_top_next_k10     bigram_top_next(source, 10)
 //   bigram_top_sources_k10  bigram_top_sources(next, 10), the reverse query
@@ -94,6 +97,17 @@ void forward_1024(benchmark::State& state, int threads) {
   for (auto _ : state) {
     ForwardResult r = forward(m, ids);
     benchmark::DoNotOptimize(r.logits.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * 1024);
+}
+
+void prompt_forward_1024(benchmark::State& state, int threads) {
+  const Threads t(threads);
+  const Model& m = processed_model();
+  std::vector<int> ids = bench::token_sequence(m.config(), 1024);
+  for (auto _ : state) {
+    ForwardResult r = forward(m, ids, bench::prompt_options());
+    benchmark::DoNotOptimize(r.summary.log_norm.data());
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * 1024);
 }
@@ -327,6 +341,12 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("load_f16", load, true)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("forward_1024", forward_1024, 1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("forward_1024_all_cores", forward_1024, all_cores())
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
+  benchmark::RegisterBenchmark("prompt_forward_1024", prompt_forward_1024, 1)
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
+  benchmark::RegisterBenchmark("prompt_forward_1024_all_cores", prompt_forward_1024, all_cores())
       ->Unit(benchmark::kMillisecond)
       ->MinTime(2.0);
   benchmark::RegisterBenchmark("bigram_top_next_k10", top_next)->Unit(benchmark::kMicrosecond);

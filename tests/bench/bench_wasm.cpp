@@ -10,6 +10,7 @@
 // on a worker, PROXY_TO_PTHREAD) it runs only the rows whose analyses use
 // every core, on navigator.hardwareConcurrency threads as the threaded page
 // does, named like the native rows they compare with: forward_1024_all_cores,
+// prompt_forward_1024_all_cores,
 // ov_top_entries_n100_all_cores, embed_grams_all_cores,
 // copying_scores_16_heads_all_cores, copying_eigen_16_heads_all_cores.
 #include <chrono>
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
     with_eigen_twin("forward_1024", [&](const std::string& name) {
       out.push_back(time_it(name + suffix, [&] { g_sink = g_sink + forward(m, ids).logits(0, 0); }, 3, 2.0));
     });
+    if (wanted("prompt_forward_1024"))
+      out.push_back(time_it("prompt_forward_1024" + suffix, [&] {
+        g_sink = g_sink + forward(m, ids, bench::prompt_options()).summary.log_norm[0];
+      }, 3, 2.0));
     size_t i = 0;
     if (wanted("bigram_top_next_k10"))
       out.push_back(time_it("bigram_top_next_k10",

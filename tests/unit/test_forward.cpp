@@ -8,12 +8,14 @@
 #include <map>
 #include <utility>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/config.h"
 #include "core/error.h"
 #include "core/forward.h"
 #include "core/model.h"
+#include "core/rng.h"
 #include "naive_reference.h"
 
 namespace cs {
@@ -620,6 +622,55 @@ TEST(Forward, LogitSummaryMatchesTheDenseLogits) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t t = 0; t < want.size(); ++t) EXPECT_NEAR(got[t], want[t], 1e-4) << "loss at " << t;
     EXPECT_NEAR(s.loss(), mean_loss(dense.logits, tokens), 1e-5);
+  }
+}
+
+// The summary's parts: blocks folded into shares of the vocabulary and the
+// shares merged (as the unembedding's strands do), on logits with many exact
+// ties, against a full stable sort of each row: the top k by the total order
+// (larger logit, then lower id) whatever the blocks, the shares or the order
+// of the merges; the log-normalizer and the next-token logits.
+TEST(Forward, LogitSummaryMergesSharesByTheTotalOrder) {
+  const Eigen::Index T = 6, V = 103;
+  Rng rng(41);
+  RowMat logits(T, V);
+  for (Eigen::Index t = 0; t < T; ++t)
+    for (Eigen::Index v = 0; v < V; ++v) logits(t, v) = float(int(rng.uniform() * 7.0) - 3);  // -3..3: ties
+  std::vector<int> tokens(static_cast<size_t>(T));
+  for (Eigen::Index t = 0; t < T; ++t) tokens[size_t(t)] = int((t * 37) % V);
+  for (int k : {1, 7, 103}) {
+    // (shares, block width, merged in reverse)
+    for (auto [shares, width, reverse] : {std::tuple{1, 10, false}, std::tuple{4, 7, false}, std::tuple{5, 3, true}}) {
+      LogitSummary whole;
+      whole.reset(size_t(T), k, int(V));
+      std::vector<LogitSummary> parts(static_cast<size_t>(shares));
+      for (int p = 0; p < shares; ++p) {
+        parts[size_t(p)].reset(size_t(T), k, int(V));
+        const Eigen::Index c_begin = V * p / shares, c_end = V * (p + 1) / shares;
+        for (Eigen::Index c0 = c_begin; c0 < c_end; c0 += width) {
+          const Eigen::Index n = std::min<Eigen::Index>(width, c_end - c0);
+          parts[size_t(p)].add_block(logits.middleCols(c0, n), c0, tokens);
+        }
+      }
+      for (int i = 0; i < shares; ++i) whole.merge(parts[size_t(reverse ? shares - 1 - i : i)]);
+      whole.finish();
+      const std::string what = "k " + std::to_string(k) + " shares " + std::to_string(shares);
+      for (Eigen::Index t = 0; t < T; ++t) {
+        const auto row = logits.row(t);
+        std::vector<int> ids(static_cast<size_t>(V));
+        for (size_t v = 0; v < ids.size(); ++v) ids[v] = int(v);
+        std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return row(a) > row(b); });
+        for (int i = 0; i < k; ++i) {
+          ASSERT_EQ(whole.top_id(size_t(t), i), ids[size_t(i)]) << what << " position " << t << " rank " << i;
+          ASSERT_EQ(whole.top_logit(size_t(t), i), row(ids[size_t(i)]));
+        }
+        const double mx = row.maxCoeff();
+        double sum = 0;
+        for (Eigen::Index v = 0; v < V; ++v) sum += std::exp(double(row(v)) - mx);
+        EXPECT_NEAR(whole.log_norm[size_t(t)], mx + std::log(sum), 1e-5) << what << " position " << t;
+        if (t + 1 < T) EXPECT_EQ(whole.next_logit[size_t(t)], row(tokens[size_t(t) + 1])) << what;
+      }
+    }
   }
 }
 

@@ -433,5 +433,32 @@ TEST(Kernels, AddToDoubleAddsEachFloat) {
   }
 }
 
+// sum_exp against long-double exp on every length of the tails (the 8- and
+// 4-wide loops and the 1-3 left), over a softmax's range: logits spread by
+// tens of nats below the shift, some so far below that expf underflows, some
+// at the shift itself. Each term is within a few float ulps (the polynomial
+// in wasm, Eigen's exp natively); the sum within 1e-6 relative.
+TEST(Kernels, SumExpMatchesLongDoubleExp) {
+  Rng rng(31);
+  for (Index n : kSizes) {
+    for (float spread : {1.f, 10.f, 60.f}) {
+      std::vector<float> x = random_values<float>(rng, size_t(std::max<Index>(1, n)));
+      float mx = -INFINITY;
+      for (Index i = 0; i < n; ++i) {
+        x[size_t(i)] *= spread;
+        if (i % 11 == 5) x[size_t(i)] = -200.f;  // exp underflows: the term is (about) 0
+        mx = std::max(mx, x[size_t(i)]);
+      }
+      for (float shift : {mx, mx + 3.f}) {
+        long double want = 0;
+        for (Index i = 0; i < n; ++i) want += std::exp((long double)x[size_t(i)] - (long double)shift);
+        const float got = kernels::sum_exp(x.data(), n, shift);
+        EXPECT_NEAR(double(got), double(want), 1e-6 * double(want) + 1e-37)
+            << "n " << n << " spread " << spread << " shift " << shift - mx;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cs
