@@ -227,11 +227,11 @@ ForwardPlan::ForwardPlan(const Model& m, std::span<const int> tokens, const Forw
 
   if (opt_.logits) {
     // logits = norm_final(x_L) W_U + b_U: [T, d_vocab_out], in blocks of W_U's columns.
-    // With summarize each block is folded into a summary and dropped, and the
-    // blocks go to kSummaryStrands strands, each
-    // folding its contiguous share in order into its own summary; the shares
-    // are merged in strand order after. The strands do not depend on the
-    // thread count, so neither does the result.
+    // With summarize each block is folded into a summary and dropped: the
+    // blocks go to kSummaryStrands strands, each folding its contiguous share
+    // in order into its own summary, and the shares are merged in strand order
+    // after. The strands do not depend on the thread count, so neither does
+    // the result (docs/speed.md, "The logits' summary").
     const Eigen::Index blocks = (Vo + ucols - 1) / ucols;
     const int strands = opt_.summarize ? int(std::min<Eigen::Index>(kSummaryStrands, blocks)) : 0;
     add("final normalization", Td * Dd, [this, T, Vo, strands] {
