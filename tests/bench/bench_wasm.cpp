@@ -10,9 +10,9 @@
 // on a worker, PROXY_TO_PTHREAD) it runs only the rows whose analyses use
 // every core, on navigator.hardwareConcurrency threads as the threaded page
 // does, named like the native rows they compare with: forward_1024_all_cores,
-// prompt_forward_1024_all_cores,
-// ov_top_entries_n100_all_cores, embed_grams_all_cores,
-// copying_scores_16_heads_all_cores, copying_eigen_16_heads_all_cores.
+// prompt_forward_1024_all_cores, ov_top_entries_n100_all_cores,
+// embed_grams_all_cores, copying_scores_16_heads_all_cores and
+// copying_eigen_16_heads_all_cores.
 #include <chrono>
 #include <cstdio>
 #include <functional>
