@@ -263,6 +263,11 @@ struct Workspace::Impl {
   std::vector<Worker> workers;
   std::vector<RowMat> Wqkv;  // per layer [d_model, 3 HD], packed W_Q | W_K | W_V
   std::vector<RowVec> bqkv;  // per layer [3 HD], packed b_Q | b_K | b_V
+  // The pass begun (begin_pass) and not yet finished.
+  Shared pass;
+  double total_weight = 0;
+  float* grads = nullptr;  // nullptr: forward only
+  bool active = false;
 };
 
 Workspace::Workspace() : impl_(std::make_unique<Impl>()) {}
@@ -572,14 +577,20 @@ void pack_weights(const Model& m, const Dims& d, Workspace::Impl& ws) {
   }
 }
 
-float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace& ws, int n_threads,
-          const char* fn) {
+// A pass over a batch in `groups` contiguous groups of sequences (the first
+// B % groups one longer), each with its own worker: begin_pass checks and
+// prepares, run_group runs one group (on any thread), finish_pass sums the
+// groups in group order. Returns the number of groups.
+int begin_pass(const Model& m, const BatchView& b, std::span<float>* grads, Workspace& ws, int groups,
+               const char* fn) {
+  Workspace::Impl& impl = ws.impl();
+  impl.active = false;
   const double total_weight = check_batch(m, b, fn);
   if (grads && grads->size() != m.size())
     throw Error(std::string(fn) + ": grads has " + std::to_string(grads->size()) + " entries, the model has " +
                 std::to_string(m.size()) + " parameters");
-  Workspace::Impl& impl = ws.impl();
-  Shared sh;
+  Shared& sh = impl.pass;
+  sh = Shared{};
   sh.m = &m;
   sh.d = dims_of(m.config(), b.T);
   sh.tokens = b.tokens.data();
@@ -588,9 +599,7 @@ float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace
   pack_weights(m, sh.d, impl);
   sh.Wqkv = &impl.Wqkv;
   sh.bqkv = &impl.bqkv;
-
-  // Contiguous groups of sequences, the first B % n one longer.
-  const int n = std::clamp(n_threads, 1, b.B);
+  const int n = std::clamp(groups, 1, b.B);
   impl.workers.resize(size_t(n));
   for (int i = 0, s = 0; i < n; ++i) {
     Worker& w = impl.workers[size_t(i)];
@@ -599,42 +608,39 @@ float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace
     w.error = nullptr;
     s += w.nseq;
   }
-  const bool backward = grads != nullptr;
-  auto work = [&](Worker& w) {
-    try {
-      run_worker(sh, w, backward);
-    } catch (...) {
-      w.error = std::current_exception();
-    }
-  };
-#ifdef __EMSCRIPTEN__
-  for (Worker& w : impl.workers) work(w);
-#else
-  {
-    // Eigen's GEMM blocking sizes are set up on first use: do it before the threads start.
-    static const bool eigen_ready = (Eigen::initParallel(), true);
-    (void)eigen_ready;
-    std::vector<std::thread> threads;
-    threads.reserve(size_t(n) - 1);
-    for (int i = 1; i < n; ++i) threads.emplace_back(work, std::ref(impl.workers[size_t(i)]));
-    work(impl.workers[0]);
-    for (auto& t : threads) t.join();
+  impl.total_weight = total_weight;
+  impl.grads = grads ? grads->data() : nullptr;
+  impl.active = true;
+  return n;
+}
+
+// Runs group i; an exception is kept in its worker (rethrown by finish_pass).
+void run_group(Workspace::Impl& impl, int i) {
+  Worker& w = impl.workers.at(size_t(i));
+  try {
+    run_worker(impl.pass, w, impl.grads != nullptr);
+  } catch (...) {
+    w.error = std::current_exception();
   }
-#endif
+}
+
+float finish_pass(Workspace::Impl& impl) {
+  if (!impl.active) throw Error("loss_and_grad: no pass was begun");
+  impl.active = false;
   for (const Worker& w : impl.workers)
     if (w.error) std::rethrow_exception(w.error);
-
+  const Model& m = *impl.pass.m;
   double loss_sum = 0;
   for (const Worker& w : impl.workers) loss_sum += w.loss_sum;
-  if (backward) {
+  if (impl.grads) {
     // Sum the workers' accumulators in worker order, then unpack dWqkv into
     // the per-head W_Q / W_K / W_V gradients.
-    float* out = grads->data();
+    float* out = impl.grads;
     std::copy(impl.workers[0].g.begin(), impl.workers[0].g.end(), out);
     Eigen::Map<Eigen::VectorXf> gout(out, Index(m.size()));
     for (size_t i = 1; i < impl.workers.size(); ++i)
       gout += Eigen::Map<const Eigen::VectorXf>(impl.workers[i].g.data(), Index(m.size()));
-    const Dims& d = sh.d;
+    const Dims& d = impl.pass.d;
     for (int l = 0; l < d.L; ++l) {
       RowMat& dW = impl.workers[0].dWqkv[size_t(l)];
       for (size_t i = 1; i < impl.workers.size(); ++i) dW += impl.workers[i].dWqkv[size_t(l)];
@@ -646,7 +652,28 @@ float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace
       }
     }
   }
-  return float(loss_sum / total_weight);
+  return float(loss_sum / impl.total_weight);
+}
+
+float run(const Model& m, const BatchView& b, std::span<float>* grads, Workspace& ws, int n_threads,
+          const char* fn) {
+  const int n = begin_pass(m, b, grads, ws, n_threads, fn);
+  Workspace::Impl& impl = ws.impl();
+#ifdef __EMSCRIPTEN__
+  for (int i = 0; i < n; ++i) run_group(impl, i);
+#else
+  {
+    // Eigen's GEMM blocking sizes are set up on first use: do it before the threads start.
+    static const bool eigen_ready = (Eigen::initParallel(), true);
+    (void)eigen_ready;
+    std::vector<std::thread> threads;
+    threads.reserve(size_t(n) - 1);
+    for (int i = 1; i < n; ++i) threads.emplace_back([&impl, i] { run_group(impl, i); });
+    run_group(impl, 0);
+    for (auto& t : threads) t.join();
+  }
+#endif
+  return finish_pass(impl);
 }
 
 }  // namespace
@@ -677,5 +704,19 @@ double train_flops(const ModelConfig& c, int B, int T) {
   const double unembed = 2.0 * rows * D * V;
   return 3.0 * (c.n_layers * (proj + attn) + unembed);
 }
+
+int begin_loss_and_grad(const Model& m, const BatchView& batch, std::span<float> grads, Workspace& ws, int groups) {
+  return begin_pass(m, batch, &grads, ws, groups, "loss_and_grad");
+}
+
+void loss_and_grad_group(Workspace& ws, int group) {
+  Workspace::Impl& impl = ws.impl();
+  if (!impl.active) throw Error("loss_and_grad_group: no pass was begun");
+  if (group < 0 || size_t(group) >= impl.workers.size())
+    throw Error("loss_and_grad_group: group " + std::to_string(group) + " of " + std::to_string(impl.workers.size()));
+  run_group(impl, group);
+}
+
+float finish_loss_and_grad(Workspace& ws) { return finish_pass(ws.impl()); }
 
 }  // namespace cs::train

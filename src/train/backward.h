@@ -61,6 +61,19 @@ float loss_and_grad(const Model& m, const BatchView& batch, std::span<float> gra
 float loss_and_grad(const Model& m, const BatchView& batch, std::span<float> grads, Workspace& ws,
                     int n_threads = 1);
 
+// loss_and_grad in pieces, for a caller that must not block for a whole batch
+// (the page's Train view): begin_loss_and_grad checks the batch (cs::Error as
+// loss_and_grad) and splits it into min(groups, B) groups of sequences, which
+// it returns; loss_and_grad_group(ws, i) runs group i's forward and backward
+// (each group once, in any order, on any thread); finish_loss_and_grad sums
+// the groups into grads and returns the mean loss. The same arithmetic as
+// loss_and_grad(m, batch, grads, ws, groups). m, the batch and grads must
+// stay as they are until finish, and ws must not be used for anything else
+// meanwhile.
+int begin_loss_and_grad(const Model& m, const BatchView& batch, std::span<float> grads, Workspace& ws, int groups);
+void loss_and_grad_group(Workspace& ws, int group);
+float finish_loss_and_grad(Workspace& ws);
+
 // Forward only, the same arithmetic: mean loss over the batch (for evaluation).
 float batch_loss(const Model& m, const BatchView& batch, int n_threads = 1);
 float batch_loss(const Model& m, const BatchView& batch, Workspace& ws, int n_threads = 1);

@@ -37,10 +37,12 @@ const char* const kSources[] = {"text", "repeated-random"};
 
 bool is_source(const std::string& s) { return s == kSources[0] || s == kSources[1]; }
 
+// In wasm the threads' groups of sequences run one after the other on the
+// calling thread (backward.h), so a config's thread count keeps its
+// arithmetic there too; 0 means 1.
 int resolve_threads(int t) {
 #ifdef __EMSCRIPTEN__
-  (void)t;
-  return 1;
+  return t > 0 ? t : 1;
 #else
   if (t > 0) return t;
   return int(std::max(1u, std::thread::hardware_concurrency()));
@@ -487,11 +489,9 @@ void Trainer::setup(TrainData data) {
 
 const std::string& Trainer::phase_source() const { return cfg_.curriculum[cfg_.phase_at(step_)].source; }
 
-StepResult Trainer::train_step() {
+void Trainer::draw_batch() {
   const int B = cfg_.batch, T = cfg_.model.n_ctx;
-  const int64_t s = step_;
-  const DataPhase& phase = cfg_.curriculum[cfg_.phase_at(s)];
-  const Rng before = data_rng_;
+  const DataPhase& phase = cfg_.curriculum[cfg_.phase_at(step_)];
   if (phase.source == "text") {
     sample_text_batch(data_.train, B, T, cfg_.bos, data_rng_, batch_);
   } else {
@@ -499,9 +499,42 @@ StepResult Trainer::train_step() {
     spec.resolve(T);
     sample_repeated_batch(spec, B, T, data_rng_, batch_);
   }
+}
+
+StepResult Trainer::train_step() {
+  if (group_ >= 0) throw Error("train_step: an update begun by update_unit() is not finished");
+  const Rng before = data_rng_;
+  draw_batch();
+  const float loss =
+      loss_and_grad(model_, BatchView{batch_, cfg_.batch, cfg_.model.n_ctx, {}}, grads_, ws_, cfg_.threads);
+  return finish_update(loss, before);
+}
+
+std::optional<StepResult> Trainer::update_unit() {
+  try {
+    if (group_ < 0) {
+      rng_before_ = data_rng_;
+      draw_batch();
+      groups_ = begin_loss_and_grad(model_, BatchView{batch_, cfg_.batch, cfg_.model.n_ctx, {}}, grads_, ws_,
+                                    cfg_.threads);
+      group_ = 0;
+    }
+    loss_and_grad_group(ws_, group_++);
+    if (group_ < groups_) return std::nullopt;
+    group_ = -1;
+    return finish_update(finish_loss_and_grad(ws_), rng_before_);
+  } catch (...) {
+    if (group_ >= 0) data_rng_ = rng_before_;  // as if this update never began
+    group_ = -1;
+    throw;
+  }
+}
+
+StepResult Trainer::finish_update(float loss, const Rng& before) {
+  const int64_t s = step_;
   StepResult r;
   r.lr = lr_at(cfg_, s);
-  r.loss = loss_and_grad(model_, BatchView{batch_, B, T, {}}, grads_, ws_, cfg_.threads);
+  r.loss = loss;
   double sq = 0;
   for (float g : grads_) sq += double(g) * double(g);
   r.grad_norm = std::sqrt(sq);
@@ -526,6 +559,7 @@ StepResult Trainer::train_step() {
 }
 
 Evaluation Trainer::evaluate() const {
+  if (group_ >= 0) throw Error("evaluate: an update begun by update_unit() is not finished");
   Evaluation e;
   e.step = step_;
   const ModelConfig& c = model_.config();
@@ -575,6 +609,7 @@ Evaluation Trainer::evaluate() const {
 }
 
 FileSet Trainer::checkpoint(double elapsed) const {
+  if (group_ >= 0) throw Error("checkpoint: an update begun by update_unit() is not finished");
   FileSet files = save_model(model_, data_.tokenizer_json, false);
   const std::vector<int64_t> shape{int64_t(model_.size())};
   files["optimizer.safetensors"] =

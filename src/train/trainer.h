@@ -68,7 +68,11 @@ struct TrainConfig {
   double grad_clip = 1.0;
 
   uint64_t seed = 1;
-  int threads = 0;  // 0: the machine's cores natively, 1 in wasm
+  // Threads natively (0: the machine's cores; 0 means 1 in wasm). The batch
+  // is split into this many groups of sequences whose gradients are summed in
+  // order (backward.h), so the same count gives the same arithmetic anywhere;
+  // in wasm the groups run one after the other.
+  int threads = 0;
 
   int64_t log_every = 10;      // a log line every N steps (and at eval steps and the end)
   int64_t eval_every = 250;    // evaluation at step 0, every N steps and at the end (0: only at the end)
@@ -184,6 +188,16 @@ class Trainer {
   // One update. When the loss or the gradient norm is not finite, nothing is
   // changed (weights, moments, step and data position stay) and finite = false.
   StepResult train_step();
+  // The same update in pieces, for a caller that must not block for a whole
+  // update (the page's Train view): each call does one group of the batch's
+  // sequences (config().threads groups, as train_step splits the batch over
+  // its threads, backward.h), the first also drawing the batch; the last one
+  // also does the optimizer update and returns its StepResult (nullopt
+  // before). The same arithmetic as train_step. While an update is in
+  // progress, train_step, evaluate and checkpoint must not be called; a
+  // throw abandons the update (the data position is put back).
+  std::optional<StepResult> update_unit();
+  bool update_in_progress() const { return group_ >= 0; }
 
   Evaluation evaluate() const;
 
@@ -195,6 +209,8 @@ class Trainer {
 
  private:
   void setup(TrainData data);
+  void draw_batch();                                         // the next batch into batch_
+  StepResult finish_update(float loss, const Rng& before);  // clip, AdamW, step; `before`: the data Rng before the batch
   TrainConfig cfg_;
   TrainData data_;
   Model model_;
@@ -205,6 +221,8 @@ class Trainer {
   std::vector<std::vector<int>> heldout_windows_;
   Rng data_rng_;
   int64_t step_ = 0;
+  int group_ = -1, groups_ = 0;  // update_unit's next group (-1: no update in progress) and group count
+  Rng rng_before_;
   double elapsed_before_ = 0;
   mutable Workspace ws_;
 };

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -390,6 +391,33 @@ TEST(Trainer, SameSeedSameRunAndResumeIsBitIdentical) {
   Trainer d(c2, tiny_data());
   while (!d.done()) d.train_step();
   EXPECT_FALSE(same_floats(a.model().data(), d.model().data(), a.model().size()));
+}
+
+// update_unit (the page's way: one group of sequences per call) is
+// train_step's arithmetic; the groups are uneven here (5 sequences in 3).
+TEST(Trainer, UpdateInUnitsEqualsTrainStep) {
+  TrainConfig c = tiny_config();
+  c.batch = 5;
+  c.threads = 3;
+  Trainer a(c, tiny_data()), b(c, tiny_data());
+  while (!a.done()) {
+    const StepResult ra = a.train_step();
+    int units = 0;
+    std::optional<StepResult> rb;
+    while (!(rb = b.update_unit())) {
+      ++units;
+      EXPECT_TRUE(b.update_in_progress());
+      EXPECT_THROW(b.evaluate(), Error);  // not in the middle of an update
+      EXPECT_THROW(b.train_step(), Error);
+    }
+    EXPECT_EQ(units, 2);  // the third call finishes
+    EXPECT_FALSE(b.update_in_progress());
+    EXPECT_EQ(rb->loss, ra.loss);
+    EXPECT_EQ(rb->grad_norm, ra.grad_norm);
+    EXPECT_EQ(rb->step, ra.step);
+  }
+  EXPECT_TRUE(same_floats(a.model().data(), b.model().data(), a.model().size()));
+  EXPECT_EQ(moments(a.checkpoint(), "adam.v"), moments(b.checkpoint(), "adam.v"));
 }
 
 TEST(Trainer, CheckpointHoldsTheHuggingFaceLayoutAndState) {
