@@ -111,7 +111,7 @@ void JobRunner::start_erased(const std::string& slot, std::unique_ptr<SlicedComp
   e.opt = std::move(opt);
   e.serial = ++serial_;
   Entry& placed = jobs_.emplace(slot, std::move(e)).first->second;
-  if (threads_ >= 2) start_background(placed);
+  if (threads_ >= 2 && !placed.opt.foreground) start_background(placed);
 }
 
 void JobRunner::cancel(const std::string& slot) {

@@ -27,6 +27,10 @@ struct JobOptions {
   int priority = 0;                                // lower runs first in a frame
   std::shared_ptr<const void> keep;                // what the work reads (e.g. the model), kept alive until it ends
   std::function<void(const std::string&)> failed;  // the work threw (cs::Error, out of memory); may start jobs
+  // Stepped by tick() on the page's thread even with worker threads
+  // (set_threads): for work whose state a view draws every frame while it
+  // runs (the Train view's run), which a background thread would change under it.
+  bool foreground = false;
 };
 
 // The one line the page shows when work labelled `label` (a job's label, e.g.

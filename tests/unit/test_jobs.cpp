@@ -336,6 +336,29 @@ TEST(Jobs, ABackgroundJobReportsProgressWhileItRuns) {
   EXPECT_TRUE(done);
 }
 
+// A foreground job (the Train view's run, whose state the view draws every
+// frame) is stepped by tick() on the calling thread even with worker threads,
+// one budget at a time, and never runs between ticks.
+TEST(Jobs, AForegroundJobIsSteppedByTickEvenWithThreads) {
+  FakeClock clock;
+  JobRunner jobs([&clock] { return clock.now; });
+  jobs.set_threads(2);
+  auto work = std::make_unique<FakeWork>(clock, 10, 1.0, "train");
+  FakeWork* w = work.get();
+  JobOptions o;
+  o.foreground = true;
+  jobs.start<FakeWork>("train", std::move(work), {}, o);
+  EXPECT_FALSE(jobs.only_background());
+  EXPECT_EQ(w->units_done(), 0);  // nothing runs until a tick
+  jobs.tick(3.0);
+  EXPECT_EQ(w->units_done(), 3);
+  EXPECT_EQ(w->budgets, std::vector<double>{3.0});
+  jobs.tick(3.0);
+  EXPECT_EQ(w->units_done(), 6);
+  while (!jobs.idle()) jobs.tick(3.0);
+  EXPECT_EQ(clock.now, 10.0);
+}
+
 TEST(Jobs, DroppingABackgroundJobStopsItWithoutWaiting) {
   SKIP_WITHOUT_THREADS();
   JobRunner jobs;
