@@ -582,30 +582,43 @@ Evaluation Trainer::evaluate() const {
       e.icl_score = in_context_learning_score(model_, heldout_windows_, p.early, p.late, std::max(0, T / 64));
     }
   }
-  // [I]'s repeated random tokens: 25 x 4 after a BOS, shorter when n_ctx is.
-  const int room = T - (bos >= 0 ? 1 : 0);
-  e.pm_repeats = 4;
-  e.pm_tokens = std::min(25, room / e.pm_repeats);
-  std::vector<std::vector<int>> rep;
-  if (e.pm_tokens >= 1) {
-    rep = repeated_random_tokens(c.d_vocab, e.pm_tokens, e.pm_repeats, cfg_.eval_examples, kEvalSeed, bos,
-                                 eval_exclude_);
-    e.prefix_matching = prefix_matching_scores(model_, rep, bos);
-    e.repeat = repeat_loss(model_, rep, e.pm_tokens, e.pm_repeats, bos >= 0);
+  const EvalInputs in = eval_inputs();
+  e.pm_tokens = in.pm_tokens;
+  e.pm_repeats = in.pm_repeats;
+  if (!in.repeated.empty()) {
+    e.prefix_matching = prefix_matching_scores(model_, in.repeated, bos);
+    e.repeat = repeat_loss(model_, in.repeated, e.pm_tokens, e.pm_repeats, bos >= 0);
   }
-  if (!heldout_windows_.empty()) {
-    const size_t n = std::min<size_t>(heldout_windows_.size(), kPrevTokenWindows);
-    e.prev_token = previous_token_scores(
-        model_, std::vector<std::vector<int>>(heldout_windows_.begin(), heldout_windows_.begin() + ptrdiff_t(n)));
-    e.prev_token_on = "held-out text";
-  } else if (!data_.train.empty()) {
-    e.prev_token = previous_token_scores(model_, fixed_windows(data_.train, kPrevTokenWindows, T, bos));
-    e.prev_token_on = "training text";
-  } else if (!rep.empty()) {
-    e.prev_token = previous_token_scores(model_, rep);
-    e.prev_token_on = "repeated random tokens";
+  if (!in.prev_token_windows.empty()) {
+    e.prev_token = previous_token_scores(model_, in.prev_token_windows);
+    e.prev_token_on = in.prev_token_on;
   }
   return e;
+}
+
+EvalInputs Trainer::eval_inputs() const {
+  EvalInputs in;
+  const ModelConfig& c = model_.config();
+  const int T = c.n_ctx, bos = cfg_.bos;
+  // [I]'s repeated random tokens: 25 x 4 after a BOS, shorter when n_ctx is.
+  const int room = T - (bos >= 0 ? 1 : 0);
+  in.pm_repeats = 4;
+  in.pm_tokens = std::min(25, room / in.pm_repeats);
+  if (in.pm_tokens >= 1)
+    in.repeated = repeated_random_tokens(c.d_vocab, in.pm_tokens, in.pm_repeats, cfg_.eval_examples, kEvalSeed, bos,
+                                         eval_exclude_);
+  if (!heldout_windows_.empty()) {
+    const size_t n = std::min<size_t>(heldout_windows_.size(), kPrevTokenWindows);
+    in.prev_token_windows.assign(heldout_windows_.begin(), heldout_windows_.begin() + ptrdiff_t(n));
+    in.prev_token_on = "held-out text";
+  } else if (!data_.train.empty()) {
+    in.prev_token_windows = fixed_windows(data_.train, kPrevTokenWindows, T, bos);
+    in.prev_token_on = "training text";
+  } else if (!in.repeated.empty()) {
+    in.prev_token_windows = in.repeated;
+    in.prev_token_on = "repeated random tokens";
+  }
+  return in;
 }
 
 FileSet Trainer::checkpoint(double elapsed) const {

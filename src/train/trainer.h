@@ -166,6 +166,16 @@ struct Evaluation {
   std::optional<double> icl_score;
 };
 
+// What Trainer::evaluate scores the heads on, for a caller that scores them a
+// few sequences at a time (the page): [I]'s repeated random tokens (prefix
+// matching and the repeat loss) and the windows of the previous-token score.
+struct EvalInputs {
+  std::vector<std::vector<int>> repeated;  // empty when n_ctx is too short
+  int pm_tokens = 0, pm_repeats = 0;
+  std::vector<std::vector<int>> prev_token_windows;
+  std::string prev_token_on;
+};
+
 class Trainer {
  public:
   // A fresh run: weights initialised from cfg.seed. Checks the config and the
@@ -200,6 +210,9 @@ class Trainer {
   bool update_in_progress() const { return group_ >= 0; }
 
   Evaluation evaluate() const;
+  // The sequences evaluate() scores the heads on (fixed for a run).
+  EvalInputs eval_inputs() const;
+  bool has_heldout() const { return !heldout_windows_.empty(); }
 
   // model.safetensors (F32), config.json, tokenizer.json (if any),
   // optimizer.safetensors (tensors "adam.m", "adam.v": the moments, flat, in
