@@ -23,6 +23,7 @@
 #include "app/jobs.h"
 #include "app/json.h"
 #include "app/link.h"
+#include "app/train_view.h"
 #include "app/ui.h"
 #include "core/direct_path.h"
 #include "core/error.h"
@@ -403,6 +404,29 @@ EMSCRIPTEN_KEEPALIVE void cs_frame_stats_reset() {
 }
 
 EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { session().set_raw(raw != 0); }
+
+// The Train view's buttons (train_view.h): "start" (Train / Restart),
+// "pause", "resume", "stop", "open" (step < 0: the weights of now, else the
+// snapshot at that update), "save" (the downloads). Returns "" or the reason.
+EMSCRIPTEN_KEEPALIVE const char* cs_train(const char* action, double step) {
+  static std::string out;
+  out.clear();
+  auto* v = cs::app::app().view<cs::app::TrainView>();
+  const std::string a = str(action);
+  try {
+    if (!v) throw cs::Error("no Train view");
+    if (a == "start") v->start(session());
+    else if (a == "pause") v->pause(session());
+    else if (a == "resume") v->resume(session());
+    else if (a == "stop") v->stop(session());
+    else if (a == "open") v->open_model(session(), int64_t(step));
+    else if (a == "save") v->save_download();
+    else throw cs::Error("cs_train: unknown action '" + a + "'");
+  } catch (const std::exception& e) {
+    out = e.what();
+  }
+  return out.c_str();
+}
 
 // The page's state for tests and automation ({"call_error": reason} when it
 // cannot be built).

@@ -149,7 +149,9 @@ void draw_card(Session& s) {
     else
       card_row("tokenizer", "none (tokens are shown as #id)");
     if (!c.tokenizer_name.empty()) card_row("tokenizer_name", c.tokenizer_name);
-    card_row("file", lm->weights_file + (a->origin == "bundled" ? " (bundled)" : " (your files)"));
+    card_row("file", lm->weights_file + (a->origin == "bundled"   ? " (bundled)"
+                                         : a->origin == "trained" ? " (trained in this page)"
+                                                                  : " (your files)"));
     ImGui::EndTable();
   }
   if (!lm->warnings.empty()) {

@@ -168,6 +168,13 @@ void Session::discard_staged() {
   skipped_.clear();
 }
 
+void Session::load_files(FileSet files, const std::string& id, const std::string& title,
+                         const std::string& description, const std::string& origin) {
+  discard_staged();
+  staged_ = std::move(files);
+  load_staged(id, title, description, origin);
+}
+
 void Session::load_staged(const std::string& id, const std::string& title, const std::string& description,
                            const std::string& origin) {
   FileSet files = std::move(staged_);

@@ -117,6 +117,10 @@ class Session {
   void load_staged(const std::string& id, const std::string& title, const std::string& description,
                    const std::string& origin);
   void discard_staged();
+  // Loads a model folder made in the page (the Train view's weights) like
+  // staged files: the shown model stays until it has loaded.
+  void load_files(FileSet files, const std::string& id, const std::string& title, const std::string& description,
+                  const std::string& origin);
 
   // ---- bundled models ------------------------------------------------------
   void set_bundled_index(const std::string& json_text);  // assets/models/index.json

@@ -458,4 +458,103 @@ std::optional<size_t> scatter_plot(const char* id, const Scatter& s) {
   return std::nullopt;
 }
 
+uint32_t series_color(size_t i) {
+  static const ImU32 palette[] = {IM_COL32(31, 119, 180, 255),  IM_COL32(255, 127, 14, 255),
+                                  IM_COL32(44, 160, 44, 255),   IM_COL32(214, 39, 40, 255),
+                                  IM_COL32(148, 103, 189, 255), IM_COL32(140, 86, 75, 255),
+                                  IM_COL32(227, 119, 194, 255), IM_COL32(127, 127, 127, 255),
+                                  IM_COL32(188, 189, 34, 255),  IM_COL32(23, 190, 207, 255)};
+  return palette[i % (sizeof(palette) / sizeof(palette[0]))];
+}
+
+void line_plot(const char* id, const LinePlot& p) {
+  const float fs = ImGui::GetFontSize();
+  const float w = p.width > 0.f ? p.width : std::min(ImGui::GetContentRegionAvail().x, fs * 40.f);
+  const float h = p.height > 0.f ? p.height : fs * 9.f;
+  const float left = fs * 3.2f, bottom = fs * 2.2f;
+  ImGui::PushID(id);
+  const ImVec2 o = ImGui::GetCursorScreenPos();
+  ImGui::InvisibleButton("##lines", ImVec2(std::max(w, left + fs * 4.f), h + bottom));
+  ui::register_plot(p.title.empty() ? p.y_title + " against " + p.x_title : p.title, ImGui::GetItemRectMin(),
+                    ImGui::GetItemRectMax());
+  const bool hovered = ImGui::IsItemHovered();
+  if (!p.mark.empty()) ui::mark_item(p.mark.c_str());
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 b0(o.x + left, o.y), b1(o.x + std::max(w, left + fs * 4.f), o.y + h);
+  const float bw = b1.x - b0.x, bh = b1.y - b0.y;
+  const ImU32 axis = ImGui::GetColorU32(ImGuiCol_Border);
+  const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
+  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+  dl->AddRectFilled(b0, b1, ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
+  dl->AddRect(b0, b1, axis, 3.f);
+  const float xs = std::max(1e-12f, p.xmax - p.xmin), ys = std::max(1e-12f, p.ymax - p.ymin);
+  auto px = [&](float x) { return b0.x + (std::clamp(x, p.xmin, p.xmax) - p.xmin) / xs * bw; };
+  auto py = [&](float y) { return b1.y - (std::clamp(y, p.ymin, p.ymax) - p.ymin) / ys * bh; };
+  if (p.ymin < 0.f && p.ymax > 0.f) dl->AddLine(ImVec2(b0.x, py(0.f)), ImVec2(b1.x, py(0.f)), axis);
+  const std::string x0 = ui::fmt("%g", p.xmin), x1 = ui::fmt("%g", p.xmax);
+  const std::string y0 = ui::fmt("%g", p.ymin), y1 = ui::fmt("%g", p.ymax);
+  dl->AddText(ImVec2(b0.x, b1.y + 2.f), dim, x0.c_str());
+  dl->AddText(ImVec2(b1.x - ImGui::CalcTextSize(x1.c_str()).x, b1.y + 2.f), dim, x1.c_str());
+  dl->AddText(ImVec2(b0.x + (bw - ImGui::CalcTextSize(p.x_title.c_str()).x) * 0.5f, b1.y + fs * 1.1f), text,
+              p.x_title.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y0.c_str()).x - 3.f, b1.y - fs), dim, y0.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y1.c_str()).x - 3.f, b0.y), dim, y1.c_str());
+  ui::add_text_vertical(dl, ImVec2(o.x, b0.y + (bh + ImGui::CalcTextSize(p.y_title.c_str()).x) * 0.5f), text,
+                        p.y_title.c_str());
+  dl->PushClipRect(b0, b1, true);
+  for (float m : p.markers) {
+    const float x = px(m);
+    dl->AddLine(ImVec2(x, b0.y), ImVec2(x, b1.y), IM_COL32(230, 160, 60, 230), 2.f);
+    if (!p.marker_label.empty()) dl->AddText(ImVec2(x + 3.f, b0.y + 2.f), IM_COL32(230, 160, 60, 255), p.marker_label.c_str());
+  }
+  std::vector<ImVec2> pts;
+  for (size_t i = 0; i < p.series.size(); ++i) {
+    const LineSeries& s = p.series[i];
+    const ImU32 col = s.color ? s.color : series_color(i);
+    const size_t n = std::min(s.x.size(), s.y.size());
+    // At most ~2 points per pixel: a long series is thinned by striding.
+    const size_t stride = std::max<size_t>(1, n / size_t(std::max(1.f, bw * 2.f)));
+    pts.clear();
+    for (size_t k = 0; k < n; k += stride) pts.emplace_back(px(s.x[k]), py(s.y[k]));
+    if (n > 0 && (n - 1) % stride != 0) pts.emplace_back(px(s.x[n - 1]), py(s.y[n - 1]));
+    if (pts.size() == 1) dl->AddCircleFilled(pts[0], s.width + 1.f, col);
+    if (pts.size() >= 2) dl->AddPolyline(pts.data(), int(pts.size()), col, ImDrawFlags_None, s.width);
+  }
+  dl->PopClipRect();
+  // Legend: a coloured dash and the label of each named line, wrapping.
+  float lx = b0.x;
+  const float ly = b1.y + bottom;
+  float row = 0.f;
+  for (size_t i = 0; i < p.series.size(); ++i) {
+    const LineSeries& s = p.series[i];
+    if (s.label.empty()) continue;
+    const float tw = ImGui::CalcTextSize(s.label.c_str()).x + fs * 1.6f;
+    if (lx + tw > b1.x && lx > b0.x) {
+      lx = b0.x;
+      row += fs * 1.2f;
+    }
+    const ImU32 col = s.color ? s.color : series_color(i);
+    dl->AddLine(ImVec2(lx, ly + row + fs * 0.55f), ImVec2(lx + fs, ly + row + fs * 0.55f), col, 3.f);
+    dl->AddText(ImVec2(lx + fs * 1.2f, ly + row), text, s.label.c_str());
+    lx += tw;
+  }
+  ImGui::Dummy(ImVec2(b1.x - o.x, row + fs * 1.3f));
+  if (hovered) {
+    const float mx = p.xmin + (ImGui::GetIO().MousePos.x - b0.x) / bw * xs;
+    ImGui::BeginTooltip();
+    ImGui::Text("%s %.0f", p.x_title.c_str(), double(mx));
+    for (size_t i = 0; i < p.series.size(); ++i) {
+      const LineSeries& s = p.series[i];
+      const size_t n = std::min(s.x.size(), s.y.size());
+      if (s.label.empty() || n == 0) continue;
+      const size_t k = size_t(std::lower_bound(s.x.begin(), s.x.begin() + ptrdiff_t(n), mx) - s.x.begin());
+      const size_t at = std::min(k, n - 1);
+      ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(s.color ? s.color : series_color(i)), "%s: %.3f (at %.0f)",
+                         s.label.c_str(), double(s.y[at]), double(s.x[at]));
+    }
+    ImGui::EndTooltip();
+  }
+  ImGui::PopID();
+}
+
 }  // namespace cs::app::widgets

@@ -146,4 +146,29 @@ struct Scatter {
 // Draws it; returns the clicked point's index, if any.
 std::optional<size_t> scatter_plot(const char* id, const Scatter& s);
 
+// ---- line plot -------------------------------------------------------------------
+// Lines over a shared x axis in a box with both axes titled and their ranges
+// written at the ends, optional vertical markers (e.g. the phase change), a
+// legend under the box, and a tooltip with each line's value nearest the
+// mouse's x.
+struct LineSeries {
+  std::string label;      // legend and tooltip; "" keeps it out of both
+  std::vector<float> x, y;
+  uint32_t color = 0;     // packed RGBA as ImGui packs it (IM_COL32); 0: series_color(index)
+  float width = 1.5f;
+};
+struct LinePlot {
+  std::vector<LineSeries> series;
+  float xmin = 0.f, xmax = 1.f, ymin = 0.f, ymax = 1.f;
+  std::string x_title, y_title;
+  std::vector<float> markers;  // x positions drawn as vertical lines
+  std::string marker_label;    // written beside each marker
+  float width = 0.f, height = 0.f;  // pixels; 0: the available width (at most 40 font heights), 9 font heights
+  std::string title;  // what the Download menu calls it (PNG); default "<y_title> against <x_title>"
+  std::string mark;   // name in the state JSON's "rects" (tests); empty: none
+};
+// A colour for the i-th line of a plot (a categorical palette, distinct for the first 8).
+uint32_t series_color(size_t i);
+void line_plot(const char* id, const LinePlot& p);
+
 }  // namespace cs::app::widgets
