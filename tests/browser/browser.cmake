@@ -10,7 +10,7 @@ if(NOT CIRCUITSCOPE_NODE)
   message(WARNING "node not found: browser tests not registered")
   return()
 endif()
-foreach(_t page_load file_input drop bigram_cli bad_file interaction jobs circuits_cli two_layer_cli virtual_cli prompt_cli static_hosting link pth offline export report faults missing_tokenizer too_large out_of_memory context_loss load_leak)
+foreach(_t page_load file_input drop bigram_cli bad_file interaction jobs circuits_cli two_layer_cli virtual_cli prompt_cli static_hosting link pth offline export report faults missing_tokenizer too_large out_of_memory context_loss load_leak train)
   add_test(NAME browser.${_t}
            COMMAND ${CIRCUITSCOPE_NODE} --test ${CMAKE_SOURCE_DIR}/tests/browser/${_t}.test.mjs
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
@@ -19,3 +19,5 @@ foreach(_t page_load file_input drop bigram_cli bad_file interaction jobs circui
     TIMEOUT 240
     RESOURCE_LOCK chromium)
 endforeach()
+# The Train view trains the repeated-tokens preset to its induction head in the page.
+set_tests_properties(browser.train PROPERTIES TIMEOUT 900)

@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, rmSync, truncateSync } from
 import path from 'node:path';
 import { before, test } from 'node:test';
 
-import { cli, cliJson, DEMO, maxRelDiff, tempDir, WASM_JS } from './helpers.mjs';
+import { cli, cliJson, DEMO, maxRelDiff, readSafetensors, tempDir, WASM_JS } from './helpers.mjs';
 
 const TOL = 1e-4;
 const work = tempDir();
@@ -173,4 +173,55 @@ test('wasm: files over the buffer limit are refused from their size', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+});
+
+// Training (the Train view's trainer, src/train, in wasm): the page's
+// repeated-random-tokens preset (src/app/train_run.cpp: its batch in 8 groups,
+// --threads 8, which wasm runs one after the other) for 150 updates under
+// Node reaches the native weights. Float sums round differently (FMA, SIMD
+// width), and 150 AdamW updates carry those differences along, so each
+// tensor is compared relative to its own largest value; a different seed
+// (another run altogether) differs by far more, which shows the check can fail.
+// b_K is left out: it changes no output (a query's scores all move by the same
+// q . b_K, and softmax ignores that), so its gradient is 0 up to rounding, and
+// AdamW, which divides by the gradient's size, turns that rounding into
+// learning-rate-sized steps of no consequence that differ between any two builds.
+const TRAIN_TOL = 1e-4;
+test('training: the page preset under Node reaches the native weights', () => {
+  const args = (out, seed) => ['train', '--out', out, '--vocab', '256', '--bos', '0', '--layers', '2', '--d-model',
+    '64', '--heads', '4', '--d-head', '16', '--ctx', '128', '--batch', '8', '--lr', '2e-3', '--warmup', '100',
+    '--schedule', 'constant', '--curriculum', 'repeat:150:8-40', '--steps', '150', '--seed', String(seed),
+    '--threads', '8', '--eval-every', '0', '--save-every', '0', '--no-progress'];
+  const dirs = { native: path.join(work, 'train-native'), wasm: path.join(work, 'train-wasm'),
+    other: path.join(work, 'train-seed2') };
+  let t0 = Date.now();
+  let r = cli(args(dirs.native, 1));
+  assert.equal(r.code, 0, r.stderr);
+  const nativeS = (Date.now() - t0) / 1000;
+  t0 = Date.now();
+  r = cli(args(dirs.wasm, 1), { wasm: true });
+  assert.equal(r.code, 0, r.stderr);
+  const wasmS = (Date.now() - t0) / 1000;
+  r = cli(args(dirs.other, 2));
+  assert.equal(r.code, 0, r.stderr);
+  console.log(`# 150 updates: native ${nativeS.toFixed(1)} s, wasm under Node ${wasmS.toFixed(1)} s`);
+  const weights = (d) => readSafetensors(path.join(d, 'step-0000150', 'model.safetensors')).tensors;
+  const a = weights(dirs.native), b = weights(dirs.wasm), c = weights(dirs.other);
+  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+  let worst = 0, other = 0;
+  for (const name of Object.keys(a).filter((n) => !n.endsWith('.b_K'))) {
+    let scale = 1e-6;
+    for (const v of a[name].values) scale = Math.max(scale, Math.abs(v));
+    let d = 0, e = 0;
+    for (let i = 0; i < a[name].values.length; i++) {
+      d = Math.max(d, Math.abs(a[name].values[i] - b[name].values[i]));
+      e = Math.max(e, Math.abs(a[name].values[i] - c[name].values[i]));
+    }
+    worst = Math.max(worst, d / scale);
+    other = Math.max(other, e / scale);
+  }
+  console.log(`# largest difference relative to the tensor's largest value: wasm ${worst.toExponential(2)}, ` +
+    `another seed ${other.toExponential(2)}`);
+  assert.ok(worst <= TRAIN_TOL, `native and wasm training differ by ${worst.toExponential(2)} relative`);
+  assert.ok(other > 100 * TRAIN_TOL, 'another seed should give other weights');
 });

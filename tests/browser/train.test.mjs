@@ -1,0 +1,213 @@
+// The Train view (src/app/train_view.h) in headless Chromium, driven through
+// its buttons (the rects the page reports):
+//  1. a short run of the repeated-tokens preset gives the weights, batch
+//     losses and evaluation scores of `circuitscope train` natively with the
+//     config the page shows (its "run.config"); Save downloads the weights,
+//     which the CLI opens and runs with the same logits as the native run;
+//  2. the whole preset: pause holds the run, resume continues it, an
+//     induction head forms (best prefix-matching score above 0.5) within the
+//     preset's 1,000 updates with no frame's C++ work over 50 ms, stop ends
+//     the run; "Open this model" makes it the page's model and the Induction
+//     view shows the induction head (the numbers of `circuitscope induction`
+//     on the saved weights).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  assertNoErrors, center, cliJson, cliPath, getState, openPage, openTab, screenshot, waitForState, waitFrames,
+} from './harness.mjs';
+import { readSafetensors } from '../cli/helpers.mjs';
+
+const PRESET_STEPS = 1000;  // the preset's updates (trial runs: the head forms within 700)
+const SHORT = 60;           // updates of the run compared with the CLI
+// Relative to each tensor's largest value: float sums round differently in
+// wasm and natively (tests/cli/native_vs_wasm.test.mjs measures the same).
+const WEIGHT_TOL = 1e-3;
+
+const train = (x) => x.views.train.results;
+
+async function click(page, name) {
+  await waitFrames(page, 2);
+  const s = await waitForState(page, (x) => x.rects && x.rects[name], { what: `the ${name} button` });
+  const c = center(s.rects[name]);
+  await page.mouse.click(c.x, c.y);
+}
+
+// Clicks Save and keeps the downloads in a folder under their names without the run prefix.
+async function save(page, dir) {
+  const names = [];
+  const got = new Promise((resolve) => {
+    const seen = [];
+    page.on('download', async (d) => {
+      seen.push(d);
+      if (seen.length === 3) resolve(seen);
+    });
+  });
+  await click(page, 'train_save');
+  for (const d of await got) {
+    const name = d.suggestedFilename();
+    const file = name.replace(/^.*\.(model\.safetensors|config\.json|tokenizer\.json)$/, '$1');
+    writeFileSync(join(dir, file), readFileSync(await d.path()));
+    names.push(name);
+  }
+  return names.sort();
+}
+
+// Largest difference relative to each tensor's largest value. b_K is left out:
+// it changes no output (softmax ignores a shift of all of a query's scores), so
+// its gradient is rounding noise that AdamW scales up to learning-rate steps
+// (tests/cli/native_vs_wasm.test.mjs); the logits below cover it.
+function weightDiff(a, b) {
+  let worst = 0;
+  for (const name of Object.keys(a).filter((n) => !n.endsWith('.b_K'))) {
+    assert.ok(b[name], `tensor ${name} missing`);
+    let scale = 1e-6, d = 0;
+    for (let i = 0; i < a[name].values.length; i++) {
+      scale = Math.max(scale, Math.abs(a[name].values[i]));
+      d = Math.max(d, Math.abs(a[name].values[i] - b[name].values[i]));
+    }
+    worst = Math.max(worst, d / scale);
+  }
+  return worst;
+}
+
+test('a short run equals `circuitscope train`, and Save gives weights the CLI opens', { timeout: 300000 }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'cs-train-'));
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitForState(page, (x) => x.model && !x.loading.active, { what: 'the default model' });
+    await openTab(page, 'train');
+    const r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
+      JSON.stringify({ train: { preset: 'induction', steps: SHORT } }));
+    assert.equal(r, '', `cs_set_selections: ${r}`);
+    await click(page, 'train_start');
+    const s = await waitForState(page, (x) => train(x).status === 'finished', { what: 'the run to finish', timeout: 120000 });
+    const run = train(s).run;
+    assert.equal(run.step, SHORT);
+    assert.equal(run.losses.length, SHORT);
+
+    // The same config natively, with a log line at every update.
+    const cfgFile = join(work, 'train_config.json');
+    writeFileSync(cfgFile, JSON.stringify(run.config));
+    const out = join(work, 'native');
+    assert.equal(run.config.threads, 8, 'the preset splits its batch into 8 groups');
+    execFileSync(cliPath, ['train', '--config', cfgFile, '--out', out, '--log-every', '1', '--no-progress'],
+      { encoding: 'utf8' });
+    const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lossAt = new Map(log.filter((l) => 'loss' in l).map((l) => [l.step, l.loss]));
+    run.losses.forEach((loss, i) => {
+      const ref = lossAt.get(i + 1);
+      assert.ok(Math.abs(loss - ref) <= 1e-3 * Math.max(1, ref), `update ${i + 1}: page loss ${loss}, CLI ${ref}`);
+    });
+    const evalAt = new Map(log.filter((l) => 'prefix_matching' in l).map((l) => [l.step, l]));
+    assert.deepEqual(run.evals.map((e) => e.step), [...evalAt.keys()], 'evaluations at the same updates');
+    for (const e of run.evals) {
+      const ref = evalAt.get(e.step);
+      e.prefix_matching.forEach((row, l) => row.forEach((v, h) =>
+        assert.ok(Math.abs(v - ref.prefix_matching[l][h]) <= 2e-3, `prefix matching ${l}.${h} at ${e.step}`)));
+      e.prev_token.forEach((row, l) => row.forEach((v, h) =>
+        assert.ok(Math.abs(v - ref.prev_token[l][h]) <= 2e-3, `previous token ${l}.${h} at ${e.step}`)));
+    }
+
+    // Save: the weights (with their config inside) and config.json.
+    const saved = join(work, 'saved');
+    mkdirSync(saved);
+    const names = await save(page, saved);
+    assert.deepEqual(names, ['config.json', 'model.safetensors', 'tokenizer.json'].map(
+      (f) => `trained-in-page-induction-step-${SHORT}.${f}`));
+    const ck = join(out, `step-${String(SHORT).padStart(7, '0')}`);
+    const diff = weightDiff(readSafetensors(join(ck, 'model.safetensors')).tensors,
+      readSafetensors(join(saved, 'model.safetensors')).tensors);
+    console.log(`# page vs native weights after ${SHORT} updates: ${diff.toExponential(2)} relative`);
+    assert.ok(diff <= WEIGHT_TOL, `page and native weights differ by ${diff}`);
+    // The CLI opens the saved folder and gives the native run's logits.
+    const ids = run.probe.join(',');
+    const a = cliJson(['run', saved, '--ids', ids, '--logits']);
+    const b = cliJson(['run', ck, '--ids', ids, '--logits']);
+    let worst = 0, top = 0;
+    b.logits.forEach((row) => row.forEach((v) => { top = Math.max(top, Math.abs(v)); }));
+    a.logits.forEach((row, i) => row.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - b.logits[i][j])); }));
+    assert.ok(worst <= 1e-2 * top, `logits of the saved folder differ by ${worst} (largest ${top})`);
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('the preset grows an induction head; pause, resume, stop; the Induction view shows it', { timeout: 600000 }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'cs-train-'));
+  const app = await openPage();
+  try {
+    const { page, errors } = app;
+    await waitForState(page, (x) => x.model && !x.loading.active, { what: 'the default model' });
+    await openTab(page, 'train');
+    await waitFrames(page, 3);
+    await page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
+    const t0 = Date.now();
+    await click(page, 'train_start');
+    await waitForState(page, (x) => train(x).status === 'running' && train(x).run.step >= 100, { what: '100 updates', timeout: 120000 });
+
+    await click(page, 'train_pause');
+    let s = await waitForState(page, (x) => train(x).status === 'paused', { what: 'paused' });
+    const pausedAt = train(s).run.step;
+    await page.waitForTimeout(1000);
+    s = await waitFrames(page, 5);
+    assert.equal(train(s).run.step, pausedAt, 'a paused run does not move');
+    await click(page, 'train_resume');
+    await waitForState(page, (x) => train(x).status === 'running' && train(x).run.step > pausedAt, { what: 'resumed' });
+
+    const best = (x) => (train(x).run.evals.at(-1)?.best_prefix_matching ?? 0);
+    s = await waitForState(page, (x) => best(x) > 0.5 || train(x).status !== 'running',
+      { what: 'an induction head', timeout: 480000 });
+    const secs = (Date.now() - t0) / 1000;
+    const run = train(s).run;
+    assert.ok(best(s) > 0.5, `best prefix-matching score ${best(s)} after ${run.step} updates`);
+    assert.ok(run.step <= PRESET_STEPS);
+    console.log(`# induction head (best prefix matching ${best(s).toFixed(2)}) at update ${run.evals.at(-1).step} ` +
+      `after ${secs.toFixed(1)} s (paused 1 s); phase change marked at ${run.phase_change_step}; ` +
+      `${Math.round(run.tokens_per_s)} tokens/s while updating`);
+    assert.ok(run.phase_change_step !== null && run.phase_change_step <= run.evals.at(-1).step, 'the phase change is marked');
+    const f = JSON.parse(await page.evaluate(() => Module.ccall('cs_frame_stats_json', 'string', [], [])));
+    console.log(`# frames while training: ${f.frames}, C++ work p50 ${f.work_p50_ms} p95 ${f.work_p95_ms} max ${f.max_work_ms.toFixed(1)} ms (${f.over_50ms} frames over 50 ms whole), ` +
+      `longest job step ${f.longest_job_step.ms.toFixed(1)} ms (${f.longest_job_step.stage})`);
+    assert.ok(f.max_work_ms <= 50, `a frame's work took ${f.max_work_ms} ms`);
+    await screenshot(page, 'train-induction.png');
+
+    await click(page, 'train_stop');
+    s = await waitForState(page, (x) => train(x).status === 'stopped', { what: 'stopped' });
+    const stoppedAt = train(s).run.step;
+    await page.waitForTimeout(500);
+    s = await waitFrames(page, 5);
+    assert.equal(train(s).run.step, stoppedAt, 'a stopped run does not move');
+
+    // Open this model: every view works on it; the Induction view finds the head.
+    await click(page, 'train_open');
+    s = await waitForState(page, (x) => x.model && x.model.id.startsWith('file:trained-in-page-induction') &&
+      !x.loading.active, { what: 'the trained model in the page' });
+    const saved = join(work, 'saved');
+    mkdirSync(saved);
+    await save(page, saved);
+    await openTab(page, 'induction');
+    s = await waitForState(page, (x) => x.views.induction.results.experiment?.freshness === 'current',
+      { what: 'the Induction view', timeout: 120000 });
+    const v = s.views.induction.results.experiment.value;
+    const ref = cliJson(['induction', saved]);
+    assert.equal(v.bos, 0, 'the trained model\'s tokenizer names its BOS');
+    v.prefix_matching.forEach((row, l) => row.forEach((x, h) =>
+      assert.ok(Math.abs(x - ref.prefix_matching[l][h]) <= 1e-4, `prefix matching ${l}.${h}: page ${x}, CLI ${ref.prefix_matching[l][h]}`)));
+    const top = Math.max(...v.prefix_matching[1]);
+    assert.ok(top > 0.5, `the Induction view's best layer-1 prefix-matching score is ${top}`);
+    assert.ok(v.loss_repeat < 0.5 * v.loss_first, 'the opened model predicts the repeats');
+    await waitFrames(page, 3);
+    await screenshot(page, 'train-opened-induction.png');
+    assertNoErrors(assert, errors);
+  } finally {
+    await app.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
