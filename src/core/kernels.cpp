@@ -230,9 +230,68 @@ float sum_exp(const float* x, Index n, float shift) {
   }
   return hsum(wasm_f32x4_add(s0, s1));
 }
+
+float exp_shift(float* x, Index n, float shift) {
+  const v128_t sh = wasm_f32x4_splat(shift);
+  v128_t s0 = wasm_f32x4_splat(0.f);
+  Index i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + i), sh));
+    wasm_v128_store(x + i, e);
+    s0 = wasm_f32x4_add(s0, e);
+  }
+  float sum = hsum(s0);
+  if (i < n) {  // the last 1-3 values, padded with exp(-inf) = 0 (clamped to exp(-87.3): zeroed)
+    float tail[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (Index j = 0; i + j < n; ++j) tail[j] = x[i + j];
+    const v128_t t = wasm_v128_load(tail);
+    const v128_t e = wasm_v128_and(exp_nonpositive(wasm_f32x4_sub(t, sh)), wasm_f32x4_gt(t, wasm_f32x4_splat(-INFINITY)));
+    wasm_v128_store(tail, e);
+    for (Index j = 0; i + j < n; ++j) x[i + j] = tail[j];
+    sum += hsum(e);
+  }
+  return sum;
+}
+
+float max_value(const float* x, Index n) {
+  Index i = 0;
+  float m = x[0];
+  if (n >= 4) {
+    v128_t v = wasm_v128_load(x);
+    for (i = 4; i + 4 <= n; i += 4) v = wasm_f32x4_pmax(v, wasm_v128_load(x + i));
+    m = std::max(std::max(wasm_f32x4_extract_lane(v, 0), wasm_f32x4_extract_lane(v, 1)),
+                 std::max(wasm_f32x4_extract_lane(v, 2), wasm_f32x4_extract_lane(v, 3)));
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+void softmax_backward_row(const float* a, float* da, Index n) {
+  const float rowdot = dot(a, da, n);
+  const v128_t rd = wasm_f32x4_splat(rowdot);
+  Index i = 0;
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(da + i, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_f32x4_sub(wasm_v128_load(da + i), rd)));
+  for (; i < n; ++i) da[i] = a[i] * (da[i] - rowdot);
+}
 #else
+float max_value(const float* x, Index n) { return Eigen::Map<const Eigen::ArrayXf>(x, n).maxCoeff(); }
+
+void softmax_backward_row(const float* a, float* da, Index n) {
+  const Eigen::Map<const Eigen::ArrayXf> av(a, n);
+  Eigen::Map<Eigen::ArrayXf> dv(da, n);
+  const float rowdot = (av * dv).sum();
+  dv = av * (dv - rowdot);
+}
+
 float sum_exp(const float* x, Index n, float shift) {
   return (Eigen::Map<const Eigen::ArrayXf>(x, n) - shift).exp().sum();
+}
+
+float exp_shift(float* x, Index n, float shift) {
+  Eigen::Map<Eigen::ArrayXf> a(x, n);
+  a = (a - shift).exp();
+  return a.sum();
 }
 #endif
 

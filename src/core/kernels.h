@@ -160,5 +160,14 @@ void add_to_double(const float* x, Index n, double* y);
 // (where Eigen's exp is scalar libm) a SIMD128 polynomial, within a few float
 // ulps of expf for each term (docs/speed.md, "The logits' summary").
 float sum_exp(const float* x, Index n, float shift);
+// The same terms written back: x[i] = exp(x[i] - shift) for i < n, returning
+// their sum (a softmax's numerators and normalizer in one pass; the trainer's
+// softmaxes).
+float exp_shift(float* x, Index n, float shift);
+// The largest of x[0..n), n >= 1 (no NaN handling: the callers check the result).
+float max_value(const float* x, Index n);
+// A softmax's backward over one row, in place: da[i] = a[i] (da[i] - sum_j a[j] da[j]),
+// for a = softmax(s) and da = d loss / d a on entry, d loss / d s on return.
+void softmax_backward_row(const float* a, float* da, Index n);
 
 }  // namespace cs::kernels
