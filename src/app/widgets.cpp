@@ -392,6 +392,30 @@ bool eigen_plot(const char* id, const EigenPlot& p) {
   return clicked;
 }
 
+namespace {
+// A plot's box [b0, b1] with its background and border, the ranges written at
+// the ends of each axis and the axis titles in the middle (the y title
+// vertical, at x = left); the scatter and line plots share it.
+void plot_box(ImDrawList* dl, ImVec2 b0, ImVec2 b1, float left, float xmin, float xmax, float ymin, float ymax,
+              const std::string& x_title, const std::string& y_title) {
+  const float fs = ImGui::GetFontSize();
+  const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
+  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
+  dl->AddRectFilled(b0, b1, ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
+  dl->AddRect(b0, b1, ImGui::GetColorU32(ImGuiCol_Border), 3.f);
+  const std::string x0 = ui::fmt("%g", xmin), x1 = ui::fmt("%g", xmax);
+  const std::string y0 = ui::fmt("%g", ymin), y1 = ui::fmt("%g", ymax);
+  dl->AddText(ImVec2(b0.x, b1.y + 2.f), dim, x0.c_str());
+  dl->AddText(ImVec2(b1.x - ImGui::CalcTextSize(x1.c_str()).x, b1.y + 2.f), dim, x1.c_str());
+  dl->AddText(ImVec2(b0.x + (b1.x - b0.x - ImGui::CalcTextSize(x_title.c_str()).x) * 0.5f, b1.y + fs * 1.1f), text,
+              x_title.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y0.c_str()).x - 3.f, b1.y - fs), dim, y0.c_str());
+  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y1.c_str()).x - 3.f, b0.y), dim, y1.c_str());
+  ui::add_text_vertical(dl, ImVec2(left, b0.y + (b1.y - b0.y + ImGui::CalcTextSize(y_title.c_str()).x) * 0.5f), text,
+                        y_title.c_str());
+}
+}  // namespace
+
 std::optional<size_t> scatter_plot(const char* id, const Scatter& s) {
   const float fs = ImGui::GetFontSize();
   const float side = s.size > 0.f ? s.size : fs * 18.f;
@@ -408,24 +432,11 @@ std::optional<size_t> scatter_plot(const char* id, const Scatter& s) {
   const ImVec2 b0(o.x + left, o.y), b1(o.x + left + side, o.y + side);  // the plot box
   const ImU32 axis = ImGui::GetColorU32(ImGuiCol_Border);
   const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
-  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
-  dl->AddRectFilled(b0, b1, ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
-  dl->AddRect(b0, b1, axis, 3.f);
+  plot_box(dl, b0, b1, o.x, s.xmin, s.xmax, s.ymin, s.ymax, s.x_title, s.y_title);
   auto px = [&](float x) { return b0.x + (x - s.xmin) / std::max(1e-12f, s.xmax - s.xmin) * side; };
   auto py = [&](float y) { return b1.y - (y - s.ymin) / std::max(1e-12f, s.ymax - s.ymin) * side; };
   if (s.xmin < 0.f && s.xmax > 0.f) dl->AddLine(ImVec2(px(0.f), b0.y), ImVec2(px(0.f), b1.y), axis);
   if (s.ymin < 0.f && s.ymax > 0.f) dl->AddLine(ImVec2(b0.x, py(0.f)), ImVec2(b1.x, py(0.f)), axis);
-  // Ranges at the ends of each axis, titles in the middle.
-  const std::string x0 = ui::fmt("%g", s.xmin), x1 = ui::fmt("%g", s.xmax);
-  const std::string y0 = ui::fmt("%g", s.ymin), y1 = ui::fmt("%g", s.ymax);
-  dl->AddText(ImVec2(b0.x, b1.y + 2.f), dim, x0.c_str());
-  dl->AddText(ImVec2(b1.x - ImGui::CalcTextSize(x1.c_str()).x, b1.y + 2.f), dim, x1.c_str());
-  dl->AddText(ImVec2(b0.x + (side - ImGui::CalcTextSize(s.x_title.c_str()).x) * 0.5f, b1.y + fs * 1.1f), text,
-              s.x_title.c_str());
-  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y0.c_str()).x - 3.f, b1.y - fs), dim, y0.c_str());
-  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y1.c_str()).x - 3.f, b0.y), dim, y1.c_str());
-  ui::add_text_vertical(dl, ImVec2(o.x, b0.y + (side + ImGui::CalcTextSize(s.y_title.c_str()).x) * 0.5f), text,
-                        s.y_title.c_str());
   // Points, and the one nearest the mouse (within a few pixels).
   const float dot = std::max(3.f, side / 70.f);
   const ImVec2 mouse = ImGui::GetIO().MousePos;
@@ -484,23 +495,11 @@ void line_plot(const char* id, const LinePlot& p) {
   const float bw = b1.x - b0.x, bh = b1.y - b0.y;
   const ImU32 axis = ImGui::GetColorU32(ImGuiCol_Border);
   const ImU32 text = ImGui::GetColorU32(ImGuiCol_Text);
-  const ImU32 dim = ImGui::GetColorU32(ImGuiCol_TextDisabled);
-  dl->AddRectFilled(b0, b1, ImGui::GetColorU32(ImGuiCol_FrameBg), 3.f);
-  dl->AddRect(b0, b1, axis, 3.f);
+  plot_box(dl, b0, b1, o.x, p.xmin, p.xmax, p.ymin, p.ymax, p.x_title, p.y_title);
   const float xs = std::max(1e-12f, p.xmax - p.xmin), ys = std::max(1e-12f, p.ymax - p.ymin);
   auto px = [&](float x) { return b0.x + (std::clamp(x, p.xmin, p.xmax) - p.xmin) / xs * bw; };
   auto py = [&](float y) { return b1.y - (std::clamp(y, p.ymin, p.ymax) - p.ymin) / ys * bh; };
   if (p.ymin < 0.f && p.ymax > 0.f) dl->AddLine(ImVec2(b0.x, py(0.f)), ImVec2(b1.x, py(0.f)), axis);
-  const std::string x0 = ui::fmt("%g", p.xmin), x1 = ui::fmt("%g", p.xmax);
-  const std::string y0 = ui::fmt("%g", p.ymin), y1 = ui::fmt("%g", p.ymax);
-  dl->AddText(ImVec2(b0.x, b1.y + 2.f), dim, x0.c_str());
-  dl->AddText(ImVec2(b1.x - ImGui::CalcTextSize(x1.c_str()).x, b1.y + 2.f), dim, x1.c_str());
-  dl->AddText(ImVec2(b0.x + (bw - ImGui::CalcTextSize(p.x_title.c_str()).x) * 0.5f, b1.y + fs * 1.1f), text,
-              p.x_title.c_str());
-  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y0.c_str()).x - 3.f, b1.y - fs), dim, y0.c_str());
-  dl->AddText(ImVec2(b0.x - ImGui::CalcTextSize(y1.c_str()).x - 3.f, b0.y), dim, y1.c_str());
-  ui::add_text_vertical(dl, ImVec2(o.x, b0.y + (bh + ImGui::CalcTextSize(p.y_title.c_str()).x) * 0.5f), text,
-                        p.y_title.c_str());
   dl->PushClipRect(b0, b1, true);
   for (float m : p.markers) {
     const float x = px(m);

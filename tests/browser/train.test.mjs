@@ -74,13 +74,24 @@ function weightDiff(a, b) {
   return worst;
 }
 
-test('a short run equals `circuitscope train`, and Save gives weights the CLI opens', { timeout: 300000 }, async () => {
+// The page with the default model shown and the Train tab open, and a
+// scratch folder; body(page, errors, work), then everything is closed.
+async function withTrainTab(body) {
   const work = mkdtempSync(join(tmpdir(), 'cs-train-'));
   const app = await openPage();
   try {
-    const { page, errors } = app;
-    await waitForState(page, (x) => x.model && !x.loading.active, { what: 'the default model' });
-    await openTab(page, 'train');
+    await waitForState(app.page, (x) => x.model && !x.loading.active, { what: 'the default model' });
+    await openTab(app.page, 'train');
+    await waitFrames(app.page, 3);
+    await body(app.page, app.errors, work);
+  } finally {
+    await app.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+test('a short run equals `circuitscope train`, and Save gives weights the CLI opens', { timeout: 300000 }, () =>
+  withTrainTab(async (page, errors, work) => {
     const r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
       JSON.stringify({ train: { preset: 'induction', steps: SHORT } }));
     assert.equal(r, '', `cs_set_selections: ${r}`);
@@ -133,20 +144,10 @@ test('a short run equals `circuitscope train`, and Save gives weights the CLI op
     a.logits.forEach((row, i) => row.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - b.logits[i][j])); }));
     assert.ok(worst <= 1e-2 * top, `logits of the saved folder differ by ${worst} (largest ${top})`);
     assertNoErrors(assert, errors);
-  } finally {
-    await app.close();
-    rmSync(work, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('the preset grows an induction head; pause, resume, stop; the Induction view shows it', { timeout: 600000 }, async () => {
-  const work = mkdtempSync(join(tmpdir(), 'cs-train-'));
-  const app = await openPage();
-  try {
-    const { page, errors } = app;
-    await waitForState(page, (x) => x.model && !x.loading.active, { what: 'the default model' });
-    await openTab(page, 'train');
-    await waitFrames(page, 3);
+test('the preset grows an induction head; pause, resume, stop; the Induction view shows it', { timeout: 600000 }, () =>
+  withTrainTab(async (page, errors, work) => {
     await page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
     const t0 = Date.now();
     await click(page, 'train_start');
@@ -206,8 +207,4 @@ test('the preset grows an induction head; pause, resume, stop; the Induction vie
     await waitFrames(page, 3);
     await screenshot(page, 'train-opened-induction.png');
     assertNoErrors(assert, errors);
-  } finally {
-    await app.close();
-    rmSync(work, { recursive: true, force: true });
-  }
-});
+  }));
