@@ -310,10 +310,12 @@ std::vector<ExportTable> TrainView::tables(const Session&) const {
   const int L = r.config().model.n_layers, H = r.config().model.n_heads;
   ExportTable loss;
   loss.name = "loss";
+  loss.title = "Training loss at each update";
   loss.columns = {"update", "training loss"};
   for (size_t i = 0; i < r.losses().size(); ++i) loss.rows.push_back({Json(i + 1), Json(r.losses()[i])});
   ExportTable ev;
   ev.name = "evaluations";
+  ev.title = "Held-out loss, in-context learning and each head's scores at each evaluation";
   ev.columns = {"update", "held-out loss", "in-context learning score", "loss on first copy", "loss on repeats"};
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) ev.columns.push_back("prefix matching " + head_text(l, h));

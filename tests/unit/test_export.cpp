@@ -9,6 +9,7 @@
 #include "app/app.h"
 #include "app/bigram_view.h"
 #include "app/export.h"
+#include "app/train_view.h"
 #include "app_test_helpers.h"
 #include "naive_reference.h"
 #include "test_models.h"
@@ -170,6 +171,14 @@ TEST(Export, EveryViewListsWhatItComputed) {
     a.show(*v);
     apptest::run_jobs(s);
   }
+  // The Train view computes when Train is pressed: a tiny run of 4 updates.
+  TrainView& train = *a.view<TrainView>();
+  train.set_selection_json(s, Json{{"steps", 4}, {"layers", 1}, {"heads", 2}, {"d_model", 16}, {"d_head", 8},
+                                   {"n_ctx", 16}, {"vocab", 24}, {"batch", 2}, {"warmup", 1}, {"eval_every", 2}, {"min_len", 2},
+                                   {"max_len", 7}});
+  train.start(s);
+  apptest::run_jobs(s);
+  ASSERT_EQ(train.status(s), TrainView::Status::finished);
   ASSERT_EQ(s.error(), "");
   for (const auto& v : a.views()) {
     if (std::string(v->id()) == "test_only") continue;  // test_views.cpp's

@@ -6,11 +6,13 @@
 // weights open as the page's model; bad selections name the field.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "app/export.h"
 #include "app/session.h"
 #include "app/train_view.h"
 #include "app_test_helpers.h"
@@ -126,6 +128,28 @@ TEST(TrainView, SlicedPausedAndResumedRunEqualsTheStraightTrainer) {
   EXPECT_EQ(st["run"]["evals"].size(), 4u);
   EXPECT_EQ(st["run"]["snapshots"].size(), 4u);
   EXPECT_GT(st["run"]["tokens_per_s"].get<double>(), 0.0);
+
+  // The tables to download: the straight trainer's losses and scores, a row per update / evaluation.
+  const std::vector<ExportTable> tables = v.tables(s);
+  ASSERT_EQ(tables.size(), 2u);
+  ASSERT_EQ(tables[0].rows.size(), losses.size());
+  for (size_t i = 0; i < losses.size(); ++i) {
+    EXPECT_EQ(tables[0].rows[i][0], Json(i + 1));
+    EXPECT_EQ(tables[0].rows[i][1].get<float>(), losses[i]);
+  }
+  const ExportTable& et = tables[1];
+  ASSERT_EQ(et.rows.size(), evals.size());
+  const auto col = [&](const std::string& name) {
+    const auto it = std::find(et.columns.begin(), et.columns.end(), name);
+    EXPECT_NE(it, et.columns.end()) << name;
+    return size_t(it - et.columns.begin());
+  };
+  for (size_t i = 0; i < evals.size(); ++i) {
+    EXPECT_EQ(et.rows[i][col("update")], Json(evals[i].step));
+    EXPECT_NEAR(et.rows[i][col("prefix matching 1.1")].get<double>(), evals[i].prefix_matching(1, 1), 1e-6);
+    EXPECT_NEAR(et.rows[i][col("previous token 0.0")].get<double>(), evals[i].prev_token(0, 0), 1e-6);
+    EXPECT_NEAR(et.rows[i][col("loss on repeats")].get<double>(), evals[i].repeat.repeats, 1e-5);
+  }
 }
 
 TEST(TrainView, StopEndsTheRunAndRestartBeginsAgainWithTheSeed) {
