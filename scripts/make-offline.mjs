@@ -3,11 +3,12 @@
 // from file:// with no server and no network. index.html with the stylesheet
 // and the shell inlined, and before the shell window.circuitscopeEmbedded:
 // every other file the page fetches (circuitscope.js, circuitscope.wasm,
-// assets/models/index.json and each listed model's files), base64 by relative
+// assets/models/index.json and each listed model's files, the Train tab's text
+// sample in assets/text/), base64 by relative
 // path; the shell reads from it instead of fetching (shell/circuitscope-shell.js,
 // siteFetch).
 // Usage: node scripts/make-offline.mjs DIST   (run by the circuitscope_offline target)
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dist = process.argv[2];
@@ -29,6 +30,12 @@ const index = JSON.parse(read('assets/models/index.json').toString('utf8'));
 for (const m of index) {
   // The shell fetches assets/models/<encodeURIComponent(id)>/<file>.
   for (const f of m.files) files.push(`assets/models/${encodeURIComponent(m.id)}/${f}`);
+}
+// The Train tab's text sample (the shell fetches assets/text/index.json and the files it names).
+if (existsSync(join(dist, 'assets/text/index.json'))) {
+  const text = JSON.parse(read('assets/text/index.json').toString('utf8'));
+  files.push('assets/text/index.json', `assets/text/${text.train.file}`, `assets/text/${text.heldout.file}`,
+    `assets/text/${text.tokenizer}`);
 }
 const embedded = {};
 for (const rel of files) embedded[rel] = read(decodeURIComponent(rel)).toString('base64');

@@ -78,6 +78,9 @@
       stageSkipped: w('cs_stage_skipped', null, ['string']),
       discardStaged: w('cs_discard_staged', null, []),
       loadStaged: w('cs_load_staged', null, ['string', 'string', 'string', 'string']),
+      trainStage: w('cs_train_stage', 'number', ['string', 'number']),
+      trainReceived: w('cs_train_received', null, ['string']),
+      trainFetchFailed: w('cs_train_fetch_failed', null, ['string']),
       setBundledIndex: w('cs_set_bundled_index', null, ['string']),
       downloadProgress: w('cs_download_progress', null, ['string', 'number', 'number', 'number']),
       reportError: w('cs_report_error', null, ['string']),
@@ -440,6 +443,68 @@
     }
   });
 
+  // ---- the Train tab's text: the sample (assets/text/) and the user's text file ----------
+  // Bytes handed to the Train view: staged one file at a time, then
+  // cs_train_received (src/app/bridge.cpp).
+  function trainStage(name, bytes) {
+    const ptr = api.trainStage(name, bytes.length) >>> 0;
+    if (!ptr) throw new Reported();
+    Module.HEAPU8.set(bytes, ptr);
+  }
+
+  // The text sample: index.json, then the files it names.
+  function fetchTrainSample() {
+    enqueue(async () => {
+      const label = 'downloading the text sample';
+      try {
+        const get = async (file) => {
+          const r = await siteFetch(`assets/text/${file}`);
+          if (!r.ok) throw new Error(`assets/text/${file}: HTTP ${r.status}`);
+          return r;
+        };
+        const indexBytes = new Uint8Array(await (await get('index.json')).arrayBuffer());
+        const index = JSON.parse(new TextDecoder().decode(indexBytes));
+        const names = [index.train && index.train.file, index.heldout && index.heldout.file, index.tokenizer];
+        if (names.some((n) => typeof n !== 'string' || !/^[\w.-]+$/.test(n)))
+          throw new Error('assets/text/index.json does not name its files (train.file, heldout.file, tokenizer)');
+        const responses = await Promise.all(names.map(get));
+        const total = responses.reduce((a, r) => a + (Number(r.headers.get('Content-Length')) || 0), 0);
+        let loaded = 0;
+        const bodies = [];
+        for (let i = 0; i < names.length; i++) {
+          bodies.push(await readWithProgress(responses[i], names[i], () => {}));
+          loaded += bodies[i].length;
+          api.downloadProgress(label, loaded, total, 1);
+        }
+        trainStage('index.json', indexBytes);
+        names.forEach((n, i) => trainStage(n, bodies[i]));
+        api.trainReceived('sample');
+      } catch (e) {
+        if (!(e instanceof Reported)) api.trainFetchFailed(String((e && e.message) || e));
+        else api.trainFetchFailed('not enough memory for the sample');
+      } finally {
+        api.downloadProgress(label, 0, 0, 0);
+      }
+    });
+  }
+
+  // One text file of the user's, for the Train tab.
+  const textInput = document.createElement('input');
+  textInput.type = 'file';
+  textInput.id = 'train-text-input';
+  textInput.accept = '.txt,.md,.rst,.py,.c,.h,.cpp,.js,.json,.csv,.html,.tex,text/*';
+  textInput.style.display = 'none';
+  document.body.appendChild(textInput);
+  textInput.addEventListener('change', () => {
+    const file = (textInput.files || [])[0];
+    textInput.value = '';
+    if (!file) return;
+    enqueue(async () => {
+      trainStage(file.name, new Uint8Array(await file.arrayBuffer()));
+      api.trainReceived('file');
+    });
+  });
+
   // A file the page made (an export): saved through a link with a download
   // name; the bytes never leave the machine.
   function download(name, mime, bytes) {
@@ -470,6 +535,8 @@
   // ---- the shell's one global object (used by src/app/platform.cpp and tests) ---------
   window.circuitscopeShell = {
     openFilePicker: () => fileInput.click(),
+    openTextPicker: () => textInput.click(),
+    fetchTrainSample,
     loadBundled: (id) => enqueue(() => loadBundled(id, false)),
     copyText,
     copyLink: () => window.circuitscopeShell.copyText(location.href),

@@ -197,6 +197,9 @@ bool stageable(const char* name, double len) {
   return false;
 }
 
+// Files handed to the Train view (cs_train_stage), until cs_train_received.
+cs::FileSet g_train_files;
+
 // Memory taken by cs_test_fill_memory, by address.
 std::vector<void*> g_ballast;
 
@@ -426,6 +429,56 @@ EMSCRIPTEN_KEEPALIVE const char* cs_train(const char* action, double step) {
     out = e.what();
   }
   return out.c_str();
+}
+
+// Files for the Train view, in two steps: cs_train_stage reserves len bytes
+// for `name` and returns where to write them (0 when memory is short; the
+// banner says so), then cs_train_received hands the staged files over: kind
+// "sample" (assets/text/: index.json and the files it names) or "file" (one
+// text file of the user's, staged under its name). cs_train_fetch_failed ends
+// a sample download that failed, with its reason.
+EMSCRIPTEN_KEEPALIVE uint8_t* cs_train_stage(const char* name, double len) {
+  if (!stageable(name, len)) return nullptr;
+  if (len > double(cs::app::kMaxTextFileBytes)) {
+    g_train_files.clear();
+    session().set_error("text file " + str(name) + " is " + std::to_string(int64_t(len / 1048576)) +
+                        " MB; a run in the page reads at most " +
+                        std::to_string(cs::app::kMaxTextFileBytes >> 20) + " MB");
+    return nullptr;
+  }
+  try {
+    auto& bytes = g_train_files[str(name)];
+    bytes.assign(size_t(len), 0);
+    return bytes.data();
+  } catch (const std::bad_alloc&) {
+    g_train_files.clear();
+    session().set_error(cs::app::ran_out_of_memory(str(name)));
+    return nullptr;
+  }
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_train_received(const char* kind) {
+  cs::FileSet files;
+  files.swap(g_train_files);
+  auto* v = cs::app::app().view<cs::app::TrainView>();
+  if (!v) return;
+  try {
+    if (str(kind) == "sample") {
+      v->receive_sample(session(), files);
+    } else if (files.size() == 1) {
+      auto& [name, bytes] = *files.begin();
+      v->receive_file(session(), name, std::move(bytes));
+    } else {
+      throw cs::Error("train: expected one text file, got " + std::to_string(files.size()));
+    }
+  } catch (const std::exception& e) {
+    session().set_error(e.what());
+  }
+}
+
+EMSCRIPTEN_KEEPALIVE void cs_train_fetch_failed(const char* reason) {
+  g_train_files.clear();
+  if (auto* v = cs::app::app().view<cs::app::TrainView>()) v->sample_failed(session(), str(reason));
 }
 
 // The page's state for tests and automation ({"call_error": reason} when it

@@ -105,7 +105,7 @@ endif()
 
 # Static files of the site, copied when they change.
 file(GLOB_RECURSE _cs_static RELATIVE ${CMAKE_SOURCE_DIR} CONFIGURE_DEPENDS
-  ${CMAKE_SOURCE_DIR}/shell/* ${CMAKE_SOURCE_DIR}/assets/models/*)
+  ${CMAKE_SOURCE_DIR}/shell/* ${CMAKE_SOURCE_DIR}/assets/models/* ${CMAKE_SOURCE_DIR}/assets/text/*)
 list(APPEND _cs_static index.html)
 set(_cs_static_out "")
 foreach(_rel ${_cs_static})

@@ -7,6 +7,10 @@ EM_JS(void, cs_js_open_file_picker, (), { window.circuitscopeShell && window.cir
 EM_JS(void, cs_js_load_bundled, (const char* id), {
   window.circuitscopeShell && window.circuitscopeShell.loadBundled(UTF8ToString(id));
 });
+EM_JS(void, cs_js_fetch_train_sample, (), {
+  window.circuitscopeShell && window.circuitscopeShell.fetchTrainSample();
+});
+EM_JS(void, cs_js_open_text_picker, (), { window.circuitscopeShell && window.circuitscopeShell.openTextPicker(); });
 EM_JS(void, cs_js_clipboard_write, (const char* text), {
   window.circuitscopeShell && window.circuitscopeShell.copyText(UTF8ToString(text));
 });
@@ -28,6 +32,8 @@ namespace cs::app::platform {
 
 void open_file_picker() { cs_js_open_file_picker(); }
 void load_bundled(const std::string& id) { cs_js_load_bundled(id.c_str()); }
+void fetch_train_sample() { cs_js_fetch_train_sample(); }
+void open_text_picker() { cs_js_open_text_picker(); }
 void clipboard_write(const std::string& text) { cs_js_clipboard_write(text.c_str()); }
 void copy_link() { cs_js_copy_link(); }
 void download(const std::string& name, const std::string& mime, const std::string& bytes) {

@@ -9,6 +9,11 @@ namespace cs::app::platform {
 void open_file_picker();
 // Asks the shell to download a bundled model (assets/models/<id>/...) and load it.
 void load_bundled(const std::string& id);
+// Asks the shell to download the Train view's text sample (assets/text/) and
+// hand it over (bridge.cpp: cs_train_stage, cs_train_received).
+void fetch_train_sample();
+// Opens a file chooser for one text file, handed over to the Train view the same way.
+void open_text_picker();
 // Writes text to the system clipboard (navigator.clipboard.writeText).
 void clipboard_write(const std::string& text);
 // Copies the address of the page's state now (a link: app/link.h) to the clipboard.

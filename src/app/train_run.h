@@ -28,15 +28,22 @@ namespace cs::app {
 // outside [0, d_vocab).
 std::string syllable_tokenizer_json(int d_vocab, int bos);
 
-// A starting point of the Train view: a whole training config and a description.
+// A starting point of the Train view: a whole training config, a description
+// and the text its text phases read ("" or "sample", TrainSelection::text).
 struct TrainPreset {
   std::string id, title, description;
   train::TrainConfig config;
+  std::string text;
 };
+// The text sample's vocabulary and BOS (assets/text/index.json: the bundled
+// models' tokenizer), for checking a selection before the sample is there.
+inline constexpr int kSampleVocab = 2048, kSampleBos = 256;
 // The presets, the first being the default: "induction" (induction heads on
 // repeated random tokens: 2 layers, d_model 64, 4 heads of 16, n_ctx 128,
 // 256 token ids with BOS 0, batch 8, lr 2e-3 after 100 warm-up updates, 1,000
-// updates; the config of `circuitscope train` in tests/train/induction_forms).
+// updates; the config of `circuitscope train` in tests/train/induction_forms),
+// "one-layer" (the same with one layer) and "text" (2 layers on the text
+// sample, its 2,048-token vocabulary).
 const std::vector<TrainPreset>& train_presets();
 const TrainPreset* find_train_preset(const std::string& id);
 
@@ -135,7 +142,8 @@ class TrainRun {
   train::Trainer trainer_;
   std::string tokenizer_json_;
   std::vector<std::string> names_;  // token_name, by id (empty: "#id")
-  std::vector<std::vector<int>> heldout_rows_;  // when there is no held-out text
+  std::vector<std::vector<int>> heldout_rows_;  // the held-out text's windows, else repeated random rows
+  std::string heldout_on_ = "held-out repeated random tokens";
   std::vector<int> probe_;
   std::vector<float> losses_;
   std::vector<TrainEval> evals_;

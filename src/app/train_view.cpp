@@ -47,9 +47,10 @@ TrainSelection TrainSelection::of_preset(const std::string& id) {
   s.batch = c.batch;
   s.warmup = int(c.warmup);
   s.eval_every = int(c.eval_every);
-  s.min_len = c.curriculum.back().min_len;
-  s.max_len = c.curriculum.back().max_len;
+  for (const train::DataPhase& ph : c.curriculum)
+    if (ph.source == "repeated-random" && ph.min_len > 0) s.min_len = ph.min_len, s.max_len = ph.max_len;
   s.lr = c.lr;
+  s.text = p->text;
   return s;
 }
 
@@ -57,7 +58,8 @@ Json TrainSelection::to_json() const {
   return Json{{"preset", preset},   {"seed", seed},       {"steps", steps},   {"layers", layers},
               {"heads", heads},     {"d_model", d_model}, {"d_head", d_head}, {"n_ctx", n_ctx},
               {"vocab", vocab},     {"batch", batch},     {"warmup", warmup}, {"eval_every", eval_every},
-              {"min_len", min_len}, {"max_len", max_len}, {"lr", lr},
+              {"min_len", min_len}, {"max_len", max_len}, {"lr", lr},       {"text", text},
+              {"curriculum", curriculum},
               {"head", layer < 0 ? Json(nullptr) : head_json(layer, head)}};
 }
 
@@ -77,6 +79,10 @@ TrainSelection TrainSelection::from_json(const Json& j) {
   s.eval_every = json_int(j, kView, "eval_every", s.eval_every);
   s.min_len = json_int(j, kView, "min_len", s.min_len);
   s.max_len = json_int(j, kView, "max_len", s.max_len);
+  s.text = json_text(j, kView, "text", s.text);
+  if (s.text != "" && s.text != "sample" && s.text != "file")
+    throw Error("train selection: \"text\" '" + s.text.substr(0, 40) + "' is not \"\", \"sample\" or \"file\"");
+  s.curriculum = json_text(j, kView, "curriculum", s.curriculum);
   if (j.contains("lr")) {
     if (!j.at("lr").is_number()) throw Error("train selection: \"lr\" must be a number");
     s.lr = j.at("lr").get<double>();
@@ -106,7 +112,7 @@ TrainSelection TrainSelection::from_json(const Json& j) {
   return s;
 }
 
-train::TrainConfig TrainSelection::config() const {
+train::TrainConfig TrainSelection::config(const TrainText* t) const {
   const TrainPreset* p = find_train_preset(preset);
   if (!p) throw Error("train selection: \"preset\" '" + preset + "' is not one of the presets");
   train::TrainConfig c = p->config;
@@ -122,21 +128,96 @@ train::TrainConfig TrainSelection::config() const {
   c.warmup = warmup;
   c.eval_every = eval_every;
   c.lr = lr;
-  c.curriculum = {train::DataPhase{"repeated-random", 0, min_len, max_len}};
+  if (curriculum.empty()) {
+    c.curriculum = {train::DataPhase{text.empty() ? "repeated-random" : "text", 0, 0, 0}};
+  } else {
+    try {
+      c.curriculum = train::parse_curriculum(curriculum);
+    } catch (const Error& e) {
+      throw Error(std::string("train selection: \"curriculum\": ") + e.what());
+    }
+  }
+  bool reads_text = false;
+  for (train::DataPhase& ph : c.curriculum) {
+    if (ph.source == "text") reads_text = true;
+    else if (ph.min_len == 0) ph.min_len = min_len, ph.max_len = max_len;
+  }
+  if (reads_text && text.empty())
+    throw Error("train selection: \"curriculum\" has text phases but no text is chosen (the sample or a file)");
+  if (t) {  // the text's tokenizer decides the vocabulary and the BOS
+    c.model.d_vocab = t->d_vocab;
+    c.bos = t->bos;
+  } else if (text == "sample") {
+    c.model.d_vocab = kSampleVocab;
+    c.bos = kSampleBos;
+  }
   c.validate();
-  // The segment lengths against n_ctx (the data's own check, with its message).
-  train::RepeatedRandomSpec spec{c.model.d_vocab, c.bos, min_len, max_len, {}};
-  spec.resolve(c.model.n_ctx);
+  // Each repeat phase's segment lengths against n_ctx (the data's own check, with its message).
+  for (const train::DataPhase& ph : c.curriculum)
+    if (ph.source == "repeated-random") {
+      train::RepeatedRandomSpec spec{c.model.d_vocab, c.bos, ph.min_len, ph.max_len, {}};
+      spec.resolve(c.model.n_ctx);
+    }
   return c;
 }
 
 void TrainView::apply_selection(Session&) {
-  (void)sel_.config();  // refuses a selection that cannot train (set_selection_json keeps the old one)
+  (void)sel_.config(selected_text());  // refuses a selection that cannot train (set_selection_json keeps the old one)
+}
+
+const TrainText* TrainView::selected_text() const {
+  if (sel_.text == "sample") return sample_.get();
+  if (sel_.text == "file") return file_.get();
+  return nullptr;
+}
+
+void TrainView::receive_sample(Session& s, const FileSet& files) {
+  const bool waiting = waiting_sample_;
+  waiting_sample_ = sample_requested_ = false;
+  try {
+    sample_ = std::make_shared<const TrainText>(sample_text(files));
+  } catch (const std::exception& e) {
+    s.set_error(e.what());
+    return;
+  }
+  if (waiting && sel_.text == "sample") {
+    try {
+      start(s);
+    } catch (const std::exception& e) {
+      s.set_error(e.what());
+    }
+  }
+}
+
+void TrainView::sample_failed(Session& s, const std::string& reason) {
+  waiting_sample_ = sample_requested_ = false;
+  s.set_error("text sample: " + reason);
+}
+
+void TrainView::receive_file(Session& s, const std::string& name, std::vector<uint8_t> bytes) {
+  const LoadedModel* m = s.shown();
+  if (!m || !m->tokenizer || m->tokenizer_json.empty())
+    throw Error("text file '" + name + "': load a model with a tokenizer first (its tokenizer reads the text)");
+  auto work = std::make_unique<TokenizeWork>(name, std::move(bytes), m->tokenizer_json);
+  JobOptions o;
+  o.label = "tokenizing " + name;
+  o.failed = [&s](const std::string& message) { s.set_error(message); };
+  s.jobs().start<TokenizeWork>(kTextSlot, std::move(work), [this, &s](TokenizeWork& w) {
+    file_ = std::make_shared<const TrainText>(std::move(w.text()));
+    Json j = sel_.to_json();
+    j["text"] = "file";
+    try {
+      set_selection_json(s, j);
+    } catch (const std::exception& e) {
+      s.set_error(e.what());
+    }
+  }, std::move(o));
 }
 
 const char* TrainView::status_name(Status st) {
   switch (st) {
     case Status::idle: return "idle";
+    case Status::loading: return "loading";
     case Status::running: return "running";
     case Status::paused: return "paused";
     case Status::stopped: return "stopped";
@@ -148,6 +229,7 @@ const char* TrainView::status_name(Status st) {
 
 TrainView::Status TrainView::status(const Session& s) const {
   if (!failure_.empty()) return Status::failed;
+  if (waiting_sample_ || s.jobs().running(kTextSlot)) return Status::loading;
   if (!run_) return Status::idle;
   if (s.jobs().running(kSlot)) return Status::running;
   if (run_->done()) return Status::finished;
@@ -156,12 +238,20 @@ TrainView::Status TrainView::status(const Session& s) const {
 }
 
 void TrainView::start(Session& s) {
-  train::TrainConfig cfg = sel_.config();  // a refused config leaves the run there as it is
+  const TrainText* text = selected_text();
+  train::TrainConfig cfg = sel_.config(text);  // a refused config leaves the run there as it is
+  if (sel_.text == "file" && !text) throw Error("train: choose a text file first (Text file...)");
+  if (sel_.text == "sample" && !text) {  // fetched first; receive_sample starts the run
+    if (status(s) == Status::running) pause(s);
+    waiting_sample_ = true;
+    return;
+  }
+  train::TrainData data = text ? training_data(*text, cfg.model.n_ctx) : train::TrainData{};
   s.jobs().cancel(kSlot);
   run_.reset();  // its memory first, for the new one
   failure_.clear();
   paused_ = stopped_ = false;
-  run_ = std::make_shared<TrainRun>(std::move(cfg), train::TrainData{});
+  run_ = std::make_shared<TrainRun>(std::move(cfg), std::move(data));
   start_job(s);
 }
 
@@ -250,6 +340,12 @@ HeadId TrainView::shown_head() const {
 Json TrainView::state_json(const Session& s) const {
   Json j{{"status", status_name(status(s))}};
   if (!failure_.empty()) j["reason"] = failure_;
+  if (const TrainText* t = selected_text())
+    j["text"] = Json{{"source", t->source},   {"name", t->name},   {"tokens", t->ids.size()},
+                     {"heldout_tokens", t->heldout.size()},     {"d_vocab", t->d_vocab},
+                     {"bos", t->bos},         {"bytes", t->bytes}};
+  else
+    j["text"] = nullptr;
   if (!run_) {
     j["run"] = nullptr;
     return j;

@@ -1,6 +1,7 @@
 // The Train view's drawing (page build only; train_view.h).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "app/platform.h"
 #include "app/train_view.h"
@@ -94,6 +95,46 @@ void TrainView::draw(Session& s) {
   ui::help_marker("The same trainer as `circuitscope train` (AdamW, the same data and evaluation): the same "
                   "settings and seed give the same weights. See docs/training.md.");
   if (preset) ImGui::TextWrapped("%s", preset->description.c_str());
+  if (wants_sample()) {
+    sample_requested();
+    platform::fetch_train_sample();
+  }
+
+  // ---- the data ----
+  {
+    static const char* const kTexts[] = {"", "sample", "file"};
+    static const char* const kTextNames[] = {"none: generated tokens only", "the text sample (Python docs and code)",
+                                             "a text file of yours"};
+    int which = sel_.text == "sample" ? 1 : sel_.text == "file" ? 2 : 0;
+    ImGui::SetNextItemWidth(fs * 20.f);
+    if (ImGui::Combo("text", &which, kTextNames, 3)) {
+      Json j = sel_.to_json();
+      j["text"] = kTexts[which];
+      try {
+        set_selection_json(s, j);
+      } catch (const std::exception& e) {
+        s.set_error(e.what());
+      }
+    }
+    ui::mark_item("train_text");
+    ImGui::SameLine();
+    if (ImGui::Button("Text file...")) platform::open_text_picker();
+    ui::mark_item("train_text_file");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("Train on a text file of yours (UTF-8), tokenized here with the shown model's tokenizer. "
+                        "Its last twentieth is held out. Nothing leaves your machine.");
+    if (const JobRunner::Info* info = s.jobs().info(kTextSlot)) {
+      ImGui::ProgressBar(info->progress, ImVec2(fs * 20.f, 0.f), info->stage.c_str());
+    } else if (const TrainText* t = selected_text()) {
+      ImGui::TextDisabled("%s: %s tokens%s, vocabulary %d", t->name.c_str(), ui::thousands(int64_t(t->ids.size())).c_str(),
+                          t->heldout.empty() ? "" : (" + " + ui::thousands(int64_t(t->heldout.size())) + " held out").c_str(),
+                          t->d_vocab);
+    } else if (sel_.text == "sample") {
+      ImGui::TextDisabled("The sample (about 2 MB) downloads when you press Train.");
+    } else if (sel_.text == "file") {
+      ImGui::TextDisabled("Choose a file with Text file...");
+    }
+  }
   if (ImGui::CollapsingHeader("Settings")) {
     int_setting(s, *this, "seed", "seed", sel_.seed, "The same seed and settings give the same run.");
     ImGui::SameLine();
@@ -109,7 +150,8 @@ void TrainView::draw(Session& s) {
     ImGui::SameLine();
     int_setting(s, *this, "n_ctx", "n_ctx", sel_.n_ctx, "Tokens per sequence.");
     ImGui::SameLine();
-    int_setting(s, *this, "vocabulary", "vocab", sel_.vocab, "Token ids 0..vocabulary-1 (0 is the BOS).");
+    int_setting(s, *this, "vocabulary", "vocab", sel_.vocab,
+                "Token ids 0..vocabulary-1 of generated data (0 is the BOS). With a text, its tokenizer's.");
     int_setting(s, *this, "shortest segment", "min_len", sel_.min_len,
                 "Each training sequence is a segment of random tokens repeated; its length is drawn from "
                 "[shortest, longest].");
@@ -119,6 +161,27 @@ void TrainView::draw(Session& s) {
     ImGui::SameLine();
     int_setting(s, *this, "evaluate every", "eval_every", sel_.eval_every,
                 "Scores, held-out loss, attention and a snapshot every this many updates.");
+    {
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "%s", sel_.curriculum.c_str());
+      ImGui::SetNextItemWidth(fs * 20.f);
+      if (ImGui::InputTextWithHint("curriculum", sel_.text.empty() ? "repeat" : "text", buf, sizeof buf,
+                                   ImGuiInputTextFlags_EnterReturnsTrue) &&
+          sel_.curriculum != buf) {
+        Json j = sel_.to_json();
+        j["curriculum"] = std::string(buf);
+        try {
+          set_selection_json(s, j);
+        } catch (const std::exception& e) {
+          s.set_error(e.what());
+        }
+      }
+      ui::mark_item("train_curriculum");
+      if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("Phases of data, as `circuitscope train --curriculum`: e.g. text:300,repeat:700,text:500 "
+                          "(repeat:N:8-40 sets a phase's segment lengths). The last phase runs to the end. Empty: "
+                          "one phase, the text if one is chosen, else repeated random tokens.");
+    }
     double lr = sel_.lr;
     ImGui::SetNextItemWidth(fs * 7.f);
     if (ImGui::InputDouble("learning rate", &lr, 0, 0, "%.2e", ImGuiInputTextFlags_EnterReturnsTrue) &&
@@ -159,6 +222,10 @@ void TrainView::draw(Session& s) {
     }
   }
   ui::mark_item("train_start");
+  if (st == Status::loading) {
+    ImGui::SameLine();
+    ImGui::TextDisabled("%s", s.jobs().running(kTextSlot) ? "tokenizing the text..." : "downloading the text sample...");
+  }
   if (has_run) {
     ImGui::SameLine();
     if (ImGui::Button("Open this model")) {
@@ -253,7 +320,7 @@ void TrainView::draw(Session& s) {
     for (float v : r.losses()) top = std::max(top, std::min(v, top * 2.f));
     loss.series = {raw, avg, held};
     loss.xmax = xmax;
-    loss.ymax = top;
+    loss.ymax = std::ceil(top);  // a whole number of nats: a short axis label
     loss.x_title = "update";
     loss.y_title = "loss (nats)";
     loss.title = "training and held-out loss";

@@ -93,35 +93,13 @@ Ids load_ids(const std::string& path, const std::optional<std::string>& dtype_fl
   return out;
 }
 
-// "repeat:2000,text:3000" (also "repeated-random", "random"; an optional third
-// field MIN-MAX sets the repeated segment lengths, e.g. "repeat:2000:4-40").
+// The CLI's --curriculum: train::parse_curriculum, its errors as usage errors.
 std::vector<train::DataPhase> parse_curriculum(const std::string& spec) {
-  std::vector<train::DataPhase> out;
-  std::stringstream ss(spec);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::vector<std::string> f;
-    std::stringstream is(item);
-    std::string part;
-    while (std::getline(is, part, ':')) f.push_back(part);
-    if (f.size() < 2 || f.size() > 3)
-      throw UsageError("--curriculum item '" + item + "' is not SOURCE:STEPS or SOURCE:STEPS:MIN-MAX");
-    train::DataPhase p;
-    if (f[0] == "repeat" || f[0] == "repeated-random" || f[0] == "random") p.source = "repeated-random";
-    else if (f[0] == "text") p.source = "text";
-    else throw UsageError("--curriculum source '" + f[0] + "' is not repeat or text");
-    p.steps = parse_int(f[1], "--curriculum steps of '" + item + "'", 1, INT64_MAX / 4);
-    if (f.size() == 3) {
-      const auto dash = f[2].find('-');
-      if (dash == std::string::npos) throw UsageError("--curriculum lengths '" + f[2] + "' are not MIN-MAX");
-      p.min_len = int(parse_int(f[2].substr(0, dash), "--curriculum min length", 1, 1 << 20));
-      p.max_len = int(parse_int(f[2].substr(dash + 1), "--curriculum max length", 1, 1 << 20));
-      if (p.source != "repeated-random") throw UsageError("--curriculum lengths apply to repeat phases only");
-    }
-    out.push_back(p);
+  try {
+    return train::parse_curriculum(spec);
+  } catch (const Error& e) {
+    throw UsageError("--" + std::string(e.what()));
   }
-  if (out.empty()) throw UsageError("--curriculum is empty");
-  return out;
 }
 
 PosEmbed pos_of(const std::string& s) {

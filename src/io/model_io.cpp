@@ -185,6 +185,7 @@ class Loader {
   std::vector<Need> needs_;
   std::vector<const StTensor*> sources_;  // parallel to needs_
   std::optional<Tokenizer> tokenizer_;
+  std::string tokenizer_json_;
   std::vector<std::string> warnings_;
   ProcessingState stored_processing_;
   uint64_t total_floats_ = 0;
@@ -382,6 +383,7 @@ void Loader::read_tokenizer() {
     return;
   try {
     tokenizer_ = Tokenizer::from_json(text);
+    tokenizer_json_ = std::move(text);
   } catch (const std::bad_alloc&) {
     throw;  // memory, not the file
   } catch (const std::exception& e) {  // cs::Error, or anything else the parser lets through
@@ -506,6 +508,7 @@ LoadedModel Loader::take() {
   LoadedModel r;
   r.model = std::move(model_);
   r.tokenizer = std::move(tokenizer_);
+  r.tokenizer_json = std::move(tokenizer_json_);
   r.warnings = std::move(warnings_);
   r.weights_file = base_name(weights_file_);
   r.embed_stats = stats_->result();  // refers to W_E's storage, which moved into r.model unchanged

@@ -68,6 +68,7 @@ struct LoadedModel {
   // them as CircuitOptions::embed_stats. They refer to model's storage: a
   // copy of `model` needs its own.
   std::shared_ptr<const RowStats> embed_stats;
+  std::string tokenizer_json;  // the tokenizer's tokenizer.json text ("" without one)
 };
 
 // A prompt's token ids as TransformerLens makes them by default: the

@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -250,6 +251,57 @@ size_t TrainConfig::phase_at(int64_t s) const {
     if (s < end) return i;
   }
   return curriculum.empty() ? 0 : curriculum.size() - 1;
+}
+
+namespace {
+int64_t curriculum_int(const std::string& text, const std::string& what, int64_t lo, int64_t hi) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ec != std::errc() || r.ptr != end || v < lo || v > hi)
+    throw Error(what + " '" + text + "' is not a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return v;
+}
+}  // namespace
+
+std::vector<DataPhase> parse_curriculum(std::string_view spec) {
+  std::vector<DataPhase> out;
+  std::stringstream ss{std::string(spec)};
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::vector<std::string> f;
+    std::stringstream is(item);
+    std::string part;
+    while (std::getline(is, part, ':')) f.push_back(part);
+    if (f.size() < 2 || f.size() > 3)
+      throw Error("curriculum item '" + item + "' is not SOURCE:STEPS or SOURCE:STEPS:MIN-MAX");
+    DataPhase p;
+    if (f[0] == "repeat" || f[0] == "repeated-random" || f[0] == "random") p.source = "repeated-random";
+    else if (f[0] == "text") p.source = "text";
+    else throw Error("curriculum source '" + f[0] + "' is not repeat or text");
+    p.steps = curriculum_int(f[1], "curriculum steps of '" + item + "':", 1, INT64_MAX / 4);
+    if (f.size() == 3) {
+      const auto dash = f[2].find('-');
+      if (dash == std::string::npos) throw Error("curriculum lengths '" + f[2] + "' are not MIN-MAX");
+      p.min_len = int(curriculum_int(f[2].substr(0, dash), "curriculum min length", 1, 1 << 20));
+      p.max_len = int(curriculum_int(f[2].substr(dash + 1), "curriculum max length", 1, 1 << 20));
+      if (p.source != "repeated-random") throw Error("curriculum lengths apply to repeat phases only");
+    }
+    out.push_back(p);
+  }
+  if (out.empty()) throw Error("curriculum is empty");
+  return out;
+}
+
+std::string curriculum_text(std::span<const DataPhase> phases) {
+  std::string out;
+  for (const DataPhase& p : phases) {
+    if (!out.empty()) out += ",";
+    out += (p.source == "text" ? "text:" : "repeat:") + std::to_string(p.steps);
+    if (p.source != "text" && (p.min_len > 0 || p.max_len > 0))
+      out += ":" + std::to_string(p.min_len) + "-" + std::to_string(p.max_len);
+  }
+  return out;
 }
 
 std::string train_config_to_json(const TrainConfig& c, int indent) {
@@ -607,6 +659,7 @@ EvalInputs Trainer::eval_inputs() const {
   if (in.pm_tokens >= 1)
     in.repeated = repeated_random_tokens(c.d_vocab, in.pm_tokens, in.pm_repeats, cfg_.eval_examples, kEvalSeed, bos,
                                          eval_exclude_);
+  in.heldout_windows = heldout_windows_;
   if (!heldout_windows_.empty()) {
     const size_t n = std::min<size_t>(heldout_windows_.size(), kPrevTokenWindows);
     in.prev_token_windows.assign(heldout_windows_.begin(), heldout_windows_.begin() + ptrdiff_t(n));

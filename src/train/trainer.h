@@ -116,6 +116,15 @@ struct TrainConfig {
 // JSON text of a config (every field above) and back. from_json starts from
 // the defaults, so missing keys keep them; unknown keys are an error (names the key).
 std::string train_config_to_json(const TrainConfig& cfg, int indent = 2);
+
+// A curriculum as text, the CLI's --curriculum and the page's Train tab:
+// comma-separated SOURCE:STEPS items, SOURCE "text" or "repeat" (also
+// "repeated-random", "random"), an optional third field MIN-MAX for a repeat
+// phase's segment lengths: "repeat:2000:8-40,text:3000". Throws cs::Error
+// naming the item at fault.
+std::vector<DataPhase> parse_curriculum(std::string_view spec);
+// The text parse_curriculum reads back ("repeat:2000:8-40,text:3000"; lengths when set).
+std::string curriculum_text(std::span<const DataPhase> phases);
 TrainConfig train_config_from_json(std::string_view text);
 
 // Learning rate of update index s (0-based), per the schedule above.
@@ -174,6 +183,7 @@ struct EvalInputs {
   int pm_tokens = 0, pm_repeats = 0;
   std::vector<std::vector<int>> prev_token_windows;
   std::string prev_token_on;
+  std::vector<std::vector<int>> heldout_windows;  // the held-out loss's (empty without held-out text)
 };
 
 class Trainer {

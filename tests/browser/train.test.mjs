@@ -208,3 +208,98 @@ test('the preset grows an induction head; pause, resume, stop; the Induction vie
     await screenshot(page, 'train-opened-induction.png');
     assertNoErrors(assert, errors);
   }));
+
+// The CLI's training log of `config` on the given token files: per-update
+// losses and the evaluations, by update.
+function cliTrain(work, name, config, data, heldout, tokenizer) {
+  const cfgFile = join(work, `${name}.json`);
+  writeFileSync(cfgFile, JSON.stringify(config));
+  const out = join(work, name);
+  execFileSync(cliPath, ['train', '--config', cfgFile, '--data', data, '--heldout', heldout, '--tokenizer', tokenizer,
+    '--out', out, '--log-every', '1', '--no-progress'], { encoding: 'utf8' });
+  const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return {
+    loss: new Map(log.filter((l) => 'loss' in l).map((l) => [l.step, l.loss])),
+    evals: new Map(log.filter((l) => 'prefix_matching' in l).map((l) => [l.step, l])),
+  };
+}
+
+function sameAsCli(run, ref) {
+  run.losses.forEach((loss, i) => {
+    const r = ref.loss.get(i + 1);
+    assert.ok(Math.abs(loss - r) <= 1e-3 * Math.max(1, r), `update ${i + 1}: page loss ${loss}, CLI ${r}`);
+  });
+  assert.deepEqual(run.evals.map((e) => e.step), [...ref.evals.keys()], 'evaluations at the same updates');
+  for (const e of run.evals) {
+    const r = ref.evals.get(e.step);
+    assert.equal(e.heldout_on, 'held-out text');
+    assert.ok(Math.abs(e.heldout_loss - r.heldout_loss) <= 1e-3 * r.heldout_loss,
+      `held-out loss at ${e.step}: page ${e.heldout_loss}, CLI ${r.heldout_loss}`);
+    e.prev_token.forEach((row, l) => row.forEach((v, h) =>
+      assert.ok(Math.abs(v - r.prev_token[l][h]) <= 2e-3, `previous token ${l}.${h} at ${e.step}`)));
+  }
+}
+
+test('the text preset trains on the shipped sample, and on a text file of one\'s own, as the CLI does',
+  { timeout: 400000 }, () =>
+  withTrainTab(async (page, errors, work) => {
+    // 1. The sample: downloaded when Train is pressed.
+    const steps = 30;
+    let r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
+      JSON.stringify({ train: { preset: 'text', steps, eval_every: 10 } }));
+    assert.equal(r, '', `cs_set_selections: ${r}`);
+    await page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
+    await click(page, 'train_start');
+    let s = await waitForState(page, (x) => train(x).status === 'finished', { what: 'the text run', timeout: 200000 });
+    const f = JSON.parse(await page.evaluate(() => Module.ccall('cs_frame_stats_json', 'string', [], [])));
+    let run = train(s).run;
+    const text = train(s).text;
+    const index = JSON.parse(readFileSync('assets/text/index.json', 'utf8'));
+    assert.equal(text.source, 'sample');
+    assert.equal(text.tokens, index.train.tokens);
+    assert.equal(text.heldout_tokens, index.heldout.tokens);
+    assert.equal(run.config.model.d_vocab, 2048);
+    assert.equal(run.config.bos, 256);
+    console.log(`# text preset: ${Math.round(run.tokens_per_s)} tokens/s while updating; frames: C++ work max ` +
+      `${f.max_work_ms.toFixed(1)} ms, longest job step ${f.longest_job_step.ms.toFixed(1)} ms (${f.longest_job_step.stage})`);
+    assert.ok(f.max_work_ms <= 50, `a frame's work took ${f.max_work_ms} ms`);
+    sameAsCli(run, cliTrain(work, 'sample', run.config, 'assets/text/train.bin', 'assets/text/heldout.bin',
+      'assets/text/tokenizer.json'));
+    assert.ok(run.evals.at(-1).heldout_loss < run.evals[0].heldout_loss - 0.3, 'the held-out loss falls');
+    await waitFrames(page, 3);
+    await screenshot(page, 'train-text.png');
+
+    // 2. A text file, tokenized with the shown model's tokenizer (the default model's).
+    const lines = ['def area(r):', '    return 3.14159 * r * r', '', 'The cat sat on the mat; the dog did not.',
+      '  indented line with  two spaces', 'caf\u00e9 \u2192 na\u00efve', 'for i in range(10):', '    print(i, i * i)'];
+    let body = '';
+    for (let i = 0; body.length < 40000; i++) body += `${lines[(i * 7) % lines.length]} ${i % 13 === 0 ? i : ''}\n`;
+    const file = join(work, 'mine.txt');
+    writeFileSync(file, body);
+    await page.setInputFiles('#train-text-input', file);
+    s = await waitForState(page, (x) => train(x).text?.source === 'file' && train(x).status !== 'loading',
+      { what: 'the tokenized file' });
+    const ftext = train(s).text;
+    assert.equal(ftext.name, 'mine.txt');
+    r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
+      JSON.stringify({ train: { ...s.views.train.selection, steps: 12, eval_every: 6 } }));
+    assert.equal(r, '', `cs_set_selections: ${r}`);
+    await click(page, 'train_start');
+    s = await waitForState(page, (x) => train(x).status === 'finished' && train(x).run.step === 12,
+      { what: 'the file run', timeout: 120000 });
+    run = train(s).run;
+    // The CLI's encoding of the same file, split as docs/training.md says (the
+    // last twentieth, at least 2 n_ctx ids, held out).
+    const tok = 'assets/models/attn-only-2l/tokenizer.json';
+    execFileSync(cliPath, ['encode', file, '--tokenizer', tok, '--out', join(work, 'mine.bin')], { encoding: 'utf8' });
+    const raw = readFileSync(join(work, 'mine.bin'));
+    const ids = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+    assert.equal(ids.length, ftext.tokens, 'the page\'s tokens are the CLI\'s encoding of the file');
+    const T = run.config.model.n_ctx;
+    const held = Math.max(Math.floor(ids.length / 20), 2 * T);
+    assert.ok(ids.length >= held + 8 * T);
+    writeFileSync(join(work, 'mine-train.bin'), Buffer.from(ids.slice(0, ids.length - held).buffer));
+    writeFileSync(join(work, 'mine-heldout.bin'), Buffer.from(ids.slice(ids.length - held).buffer));
+    sameAsCli(run, cliTrain(work, 'file', run.config, join(work, 'mine-train.bin'), join(work, 'mine-heldout.bin'), tok));
+    assertNoErrors(assert, errors);
+  }));

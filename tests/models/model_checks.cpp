@@ -39,6 +39,7 @@
 #include "core/rng.h"
 #include "io/model_io.h"
 #include "train/bpe_train.h"
+#include "train/data.h"
 
 #ifndef CS_SOURCE_DIR
 #error "CS_SOURCE_DIR must be defined (tests/models/models.cmake)"
@@ -500,6 +501,50 @@ TEST(Bundle, IndexListsTheTrainedModelsTwoLayersFirstAndAssetsFitIn25MB) {
     if (e.is_regular_file()) bytes += e.file_size();
   measured("assets/ holds " + fmt("%.2f", double(bytes) / 1e6) + " MB");
   EXPECT_LT(bytes, 25ull * 1000 * 1000) << "assets/ must stay under 25 MB";
+}
+
+// The Train tab's text sample (assets/text/, scripts/text-sample): whole
+// documents of the encoded training split, in corpus order, and the encoded
+// held-out split, with the bundled tokenizer.
+TEST(Bundle, TextSampleIsASliceOfTheCorpus) {
+  const fs::path dir = fs::path(models_dir()).parent_path() / "text";
+  const auto index = nlohmann::json::parse(slurp(dir / "index.json"));
+  const Data& d = data();
+  EXPECT_EQ(slurp(dir / index.at("tokenizer").get<std::string>()), d.tokenizer_bytes);
+  EXPECT_EQ(index.at("bos_id").get<int>(), d.bos);
+  const auto ids_of = [](const std::vector<uint8_t>& b) {
+    return train::decode_token_ids(b, train::TokenDtype::U16, "text sample");
+  };
+  const std::vector<int> sample = ids_of(slurp(dir / index.at("train").at("file").get<std::string>()));
+  EXPECT_EQ(ids_of(slurp(dir / index.at("heldout").at("file").get<std::string>())), d.heldout);
+  // Documents start at the BOS; each of the sample's must be the next one in
+  // the training split's order with the same ids.
+  const auto documents = [&](const std::vector<int>& ids) {
+    std::vector<std::pair<size_t, size_t>> out;  // [begin, end)
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] == d.bos) {
+        if (!out.empty()) out.back().second = i;
+        out.push_back({i, ids.size()});
+      }
+    return out;
+  };
+  const auto corpus_docs = documents(d.train), sample_docs = documents(sample);
+  ASSERT_FALSE(sample_docs.empty());
+  EXPECT_EQ(sample_docs.front().first, 0u) << "the sample starts with a document";
+  EXPECT_EQ(int64_t(sample_docs.size()), index.at("train").at("documents").get<int64_t>());
+  size_t next = 0, found = 0;
+  for (const auto& [a, b] : sample_docs) {
+    while (next < corpus_docs.size() &&
+           !std::equal(sample.begin() + ptrdiff_t(a), sample.begin() + ptrdiff_t(b),
+                       d.train.begin() + ptrdiff_t(corpus_docs[next].first),
+                       d.train.begin() + ptrdiff_t(corpus_docs[next].second)))
+      ++next;
+    if (next == corpus_docs.size()) break;
+    ++found, ++next;
+  }
+  EXPECT_EQ(found, sample_docs.size()) << "a document of the sample is not in the training split (in order)";
+  measured("text sample: " + std::to_string(sample_docs.size()) + " of " + std::to_string(corpus_docs.size()) +
+           " training documents, " + std::to_string(sample.size()) + " ids");
 }
 
 }  // namespace

@@ -8,14 +8,19 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "app/export.h"
+#include "app/app.h"
 #include "app/session.h"
 #include "app/train_view.h"
+#include "app/train_text.h"
 #include "app_test_helpers.h"
+#include "test_models.h"
 #include "core/error.h"
 #include "io/tokenizer.h"
 #include "train/trainer.h"
@@ -283,8 +288,276 @@ TEST(TrainView, BadSelectionsNameTheFieldAndKeepTheOldOne) {
   j = tiny_selection();
   j["max_len"] = 12;  // n_ctx 16 with a BOS holds two copies of at most 7
   refused(j, "max_len");
+  j = tiny_selection();
+  j["text"] = "novel";
+  refused(j, "\"text\"");
+  j = tiny_selection();
+  j["curriculum"] = "copy:100";
+  refused(j, "'copy'");
+  j = tiny_selection();
+  j["curriculum"] = "repeat:5,text:7";  // text phases, no text chosen
+  refused(j, "text phases");
+  j = tiny_selection();
+  j["curriculum"] = "repeat:5:2-12";  // a phase's own lengths are checked against n_ctx too
+  refused(j, "max_len");
   // A selection round-trips through its JSON.
   EXPECT_EQ(TrainSelection::from_json(v.selection().to_json()), v.selection());
+}
+
+// ---- text ----------------------------------------------------------------------
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << path;
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+// The text sample as the shell hands it over: index.json and the files it names.
+FileSet sample_files() {
+  const std::string dir = std::string(CS_SOURCE_DIR) + "/assets/text/";
+  FileSet f;
+  for (const char* name : {"index.json", "train.bin", "heldout.bin", "tokenizer.json"}) f[name] = file_bytes(dir + name);
+  return f;
+}
+
+std::string as_text(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
+
+// A text with what tokenizers find hard at a cut: indented code, blank lines,
+// runs of spaces, tabs, CRLF, numbers, UTF-8, lines that start with a space.
+std::string awkward_text(size_t bytes) {
+  static const char* const kLines[] = {
+      "def f(x):\n", "    return x + 1\n", "\n", "\n\n  \n", "The quick brown fox, again.\n",
+      " starts with a space\n", "\ttabbed\tline\n", "numbers 12345 678\n", "caf\xc3\xa9 na\xc3\xafve \xe2\x86\x92\n",
+      "crlf line\r\n", "    \n", ">>> import os\n", "x  =  [1, 2,   3]\n", "'''doc'''\n"};
+  std::string out;
+  Rng rng(11);
+  while (out.size() < bytes) out += kLines[rng.next() % (sizeof kLines / sizeof *kLines)];
+  return out;
+}
+
+TEST(TrainText, TheSampleIsWhatItsIndexSays) {
+  const FileSet files = sample_files();
+  const TrainText t = sample_text(files);
+  const Json index = Json::parse(as_text(files.at("index.json")));
+  EXPECT_EQ(t.source, "sample");
+  EXPECT_EQ(int64_t(t.ids.size()), index["train"]["tokens"].get<int64_t>());
+  EXPECT_EQ(t.ids.size() * 2, files.at("train.bin").size());
+  EXPECT_EQ(t.heldout.size() * 2, files.at("heldout.bin").size());
+  EXPECT_GT(t.ids.size(), 500000u);
+  EXPECT_EQ(t.d_vocab, kSampleVocab);
+  EXPECT_EQ(t.bos, kSampleBos);
+  // The bundled models' tokenizer, and their BOS at the start of every document.
+  EXPECT_EQ(t.tokenizer_json,
+            as_text(file_bytes(std::string(CS_SOURCE_DIR) + "/assets/models/attn-only-2l/tokenizer.json")));
+  const Tokenizer tok = Tokenizer::from_json(t.tokenizer_json);
+  EXPECT_EQ(tok.bos_id(), kSampleBos);
+  EXPECT_EQ(t.ids[0], kSampleBos);
+  // It decodes to the Python sources and docs it says it is.
+  const std::string head = tok.decode(std::span<const int>(t.ids).subspan(1, 2000));
+  EXPECT_NE(head.find("the"), std::string::npos);
+  EXPECT_NE(head.find('\n'), std::string::npos);
+
+  const auto refused = [&](FileSet f, const std::string& needle) {
+    try {
+      (void)sample_text(f);
+      ADD_FAILURE() << "accepted a bad sample (" << needle << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  FileSet f = files;
+  f.erase("heldout.bin");
+  refused(f, "heldout.bin is missing");
+  f = files;
+  f["train.bin"].resize(f["train.bin"].size() - 2);
+  refused(f, "train.bin holds");
+  f = files;
+  f["heldout.bin"][1] = 0xFF;  // the first id becomes >= 65280
+  refused(f, "heldout.bin");
+  f = files;
+  f["index.json"] = std::vector<uint8_t>{'{', '}'};
+  refused(f, "\"dtype\"");
+}
+
+TEST(TrainText, TokenizingInChunksGivesTheIdsOfTheWholeText) {
+  const std::string bpe = as_text(sample_files().at("tokenizer.json"));
+  Json prefixed = Json::parse(bpe);  // a space in front of every text: no cut keeps the ids, one chunk
+  prefixed["pre_tokenizer"]["add_prefix_space"] = true;
+  const std::vector<std::pair<std::string, bool>> tokenizers{
+      {bpe, true}, {testmodels::wordlevel_tokenizer(50), true}, {prefixed.dump(), false}};
+  for (const auto& [tj, cuts] : tokenizers) {
+    const Tokenizer tok = Tokenizer::from_json(tj);
+    for (size_t n : {size_t(10), size_t(40000), size_t(150000)}) {
+      const std::string text = awkward_text(n);
+      TokenizeWork w("t.txt", std::vector<uint8_t>(text.begin(), text.end()), tj);
+      size_t steps = 1;
+      while (!w.step(0)) ++steps;  // one chunk per step
+      EXPECT_EQ(w.text().ids, tok.encode(text)) << tok.kind() << " " << n;
+      EXPECT_EQ(w.text().source, "file");
+      EXPECT_EQ(w.text().d_vocab, tok.vocab_size());
+      if (cuts) EXPECT_GE(steps + 1, n / TokenizeWork::kChunkBytes) << "cut into chunks";
+      else EXPECT_EQ(steps, 1u);
+    }
+  }
+  EXPECT_THROW(TokenizeWork("empty.txt", {}, bpe), Error);
+}
+
+TEST(TrainText, AFileKeepsItsLastTwentiethForHeldOut) {
+  TrainText t;
+  t.source = "file";
+  t.name = "f";
+  t.bos = 0;
+  for (int i = 0; i < 10000; ++i) t.ids.push_back(i % 97);
+  train::TrainData d = training_data(t, 64);
+  EXPECT_EQ(d.heldout.size(), 500u);  // 10,000 / 20 >= 2 x 64
+  EXPECT_EQ(d.train.size(), 9500u);
+  EXPECT_TRUE(std::equal(d.train.begin(), d.train.end(), t.ids.begin()));
+  EXPECT_TRUE(std::equal(d.heldout.begin(), d.heldout.end(), t.ids.begin() + 9500));
+  d = training_data(t, 400);  // 2 x 400 held out
+  EXPECT_EQ(d.heldout.size(), 800u);
+  t.ids.resize(1000);  // too short to hold any out at n_ctx 128
+  d = training_data(t, 128);
+  EXPECT_TRUE(d.heldout.empty());
+  EXPECT_EQ(d.train.size(), 1000u);
+  t.ids.resize(100);
+  EXPECT_THROW(training_data(t, 128), Error);  // not one row
+}
+
+// The text preset's run on the sample: Train waits for the sample (the page
+// fetches it), then runs with the arithmetic of the trainer stepped straight
+// through on the same text.
+TEST(TrainText, ARunOnTheSampleEqualsTheStraightTrainer) {
+  Session s;
+  TrainView v;
+  Json sel = tiny_selection(10);
+  sel["preset"] = "text";
+  sel["text"] = "sample";
+  sel["curriculum"] = "text:4,repeat:3,text:3";
+  v.set_selection_json(s, sel);
+  v.start(s);
+  EXPECT_EQ(v.status(s), TrainView::Status::loading);
+  EXPECT_TRUE(v.wants_sample());
+  v.sample_requested();
+  EXPECT_FALSE(v.wants_sample());
+  EXPECT_EQ(v.run(), nullptr);
+  v.receive_sample(s, sample_files());
+  ASSERT_EQ(s.error(), "");
+  ASSERT_EQ(v.status(s), TrainView::Status::running);
+  apptest::run_jobs(s, 0.0);
+  ASSERT_EQ(v.status(s), TrainView::Status::finished);
+
+  const TrainText& text = *v.selected_text();
+  const train::TrainConfig cfg = v.selection().config(&text);
+  EXPECT_EQ(cfg.model.d_vocab, 2048);
+  EXPECT_EQ(cfg.bos, 256);
+  ASSERT_EQ(cfg.curriculum.size(), 3u);
+  EXPECT_EQ(cfg.curriculum[0].source, "text");
+  EXPECT_EQ(cfg.curriculum[1].source, "repeated-random");
+  EXPECT_EQ(cfg.curriculum[1].min_len, 2);  // the selection's lengths for a repeat phase without its own
+  train::Trainer t(cfg, training_data(text, cfg.model.n_ctx));
+  std::vector<float> losses;
+  std::vector<train::Evaluation> evals{t.evaluate()};
+  while (!t.done()) {
+    losses.push_back(t.train_step().loss);
+    if (t.step() % cfg.eval_every == 0 || t.done()) evals.push_back(t.evaluate());
+  }
+  EXPECT_TRUE(same_weights(v.run()->trainer().model(), t.model()));
+  EXPECT_EQ(v.run()->losses(), losses);
+  ASSERT_EQ(v.run()->evals().size(), evals.size());
+  for (size_t i = 0; i < evals.size(); ++i) {
+    const TrainEval& e = v.run()->evals()[i];
+    EXPECT_EQ(e.heldout_on, "held-out text");
+    ASSERT_TRUE(e.heldout_loss && evals[i].heldout_loss);
+    EXPECT_NEAR(*e.heldout_loss, *evals[i].heldout_loss, 1e-5);  // scored 2 windows at a time
+    ASSERT_TRUE(e.icl_score && evals[i].icl_score);
+    EXPECT_NEAR(*e.icl_score, *evals[i].icl_score, 1e-5);
+    EXPECT_LE((e.prev_token - evals[i].prev_token).cwiseAbs().maxCoeff(), 1e-6f);
+  }
+  const Json st = v.state_json(s);
+  EXPECT_EQ(st["text"]["source"], "sample");
+  EXPECT_EQ(st["text"]["tokens"], text.ids.size());
+  EXPECT_EQ(st["run"]["config"]["model"]["d_vocab"], 2048);
+  // The saved folder carries the sample's tokenizer.
+  std::string name;
+  EXPECT_EQ(as_text(v.save_files(name).at("tokenizer.json")), text.tokenizer_json);
+
+  // A bad sample: the wait ends with the reason, nothing runs.
+  TrainView w;
+  w.set_selection_json(s, sel);
+  w.start(s);
+  FileSet bad = sample_files();
+  bad.erase("tokenizer.json");
+  w.receive_sample(s, bad);
+  EXPECT_NE(s.error().find("tokenizer.json is missing"), std::string::npos) << s.error();
+  EXPECT_EQ(w.status(s), TrainView::Status::idle);
+  s.clear_error();
+  w.start(s);
+  w.sample_failed(s, "HTTP 404");
+  EXPECT_NE(s.error().find("HTTP 404"), std::string::npos);
+  EXPECT_EQ(w.status(s), TrainView::Status::idle);
+}
+
+// The user's own text file: tokenized with the shown model's tokenizer by a
+// job, then trained on like the trainer on the same ids.
+TEST(TrainText, AFileIsTokenizedWithTheShownModelsTokenizer) {
+  App a;
+  Session& s = a.session();
+  TrainView& v = *a.view<TrainView>();
+  const std::string text = awkward_text(60000);
+  try {
+    v.receive_file(s, "mine.txt", std::vector<uint8_t>(text.begin(), text.end()));
+    ADD_FAILURE() << "a file was taken with no model shown";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("load a model with a tokenizer"), std::string::npos) << e.what();
+  }
+  Json sel = tiny_selection(6);
+  sel["text"] = "file";
+  v.set_selection_json(s, sel);
+  try {
+    v.start(s);
+    ADD_FAILURE() << "started with no text file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("choose a text file"), std::string::npos) << e.what();
+  }
+  FileSet model;
+  const std::string dir = std::string(CS_SOURCE_DIR) + "/assets/models/attn-only-1l/";
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer.json"}) model[f] = file_bytes(dir + f);
+  apptest::stage(s, model);
+  s.load_staged("attn-only-1l", "1l", "", "bundled");
+  apptest::run_jobs(s, 1000.0);
+  ASSERT_NE(s.shown(), nullptr);
+  v.receive_file(s, "mine.txt", std::vector<uint8_t>(text.begin(), text.end()));
+  EXPECT_EQ(v.status(s), TrainView::Status::loading);
+  apptest::run_jobs(s, 0.0);
+  ASSERT_EQ(s.error(), "");
+  const TrainText* t = v.selected_text();
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(v.selection().text, "file");
+  EXPECT_EQ(t->name, "mine.txt");
+  EXPECT_EQ(t->ids, s.shown()->tokenizer->encode(text));
+  EXPECT_EQ(t->bos, 256);
+  EXPECT_EQ(v.state_json(s)["text"]["tokens"], t->ids.size());
+  v.start(s);
+  apptest::run_jobs(s, 0.0);
+  ASSERT_EQ(v.status(s), TrainView::Status::finished);
+  const train::TrainConfig cfg = v.selection().config(t);
+  EXPECT_EQ(cfg.curriculum[0].source, "text");
+  EXPECT_EQ(cfg.model.d_vocab, 2048);
+  train::Trainer tr(cfg, training_data(*t, cfg.model.n_ctx));
+  while (!tr.done()) tr.train_step();
+  EXPECT_TRUE(same_weights(v.run()->trainer().model(), tr.model()));
+  EXPECT_EQ(v.run()->evals().back().heldout_on, "held-out text");
+}
+
+TEST(TrainText, CurriculumTextReadsBack) {
+  const std::string spec = "repeat:5:3-6,text:7,repeat:2";
+  EXPECT_EQ(train::curriculum_text(train::parse_curriculum(spec)), spec);
+  const auto phases = train::parse_curriculum("random:4,text:1");
+  ASSERT_EQ(phases.size(), 2u);
+  EXPECT_EQ(phases[0].source, "repeated-random");
+  EXPECT_EQ(phases[0].steps, 4);
+  for (const char* bad : {"", "text", "text:0", "text:x", "copy:3", "text:3:1-2", "repeat:3:5", "repeat:3:a-9"})
+    EXPECT_THROW(train::parse_curriculum(bad), Error) << bad;
 }
 
 }  // namespace
