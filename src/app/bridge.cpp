@@ -387,6 +387,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_frame_stats_json() {
   j["max_work_ms"] = f.max_work_ms();  // frame minus its WebGL calls
   j["work_p50_ms"] = f.work_percentile(50);
   j["work_p95_ms"] = f.work_percentile(95);
+  j["work_p99_ms"] = f.work_percentile(99);
   j["max_jobs_ms"] = f.max_jobs_ms();
   j["max_gl_ms"] = f.max_gl_ms();
   j["first_frame_at_ms"] = f.first_frame_at;

@@ -337,9 +337,11 @@ std::optional<int64_t> phase_change_step(std::span<const TrainEval> evals) {
   return std::nullopt;
 }
 
-FileSet TrainRun::model_files() const { return save_model(trainer_.model(), tokenizer_json_, false); }
+FileSet TrainRun::model_files() const { return save_model(trainer_.model(), tokenizer_json_, false, true); }
 
-FileSet TrainRun::snapshot_files(const TrainSnapshot& s) const { return save_model(*s.model, tokenizer_json_, false); }
+FileSet TrainRun::snapshot_files(const TrainSnapshot& s) const {
+  return save_model(*s.model, tokenizer_json_, false, true);
+}
 
 // Units until the budget is spent, the first always; a later one only when
 // it is expected to fit (the last unit of its kind took less than what is

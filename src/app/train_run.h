@@ -120,8 +120,9 @@ class TrainRun {
   // The phase change of this run's evaluations (phase_change_step below).
   std::optional<int64_t> phase_change_step() const;
 
-  // The weights now as a model folder: model.safetensors (F32), config.json
-  // and tokenizer.json when the run has a tokenizer.
+  // The weights now as a model folder: model.safetensors (F32; its metadata
+  // holds the config and the tokenizer, so it alone opens as the model),
+  // config.json and tokenizer.json when the run has a tokenizer.
   FileSet model_files() const;
   FileSet snapshot_files(const TrainSnapshot& s) const;
 

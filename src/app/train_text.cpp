@@ -85,11 +85,14 @@ TrainText sample_text(const FileSet& files) {
 
 size_t text_chunk_end(std::string_view text, size_t from, size_t target, const Tokenizer& tok) {
   size_t at = from + target;
-  while (at < text.size()) {
+  for (int probes = 0; at < text.size() && probes < kMaxProbes;) {
     const size_t nl = text.find('\n', at);
     if (nl == std::string_view::npos || nl + 1 >= text.size()) break;
     const size_t cut = nl + 1;
-    if (!is_space(text[cut]) && safe_cut(text, from, cut, tok)) return cut;
+    if (!is_space(text[cut])) {
+      if (safe_cut(text, from, cut, tok)) return cut;
+      ++probes;
+    }
     at = cut;
   }
   return text.size();

@@ -44,10 +44,14 @@ TrainText sample_text(const FileSet& files);
 // change its ids: the ids of the kProbeBytes on each side encoded together
 // equal those of each side encoded alone (so the pre-tokenizer starts a new
 // piece there: always for byte-level BPE's GPT-2 split and whitespace
-// splits; never for a tokenizer that adds a prefix to every text, which then
-// gets one chunk). Else the end of the text. Encoding the chunks one by one
-// gives the ids of encoding the whole text (tests/unit/test_train_view.cpp).
+// splits; never for a tokenizer that adds a prefix to every text, such as
+// Metaspace or add_prefix_space). After kMaxProbes cuts that would change the
+// ids, or with no line end left, the end of the text: such a tokenizer
+// encodes the rest in one piece (one long slice for a long text). Encoding
+// the chunks one by one gives the ids of encoding the whole text
+// (tests/unit/test_train_view.cpp).
 inline constexpr size_t kProbeBytes = 256;
+inline constexpr int kMaxProbes = 8;
 size_t text_chunk_end(std::string_view text, size_t from, size_t target, const Tokenizer& tok);
 
 // A user's text file tokenized a chunk at a time (kChunkBytes, a few ms in

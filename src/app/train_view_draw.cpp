@@ -242,9 +242,10 @@ void TrainView::draw(Session& s) {
     if (ImGui::Button("Save")) save_download();
     ui::mark_item("train_save");
     if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("Download the weights as <run>.model.safetensors and <run>.config.json. The weights file "
-                        "alone opens in this page and in `circuitscope` (it carries its config); so does a folder "
-                        "of both without the prefix.");
+      ImGui::SetTooltip("Download the model as <run>.model.safetensors, <run>.config.json and "
+                        "<run>.tokenizer.json. The .safetensors file alone opens in this page and in `circuitscope` "
+                        "(it carries its config and tokenizer); so does a folder of the three named "
+                        "model.safetensors, config.json, tokenizer.json.");
     if (!run_->snapshots().empty()) {
       ImGui::SameLine();
       ImGui::SetNextItemWidth(fs * 12.f);

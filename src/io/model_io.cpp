@@ -595,7 +595,7 @@ LoadedModel load_model(const FileSet& files, const LoadOptions& opt) {
 
 // ---- saving ----------------------------------------------------------------------
 
-FileSet save_model(const Model& m, const std::string& tokenizer_json, bool f16) {
+FileSet save_model(const Model& m, const std::string& tokenizer_json, bool f16, bool embed_tokenizer) {
   const ModelConfig& c = m.config();
   std::vector<StWriteTensor> tensors;
   for (const TensorSpec& s : m.tensors()) {
@@ -606,6 +606,7 @@ FileSet save_model(const Model& m, const std::string& tokenizer_json, bool f16) 
   }
   std::map<std::string, std::string> meta{{"format", "pt"}, {"config", config_to_json(c)}};
   if (m.processing.any()) meta[kProcessingKey] = m.processing.describe();
+  if (embed_tokenizer && !tokenizer_json.empty()) meta["tokenizer"] = tokenizer_json;
   FileSet out;
   out["model.safetensors"] = write_safetensors(tensors, meta, f16);
   const std::string cfg = config_to_json(c);

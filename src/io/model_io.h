@@ -126,7 +126,10 @@ class ModelLoadJob {
 LoadedModel load_model(const FileSet& files, const LoadOptions& opt = {});
 
 // Hugging Face layout files for a model: model.safetensors (F32, or F16 when
-// f16), config.json, and tokenizer.json if given (its JSON text).
-FileSet save_model(const Model& m, const std::string& tokenizer_json = {}, bool f16 = false);
+// f16), config.json, and tokenizer.json if given (its JSON text). The
+// safetensors' metadata always holds the config; with embed_tokenizer also
+// the tokenizer (key "tokenizer"), so that file alone is the whole model.
+FileSet save_model(const Model& m, const std::string& tokenizer_json = {}, bool f16 = false,
+                   bool embed_tokenizer = false);
 
 }  // namespace cs

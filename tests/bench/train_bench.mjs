@@ -6,7 +6,8 @@
 //     preset's 8 groups (its arithmetic), with 1 thread (one group of 8: the
 //     fastest single-thread setting), and with every core;
 //   - in wasm under Node by the Node build of the CLI (circuitscope-node.js),
-//     8 groups one after the other as in the page;
+//     8 groups one after the other as in the page, and 1 group of 8 (the
+//     arithmetic of native's 1 thread: single thread against single thread);
 //   - in the page (headless Chromium, the Train tab's own job),
 // reporting tokens per second of update time (the page's "tokens/s while
 // updating"; the CLI's log over a run with no evaluation until the end; the
@@ -51,6 +52,7 @@ try {
   cliRun('native_1_thread_1_group', cliPath, [], 1);
   cliRun(`native_${cpus().length}_cores_8_groups`, cliPath, [], 8);
   cliRun('wasm_node_8_groups', process.execPath, ['--no-experimental-fetch', wasmJs], 8);
+  cliRun('wasm_node_1_group', process.execPath, ['--no-experimental-fetch', wasmJs], 1);
 
   const app = await openPage();
   try {

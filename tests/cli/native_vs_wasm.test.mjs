@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, rmSync, truncateSync } from
 import path from 'node:path';
 import { before, test } from 'node:test';
 
-import { cli, cliJson, DEMO, maxRelDiff, readSafetensors, tempDir, WASM_JS } from './helpers.mjs';
+import { cli, cliJson, DEMO, maxRelDiff, readSafetensors, SOURCE_DIR, tempDir, WASM_JS } from './helpers.mjs';
 
 const TOL = 1e-4;
 const work = tempDir();
@@ -187,13 +187,14 @@ test('wasm: files over the buffer limit are refused from their size', () => {
 // AdamW, which divides by the gradient's size, turns that rounding into
 // learning-rate-sized steps of no consequence that differ between any two builds.
 const TRAIN_TOL = 1e-4;
-test('training: the page preset under Node reaches the native weights', () => {
-  const args = (out, seed) => ['train', '--out', out, '--vocab', '256', '--bos', '0', '--layers', '2', '--d-model',
-    '64', '--heads', '4', '--d-head', '16', '--ctx', '128', '--batch', '8', '--lr', '2e-3', '--warmup', '100',
-    '--schedule', 'constant', '--curriculum', 'repeat:150:8-40', '--steps', '150', '--seed', String(seed),
-    '--threads', '8', '--eval-every', '0', '--save-every', '0', '--no-progress'];
-  const dirs = { native: path.join(work, 'train-native'), wasm: path.join(work, 'train-wasm'),
-    other: path.join(work, 'train-seed2') };
+
+// Trains `steps` updates with args(out, seed) natively, in wasm under Node and
+// natively with seed 2; asserts the wasm weights are the native ones within
+// TRAIN_TOL of each tensor's largest value (b_K left out, see above) and the
+// other seed's are not.
+function trainNativeVsWasm(name, steps, args) {
+  const dirs = { native: path.join(work, `${name}-native`), wasm: path.join(work, `${name}-wasm`),
+    other: path.join(work, `${name}-seed2`) };
   let t0 = Date.now();
   let r = cli(args(dirs.native, 1));
   assert.equal(r.code, 0, r.stderr);
@@ -204,24 +205,44 @@ test('training: the page preset under Node reaches the native weights', () => {
   const wasmS = (Date.now() - t0) / 1000;
   r = cli(args(dirs.other, 2));
   assert.equal(r.code, 0, r.stderr);
-  console.log(`# 150 updates: native ${nativeS.toFixed(1)} s, wasm under Node ${wasmS.toFixed(1)} s`);
-  const weights = (d) => readSafetensors(path.join(d, 'step-0000150', 'model.safetensors')).tensors;
+  console.log(`# ${name}, ${steps} updates: native ${nativeS.toFixed(1)} s, wasm under Node ${wasmS.toFixed(1)} s`);
+  const step = `step-${String(steps).padStart(7, '0')}`;
+  const weights = (d) => readSafetensors(path.join(d, step, 'model.safetensors')).tensors;
   const a = weights(dirs.native), b = weights(dirs.wasm), c = weights(dirs.other);
   assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
   let worst = 0, other = 0;
-  for (const name of Object.keys(a).filter((n) => !n.endsWith('.b_K'))) {
+  for (const t of Object.keys(a).filter((n) => !n.endsWith('.b_K'))) {
     let scale = 1e-6;
-    for (const v of a[name].values) scale = Math.max(scale, Math.abs(v));
+    for (const v of a[t].values) scale = Math.max(scale, Math.abs(v));
     let d = 0, e = 0;
-    for (let i = 0; i < a[name].values.length; i++) {
-      d = Math.max(d, Math.abs(a[name].values[i] - b[name].values[i]));
-      e = Math.max(e, Math.abs(a[name].values[i] - c[name].values[i]));
+    for (let i = 0; i < a[t].values.length; i++) {
+      d = Math.max(d, Math.abs(a[t].values[i] - b[t].values[i]));
+      e = Math.max(e, Math.abs(a[t].values[i] - c[t].values[i]));
     }
     worst = Math.max(worst, d / scale);
     other = Math.max(other, e / scale);
   }
-  console.log(`# largest difference relative to the tensor's largest value: wasm ${worst.toExponential(2)}, ` +
+  console.log(`# ${name}: largest difference relative to the tensor's largest value: wasm ${worst.toExponential(2)}, ` +
     `another seed ${other.toExponential(2)}`);
   assert.ok(worst <= TRAIN_TOL, `native and wasm training differ by ${worst.toExponential(2)} relative`);
   assert.ok(other > 100 * TRAIN_TOL, 'another seed should give other weights');
+}
+
+// The page's presets, as `circuitscope train` arguments.
+const PRESET = ['--layers', '2', '--d-model', '64', '--heads', '4', '--d-head', '16', '--ctx', '128', '--batch', '8',
+  '--lr', '2e-3', '--warmup', '100', '--schedule', 'constant', '--threads', '8', '--eval-every', '0',
+  '--save-every', '0', '--no-progress'];
+
+test('training: the page preset under Node reaches the native weights', () => {
+  trainNativeVsWasm('repeat', 150, (out, seed) => ['train', '--out', out, '--vocab', '256', '--bos', '0', ...PRESET,
+    '--curriculum', 'repeat:150:8-40', '--steps', '150', '--seed', String(seed)]);
+});
+
+// The text preset on the text sample shipped with the page (assets/text/):
+// text windows, held-out text, the 2,048-token vocabulary.
+test('training: the text preset on the text sample under Node reaches the native weights', () => {
+  const text = (f) => path.join(SOURCE_DIR, 'assets/text', f);
+  trainNativeVsWasm('text', 40, (out, seed) => ['train', '--out', out, '--data', text('train.bin'),
+    '--heldout', text('heldout.bin'), '--tokenizer', text('tokenizer.json'), '--vocab', '2048', '--bos', '256',
+    ...PRESET, '--curriculum', 'text:40', '--steps', '40', '--seed', String(seed)]);
 });

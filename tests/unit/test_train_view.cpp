@@ -10,8 +10,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "app/export.h"
@@ -37,6 +39,24 @@ Json tiny_selection(int steps = 12) {
 
 bool same_weights(const Model& a, const Model& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// The CLI's loop: one Trainer stepped straight through (its batch split into
+// the same groups, on threads natively), evaluated at 0, every eval_every and the end.
+struct StraightRun {
+  std::unique_ptr<train::Trainer> trainer;
+  std::vector<float> losses;
+  std::vector<train::Evaluation> evals;
+};
+StraightRun straight_run(const train::TrainConfig& cfg, train::TrainData data) {
+  StraightRun r{std::make_unique<train::Trainer>(cfg, std::move(data)), {}, {}};
+  train::Trainer& t = *r.trainer;
+  r.evals.push_back(t.evaluate());
+  while (!t.done()) {
+    r.losses.push_back(t.train_step().loss);
+    if (t.step() % cfg.eval_every == 0 || t.done()) r.evals.push_back(t.evaluate());
+  }
+  return r;
 }
 
 TEST(TrainView, PresetsMakeValidConfigs) {
@@ -88,17 +108,11 @@ TEST(TrainView, SlicedPausedAndResumedRunEqualsTheStraightTrainer) {
   EXPECT_EQ(v.status(s), TrainView::Status::finished);
   ASSERT_EQ(v.run()->step(), 12);
 
-  // The CLI's loop: one Trainer stepped straight through with the same config
-  // (its batch split into the same groups, on threads natively).
-  const train::TrainConfig cfg = v.selection().config();
-  train::Trainer t(cfg, {});
-  std::vector<float> losses;
-  std::vector<int64_t> eval_steps{0};
-  std::vector<train::Evaluation> evals{t.evaluate()};
-  while (!t.done()) {
-    losses.push_back(t.train_step().loss);
-    if (t.step() % cfg.eval_every == 0 || t.done()) evals.push_back(t.evaluate());
-  }
+  // The CLI's loop with the same config.
+  const StraightRun ref = straight_run(v.selection().config(), {});
+  const train::Trainer& t = *ref.trainer;
+  const std::vector<float>& losses = ref.losses;
+  const std::vector<train::Evaluation>& evals = ref.evals;
   EXPECT_TRUE(same_weights(v.run()->trainer().model(), t.model()));
   EXPECT_EQ(v.run()->losses(), losses);
   ASSERT_EQ(v.run()->evals().size(), evals.size());  // steps 0, 4, 8, 12
@@ -202,7 +216,7 @@ TEST(TrainView, OpenThisModelLoadsTheWeightsOfNowOrOfASnapshot) {
   ASSERT_NE(s.active(), nullptr);
   EXPECT_EQ(s.active()->origin, "trained");
   // The page's model was made from exactly the run's weights.
-  const FileSet now = save_model(v.run()->trainer().model());
+  const FileSet now = save_model(v.run()->trainer().model(), v.run()->tokenizer_json(), false, true);
   EXPECT_EQ(s.active()->files->at("model.safetensors"), now.at("model.safetensors"));
   EXPECT_EQ(s.shown()->model.config().n_layers, 2);
   ASSERT_TRUE(s.shown()->tokenizer.has_value());  // the run's words, with its BOS
@@ -210,7 +224,7 @@ TEST(TrainView, OpenThisModelLoadsTheWeightsOfNowOrOfASnapshot) {
 
   v.open_model(s, 4);
   apptest::run_jobs(s, 1000.0);
-  const FileSet at4 = save_model(*v.run()->snapshots()[1].model);
+  const FileSet at4 = save_model(*v.run()->snapshots()[1].model, v.run()->tokenizer_json(), false, true);
   EXPECT_EQ(v.run()->snapshots()[1].step, 4);
   EXPECT_EQ(s.active()->files->at("model.safetensors"), at4.at("model.safetensors"));
   EXPECT_NE(at4.at("model.safetensors"), now.at("model.safetensors"));
@@ -220,6 +234,12 @@ TEST(TrainView, OpenThisModelLoadsTheWeightsOfNowOrOfASnapshot) {
   const FileSet saved = v.save_files(name);
   EXPECT_EQ(name, "trained-in-page-induction-step-12");
   EXPECT_TRUE(saved.count("model.safetensors") && saved.count("config.json") && saved.count("tokenizer.json"));
+  // The weights file alone is the whole model: its config and tokenizer ride in its metadata.
+  const LoadedModel alone = load_model(FileSet{{"run.model.safetensors", saved.at("model.safetensors")}});
+  EXPECT_EQ(alone.model.config().n_layers, 2);
+  ASSERT_TRUE(alone.tokenizer.has_value());
+  EXPECT_EQ(alone.tokenizer_json, v.run()->tokenizer_json());
+  EXPECT_EQ(bos_or_none(alone), 0);
 }
 
 // Generated tokens get words: the BOS named so every view finds it, the rest
@@ -273,33 +293,23 @@ TEST(TrainView, BadSelectionsNameTheFieldAndKeepTheOldOne) {
     }
     EXPECT_EQ(v.selection(), before);
   };
-  Json j = tiny_selection();
-  j["preset"] = "nope";
-  refused(j, "\"preset\"");
-  j = tiny_selection();
-  j["layers"] = 9;
-  refused(j, "\"layers\"");
-  j = tiny_selection();
-  j["lr"] = "fast";
-  refused(j, "\"lr\"");
-  j = tiny_selection();
-  j["head"] = "2.0";
-  refused(j, "\"head\"");
-  j = tiny_selection();
-  j["max_len"] = 12;  // n_ctx 16 with a BOS holds two copies of at most 7
-  refused(j, "max_len");
-  j = tiny_selection();
-  j["text"] = "novel";
-  refused(j, "\"text\"");
-  j = tiny_selection();
-  j["curriculum"] = "copy:100";
-  refused(j, "'copy'");
-  j = tiny_selection();
-  j["curriculum"] = "repeat:5,text:7";  // text phases, no text chosen
-  refused(j, "text phases");
-  j = tiny_selection();
-  j["curriculum"] = "repeat:5:2-12";  // a phase's own lengths are checked against n_ctx too
-  refused(j, "max_len");
+  // {field, value, what the reason names}
+  const std::vector<std::tuple<const char*, Json, const char*>> bad{
+      {"preset", "nope", "\"preset\""},
+      {"layers", 9, "\"layers\""},
+      {"lr", "fast", "\"lr\""},
+      {"head", "2.0", "\"head\""},
+      {"max_len", 12, "max_len"},  // n_ctx 16 with a BOS holds two copies of at most 7
+      {"text", "novel", "\"text\""},
+      {"curriculum", "copy:100", "'copy'"},
+      {"curriculum", "repeat:5,text:7", "text phases"},  // no text chosen
+      {"curriculum", "repeat:5:2-12", "max_len"},        // a phase's own lengths are checked against n_ctx too
+  };
+  for (const auto& [key, value, needle] : bad) {
+    Json j = tiny_selection();
+    j[key] = value;
+    refused(j, needle);
+  }
   // A selection round-trips through its JSON.
   EXPECT_EQ(TrainSelection::from_json(v.selection().to_json()), v.selection());
 }
@@ -387,7 +397,7 @@ TEST(TrainText, TokenizingInChunksGivesTheIdsOfTheWholeText) {
       {bpe, true}, {testmodels::wordlevel_tokenizer(50), true}, {prefixed.dump(), false}};
   for (const auto& [tj, cuts] : tokenizers) {
     const Tokenizer tok = Tokenizer::from_json(tj);
-    for (size_t n : {size_t(10), size_t(40000), size_t(150000)}) {
+    for (size_t n : {size_t(10), size_t(20000), size_t(70000)}) {
       const std::string text = awkward_text(n);
       TokenizeWork w("t.txt", std::vector<uint8_t>(text.begin(), text.end()), tj);
       size_t steps = 1;
@@ -454,15 +464,10 @@ TEST(TrainText, ARunOnTheSampleEqualsTheStraightTrainer) {
   EXPECT_EQ(cfg.curriculum[0].source, "text");
   EXPECT_EQ(cfg.curriculum[1].source, "repeated-random");
   EXPECT_EQ(cfg.curriculum[1].min_len, 2);  // the selection's lengths for a repeat phase without its own
-  train::Trainer t(cfg, training_data(text, cfg.model.n_ctx));
-  std::vector<float> losses;
-  std::vector<train::Evaluation> evals{t.evaluate()};
-  while (!t.done()) {
-    losses.push_back(t.train_step().loss);
-    if (t.step() % cfg.eval_every == 0 || t.done()) evals.push_back(t.evaluate());
-  }
-  EXPECT_TRUE(same_weights(v.run()->trainer().model(), t.model()));
-  EXPECT_EQ(v.run()->losses(), losses);
+  const StraightRun ref = straight_run(cfg, training_data(text, cfg.model.n_ctx));
+  const std::vector<train::Evaluation>& evals = ref.evals;
+  EXPECT_TRUE(same_weights(v.run()->trainer().model(), ref.trainer->model()));
+  EXPECT_EQ(v.run()->losses(), ref.losses);
   ASSERT_EQ(v.run()->evals().size(), evals.size());
   for (size_t i = 0; i < evals.size(); ++i) {
     const TrainEval& e = v.run()->evals()[i];
@@ -543,9 +548,9 @@ TEST(TrainText, AFileIsTokenizedWithTheShownModelsTokenizer) {
   const train::TrainConfig cfg = v.selection().config(t);
   EXPECT_EQ(cfg.curriculum[0].source, "text");
   EXPECT_EQ(cfg.model.d_vocab, 2048);
-  train::Trainer tr(cfg, training_data(*t, cfg.model.n_ctx));
-  while (!tr.done()) tr.train_step();
-  EXPECT_TRUE(same_weights(v.run()->trainer().model(), tr.model()));
+  const StraightRun ref = straight_run(cfg, training_data(*t, cfg.model.n_ctx));
+  EXPECT_TRUE(same_weights(v.run()->trainer().model(), ref.trainer->model()));
+  EXPECT_EQ(v.run()->losses(), ref.losses);
   EXPECT_EQ(v.run()->evals().back().heldout_on, "held-out text");
 }
 
