@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -111,11 +112,16 @@ class TrainRun {
   // Training tokens per second of update time (0 before the first update).
   double tokens_per_s() const;
   // The kinds of unit advance() does, the longest of each so far (ms) and the
-  // time the next one is expected to take (the last of its kind; 0 before any).
+  // time the next one is expected to take (the last of its kind).
   enum Unit { kUpdateGroup, kScores, kHeldout, kProbe, kUnitKinds };
   static const char* unit_name(Unit u);
   double longest_unit_ms(Unit u) const { return longest_ms_[u]; }
-  double next_unit_estimate_ms() const { return last_ms_[next_unit()]; }
+  // An infinite estimate before any unit of the kind ran: a unit of unknown
+  // cost waits for a frame of its own (TrainWork::step).
+  double next_unit_estimate_ms() const {
+    const double ms = last_ms_[next_unit()];
+    return ms > 0 ? ms : std::numeric_limits<double>::infinity();
+  }
 
   // The phase change of this run's evaluations (phase_change_step below).
   std::optional<int64_t> phase_change_step() const;

@@ -270,9 +270,9 @@ test('the text preset trains on the shipped sample, and on a text file of one\'s
   { timeout: 400000 }, () =>
   withTrainTab(async (page, errors, work) => {
     // 1. The sample: downloaded when Train is pressed.
-    const steps = 30;
+    const steps = 60;
     let r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
-      JSON.stringify({ train: { preset: 'text', steps, eval_every: 10 } }));
+      JSON.stringify({ train: { preset: 'text', steps, eval_every: 20 } }));
     assert.equal(r, '', `cs_set_selections: ${r}`);
     await page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
     await click(page, 'train_start');
