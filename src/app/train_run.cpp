@@ -148,7 +148,7 @@ TrainRun::TrainRun(train::TrainConfig cfg, train::TrainData data)
   }
   inputs_ = trainer_.eval_inputs();
   if (trainer_.has_heldout()) {
-    heldout_rows_ = inputs_.heldout_windows;  // the trainer's fixed held-out windows
+    heldout_rows_ = std::move(inputs_.heldout_windows);  // the trainer's fixed held-out windows
     heldout_on_ = "held-out text";
   } else {
     // Held-out rows like the training batches of the last repeated phase.

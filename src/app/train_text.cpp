@@ -98,8 +98,8 @@ size_t text_chunk_end(std::string_view text, size_t from, size_t target, const T
   return text.size();
 }
 
-TokenizeWork::TokenizeWork(std::string name, std::vector<uint8_t> bytes, std::string tokenizer_json)
-    : bytes_(std::move(bytes)), tok_(Tokenizer::from_json(tokenizer_json)) {
+TokenizeWork::TokenizeWork(std::string name, std::vector<uint8_t> bytes, Tokenizer tok, std::string tokenizer_json)
+    : bytes_(std::move(bytes)), tok_(std::move(tok)) {
   if (bytes_.empty()) throw Error("text file '" + name + "' is empty");
   text_.source = "file";
   text_.name = std::move(name);

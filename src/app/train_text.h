@@ -23,7 +23,7 @@ inline constexpr size_t kMaxTextFileBytes = size_t(64) << 20;
 struct TrainText {
   std::string source;  // "sample" | "file"
   std::string name;    // the sample's title, or the file's name
-  std::vector<int> ids;      // the training text (a file's whole text: split_for_training cuts its held-out part)
+  std::vector<int> ids;      // the training text (a file's whole text: training_data cuts its held-out part)
   std::vector<int> heldout;  // the sample's held-out text (a file has none of its own)
   std::string tokenizer_json;
   int d_vocab = 0;  // the tokenizer's vocabulary
@@ -61,7 +61,8 @@ class TokenizeWork final : public SlicedComputation {
  public:
   static constexpr size_t kChunkBytes = 16 << 10;
   static constexpr int kMaxVocab = 65536;  // a larger tokenizer makes embeddings too big to train here
-  TokenizeWork(std::string name, std::vector<uint8_t> bytes, std::string tokenizer_json);
+  // tok: the tokenizer read from tokenizer_json (the shown model's, already parsed).
+  TokenizeWork(std::string name, std::vector<uint8_t> bytes, Tokenizer tok, std::string tokenizer_json);
   bool step(double budget_ms) override;
   bool done() const override { return done_; }
   float progress() const override;

@@ -196,9 +196,9 @@ void TrainView::sample_failed(Session& s, const std::string& reason) {
 
 void TrainView::receive_file(Session& s, const std::string& name, std::vector<uint8_t> bytes) {
   const LoadedModel* m = s.shown();
-  if (!m || !m->tokenizer || m->tokenizer_json.empty())
+  if (!m || !m->tokenizer)
     throw Error("text file '" + name + "': load a model with a tokenizer first (its tokenizer reads the text)");
-  auto work = std::make_unique<TokenizeWork>(name, std::move(bytes), m->tokenizer_json);
+  auto work = std::make_unique<TokenizeWork>(name, std::move(bytes), *m->tokenizer, m->tokenizer_json);
   JobOptions o;
   o.label = "tokenizing " + name;
   o.failed = [&s](const std::string& message) { s.set_error(message); };

@@ -399,7 +399,7 @@ TEST(TrainText, TokenizingInChunksGivesTheIdsOfTheWholeText) {
     const Tokenizer tok = Tokenizer::from_json(tj);
     for (size_t n : {size_t(10), size_t(20000), size_t(70000)}) {
       const std::string text = awkward_text(n);
-      TokenizeWork w("t.txt", std::vector<uint8_t>(text.begin(), text.end()), tj);
+      TokenizeWork w("t.txt", std::vector<uint8_t>(text.begin(), text.end()), tok, tj);
       size_t steps = 1;
       while (!w.step(0)) ++steps;  // one chunk per step
       EXPECT_EQ(w.text().ids, tok.encode(text)) << tok.kind() << " " << n;
@@ -409,7 +409,7 @@ TEST(TrainText, TokenizingInChunksGivesTheIdsOfTheWholeText) {
       else EXPECT_EQ(steps, 1u);
     }
   }
-  EXPECT_THROW(TokenizeWork("empty.txt", {}, bpe), Error);
+  EXPECT_THROW(TokenizeWork("empty.txt", {}, Tokenizer::from_json(bpe), bpe), Error);
 }
 
 TEST(TrainText, AFileKeepsItsLastTwentiethForHeldOut) {
