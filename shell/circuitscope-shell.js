@@ -78,7 +78,7 @@
       stageSkipped: w('cs_stage_skipped', null, ['string']),
       discardStaged: w('cs_discard_staged', null, []),
       loadStaged: w('cs_load_staged', null, ['string', 'string', 'string', 'string']),
-      trainStage: w('cs_train_stage', 'number', ['string', 'number']),
+      trainCheckFile: w('cs_train_check_file', 'number', ['string', 'number']),
       trainReceived: w('cs_train_received', null, ['string']),
       trainFetchFailed: w('cs_train_fetch_failed', null, ['string']),
       setBundledIndex: w('cs_set_bundled_index', null, ['string']),
@@ -190,10 +190,31 @@
   // ---- bundled models (assets/models/index.json) -------------------------------
   let bundled = [];
 
+  // Streams files ([{name, stream, size}], size -1 when unknown) into the
+  // staging area one after the other, the progress shown under `label` (total
+  // 0: unknown) and passed to onProgress(loaded, total). On failure the
+  // staging area is emptied and the error thrown on.
+  async function stageAll(entries, label, total, onProgress) {
+    let loaded = 0;
+    const onChunk = (n) => {
+      loaded += n;
+      api.downloadProgress(label, loaded, total, 1);
+      if (onProgress) onProgress(loaded, total);
+    };
+    api.discardStaged();
+    try {
+      for (const e of entries) await streamIntoWasm(e.name, e.stream, e.size, onChunk);
+    } catch (e) {
+      api.discardStaged();
+      throw e;
+    } finally {
+      api.downloadProgress(label, loaded, total, 0);
+    }
+  }
+
   // Downloads files ([{url, name, optional}]: an optional one that is not
-  // there is left out) into the staging area and loads them as one model.
-  async function fetchModel(id, title, description, origin, files, boot) {
-    if (boot) bootProgress(`Downloading the model "${title}"`, 0, 0);
+  // there is left out) of this site (or the one-file page) into the staging area.
+  async function downloadIntoStaging(files, label, onProgress) {
     const responses = await Promise.all(files.map((f) => siteFetch(f.url)));
     const giveUp = (err) => {  // the other downloads are not read
       for (const r of responses) if (r.body) r.body.cancel().catch(() => {});
@@ -210,21 +231,14 @@
     });
     got.forEach(({ file }, i) => { if (sizes[i] >= 0 && !api.checkFileSize(file.name, sizes[i])) giveUp(new Reported()); });
     const total = sizes.every((n) => n >= 0) ? sizes.reduce((a, b) => a + b, 0) : 0;
-    let loaded = 0;
-    const onChunk = (n) => {
-      loaded += n;
-      api.downloadProgress(title, loaded, total, 1);
-      if (boot) bootProgress(`Downloading the model "${title}"`, loaded, total);
-    };
-    api.discardStaged();
-    try {
-      for (let i = 0; i < got.length; i++) await streamIntoWasm(got[i].file.name, got[i].r.body, sizes[i], onChunk);
-    } catch (e) {
-      api.discardStaged();
-      throw e;
-    } finally {
-      api.downloadProgress(title, loaded, total, 0);
-    }
+    await stageAll(got.map(({ file, r }, i) => ({ name: file.name, stream: r.body, size: sizes[i] })), label, total, onProgress);
+  }
+
+  // Downloads a model's files and loads them as one model.
+  async function fetchModel(id, title, description, origin, files, boot) {
+    const what = `Downloading the model "${title}"`;
+    if (boot) bootProgress(what, 0, 0);
+    await downloadIntoStaging(files, title, boot ? (loaded, total) => bootProgress(what, loaded, total) : null);
     api.loadStaged(id, title, description, origin);
   }
 
@@ -343,21 +357,10 @@
       // A file larger than the page holds is refused from its size, before any file is read.
       for (const f of files) if (isModelFile(f.name) && !api.checkFileSize(f.name, f.size)) throw new Reported();
       const total = files.reduce((a, f) => a + (isModelFile(f.name) ? f.size : 0), 0);
-      let loaded = 0;
       const label = files.length === 1 ? files[0].name : `${files.length} files`;
-      const onChunk = (n) => { loaded += n; api.downloadProgress(`reading ${label}`, loaded, total, 1); };
-      api.discardStaged();
-      try {
-        for (const f of files) {
-          if (!isModelFile(f.name)) { api.stageSkipped(f.name); continue; }
-          await streamIntoWasm(f.name, f.stream(), f.size, onChunk);
-        }
-      } catch (e) {
-        api.discardStaged();
-        throw e;
-      } finally {
-        api.downloadProgress(`reading ${label}`, loaded, total, 0);
-      }
+      await stageAll(files.filter((f) => isModelFile(f.name)).map((f) => ({ name: f.name, stream: f.stream(), size: f.size })),
+        `reading ${label}`, total, null);
+      for (const f of files) if (!isModelFile(f.name)) api.stageSkipped(f.name);
       const weights = files.find((f) => /\.(safetensors|pth|pt)$/i.test(f.name));
       const rel = files[0].webkitRelativePath || '';
       const folder = rel.includes('/') ? rel.split('/')[0] : '';
@@ -444,46 +447,25 @@
   });
 
   // ---- the Train tab's text: the sample (assets/text/) and the user's text file ----------
-  // Bytes handed to the Train view: staged one file at a time, then
-  // cs_train_received (src/app/bridge.cpp).
-  function trainStage(name, bytes) {
-    const ptr = api.trainStage(name, bytes.length) >>> 0;
-    if (!ptr) throw new Reported();
-    Module.HEAPU8.set(bytes, ptr);
-  }
+  // Staged like a model's files, then handed to the Train view
+  // (cs_train_received, src/app/bridge.cpp).
 
   // The text sample: index.json, then the files it names.
   function fetchTrainSample() {
     enqueue(async () => {
-      const label = 'downloading the text sample';
       try {
-        const get = async (file) => {
-          const r = await siteFetch(`assets/text/${file}`);
-          if (!r.ok) throw new Error(`assets/text/${file}: HTTP ${r.status}`);
-          return r;
-        };
-        const indexBytes = new Uint8Array(await (await get('index.json')).arrayBuffer());
+        const r = await siteFetch('assets/text/index.json');
+        if (!r.ok) throw new Error(`assets/text/index.json: HTTP ${r.status}`);
+        const indexBytes = new Uint8Array(await r.arrayBuffer());
         const index = JSON.parse(new TextDecoder().decode(indexBytes));
         const names = [index.train && index.train.file, index.heldout && index.heldout.file, index.tokenizer];
         if (names.some((n) => typeof n !== 'string' || !/^[\w.-]+$/.test(n)))
           throw new Error('assets/text/index.json does not name its files (train.file, heldout.file, tokenizer)');
-        const responses = await Promise.all(names.map(get));
-        const total = responses.reduce((a, r) => a + (Number(r.headers.get('Content-Length')) || 0), 0);
-        let loaded = 0;
-        const bodies = [];
-        for (let i = 0; i < names.length; i++) {
-          bodies.push(await readWithProgress(responses[i], names[i], () => {}));
-          loaded += bodies[i].length;
-          api.downloadProgress(label, loaded, total, 1);
-        }
-        trainStage('index.json', indexBytes);
-        names.forEach((n, i) => trainStage(n, bodies[i]));
+        await downloadIntoStaging(names.map((n) => ({ url: `assets/text/${n}`, name: n })), 'downloading the text sample');
+        await streamIntoWasm('index.json', new Response(indexBytes).body, indexBytes.length, () => {});
         api.trainReceived('sample');
       } catch (e) {
-        if (!(e instanceof Reported)) api.trainFetchFailed(String((e && e.message) || e));
-        else api.trainFetchFailed('not enough memory for the sample');
-      } finally {
-        api.downloadProgress(label, 0, 0, 0);
+        api.trainFetchFailed(e instanceof Reported ? 'not enough memory for the sample' : String((e && e.message) || e));
       }
     });
   }
@@ -500,7 +482,8 @@
     textInput.value = '';
     if (!file) return;
     enqueue(async () => {
-      trainStage(file.name, new Uint8Array(await file.arrayBuffer()));
+      if (!api.trainCheckFile(file.name, file.size)) throw new Reported();
+      await stageAll([{ name: file.name, stream: file.stream(), size: file.size }], `reading ${file.name}`, file.size, null);
       api.trainReceived('file');
     });
   });
@@ -517,6 +500,32 @@
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // Saves files ([{name, mime, bytes}]) as the folder `folder`: where the
+  // browser lets a page write into a folder the user picks (the File System
+  // Access API, in Chromium-based browsers) as <picked>/<folder>/<name>, so
+  // that the folder opens as it is in the page and the CLI; elsewhere, or when
+  // the picker cannot open, as downloads named <folder>.<name>.
+  async function saveFolder(folder, files) {
+    if (typeof window.showDirectoryPicker === 'function') {
+      let parent = null;
+      try {
+        parent = await window.showDirectoryPicker({ id: 'circuitscope-save', mode: 'readwrite' });
+      } catch (e) {
+        if (e && e.name === 'AbortError') return;  // the picker was closed: nothing is saved
+      }
+      if (parent) {
+        const dir = await parent.getDirectoryHandle(folder, { create: true });
+        for (const f of files) {
+          const out = await (await dir.getFileHandle(f.name, { create: true })).createWritable();
+          await out.write(f.bytes);
+          await out.close();
+        }
+        return;
+      }
+    }
+    for (const f of files) download(`${folder}.${f.name}`, f.mime, f.bytes);
   }
 
   // A rectangle of the WebGL canvas (CSS pixels) as a PNG download. Called by
@@ -541,6 +550,8 @@
     copyText,
     copyLink: () => window.circuitscopeShell.copyText(location.href),
     download,
+    saveFolder: (folder, files) => saveFolder(folder, files).catch((e) =>
+      reportError(new Error(`saving ${folder}: ${(e && e.message) || e}`))),
     savePng,
     fatal,
     pageStarted: () => { pageStarted = true; maybeHideBoot(); },

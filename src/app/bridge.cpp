@@ -197,9 +197,6 @@ bool stageable(const char* name, double len) {
   return false;
 }
 
-// Files handed to the Train view (cs_train_stage), until cs_train_received.
-cs::FileSet g_train_files;
-
 // Memory taken by cs_test_fill_memory, by address.
 std::vector<void*> g_ballast;
 
@@ -432,35 +429,24 @@ EMSCRIPTEN_KEEPALIVE const char* cs_train(const char* action, double step) {
   return out.c_str();
 }
 
-// Files for the Train view, in two steps: cs_train_stage reserves len bytes
-// for `name` and returns where to write them (0 when memory is short; the
-// banner says so), then cs_train_received hands the staged files over: kind
-// "sample" (assets/text/: index.json and the files it names) or "file" (one
-// text file of the user's, staged under its name). cs_train_fetch_failed ends
-// a sample download that failed, with its reason.
-EMSCRIPTEN_KEEPALIVE uint8_t* cs_train_stage(const char* name, double len) {
-  if (!stageable(name, len)) return nullptr;
-  if (len > double(cs::app::kMaxTextFileBytes)) {
-    g_train_files.clear();
-    session().set_error("text file " + str(name) + " is " + std::to_string(int64_t(len / 1048576)) +
-                        " MB; a run in the page reads at most " +
-                        std::to_string(cs::app::kMaxTextFileBytes >> 20) + " MB");
-    return nullptr;
-  }
+// Files for the Train view come in through the staging set, as a model's do
+// (cs_stage_*, the shell's streamIntoWasm), then cs_train_received hands them
+// over: kind "sample" (assets/text/: index.json and the files it names) or
+// "file" (one text file of the user's). cs_train_check_file refuses a text
+// file too large for a run (1, or 0 with the banner saying why) before the
+// shell reads it; cs_train_fetch_failed ends a sample download that failed.
+EMSCRIPTEN_KEEPALIVE int cs_train_check_file(const char* name, double bytes) {
   try {
-    auto& bytes = g_train_files[str(name)];
-    bytes.assign(size_t(len), 0);
-    return bytes.data();
-  } catch (const std::bad_alloc&) {
-    g_train_files.clear();
-    session().set_error(cs::app::ran_out_of_memory(str(name)));
-    return nullptr;
+    cs::app::check_text_file_size(str(name), bytes);
+    return session().check_file_size(str(name), bytes) ? 1 : 0;
+  } catch (const std::exception& e) {
+    session().set_error(e.what());
+    return 0;
   }
 }
 
 EMSCRIPTEN_KEEPALIVE void cs_train_received(const char* kind) {
-  cs::FileSet files;
-  files.swap(g_train_files);
+  cs::FileSet files = session().take_staged();
   auto* v = cs::app::app().view<cs::app::TrainView>();
   if (!v) return;
   try {
@@ -478,7 +464,7 @@ EMSCRIPTEN_KEEPALIVE void cs_train_received(const char* kind) {
 }
 
 EMSCRIPTEN_KEEPALIVE void cs_train_fetch_failed(const char* reason) {
-  g_train_files.clear();
+  session().discard_staged();
   if (auto* v = cs::app::app().view<cs::app::TrainView>()) v->sample_failed(session(), str(reason));
 }
 

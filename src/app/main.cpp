@@ -22,6 +22,7 @@
 #include "app/jobs.h"
 #include "app/platform.h"
 #include "app/redraw.h"
+#include "app/train_view.h"
 #include "app/ui.h"
 #include "app/views.h"
 #include "imgui.h"
@@ -275,6 +276,8 @@ int main() {
   emscripten_set_webglcontextlost_callback("#canvas", nullptr, false, on_context_lost);
   emscripten_set_webglcontextrestored_callback("#canvas", nullptr, false, on_context_restored);
 
+  // A run on the text sample asks the shell to download it, whichever tab is shown.
+  if (auto* train = cs::app::app().view<cs::app::TrainView>()) train->set_sample_source(cs::app::platform::fetch_train_sample);
 #if defined(__EMSCRIPTEN_PTHREADS__)
   // The threaded build (circuitscope-mt.js), which the shell loads only when
   // the page is cross-origin isolated: analyses run on worker threads, never

@@ -3,6 +3,8 @@
 #pragma once
 #include <string>
 
+#include "io/model_io.h"
+
 namespace cs::app::platform {
 
 // Opens the browser's file chooser (the shell's hidden <input type=file multiple>).
@@ -10,7 +12,7 @@ void open_file_picker();
 // Asks the shell to download a bundled model (assets/models/<id>/...) and load it.
 void load_bundled(const std::string& id);
 // Asks the shell to download the Train view's text sample (assets/text/) and
-// hand it over (bridge.cpp: cs_train_stage, cs_train_received).
+// hand it over (staged like a model's files, then bridge.cpp: cs_train_received).
 void fetch_train_sample();
 // Opens a file chooser for one text file, handed over to the Train view the same way.
 void open_text_picker();
@@ -20,6 +22,10 @@ void clipboard_write(const std::string& text);
 void copy_link();
 // Saves bytes as a file named `name` (a download; nothing leaves the machine).
 void download(const std::string& name, const std::string& mime, const std::string& bytes);
+// Saves files as a folder named `folder`: in a folder the user picks where the
+// browser lets a page write one (<picked>/<folder>/<file>), else as downloads
+// named <folder>.<file>. A .json file is saved as application/json.
+void save_folder(const std::string& folder, const FileSet& files);
 // Saves the canvas rectangle (x, y, w, h in CSS pixels) as a PNG named `name`
 // (at the display's pixel ratio). Call right after the frame is rendered.
 void save_png(float x, float y, float w, float h, const std::string& name);

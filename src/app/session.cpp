@@ -168,6 +168,12 @@ void Session::discard_staged() {
   skipped_.clear();
 }
 
+FileSet Session::take_staged() {
+  FileSet files = std::move(staged_);
+  discard_staged();
+  return files;
+}
+
 void Session::load_files(FileSet files, const std::string& id, const std::string& title,
                          const std::string& description, const std::string& origin) {
   discard_staged();

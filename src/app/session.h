@@ -117,6 +117,9 @@ class Session {
   void load_staged(const std::string& id, const std::string& title, const std::string& description,
                    const std::string& origin);
   void discard_staged();
+  // The staged files, handed over for another use than a model (the Train
+  // view's text); the staging set is left empty.
+  FileSet take_staged();
   // Loads a model folder made in the page (the Train view's weights) like
   // staged files: the shown model stays until it has loaded.
   void load_files(FileSet files, const std::string& id, const std::string& title, const std::string& description,

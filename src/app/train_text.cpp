@@ -98,9 +98,16 @@ size_t text_chunk_end(std::string_view text, size_t from, size_t target, const T
   return text.size();
 }
 
+void check_text_file_size(const std::string& name, double bytes) {
+  if (bytes <= double(kMaxTextFileBytes)) return;
+  throw Error("text file " + name + " is " + std::to_string(int64_t(bytes / 1048576)) +
+              " MB; a run in the page reads at most " + std::to_string(kMaxTextFileBytes >> 20) + " MB");
+}
+
 TokenizeWork::TokenizeWork(std::string name, std::vector<uint8_t> bytes, Tokenizer tok, std::string tokenizer_json)
     : bytes_(std::move(bytes)), tok_(std::move(tok)) {
   if (bytes_.empty()) throw Error("text file '" + name + "' is empty");
+  check_text_file_size(name, double(bytes_.size()));
   text_.source = "file";
   text_.name = std::move(name);
   text_.tokenizer_json = std::move(tokenizer_json);

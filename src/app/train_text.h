@@ -19,6 +19,10 @@ namespace cs::app {
 
 // The most bytes of text the page takes for a run (a larger file is refused from its size).
 inline constexpr size_t kMaxTextFileBytes = size_t(64) << 20;
+// Throws cs::Error ("text file <name> is 80 MB; a run in the page reads at
+// most 64 MB") for a file over kMaxTextFileBytes; the shell asks before it
+// reads the file (bridge.cpp, cs_train_check_file).
+void check_text_file_size(const std::string& name, double bytes);
 
 struct TrainText {
   std::string source;  // "sample" | "file"

@@ -244,6 +244,10 @@ void TrainView::start(Session& s) {
   if (sel_.text == "sample" && !text) {  // fetched first; receive_sample starts the run
     if (status(s) == Status::running) pause(s);
     waiting_sample_ = true;
+    if (!sample_requested_ && fetch_sample_) {
+      sample_requested_ = true;
+      fetch_sample_();
+    }
     return;
   }
   train::TrainData data = text ? training_data(*text, cfg.model.n_ctx) : train::TrainData{};

@@ -8,6 +8,7 @@
 // snapshot) the page's model; "Save" downloads them as a model folder.
 // The run (train_run.h) advances as a job stepped a slice per frame.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -73,7 +74,9 @@ class TrainView final : public SelectionView<TrainSelection> {
   std::vector<ExportTable> tables(const Session& s) const override;
 #ifdef CS_APP_DRAW
   void draw(Session& s) override;  // train_view_draw.cpp
-  // "Save": downloads save_files() as <name>.<file> (the safetensors carries its config).
+  // "Save": save_files() as the folder <name> (platform::save_folder: a folder
+  // the user picks, or downloads <name>.<file>; the safetensors alone carries
+  // the config and tokenizer too).
   void save_download() const;
 #endif
 
@@ -81,13 +84,12 @@ class TrainView final : public SelectionView<TrainSelection> {
   static const char* status_name(Status st);
   // A new run from the selection (dropping the one there), started at once;
   // when it reads the text sample and that is not there yet, once the sample
-  // has come (status loading; the page fetches it, see wants_sample). Throws
-  // cs::Error for a selection that reads a text file before one was chosen.
+  // has come (status loading; start asks for it through the sample source).
+  // Throws cs::Error for a selection that reads a text file before one was chosen.
   void start(Session& s);
-  // The text sample is wanted and not yet asked for: the page asks the shell
-  // (platform::fetch_train_sample) and calls sample_requested().
-  bool wants_sample() const { return waiting_sample_ && !sample_requested_; }
-  void sample_requested() { sample_requested_ = true; }
+  // What start() calls to ask for the text sample (the page: the shell's
+  // download, platform::fetch_train_sample), at most once until it comes or fails.
+  void set_sample_source(std::function<void()> fetch) { fetch_sample_ = std::move(fetch); }
   // The sample's files came (sample_text, train_text.h): kept for later runs;
   // a run waiting for them starts. A bad sample fails the wait with its reason.
   void receive_sample(Session& s, const FileSet& files);
@@ -122,6 +124,7 @@ class TrainView final : public SelectionView<TrainSelection> {
   void start_job(Session& s);
   std::shared_ptr<TrainRun> run_;
   std::shared_ptr<const TrainText> sample_, file_;
+  std::function<void()> fetch_sample_;
   bool waiting_sample_ = false, sample_requested_ = false;
   bool paused_ = false, stopped_ = false;
   std::string failure_;

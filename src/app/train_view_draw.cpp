@@ -68,9 +68,7 @@ void int_setting(Session& s, TrainView& v, const char* label, const char* key, i
 void TrainView::save_download() const {
   std::string name;
   const FileSet files = save_files(name);
-  for (const auto& [file, bytes] : files)
-    platform::download(name + "." + file, file.ends_with(".json") ? "application/json" : "application/octet-stream",
-                       std::string(bytes.begin(), bytes.end()));
+  platform::save_folder(name, files);
 }
 
 void TrainView::draw(Session& s) {
@@ -95,10 +93,6 @@ void TrainView::draw(Session& s) {
   ui::help_marker("The same trainer as `circuitscope train` (AdamW, the same data and evaluation): the same "
                   "settings and seed give the same weights. See docs/training.md.");
   if (preset) ImGui::TextWrapped("%s", preset->description.c_str());
-  if (wants_sample()) {
-    sample_requested();
-    platform::fetch_train_sample();
-  }
 
   // ---- the data ----
   {

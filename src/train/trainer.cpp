@@ -293,17 +293,6 @@ std::vector<DataPhase> parse_curriculum(std::string_view spec) {
   return out;
 }
 
-std::string curriculum_text(std::span<const DataPhase> phases) {
-  std::string out;
-  for (const DataPhase& p : phases) {
-    if (!out.empty()) out += ",";
-    out += (p.source == "text" ? "text:" : "repeat:") + std::to_string(p.steps);
-    if (p.source != "text" && (p.min_len > 0 || p.max_len > 0))
-      out += ":" + std::to_string(p.min_len) + "-" + std::to_string(p.max_len);
-  }
-  return out;
-}
-
 std::string train_config_to_json(const TrainConfig& c, int indent) {
   ojson cur = ojson::array();
   for (const DataPhase& p : c.curriculum)

@@ -123,8 +123,6 @@ std::string train_config_to_json(const TrainConfig& cfg, int indent = 2);
 // phase's segment lengths: "repeat:2000:8-40,text:3000". Throws cs::Error
 // naming the item at fault.
 std::vector<DataPhase> parse_curriculum(std::string_view spec);
-// The text parse_curriculum reads back ("repeat:2000:8-40,text:3000"; lengths when set).
-std::string curriculum_text(std::span<const DataPhase> phases);
 TrainConfig train_config_from_json(std::string_view text);
 
 // Learning rate of update index s (0-based), per the schedule above.

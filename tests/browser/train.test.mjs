@@ -2,17 +2,19 @@
 // its buttons (the rects the page reports):
 //  1. a short run of the repeated-tokens preset gives the weights, batch
 //     losses and evaluation scores of `circuitscope train` natively with the
-//     config the page shows (its "run.config"); Save downloads the weights,
-//     which the CLI opens and runs with the same logits as the native run;
+//     config the page shows (its "run.config"); Save writes the model folder
+//     into a folder the user picks (the directory picker stood in for), which
+//     the CLI opens and runs with the same logits as the native run;
 //  2. the whole preset: pause holds the run, resume continues it, an
 //     induction head forms (best prefix-matching score above 0.5) within the
 //     preset's 1,000 updates with frames' C++ work within 50 ms (see
 //     assertFramesWithin50ms), stop ends
 //     the run; "Open this model" makes it the page's model and the Induction
 //     view shows the induction head (the numbers of `circuitscope induction`
-//     on the saved weights);
-//  3. the text preset downloads the text sample and trains on it as
-//     `circuitscope train` does on assets/text/; a text file set on the page's
+//     on the weights Save downloads where no folder can be written);
+//  3. the text preset, started while another tab is shown, downloads the
+//     text sample and trains on it as `circuitscope train` does on
+//     assets/text/; a text file set on the page's
 //     input is tokenized to `circuitscope encode`'s ids and trains as the CLI
 //     does on the same split.
 import { test } from 'node:test';
@@ -53,8 +55,53 @@ async function click(page, name) {
   await page.mouse.click(c.x, c.y);
 }
 
-// Clicks Save and keeps the downloads in a folder under their names without the run prefix.
+// Clicks Save where the browser writes a folder the user picks (the File
+// System Access API): a stand-in for the directory picker, which headless
+// Chromium cannot show, records what the page writes into the picked folder.
+// The files are written under `dir` at the paths the page gave them; returns
+// those paths.
+async function saveToFolder(page, dir) {
+  await page.evaluate(() => {
+    const written = (window.testSaved = {});
+    const file = (path) => ({
+      createWritable: async () => {
+        const parts = [];
+        return {
+          write: async (b) => { parts.push(new Uint8Array(b)); },
+          close: async () => { written[path] = new Uint8Array(await new Blob(parts).arrayBuffer()); },
+        };
+      },
+    });
+    const folder = (path) => ({
+      getDirectoryHandle: async (name, o) => {
+        if (!o || !o.create) throw new Error(`${path}${name}: not created`);
+        return folder(`${path}${name}/`);
+      },
+      getFileHandle: async (name, o) => {
+        if (!o || !o.create) throw new Error(`${path}${name}: not created`);
+        return file(`${path}${name}`);
+      },
+    });
+    window.showDirectoryPicker = async (o) => { window.testPicker = o; return folder(''); };
+  });
+  await click(page, 'train_save');
+  await page.waitForFunction(() => Object.keys(window.testSaved).length === 3);
+  const files = await page.evaluate(() => Object.entries(window.testSaved).map(([path, bytes]) => {
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return [path, btoa(bin)];
+  }));
+  for (const [path, b64] of files) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), Buffer.from(b64, 'base64'));
+  }
+  return files.map(([path]) => path).sort();
+}
+
+// Clicks Save in a browser that cannot write folders (no directory picker)
+// and keeps the downloads in a folder under their names without the run prefix.
 async function save(page, dir) {
+  await page.evaluate(() => { window.showDirectoryPicker = undefined; });
   const names = [];
   const got = new Promise((resolve) => {
     const seen = [];
@@ -141,12 +188,12 @@ test('a short run equals `circuitscope train`, and Save gives weights the CLI op
         assert.ok(Math.abs(v - ref.prev_token[l][h]) <= 2e-3, `previous token ${l}.${h} at ${e.step}`)));
     }
 
-    // Save: the weights (with their config inside) and config.json.
-    const saved = join(work, 'saved');
-    mkdirSync(saved);
-    const names = await save(page, saved);
-    assert.deepEqual(names, ['config.json', 'model.safetensors', 'tokenizer.json'].map(
-      (f) => `trained-in-page-induction-step-${SHORT}.${f}`));
+    // Save: a folder of the weights (with their config inside), config.json and tokenizer.json.
+    const folder = `trained-in-page-induction-step-${SHORT}`;
+    const paths = await saveToFolder(page, work);
+    assert.deepEqual(paths, ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => `${folder}/${f}`));
+    assert.equal(await page.evaluate(() => window.testPicker.mode), 'readwrite');
+    const saved = join(work, folder);
     const ck = join(out, `step-${String(SHORT).padStart(7, '0')}`);
     const diff = weightDiff(readSafetensors(join(ck, 'model.safetensors')).tensors,
       readSafetensors(join(saved, 'model.safetensors')).tensors);
@@ -218,7 +265,10 @@ test('the preset grows an induction head; pause, resume, stop; the Induction vie
       !x.loading.active, { what: 'the trained model in the page' });
     const saved = join(work, 'saved');
     mkdirSync(saved);
-    await save(page, saved);
+    const names = await save(page, saved);
+    const prefix = names[0].replace(/\.config\.json$/, '');
+    assert.match(prefix, /^trained-in-page-induction-step-\d+$/);
+    assert.deepEqual(names, ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => `${prefix}.${f}`));
     await openTab(page, 'induction');
     s = await waitForState(page, (x) => x.views.induction.results.experiment?.freshness === 'current',
       { what: 'the Induction view', timeout: 120000 });
@@ -269,13 +319,18 @@ function sameAsCli(run, ref) {
 test('the text preset trains on the shipped sample, and on a text file of one\'s own, as the CLI does',
   { timeout: 400000 }, () =>
   withTrainTab(async (page, errors, work) => {
-    // 1. The sample: downloaded when Train is pressed.
+    // 1. The sample: downloaded when a run is started, here while another tab is shown.
     const steps = 60;
     let r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
       JSON.stringify({ train: { preset: 'text', steps, eval_every: 20 } }));
     assert.equal(r, '', `cs_set_selections: ${r}`);
     await page.evaluate(() => Module.ccall('cs_frame_stats_reset', null, [], []));
-    await click(page, 'train_start');
+    await openTab(page, 'bigram');
+    r = await page.evaluate(() => Module.ccall('cs_train', 'string', ['string', 'number'], ['start', -1]));
+    assert.equal(r, '', `cs_train start: ${r}`);
+    await waitForState(page, (x) => x.open_view === 'bigram' && train(x).text?.source === 'sample' && train(x).run,
+      { what: 'the sample downloaded and the run started with the Train tab hidden', timeout: 60000 });
+    await openTab(page, 'train');
     let s = await waitForState(page, (x) => train(x).status === 'finished', { what: 'the text run', timeout: 200000 });
     const f = JSON.parse(await page.evaluate(() => Module.ccall('cs_frame_stats_json', 'string', [], [])));
     let run = train(s).run;

@@ -444,11 +444,13 @@ TEST(TrainText, ARunOnTheSampleEqualsTheStraightTrainer) {
   sel["text"] = "sample";
   sel["curriculum"] = "text:4,repeat:3,text:3";
   v.set_selection_json(s, sel);
+  int asked = 0;
+  v.set_sample_source([&asked] { ++asked; });
   v.start(s);
   EXPECT_EQ(v.status(s), TrainView::Status::loading);
-  EXPECT_TRUE(v.wants_sample());
-  v.sample_requested();
-  EXPECT_FALSE(v.wants_sample());
+  EXPECT_EQ(asked, 1);  // start asks for the sample itself, whichever tab is shown
+  v.start(s);
+  EXPECT_EQ(asked, 1);  // once until it comes
   EXPECT_EQ(v.run(), nullptr);
   v.receive_sample(s, sample_files());
   ASSERT_EQ(s.error(), "");
@@ -488,6 +490,8 @@ TEST(TrainText, ARunOnTheSampleEqualsTheStraightTrainer) {
 
   // A bad sample: the wait ends with the reason, nothing runs.
   TrainView w;
+  int w_asked = 0;
+  w.set_sample_source([&w_asked] { ++w_asked; });
   w.set_selection_json(s, sel);
   w.start(s);
   FileSet bad = sample_files();
@@ -497,9 +501,32 @@ TEST(TrainText, ARunOnTheSampleEqualsTheStraightTrainer) {
   EXPECT_EQ(w.status(s), TrainView::Status::idle);
   s.clear_error();
   w.start(s);
+  EXPECT_EQ(w_asked, 2);  // asked again after the bad sample
   w.sample_failed(s, "HTTP 404");
   EXPECT_NE(s.error().find("HTTP 404"), std::string::npos);
   EXPECT_EQ(w.status(s), TrainView::Status::idle);
+  w.start(s);
+  EXPECT_EQ(w_asked, 3);  // and after a failed download
+}
+
+// A text file's bytes come through the Session's staging set (as a model's
+// do) and are handed over whole; a file over the page's limit is refused
+// from its size, by name.
+TEST(TrainText, TextFilesComeThroughTheStagingSet) {
+  Session s;
+  FileSet files;
+  files["mine.txt"] = {'a', 'b', '\n'};
+  apptest::stage(s, files);
+  EXPECT_EQ(s.take_staged(), files);
+  EXPECT_TRUE(s.take_staged().empty());  // nothing left staged
+  EXPECT_NO_THROW(check_text_file_size("mine.txt", double(kMaxTextFileBytes)));
+  try {
+    check_text_file_size("big.txt", double(kMaxTextFileBytes) + 16e6);
+    ADD_FAILURE() << "a file over the limit was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("text file big.txt is 79 MB"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("at most 64 MB"), std::string::npos) << e.what();
+  }
 }
 
 // The user's own text file: tokenized with the shown model's tokenizer by a
@@ -554,9 +581,17 @@ TEST(TrainText, AFileIsTokenizedWithTheShownModelsTokenizer) {
   EXPECT_EQ(v.run()->evals().back().heldout_on, "held-out text");
 }
 
-TEST(TrainText, CurriculumTextReadsBack) {
-  const std::string spec = "repeat:5:3-6,text:7,repeat:2";
-  EXPECT_EQ(train::curriculum_text(train::parse_curriculum(spec)), spec);
+TEST(TrainText, CurriculumTextIsRead) {
+  const auto spec = train::parse_curriculum("repeat:5:3-6,text:7,repeat:2");
+  ASSERT_EQ(spec.size(), 3u);
+  EXPECT_EQ(spec[0].source, "repeated-random");
+  EXPECT_EQ(spec[0].steps, 5);
+  EXPECT_EQ(spec[0].min_len, 3);
+  EXPECT_EQ(spec[0].max_len, 6);
+  EXPECT_EQ(spec[1].source, "text");
+  EXPECT_EQ(spec[1].steps, 7);
+  EXPECT_EQ(spec[2].steps, 2);
+  EXPECT_EQ(spec[2].min_len, 0);  // no lengths of its own
   const auto phases = train::parse_curriculum("random:4,text:1");
   ASSERT_EQ(phases.size(), 2u);
   EXPECT_EQ(phases[0].source, "repeated-random");
