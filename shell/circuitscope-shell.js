@@ -191,7 +191,8 @@
   let bundled = [];
 
   // Streams files ([{name, stream, size}], size -1 when unknown) into the
-  // staging area one after the other, the progress shown under `label` (total
+  // staging area one after the other, the progress shown under `label` (the
+  // model panel's line above its bar, e.g. "Downloading the text sample"; total
   // 0: unknown) and passed to onProgress(loaded, total). On failure the
   // staging area is emptied and the error thrown on.
   async function stageAll(entries, label, total, onProgress) {
@@ -238,7 +239,7 @@
   async function fetchModel(id, title, description, origin, files, boot) {
     const what = `Downloading the model "${title}"`;
     if (boot) bootProgress(what, 0, 0);
-    await downloadIntoStaging(files, title, boot ? (loaded, total) => bootProgress(what, loaded, total) : null);
+    await downloadIntoStaging(files, `Downloading ${title}`, boot ? (loaded, total) => bootProgress(what, loaded, total) : null);
     api.loadStaged(id, title, description, origin);
   }
 
@@ -359,7 +360,7 @@
       const total = files.reduce((a, f) => a + (isModelFile(f.name) ? f.size : 0), 0);
       const label = files.length === 1 ? files[0].name : `${files.length} files`;
       await stageAll(files.filter((f) => isModelFile(f.name)).map((f) => ({ name: f.name, stream: f.stream(), size: f.size })),
-        `reading ${label}`, total, null);
+        `Reading ${label}`, total, null);
       for (const f of files) if (!isModelFile(f.name)) api.stageSkipped(f.name);
       const weights = files.find((f) => /\.(safetensors|pth|pt)$/i.test(f.name));
       const rel = files[0].webkitRelativePath || '';
@@ -461,7 +462,7 @@
         const names = [index.train && index.train.file, index.heldout && index.heldout.file, index.tokenizer];
         if (names.some((n) => typeof n !== 'string' || !/^[\w.-]+$/.test(n)))
           throw new Error('assets/text/index.json does not name its files (train.file, heldout.file, tokenizer)');
-        await downloadIntoStaging(names.map((n) => ({ url: `assets/text/${n}`, name: n })), 'downloading the text sample');
+        await downloadIntoStaging(names.map((n) => ({ url: `assets/text/${n}`, name: n })), 'Downloading the text sample');
         await streamIntoWasm('index.json', new Response(indexBytes).body, indexBytes.length, () => {});
         api.trainReceived('sample');
       } catch (e) {
@@ -483,7 +484,7 @@
     if (!file) return;
     enqueue(async () => {
       if (!api.trainCheckFile(file.name, file.size)) throw new Reported();
-      await stageAll([{ name: file.name, stream: file.stream(), size: file.size }], `reading ${file.name}`, file.size, null);
+      await stageAll([{ name: file.name, stream: file.stream(), size: file.size }], `Reading ${file.name}`, file.size, null);
       api.trainReceived('file');
     });
   });

@@ -291,7 +291,9 @@ EMSCRIPTEN_KEEPALIVE void cs_load_staged(const char* id, const char* title, cons
 
 EMSCRIPTEN_KEEPALIVE void cs_set_bundled_index(const char* json) { session().set_bundled_index(str(json)); }
 
-// Download progress of a bundled model (bytes; total 0 when unknown).
+// Progress of files coming into the staging set (bytes; total 0 when
+// unknown), under the line the model panel shows ("Downloading <model>",
+// "Reading <file>", "Downloading the text sample").
 EMSCRIPTEN_KEEPALIVE void cs_download_progress(const char* label, double loaded, double total, int active) {
   auto& d = session().download();
   d.label = str(label);
@@ -408,7 +410,7 @@ EMSCRIPTEN_KEEPALIVE void cs_set_raw(int raw) { session().set_raw(raw != 0); }
 
 // The Train view's buttons (train_view.h): "start" (Train / Restart),
 // "pause", "resume", "stop", "open" (step < 0: the weights of now, else the
-// snapshot at that update), "save" (the downloads). Returns "" or the reason.
+// snapshot at that update), "snapshot" (keep the weights of now), "save". Returns "" or the reason.
 EMSCRIPTEN_KEEPALIVE const char* cs_train(const char* action, double step) {
   static std::string out;
   out.clear();
@@ -421,6 +423,7 @@ EMSCRIPTEN_KEEPALIVE const char* cs_train(const char* action, double step) {
     else if (a == "resume") v->resume(session());
     else if (a == "stop") v->stop(session());
     else if (a == "open") v->open_model(session(), int64_t(step));
+    else if (a == "snapshot") v->keep_snapshot();
     else if (a == "save") v->save_download();
     else throw cs::Error("cs_train: unknown action '" + a + "'");
   } catch (const std::exception& e) {

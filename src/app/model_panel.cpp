@@ -83,7 +83,7 @@ void Page::draw_open(Session& s) {
     const float frac = d.total > 0 ? float(d.loaded / d.total) : 0.f;
     std::string label = d.total > 0 ? ui::fmt("%.1f / %.1f MB", d.loaded / 1e6, d.total / 1e6)
                                     : ui::fmt("%.1f MB", d.loaded / 1e6);
-    ImGui::TextUnformatted(("Downloading " + d.label).c_str());
+    ImGui::TextUnformatted(d.label.c_str());  // the shell's words: "Downloading <model>", "Reading <file>"
     ImGui::ProgressBar(frac, ImVec2(-1.f, 0.f), label.c_str());
   }
   if (s.loading()) {

@@ -43,7 +43,7 @@ struct ActiveModel {
 // Download of a bundled model, reported by the shell.
 struct DownloadProgress {
   bool active = false;
-  std::string label;
+  std::string label;  // the line shown above the bar, e.g. "Downloading <model title>"
   double loaded = 0, total = 0;  // bytes; total 0 when unknown
 };
 

@@ -297,12 +297,24 @@ void TrainRun::plan_evaluation() {
                            const Model& m = trainer_.model();
                            ForwardOptions fo = patterns_only();
                            pending_.patterns = forward(m, probe_, fo).cache.pattern;
-                           const size_t bytes = m.size() * sizeof(float);
-                           if (snapshot_bytes_ + bytes <= kSnapshotBytes) {
-                             snapshots_.push_back(TrainSnapshot{pending_.step, std::make_shared<const Model>(m)});
-                             snapshot_bytes_ += bytes;
-                           }
+                           (void)add_snapshot();  // over the budget: the evaluation goes on without one
                          }});
+}
+
+bool TrainRun::add_snapshot() {
+  if (!snapshots_.empty() && snapshots_.back().step == step()) return true;
+  const Model& m = trainer_.model();
+  const size_t bytes = m.size() * sizeof(float);
+  if (snapshot_bytes_ + bytes > kSnapshotBytes) return false;
+  snapshots_.push_back(TrainSnapshot{step(), std::make_shared<const Model>(m)});
+  snapshot_bytes_ += bytes;
+  return true;
+}
+
+void TrainRun::keep_snapshot() {
+  if (!add_snapshot())
+    throw Error("train: the snapshots kept so far fill the " + std::to_string(kSnapshotBytes >> 20) +
+                " MB set aside for them; no snapshot at update " + std::to_string(step()));
 }
 
 void TrainRun::evaluate_unit() {

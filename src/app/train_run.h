@@ -132,6 +132,11 @@ class TrainRun {
   FileSet model_files() const;
   FileSet snapshot_files(const TrainSnapshot& s) const;
 
+  // Keeps the weights of now as a snapshot (the user's choice of step, beside
+  // the evaluations' own); nothing when one is kept at this step already.
+  // Throws cs::Error when the snapshots would pass kSnapshotBytes.
+  void keep_snapshot();
+
   // Snapshots are taken at every evaluation while their total stays under this.
   static constexpr size_t kSnapshotBytes = size_t(256) << 20;
 
@@ -154,7 +159,9 @@ class TrainRun {
   std::vector<int> probe_;
   std::vector<float> losses_;
   std::vector<TrainEval> evals_;
-  std::vector<TrainSnapshot> snapshots_;
+  // Adds the weights of now at step() unless one is kept there; false when over kSnapshotBytes.
+  bool add_snapshot();
+  std::vector<TrainSnapshot> snapshots_;  // by step
   size_t snapshot_bytes_ = 0;
   bool evaluated_ = false;  // the evaluation of the current step, if one is due, is done
   train::EvalInputs inputs_;          // what the heads are scored on (fixed for the run)

@@ -299,6 +299,11 @@ double TrainView::steps_per_s() const {
   return secs > 0 ? double(run_->step() - job_start_step_) / secs : 0;
 }
 
+void TrainView::keep_snapshot() {
+  if (!run_) throw Error("train: nothing trained yet to keep");
+  run_->keep_snapshot();
+}
+
 void TrainView::open_model(Session& s, int64_t step) {
   if (!run_) throw Error("train: nothing trained yet to open");
   FileSet files;

@@ -104,6 +104,9 @@ class TrainView final : public SelectionView<TrainSelection> {
   void pause(Session& s);   // the job stops; the run stays and resume() continues it
   void resume(Session& s);
   void stop(Session& s);    // the run ends where it is (its weights can still be opened and saved)
+  // Keeps the weights of now as a snapshot (TrainRun::keep_snapshot); cs::Error
+  // when there is no run or no room for it.
+  void keep_snapshot();
   // The weights of now (step < 0) or of the snapshot at `step` become the
   // page's model. cs::Error when there is no run or no such snapshot.
   void open_model(Session& s, int64_t step = -1);

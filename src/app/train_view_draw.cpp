@@ -236,10 +236,22 @@ void TrainView::draw(Session& s) {
     if (ImGui::Button("Save")) save_download();
     ui::mark_item("train_save");
     if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("Download the model as <run>.model.safetensors, <run>.config.json and "
-                        "<run>.tokenizer.json. The .safetensors file alone opens in this page and in `circuitscope` "
-                        "(it carries its config and tokenizer); so does a folder of the three named "
-                        "model.safetensors, config.json, tokenizer.json.");
+      ImGui::SetTooltip("Save the model as a folder <run>/ with model.safetensors, config.json and tokenizer.json, "
+                        "in a folder you pick (where the browser lets a page write one; elsewhere three downloads "
+                        "<run>.model.safetensors, ...). The folder, or the .safetensors file alone (it carries its "
+                        "config and tokenizer), opens in this page and in `circuitscope`.");
+    ImGui::SameLine();
+    if (ImGui::Button("Keep snapshot")) {
+      try {
+        keep_snapshot();
+      } catch (const std::exception& e) {
+        s.set_error(e.what());
+      }
+    }
+    ui::mark_item("train_snapshot");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("Keep the weights of this update, to open later from the snapshots (each evaluation keeps "
+                        "one too).");
     if (!run_->snapshots().empty()) {
       ImGui::SameLine();
       ImGui::SetNextItemWidth(fs * 12.f);
@@ -255,7 +267,8 @@ void TrainView::draw(Session& s) {
         ImGui::EndCombo();
       }
       if (ImGui::IsItemHovered())
-        ImGui::SetTooltip("The weights at each evaluation are kept: open 'before' and 'after' the phase change.");
+        ImGui::SetTooltip("The weights at each evaluation, and those you kept, are here: open 'before' and "
+                          "'after' the phase change.");
     }
   }
   if (!has_run) return;
@@ -266,8 +279,9 @@ void TrainView::draw(Session& s) {
   ImGui::ProgressBar(frac, ImVec2(std::min(ImGui::GetContentRegionAvail().x, fs * 40.f), 0.f),
                      ui::fmt("update %lld of %lld", static_cast<long long>(r.step()),
                              static_cast<long long>(c.steps)).c_str());
-  ImGui::Text("%s: %.1f updates/s, %.0f tokens/s while updating (%d x %d tokens per update)", status_name(st),
-              st == Status::running ? steps_per_s() : 0.0, r.tokens_per_s(), c.batch, c.model.n_ctx);
+  const std::string rate = st == Status::running ? ui::fmt("%.1f updates/s, ", steps_per_s()) : std::string();
+  ImGui::Text("%s: %s%.0f tokens/s while updating (%d x %d tokens per update)", status_name(st), rate.c_str(),
+              r.tokens_per_s(), c.batch, c.model.n_ctx);
   if (st == Status::failed) ImGui::TextColored(ImVec4(0.9f, 0.4f, 0.3f, 1.f), "%s", failure_.c_str());
   const auto pc = r.phase_change_step();
   if (!r.evals().empty()) {

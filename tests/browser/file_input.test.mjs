@@ -47,6 +47,7 @@ test('file input loads a model that replaces the default', { timeout: 120000 }, 
     const s2 = await waitForState(page, (x) => x.model && x.model.id === 'file:single.safetensors' && !x.loading.active,
       { what: 'single-file model' });
     assert.equal(s2.error, '');
+    assert.equal(s2.download.label, 'Reading single.safetensors', 'the line the panel showed above the bar');
     assert.equal(s2.model.title, 'single-file');
     assert.equal(s2.model.config.d_model, 12);
     assert.equal(s2.model.config.n_heads, 3);
@@ -62,6 +63,7 @@ test('file input loads a model that replaces the default', { timeout: 120000 }, 
     assert.equal(s3.model.title, bundled.title);
     assert.equal(s3.download.active, false);
     assert.ok(s3.download.total > 0 && s3.download.loaded === s3.download.total, 'download progress reported');
+    assert.equal(s3.download.label, `Downloading ${bundled.title}`, 'the line the panel shows above the bar');
     assertNoErrors(assert, errors);
   } finally {
     await app.close();

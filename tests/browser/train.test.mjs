@@ -5,7 +5,8 @@
 //     config the page shows (its "run.config"); Save writes the model folder
 //     into a folder the user picks (the directory picker stood in for), which
 //     the CLI opens and runs with the same logits as the native run;
-//  2. the whole preset: pause holds the run, resume continues it, an
+//  2. the whole preset: pause holds the run, "Keep snapshot" keeps its
+//     weights, resume continues it, an
 //     induction head forms (best prefix-matching score above 0.5) within the
 //     preset's 1,000 updates with frames' C++ work within 50 ms (see
 //     assertFramesWithin50ms), stop ends
@@ -232,6 +233,9 @@ test('the preset grows an induction head; pause, resume, stop; the Induction vie
     await page.waitForTimeout(1000);
     s = await waitFrames(page, 5);
     assert.equal(train(s).run.step, pausedAt, 'a paused run does not move');
+    await click(page, 'train_snapshot');  // kept at the paused update, between the evaluations' own
+    s = await waitForState(page, (x) => train(x).run.snapshots.includes(pausedAt), { what: 'the snapshot kept' });
+    assert.deepEqual(train(s).run.snapshots, [...train(s).run.snapshots].sort((a, b) => a - b), 'snapshots by update');
     await click(page, 'train_resume');
     await waitForState(page, (x) => train(x).status === 'running' && train(x).run.step > pausedAt, { what: 'resumed' });
 
@@ -328,8 +332,9 @@ test('the text preset trains on the shipped sample, and on a text file of one\'s
     await openTab(page, 'bigram');
     r = await page.evaluate(() => Module.ccall('cs_train', 'string', ['string', 'number'], ['start', -1]));
     assert.equal(r, '', `cs_train start: ${r}`);
-    await waitForState(page, (x) => x.open_view === 'bigram' && train(x).text?.source === 'sample' && train(x).run,
+    const got = await waitForState(page, (x) => x.open_view === 'bigram' && train(x).text?.source === 'sample' && train(x).run,
       { what: 'the sample downloaded and the run started with the Train tab hidden', timeout: 60000 });
+    assert.equal(got.download.label, 'Downloading the text sample', 'the line the model panel showed');
     await openTab(page, 'train');
     let s = await waitForState(page, (x) => train(x).status === 'finished', { what: 'the text run', timeout: 200000 });
     const f = JSON.parse(await page.evaluate(() => Module.ccall('cs_frame_stats_json', 'string', [], [])));
@@ -361,6 +366,7 @@ test('the text preset trains on the shipped sample, and on a text file of one\'s
     s = await waitForState(page, (x) => train(x).text?.source === 'file' && train(x).status !== 'loading',
       { what: 'the tokenized file' });
     const ftext = train(s).text;
+    assert.equal(s.download.label, 'Reading mine.txt');
     assert.equal(ftext.name, 'mine.txt');
     r = await page.evaluate((json) => Module.ccall('cs_set_selections', 'string', ['string'], [json]),
       JSON.stringify({ train: { ...s.views.train.selection, steps: 12, eval_every: 6 } }));

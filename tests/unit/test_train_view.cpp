@@ -242,6 +242,38 @@ TEST(TrainView, OpenThisModelLoadsTheWeightsOfNowOrOfASnapshot) {
   EXPECT_EQ(bos_or_none(alone), 0);
 }
 
+// "Keep snapshot": the weights of the update it is pressed at (mid-update
+// too: the weights change only when an update is finished), opened like an
+// evaluation's snapshot; kept once per update.
+TEST(TrainView, KeepSnapshotKeepsTheWeightsOfThatUpdate) {
+  Session s;
+  TrainView v;
+  EXPECT_THROW(v.keep_snapshot(), Error);  // nothing trained yet
+  v.set_selection_json(s, tiny_selection());
+  v.start(s);
+  int ticks = 0;
+  while (v.run()->step() < 6 && ticks++ < 1000) s.tick(0);
+  s.tick(0);  // into update 7
+  ASSERT_EQ(v.run()->step(), 6);
+  EXPECT_TRUE(v.run()->trainer().update_in_progress());
+  v.keep_snapshot();
+  v.keep_snapshot();  // the same update: nothing more
+  apptest::run_jobs(s, 0.0);
+  ASSERT_EQ(v.status(s), TrainView::Status::finished);
+  std::vector<int64_t> steps;
+  for (const TrainSnapshot& x : v.run()->snapshots()) steps.push_back(x.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 4, 6, 8, 12}));
+
+  train::Trainer t(v.selection().config(), {});
+  for (int i = 0; i < 6; ++i) t.train_step();
+  EXPECT_TRUE(same_weights(*v.run()->snapshots()[2].model, t.model()));
+  v.open_model(s, 6);
+  apptest::run_jobs(s, 1000.0);
+  ASSERT_EQ(s.error(), "");
+  EXPECT_EQ(s.active()->files->at("model.safetensors"),
+            save_model(t.model(), v.run()->tokenizer_json(), false, true).at("model.safetensors"));
+}
+
 // Generated tokens get words: the BOS named so every view finds it, the rest
 // distinct syllables the tokenizer reads back.
 TEST(TrainView, SyllableTokenizerNamesTheBosAndEveryId) {
