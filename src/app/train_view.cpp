@@ -173,7 +173,7 @@ const TrainText* TrainView::selected_text() const {
 
 void TrainView::receive_sample(Session& s, const FileSet& files) {
   const bool waiting = waiting_sample_;
-  waiting_sample_ = sample_requested_ = false;
+  waiting_sample_ = false;
   try {
     sample_ = std::make_shared<const TrainText>(sample_text(files));
   } catch (const std::exception& e) {
@@ -190,7 +190,7 @@ void TrainView::receive_sample(Session& s, const FileSet& files) {
 }
 
 void TrainView::sample_failed(Session& s, const std::string& reason) {
-  waiting_sample_ = sample_requested_ = false;
+  waiting_sample_ = false;
   s.set_error("text sample: " + reason);
 }
 
@@ -243,11 +243,9 @@ void TrainView::start(Session& s) {
   if (sel_.text == "file" && !text) throw Error("train: choose a text file first (Text file...)");
   if (sel_.text == "sample" && !text) {  // fetched first; receive_sample starts the run
     if (status(s) == Status::running) pause(s);
+    const bool asked = waiting_sample_;  // asked for already, not yet come
     waiting_sample_ = true;
-    if (!sample_requested_ && fetch_sample_) {
-      sample_requested_ = true;
-      fetch_sample_();
-    }
+    if (!asked && fetch_sample_) fetch_sample_();
     return;
   }
   train::TrainData data = text ? training_data(*text, cfg.model.n_ctx) : train::TrainData{};

@@ -5,7 +5,7 @@
 // previous-token score over the updates (the phase change marked), the
 // in-context learning score and a chosen head's attention on a fixed
 // repeated sequence. "Open this model" makes the weights of now (or of a
-// snapshot) the page's model; "Save" downloads them as a model folder.
+// snapshot) the page's model; "Save" saves them as a model folder.
 // The run (train_run.h) advances as a job stepped a slice per frame.
 #pragma once
 #include <functional>
@@ -128,7 +128,7 @@ class TrainView final : public SelectionView<TrainSelection> {
   std::shared_ptr<TrainRun> run_;
   std::shared_ptr<const TrainText> sample_, file_;
   std::function<void()> fetch_sample_;
-  bool waiting_sample_ = false, sample_requested_ = false;
+  bool waiting_sample_ = false;  // a run waits for the sample, which was asked for
   bool paused_ = false, stopped_ = false;
   std::string failure_;
   std::chrono::steady_clock::time_point job_started_{};
